@@ -1,0 +1,339 @@
+"""The engine configuration: one frozen dataclass that drives hw, golden, tb and synth.
+
+Every width of the design is either a field here or a property derived from
+the fields; nothing is typed twice. Variants are made with
+:func:`dataclasses.replace`, which re-runs validation.
+
+The number formats these fields control are specified in ``docs/numerics.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["EngineConfig", "KEY_ORDERS", "PRESETS", "ConfigError", "preset", "from_toml", "from_mapping"]
+
+KEY_ORDERS = ("sequential", "pattern")
+
+
+class ConfigError(ValueError):
+    """A configuration file or mapping that cannot be turned into an :class:`EngineConfig`."""
+
+
+def _check_int(name, value, lo, hi=None):
+    # bool is an int subclass; a flag where a width belongs is always a mistake.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        rule = f"at least {lo}" if hi is None else f"from {lo} to {hi}"
+        raise ValueError(f"{name} must be {rule}, not {value}")
+
+
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be true or false, not {value!r}")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Parameters of a FusionCIM attention engine.
+
+    Parameters
+    ----------
+    head_dim : int
+        Vector length d of Q, K and V (columns of both CIM arrays).
+    rows : int
+        Q rows held in the IP-CIM at once (one Q tile); also the O rows of the OP-CIM.
+    data_bits : int
+        Width of the signed Q, K and V integers.
+    ip_bits_per_cycle : int
+        Key bit-planes the IP-CIM consumes per cycle; must divide ``data_bits``.
+    op_bits_per_cycle : int
+        Probability bit-planes the OP-CIM consumes per cycle; must divide ``p_bits``.
+    log_frac_bits : int
+        Fraction bits F of the base-2 log-domain score x.
+    x_int_bits : int
+        Integer bits (sign included) of x; x saturates to that range.
+    const_bits : int
+        Mantissa bits of the per-row score constant (see ``docs/numerics.md`` §3).
+    prob_bits : int
+        Width of a probability p at or below the running max (p = 1 is ``2**prob_bits - 1``).
+    fine_lut_bits, coarse_lut_bits : int
+        log2 of the entry counts of the fine and coarse exponent LUTs.
+    tiers : bool
+        Pattern-aware precision tiers: coarse LUT beyond ``fine_window``. Off: fine LUT everywhere.
+    fine_window : int
+        Distance below the running max (log2 units) served by the fine LUT.
+    skip_threshold : int or None
+        Distance below the running max at or beyond which p is forced to 0; None: never forced.
+    key_skip : bool
+        Skip the V read and OP-CIM update of a key whose p is 0 in every row.
+    key_order : {"sequential", "pattern"}
+        Order keys stream past a Q tile; "pattern" visits the sink keys and the
+        diagonal window first (docs/numerics.md §6).
+    sink_keys, diag_window : int
+        Sizes of the two groups "pattern" order visits first.
+    lazy_threshold : int
+        Rescale only when a score exceeds the running max by more than this many
+        log2 units; 0 rescales on every growth. Each unit widens p by one bit.
+    rescale_on_growth_only : bool
+        Off models a naive online softmax that applies alpha on every key (counters only).
+    causal : bool
+        Default masking for runs that do not say otherwise.
+    max_seq_len : int
+        Longest key sequence the accumulators must hold without overflow.
+    acc_bits, sum_bits : int or None
+        Widths of the O accumulators and of the running sum l; None derives the minimum.
+    out_frac_bits : int
+        Fraction bits of the normalised output, in V's integer units.
+
+    Raises
+    ------
+    TypeError
+        A field of the wrong type.
+    ValueError
+        A value out of range or a combination the hardware cannot build; the
+        message names the parameter, the value and the rule.
+    """
+
+    head_dim: int = 64
+    rows: int = 16
+    data_bits: int = 8
+    ip_bits_per_cycle: int = 2
+    op_bits_per_cycle: int = 2
+    log_frac_bits: int = 8
+    x_int_bits: int = 12
+    const_bits: int = 16
+    prob_bits: int = 8
+    fine_lut_bits: int = 5
+    coarse_lut_bits: int = 2
+    tiers: bool = True
+    fine_window: int = 4
+    skip_threshold: int | None = 10
+    key_skip: bool = True
+    key_order: str = "pattern"
+    sink_keys: int = 4
+    diag_window: int = 32
+    lazy_threshold: int = 0
+    rescale_on_growth_only: bool = True
+    causal: bool = True
+    max_seq_len: int = 4096
+    acc_bits: int | None = None
+    sum_bits: int | None = None
+    out_frac_bits: int = 4
+
+    def __post_init__(self):
+        _check_int("head_dim", self.head_dim, 1, 4096)
+        _check_int("rows", self.rows, 1, 1024)
+        _check_int("data_bits", self.data_bits, 2, 16)
+        _check_int("ip_bits_per_cycle", self.ip_bits_per_cycle, 1)
+        _check_int("op_bits_per_cycle", self.op_bits_per_cycle, 1)
+        _check_int("log_frac_bits", self.log_frac_bits, 0, 16)
+        _check_int("x_int_bits", self.x_int_bits, 2, 24)
+        _check_int("const_bits", self.const_bits, 2, 24)
+        _check_int("prob_bits", self.prob_bits, 2, 16)
+        _check_int("fine_lut_bits", self.fine_lut_bits, 0, 12)
+        _check_int("coarse_lut_bits", self.coarse_lut_bits, 0, 12)
+        _check_bool("tiers", self.tiers)
+        _check_int("fine_window", self.fine_window, 1)
+        if self.skip_threshold is not None:
+            _check_int("skip_threshold", self.skip_threshold, 1)
+        _check_bool("key_skip", self.key_skip)
+        if self.key_order not in KEY_ORDERS:
+            raise ValueError(f"key_order must be one of {', '.join(KEY_ORDERS)}, not {self.key_order!r}")
+        _check_int("sink_keys", self.sink_keys, 0)
+        _check_int("diag_window", self.diag_window, 0)
+        _check_int("lazy_threshold", self.lazy_threshold, 0, 8)
+        _check_bool("rescale_on_growth_only", self.rescale_on_growth_only)
+        _check_bool("causal", self.causal)
+        _check_int("max_seq_len", self.max_seq_len, 1, 1 << 24)
+        _check_int("out_frac_bits", self.out_frac_bits, 0, 16)
+
+        if self.data_bits % self.ip_bits_per_cycle:
+            raise ValueError(
+                f"ip_bits_per_cycle {self.ip_bits_per_cycle} must divide data_bits {self.data_bits}")
+        if self.p_bits % self.op_bits_per_cycle:
+            raise ValueError(
+                f"op_bits_per_cycle {self.op_bits_per_cycle} must divide the probability width "
+                f"p_bits {self.p_bits} (prob_bits {self.prob_bits} + lazy_threshold {self.lazy_threshold})")
+        if self.fine_lut_bits > self.log_frac_bits:
+            raise ValueError(
+                f"fine_lut_bits {self.fine_lut_bits} cannot exceed log_frac_bits {self.log_frac_bits}: "
+                f"the LUT is indexed by the top bits of the fraction")
+        if self.coarse_lut_bits > self.fine_lut_bits:
+            raise ValueError(
+                f"coarse_lut_bits {self.coarse_lut_bits} cannot exceed fine_lut_bits {self.fine_lut_bits}")
+        if self.skip_threshold is not None and self.tiers and self.skip_threshold <= self.fine_window:
+            raise ValueError(
+                f"skip_threshold {self.skip_threshold} must be above fine_window {self.fine_window}")
+        if self.x_int_bits - 1 <= self.lazy_threshold + 1:
+            raise ValueError(f"x_int_bits {self.x_int_bits} leaves no range above lazy_threshold")
+        if self.acc_bits is not None:
+            _check_int("acc_bits", self.acc_bits, 2, 62)
+            if self.acc_bits < self.acc_bits_min:
+                raise ValueError(
+                    f"acc_bits {self.acc_bits} cannot hold {self.max_seq_len} keys of {self.p_bits}-bit p "
+                    f"times {self.data_bits}-bit v; needs {self.acc_bits_min}")
+        if self.sum_bits is not None:
+            _check_int("sum_bits", self.sum_bits, 1, 62)
+            if self.sum_bits < self.sum_bits_min:
+                raise ValueError(
+                    f"sum_bits {self.sum_bits} cannot hold the sum of {self.max_seq_len} keys of "
+                    f"{self.p_bits}-bit p; needs {self.sum_bits_min}")
+        if self.acc_width + self.out_frac_bits > 60:
+            raise ValueError(
+                f"acc_bits {self.acc_width} plus out_frac_bits {self.out_frac_bits} exceed the 60 bits "
+                f"the models support (max_seq_len {self.max_seq_len})")
+        if self.score_bits + self.const_bits > 62:
+            raise ValueError(
+                f"score_bits {self.score_bits} (head_dim {self.head_dim}, data_bits {self.data_bits}) plus "
+                f"const_bits {self.const_bits} exceed 62 bits")
+
+    # -- derived widths (docs/numerics.md) ---------------------------------
+    @property
+    def score_bits(self) -> int:
+        """Signed width that holds any Q.K dot product exactly."""
+        return (self.head_dim << (2 * self.data_bits - 2)).bit_length() + 1
+
+    @property
+    def x_bits(self) -> int:
+        """Signed width of the log-domain score x (integer plus fraction bits)."""
+        return self.x_int_bits + self.log_frac_bits
+
+    @property
+    def x_min(self) -> int:
+        return -(1 << (self.x_bits - 1))
+
+    @property
+    def x_max(self) -> int:
+        return (1 << (self.x_bits - 1)) - 1
+
+    @property
+    def prob_max(self) -> int:
+        """Integer value of p = 1 (the scale of p cancels in O / l)."""
+        return (1 << self.prob_bits) - 1
+
+    @property
+    def p_bits(self) -> int:
+        """Unsigned width of p, lazy-threshold headroom included."""
+        return self.prob_bits + self.lazy_threshold
+
+    @property
+    def acc_bits_min(self) -> int:
+        return ((self.max_seq_len * self.prob_max) << (self.lazy_threshold + self.data_bits - 1)).bit_length() + 1
+
+    @property
+    def sum_bits_min(self) -> int:
+        return ((self.max_seq_len * self.prob_max) << self.lazy_threshold).bit_length()
+
+    @property
+    def acc_width(self) -> int:
+        return self.acc_bits_min if self.acc_bits is None else self.acc_bits
+
+    @property
+    def sum_width(self) -> int:
+        return self.sum_bits_min if self.sum_bits is None else self.sum_bits
+
+    @property
+    def out_bits(self) -> int:
+        """Signed width of a normalised output element."""
+        return self.data_bits + self.out_frac_bits
+
+    @property
+    def ip_cycles_per_key(self) -> int:
+        return self.data_bits // self.ip_bits_per_cycle
+
+    @property
+    def op_cycles_per_key(self) -> int:
+        return self.p_bits // self.op_bits_per_cycle
+
+    @property
+    def div_cycles(self) -> int:
+        """Cycles of the sequential divider per output row (one quotient bit a cycle, plus rounding)."""
+        return self.out_bits + 1
+
+    @property
+    def softmax_latency(self) -> int:
+        """Cycles from a key's scores entering the softmax unit to its p leaving (reference schedule)."""
+        return 3
+
+    @property
+    def data_min(self) -> int:
+        return -(1 << (self.data_bits - 1))
+
+    @property
+    def data_max(self) -> int:
+        return (1 << (self.data_bits - 1)) - 1
+
+    def replace(self, **changes) -> "EngineConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(EngineConfig)}
+
+PRESETS: dict[str, EngineConfig] = {
+    "default": EngineConfig(),
+    # Small enough for cycle-by-cycle simulation of whole heads.
+    "test": EngineConfig(head_dim=16, rows=4, max_seq_len=256, sink_keys=2, diag_window=8),
+    # LLaMA-3-8B attention: d = 128, 8192-token context.
+    "llama3-8b": EngineConfig(head_dim=128, rows=16, max_seq_len=8192),
+}
+
+
+def preset(name: str) -> EngineConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+def from_mapping(data: dict, *, source: str = "config") -> EngineConfig:
+    """Build a config from a mapping of field names (TOML tables land here).
+
+    An optional ``preset`` key names the base; every other key must be a field.
+    """
+    data = dict(data)
+    name = data.pop("preset", "default")
+    if not isinstance(name, str):
+        raise ConfigError(f"{source}: preset must be a string, not {name!r}")
+    base = preset(name)
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r}; known keys: preset, {', '.join(_FIELDS)}")
+    try:
+        return dataclasses.replace(base, **data)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def from_toml(path: str | Path) -> EngineConfig:
+    """Load a config from a TOML file (keys as in :class:`EngineConfig`, plus ``preset``)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: config is not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return from_mapping(data, source=str(path))
+
+
+def load(spec: str | None) -> EngineConfig:
+    """A preset name or a TOML path; None is the default preset."""
+    if spec is None:
+        return PRESETS["default"]
+    if spec in PRESETS:
+        return PRESETS[spec]
+    if spec.endswith(".toml") or Path(spec).exists():
+        return from_toml(spec)
+    raise ConfigError(f"--config {spec!r} is neither a preset ({', '.join(PRESETS)}) nor a TOML file")

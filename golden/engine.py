@@ -1,0 +1,336 @@
+"""Golden model of the whole QO-stationary engine, docs/numerics.md §6-§7.
+
+A *tile* is up to ``rows`` query rows that share one KV head: consecutive
+positions of one query head (prefill) or the query heads of one GQA group at
+one position (decode). For each tile the engine loads the Q rows into the
+IP-CIM, streams its keys once in the configured order through IP-CIM ->
+online softmax -> OP-CIM, and drains ``O / l``.
+
+:func:`run` is the fast, vectorised model; :func:`run_sequential` folds the
+per-key block functions (``ip_cim``, ``softmax.step``, ``op_cim.update``) the
+way the hardware does. They agree on every bit and every counter; the tests
+hold them to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import ip_cim, op_cim, softmax
+from .reference import query_positions
+
+__all__ = ["Counters", "Tiles", "EngineResult", "tiles_prefill", "tiles_decode", "key_order",
+           "run", "run_sequential", "MODES"]
+
+MODES = ("prefill", "decode")
+
+
+@dataclass
+class Counters:
+    """Activity the hardware exposes, summed over tiles (docs/numerics.md §7)."""
+    cycles: int = 0            # reference schedule, all stages
+    ideal_cycles: int = 0      # keys x IP-CIM cycles per key
+    q_load_cycles: int = 0
+    ip_busy: int = 0
+    softmax_busy: int = 0
+    op_busy: int = 0
+    norm_busy: int = 0
+    tiles: int = 0
+    keys: int = 0              # keys streamed past a tile (= K reads)
+    skipped_keys: int = 0      # keys whose V read and OP-CIM update were skipped
+    k_reads: int = 0
+    v_reads: int = 0
+    fine_lookups: int = 0
+    coarse_lookups: int = 0
+    skipped_entries: int = 0   # (row, key) pairs forced to p = 0 by the skip threshold
+    masked_entries: int = 0    # (row, key) pairs masked (causal, or empty row slot)
+    rescales: int = 0          # (row, key) rescale events
+    cim_writes: int = 0        # Q rows written into the IP-CIM
+
+    def __add__(self, other):
+        return Counters(**{f.name: getattr(self, f.name) + getattr(other, f.name)
+                           for f in dataclasses.fields(self)})
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """Which query rows go together: ``qrow [T, R]`` (index into Lq, -1 empty), ``head [T, R]``, ``kv [T]``."""
+    qrow: np.ndarray
+    head: np.ndarray
+    kv: np.ndarray
+
+    def __len__(self):
+        return len(self.kv)
+
+
+def tiles_prefill(H, Lq, Hkv, rows):
+    """Each query head's rows in chunks of ``rows`` consecutive positions."""
+    per = -(-Lq // rows)
+    r = np.arange(per * rows).reshape(per, rows)
+    qrow = np.where(r < Lq, r, -1)
+    qrow = np.tile(qrow, (H, 1))
+    head = np.repeat(np.arange(H), per)[:, None] * np.ones(rows, np.int64)
+    kv = np.repeat(np.arange(H) // (H // Hkv), per)
+    return Tiles(qrow=qrow, head=np.where(qrow >= 0, head, -1), kv=kv)
+
+
+def tiles_decode(H, Lq, Hkv, rows):
+    """For each KV head and query position, the group's query heads in chunks of ``rows``."""
+    group = H // Hkv
+    per = -(-group // rows)
+    g = np.arange(per * rows).reshape(per, rows)
+    qrow, head, kv = [], [], []
+    for h in range(Hkv):
+        for i in range(Lq):
+            qrow.append(np.where(g < group, i, -1))
+            head.append(np.where(g < group, h * group + g, -1))
+            kv.append(np.full(per, h))
+    return Tiles(qrow=np.concatenate(qrow), head=np.concatenate(head), kv=np.concatenate(kv))
+
+
+def key_order(n_keys, hi, cfg):
+    """The order keys ``[0, n_keys)`` stream past a tile whose latest query sits at ``hi``.
+
+    "sequential": 0, 1, ... . "pattern": the ``sink_keys`` first keys, then the
+    ``diag_window`` keys ending at ``hi`` from the latest down, then the rest in order.
+    """
+    if cfg.key_order == "sequential" or n_keys == 0:
+        return np.arange(n_keys)
+    sink = np.arange(min(cfg.sink_keys, n_keys))
+    top = min(hi, n_keys - 1)
+    diag = np.arange(top, max(top - cfg.diag_window, len(sink) - 1), -1)
+    diag = diag[diag >= len(sink)]
+    rest = np.setdiff1d(np.arange(n_keys), np.concatenate([sink, diag]), assume_unique=True)
+    return np.concatenate([sink, diag, rest]).astype(np.int64)
+
+
+@dataclass
+class EngineResult:
+    out: np.ndarray        # [H, Lq, d] normalised output, out_frac_bits fraction, V units
+    l: np.ndarray          # [H, Lq] final running sums
+    counters: Counters
+    fallback_rows: int = 0  # rows the fast model had to sum with Python integers
+
+
+def _check_inputs(q, k, v, c_mant, c_shift, cfg, mode):
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    q = ip_cim.check_range("q", q, cfg.data_bits)
+    k = ip_cim.check_range("k", k, cfg.data_bits)
+    v = ip_cim.check_range("v", v, cfg.data_bits)
+    if q.ndim != 3 or k.ndim != 3 or v.ndim != 3:
+        raise ValueError(f"q, k, v must be [heads, length, head_dim]; got shapes {q.shape}, {k.shape}, {v.shape}")
+    H, Lq, d = q.shape
+    Hkv, Lk, _ = k.shape
+    if k.shape != v.shape:
+        raise ValueError(f"k and v shapes differ: {k.shape} vs {v.shape}")
+    if d != cfg.head_dim or k.shape[2] != cfg.head_dim:
+        raise ValueError(f"head_dim of the data ({d}, {k.shape[2]}) differs from the config's head_dim {cfg.head_dim}")
+    if Hkv == 0 or H % Hkv:
+        raise ValueError(f"query heads {H} must be a multiple of KV heads {Hkv}")
+    if Lk > cfg.max_seq_len:
+        raise ValueError(f"{Lk} keys exceed max_seq_len {cfg.max_seq_len}")
+    if Lq > Lk:
+        raise ValueError(f"{Lq} queries but only {Lk} keys; queries are the last tokens of the sequence")
+    cm = np.asarray(c_mant, np.int64)
+    cs = np.asarray(c_shift, np.int64)
+    if cm.shape != (H, Lq) or cs.shape != (H, Lq):
+        raise ValueError(f"c_mant and c_shift must be [{H}, {Lq}]; got {cm.shape}, {cs.shape}")
+    if cm.size and (cm.min() < 0 or cm.max() >= (1 << cfg.const_bits)):
+        raise ValueError(f"c_mant must be in [0, 2**{cfg.const_bits})")
+    if cs.size and (cs.min() < 0 or cs.max() > cfg.score_bits + cfg.const_bits):
+        raise ValueError(f"c_shift must be in [0, {cfg.score_bits + cfg.const_bits}]")
+    return q, k, v, cm, cs
+
+
+def _tiles(mode, H, Lq, Hkv, cfg):
+    return tiles_prefill(H, Lq, Hkv, cfg.rows) if mode == "prefill" else tiles_decode(H, Lq, Hkv, cfg.rows)
+
+
+def _tile_keys(qpos_rows, valid_rows, Lk, causal):
+    # Keys a tile streams: all of them, or under causal masking up to its latest query.
+    if not valid_rows.any():
+        return 0, 0
+    hi = int(qpos_rows[valid_rows].max())
+    return (hi + 1 if causal else Lk), hi
+
+
+def _schedule(cfg, n_rows, n_keys, op_cycles):
+    """Reference schedule of one tile (docs/numerics.md §7); returns a Counters with the cycle fields."""
+    ip = cfg.ip_cycles_per_key
+    norm = n_rows * cfg.div_cycles
+    compute = int(np.maximum(ip, op_cycles).sum())
+    fill = cfg.softmax_latency + cfg.op_cycles_per_key if n_keys else 0
+    return Counters(cycles=n_rows + compute + fill + norm, ideal_cycles=n_keys * ip, q_load_cycles=n_rows,
+                    ip_busy=n_keys * ip, softmax_busy=n_keys, op_busy=int(op_cycles.sum()),
+                    norm_busy=norm, tiles=1, cim_writes=n_rows, keys=n_keys, k_reads=n_keys)
+
+
+def _op_cycles(cfg, skipped, any_rescale):
+    # OP-CIM cycles per key: bit-serial over p, plus one for a rescale shift;
+    # nothing at all for a skipped key.
+    c = np.where(skipped, 0, cfg.op_cycles_per_key + any_rescale.astype(np.int64))
+    return c
+
+
+def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", chunk_entries=1 << 22):
+    """Run the engine numerics and counters over whole attention heads.
+
+    Parameters
+    ----------
+    q : ``[H, Lq, d]`` int, k, v : ``[Hkv, Lk, d]`` int (``data_bits`` signed)
+    c_mant, c_shift : ``[H, Lq]`` per-row score constants (see :mod:`.quant`)
+    causal : bool, default ``cfg.causal``
+    mode : "prefill" or "decode" (how rows are grouped into tiles)
+
+    Returns
+    -------
+    EngineResult
+    """
+    causal = cfg.causal if causal is None else bool(causal)
+    q, k, v, cm, cs = _check_inputs(q, k, v, c_mant, c_shift, cfg, mode)
+    H, Lq, d = q.shape
+    Hkv, Lk, _ = k.shape
+    qpos = query_positions(Lq, Lk)
+    tiles = _tiles(mode, H, Lq, Hkv, cfg)
+    out = np.zeros((H, Lq, d), np.int64)
+    lsum = np.zeros((H, Lq), np.int64)
+    total = Counters()
+    fallback = 0
+    R = cfg.rows
+    per_chunk = max(1, chunk_entries // max(1, R * Lk))
+    for g in range(Hkv):
+        tix = np.nonzero(tiles.kv == g)[0]
+        for start in range(0, len(tix), per_chunk):
+            sel = tix[start:start + per_chunk]
+            c, f = _run_chunk(q, k[g], v[g], cm, cs, qpos, tiles.qrow[sel], tiles.head[sel], cfg, causal,
+                              out, lsum)
+            total = total + c
+            fallback += f
+    return EngineResult(out=out, l=lsum, counters=total, fallback_rows=fallback)
+
+
+def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, cfg, causal, out, lsum):
+    T, R = qrow.shape
+    Lk = kg.shape[0]
+    F = cfg.log_frac_bits
+    valid = qrow >= 0
+    qr = np.where(valid, qrow, 0)
+    hh = np.where(valid, head, 0)
+    rows_q = np.where(valid[..., None], q[hh, qr], 0)                 # [T, R, d]
+    pos = np.where(valid, qpos[qr], -1)                               # [T, R]
+    x = softmax.to_log2(ip_cim.scores(rows_q, kg), np.where(valid, cm[hh, qr], 0),
+                        np.where(valid, cs[hh, qr], 0), cfg)          # [T, R, Lk]
+    # Per-tile key order, padded with Lk (a dummy key slot) to a common length.
+    nk, orders = [], []
+    for t in range(T):
+        n, hi = _tile_keys(pos[t], valid[t], Lk, causal)
+        nk.append(n)
+        orders.append(key_order(n, hi, cfg))
+    N = max(nk, default=0)
+    order = np.full((T, N), Lk, np.int64)
+    for t, o in enumerate(orders):
+        order[t, :len(o)] = o
+    in_tile = order < Lk
+    xo = np.take_along_axis(np.concatenate([x, np.zeros((T, R, 1), np.int64)], -1), order[:, None, :], -1)
+    live = valid[..., None] & in_tile[:, None, :]
+    if causal:
+        live &= order[:, None, :] <= pos[..., None]
+    res = softmax.online(xo, live, cfg)
+    # Key skipping: a key with p = 0 in every row costs neither V read nor OP-CIM update.
+    zero_key = ~(res.p != 0).any(axis=1) & in_tile                    # [T, N]
+    skipped = zero_key if cfg.key_skip else np.zeros_like(zero_key)
+    # Total shift each key's contribution sees before the tile ends.
+    s = np.where(live, (res.m_final[..., None] - res.m) >> F, 0)
+    pn = np.zeros((T, R, Lk + 1), np.int64)
+    sn = np.zeros((T, R, Lk + 1), np.int64)
+    np.put_along_axis(pn, np.broadcast_to(order[:, None, :], xo.shape), res.p, -1)
+    np.put_along_axis(sn, np.broadcast_to(order[:, None, :], xo.shape), s, -1)
+    O, l = op_cim.accumulate(pn[..., :Lk], sn[..., :Lk], vg, v_bits=cfg.data_bits)
+    fallback = int((~_exact_rows(pn, sn, cfg)).sum()) if Lk else 0
+    o = op_cim.normalise(O, l, out_frac_bits=cfg.out_frac_bits, out_bits=cfg.out_bits)
+    out[head[valid], qrow[valid]] = o[valid]
+    lsum[head[valid], qrow[valid]] = l[valid]
+
+    c = Counters()
+    any_rescale = res.rescale.any(axis=1)                             # [T, N]
+    for t in range(T):
+        n = nk[t]
+        c = c + _schedule(cfg, int(valid[t].sum()), n, _op_cycles(cfg, skipped[t, :n], any_rescale[t, :n]))
+    inside = in_tile[:, None, :] & np.ones((1, R, 1), bool)
+    c.skipped_keys = int(skipped.sum())
+    c.v_reads = c.keys - c.skipped_keys
+    c.fine_lookups = int((res.tier == softmax.FINE).sum())
+    c.coarse_lookups = int((res.tier == softmax.COARSE).sum())
+    c.skipped_entries = int((res.tier == softmax.SKIPPED).sum())
+    c.masked_entries = int(((res.tier == softmax.MASKED) & inside).sum())
+    c.rescales = int(res.rescale.sum())
+    return c, fallback
+
+
+def _exact_rows(pn, sn, cfg):
+    # Mirrors op_cim.accumulate's test, only to report how often it fell back.
+    s = np.where(pn != 0, sn, 0).max(axis=-1, initial=0)
+    head = int(pn.max(initial=0)).bit_length() + cfg.data_bits - 1 + max(pn.shape[-1] - 2, 0).bit_length()
+    return head + s <= 52
+
+
+def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"):
+    """The same engine, one key at a time, from the block functions. Slow; for tests and traces."""
+    causal = cfg.causal if causal is None else bool(causal)
+    q, k, v, cm, cs = _check_inputs(q, k, v, c_mant, c_shift, cfg, mode)
+    H, Lq, d = q.shape
+    Hkv, Lk, _ = k.shape
+    qpos = query_positions(Lq, Lk)
+    tiles = _tiles(mode, H, Lq, Hkv, cfg)
+    out = np.zeros((H, Lq, d), np.int64)
+    lsum = np.zeros((H, Lq), np.int64)
+    total = Counters()
+    R = cfg.rows
+    for t in range(len(tiles)):
+        valid = tiles.qrow[t] >= 0
+        qr = np.where(valid, tiles.qrow[t], 0)
+        hh = np.where(valid, tiles.head[t], 0)
+        pos = np.where(valid, qpos[qr], -1)
+        rows_q = np.where(valid[:, None], q[hh, qr], 0)
+        rcm = np.where(valid, cm[hh, qr], 0)
+        rcs = np.where(valid, cs[hh, qr], 0)
+        n, hi = _tile_keys(pos, valid, Lk, causal)
+        state = softmax.initial_state(R)
+        O = np.zeros((R, d), np.int64)
+        l = np.zeros(R, np.int64)
+        c = Counters()
+        op_cycles = []
+        g = tiles.kv[t]
+        for key in key_order(n, hi, cfg):
+            s = ip_cim.bitserial(rows_q, k[g, key][None, :], cfg.data_bits, cfg.ip_bits_per_cycle)[-1][:, 0]
+            x = softmax.to_log2(s[:, None], rcm, rcs, cfg)[:, 0]
+            live = valid & ((key <= pos) if causal else True)
+            p, shift, rescale, tier, state = softmax.step(state, x, live, cfg)
+            skip = cfg.key_skip and not p.any()
+            # A key that raises a row's max has p >= 1/2 there, so a skipped key
+            # never carries a rescale: skipping it loses nothing.
+            if not skip:
+                O, l = op_cim.update(O, l, p, shift, v[g, key])
+            op_cycles.append(0 if skip else cfg.op_cycles_per_key + int(rescale.any()))
+            c.skipped_keys += int(skip)
+            c.fine_lookups += int((tier == softmax.FINE).sum())
+            c.coarse_lookups += int((tier == softmax.COARSE).sum())
+            c.skipped_entries += int((tier == softmax.SKIPPED).sum())
+            c.masked_entries += int((tier == softmax.MASKED).sum())
+            c.rescales += int(rescale.sum())
+        sched = _schedule(cfg, int(valid.sum()), n, np.array(op_cycles, np.int64))
+        for f in ("skipped_keys", "fine_lookups", "coarse_lookups", "skipped_entries", "masked_entries", "rescales"):
+            setattr(sched, f, getattr(c, f))
+        sched.v_reads = sched.keys - sched.skipped_keys
+        total = total + sched
+        o = op_cim.normalise(O, l, out_frac_bits=cfg.out_frac_bits, out_bits=cfg.out_bits)
+        out[tiles.head[t][valid], tiles.qrow[t][valid]] = o[valid]
+        lsum[tiles.head[t][valid], tiles.qrow[t][valid]] = l[valid]
+    return EngineResult(out=out, l=lsum, counters=total)

@@ -1,0 +1,85 @@
+"""Golden model of the outer-product CIM macro and the final normalisation, docs/numerics.md §5.
+
+Per key the macro does ``O[r, :] = (O[r, :] >> shift[r]) + p[r] * v`` and the
+softmax unit does ``l[r] = (l[r] >> shift[r]) + p[r]``; ``>>`` is an
+arithmetic (floor) shift, so a chain of them collapses into one floor:
+
+    O_final = floor(sum_n p_n * v_n * 2**-s_n),   s_n = total shift after key n.
+
+:func:`accumulate` evaluates that closed form in one matmul; :func:`update` is
+the per-key step. Both give the same bits.
+
+>>> O, l = update(np.zeros((1, 2), np.int64), np.zeros(1, np.int64), np.array([255]),
+...               np.array([0]), np.array([-128, 5]))
+>>> O.tolist(), l.tolist()
+([[-32640, 1275]], [255])
+>>> update(O, l, np.array([100]), np.array([1]), np.array([1, 1]))[0].tolist()
+[[-16220, 737]]
+>>> normalise(np.array([[-32640, 1275]]), np.array([255]), out_frac_bits=4, out_bits=12).tolist()
+[[-2048, 80]]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["update", "accumulate", "normalise"]
+
+
+def update(O, l, p, shift, v):
+    """One key: rescale by ``2**-shift`` (floor) then add ``p * v``. ``O [R, d]``, ``l, p, shift [R]``, ``v [d]``."""
+    shift = np.asarray(shift, np.int64)
+    O = (np.asarray(O, np.int64) >> shift[:, None]) + np.asarray(p, np.int64)[:, None] * np.asarray(v, np.int64)[None, :]
+    l = (np.asarray(l, np.int64) >> shift) + np.asarray(p, np.int64)
+    return O, l
+
+
+def accumulate(p, s, v, *, v_bits):
+    """Final ``O [..., R, d]`` and ``l [..., R]`` from per-key ``p`` and total shifts ``s`` ``[..., R, N]``.
+
+    ``v`` is ``[N, d]``. Computes ``floor(sum p * v * 2**-s)`` with one float64
+    matmul when every partial sum is a dyadic rational that float64 holds
+    exactly, and with Python integers for the (rare) rows where it is not.
+    """
+    p = np.asarray(p, np.int64)
+    s = np.where(p != 0, np.asarray(s, np.int64), 0)
+    v = np.asarray(v, np.int64)
+    n = p.shape[-1]
+    smax = s.max(axis=-1, initial=0)
+    pbits = int(p.max(initial=0)).bit_length()
+    # |p v| < 2**(pbits + v_bits - 1); n terms; scaled by up to 2**-smax: all
+    # partial sums are multiples of 2**-smax below 2**(pbits+v_bits-1+log2 n).
+    head = pbits + v_bits - 1 + max(n - 1, 0).bit_length()
+    exact = head + smax <= 52
+    w = np.ldexp(p.astype(np.float64), -np.minimum(s, 1000).astype(np.int32))
+    w = np.where(exact[..., None], w, 0.0)
+    O = np.floor(w @ v.astype(np.float64)).astype(np.int64)
+    l = np.floor(w.sum(axis=-1)).astype(np.int64)
+    if not exact.all():
+        for ix in zip(*np.nonzero(~exact)):
+            O[ix], l[ix] = _exact_row(p[ix], s[ix], v)
+    return O, l
+
+
+def _exact_row(p, s, v):
+    top = int(s.max())
+    nz = np.nonzero(p)[0]
+    w = [int(p[i]) << (top - int(s[i])) for i in nz]
+    O = np.array([sum(wi * int(v[i, j]) for wi, i in zip(w, nz)) >> top for j in range(v.shape[1])],
+                 dtype=np.int64)
+    return O, sum(w) >> top
+
+
+def normalise(O, l, *, out_frac_bits, out_bits):
+    """``out = sat(round_half_away(O * 2**out_frac_bits / l))``; rows with ``l == 0`` give 0. docs §5.
+
+    ``O [..., d]``, ``l [...]``. The division is exact integer arithmetic.
+    """
+    O = np.asarray(O, np.int64)
+    l = np.asarray(l, np.int64)[..., None]
+    den = 2 * np.maximum(l, 1)
+    mag = ((np.abs(O) << (out_frac_bits + 1)) + np.maximum(l, 1)) // den
+    out = np.where(O < 0, -mag, mag)
+    out = np.where(l == 0, 0, out)
+    lim = 1 << (out_bits - 1)
+    return np.clip(out, -lim, lim - 1)

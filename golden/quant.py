@@ -1,0 +1,130 @@
+"""Quantisation front end: float Q, K, V to the engine's integers and back, docs/numerics.md §1.
+
+Two methods:
+
+``"fusioncim"`` (default) — every scale lands where the hardware pays nothing:
+  * K is centred per channel over the keys (``K - mean(K)``): that shifts
+    every score of a query row by the same amount, which softmax ignores;
+  * K gets a per-channel scale ``sk[j]``, folded into Q (``q[:, j] * sk[j]``);
+  * Q gets a per-row scale ``sq[r]``, folded into the row's score constant;
+  * V is centred and scaled per channel; ``O = out * sv + mean(V)`` after the
+    engine, exact because the softmax weights sum to one.
+``"per-tensor"`` — one symmetric scale each for Q, K and V: the plain int8 baseline.
+
+>>> import numpy as np
+>>> from fusioncim.config import EngineConfig
+>>> rng = np.random.default_rng(0)
+>>> q, k, v = rng.normal(size=(1, 4, 8)), rng.normal(size=(1, 4, 8)), rng.normal(size=(1, 4, 8))
+>>> z = quantise(q, k, v, EngineConfig(head_dim=8))
+>>> int(np.abs(z.q).max()), z.q.dtype.name, z.c_mant.shape
+(127, 'int64', (1, 4))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Quantised", "quantise", "dequantise", "METHODS", "score_constant"]
+
+METHODS = ("fusioncim", "per-tensor")
+LOG2E = 1.0 / math.log(2.0)
+
+
+@dataclass(frozen=True)
+class Quantised:
+    """Engine inputs for ``H`` query heads sharing ``Hkv`` KV heads, plus what undoes the scaling."""
+    q: np.ndarray            # [H, Lq, d] int
+    k: np.ndarray            # [Hkv, Lk, d] int
+    v: np.ndarray            # [Hkv, Lk, d] int
+    c_mant: np.ndarray       # [H, Lq] score constant mantissa
+    c_shift: np.ndarray      # [H, Lq] score constant shift
+    score_scale: np.ndarray  # [H, Lq] natural-log logit per unit of integer score
+    v_scale: np.ndarray      # [Hkv, d]
+    v_offset: np.ndarray     # [Hkv, d]
+
+
+def _sym_scale(amax, qmax):
+    amax = np.asarray(amax, np.float64)
+    return np.where(amax > 0, amax / qmax, 1.0)
+
+
+def _round(x, qmax):
+    return np.clip(np.rint(x), -qmax, qmax).astype(np.int64)
+
+
+def score_constant(score_scale, cfg):
+    """Split ``score_scale * log2(e) * 2**F`` into ``(c_mant, c_shift)``, docs §3.
+
+    ``c_mant`` has its top bit set (``const_bits`` wide) so the constant keeps
+    full relative precision; ``c_shift`` is clamped to ``[0, max]``.
+    """
+    c = np.asarray(score_scale, np.float64) * LOG2E * (1 << cfg.log_frac_bits)
+    if not np.all(np.isfinite(c)) or np.any(c <= 0):
+        raise ValueError("score scale must be finite and positive")
+    e = np.floor(np.log2(c)).astype(np.int64)
+    shift = (cfg.const_bits - 1) - e
+    max_shift = cfg.score_bits + cfg.const_bits
+    shift = np.clip(shift, 0, max_shift)
+    mant = np.rint(np.ldexp(c, shift.astype(np.int32))).astype(np.int64)
+    # Rounding can carry into a new top bit: renormalise where the shift allows.
+    over = mant >= (1 << cfg.const_bits)
+    mant = np.where(over & (shift > 0), np.rint(np.ldexp(c, (shift - 1).astype(np.int32))).astype(np.int64), mant)
+    shift = np.where(over & (shift > 0), shift - 1, shift)
+    if np.any(mant >= (1 << cfg.const_bits)):
+        raise ValueError(
+            f"score constant {float(c.max()):.3g} does not fit const_bits {cfg.const_bits} with a "
+            f"non-negative shift; the scores are too small for the log-domain format")
+    return mant, shift
+
+
+def quantise(q, k, v, cfg, *, scale=None, method="fusioncim"):
+    """Quantise float ``q [H, Lq, d]``, ``k, v [Hkv, Lk, d]`` for the engine.
+
+    ``scale`` is the model's logit scale (default ``1/sqrt(d)``).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    q = np.asarray(q, np.float64)
+    k = np.asarray(k, np.float64)
+    v = np.asarray(v, np.float64)
+    H, Lq, d = q.shape
+    Hkv = k.shape[0]
+    group = H // Hkv
+    if scale is None:
+        scale = 1.0 / math.sqrt(d)
+    qm = cfg.data_max                     # symmetric: -qm .. qm
+    kv_of = np.arange(H) // group
+    if method == "per-tensor":
+        sq = _sym_scale(np.abs(q).max(), qm)
+        sk = _sym_scale(np.abs(k).max(), qm)
+        sv = _sym_scale(np.abs(v).max(), qm)
+        qi, ki, vi = _round(q / sq, qm), _round(k / sk, qm), _round(v / sv, qm)
+        score_scale = np.full((H, Lq), sq * sk * scale)
+        v_scale = np.full((Hkv, d), sv)
+        v_offset = np.zeros((Hkv, d))
+    else:
+        kc = k - k.mean(axis=1, keepdims=True)
+        sk = _sym_scale(np.abs(kc).max(axis=1), qm)              # [Hkv, d]
+        ki = _round(kc / sk[:, None, :], qm)
+        qf = q * sk[kv_of][:, None, :]                           # fold K scales into Q
+        sq = _sym_scale(np.abs(qf).max(axis=2), qm)              # [H, Lq]
+        qi = _round(qf / sq[..., None], qm)
+        score_scale = sq * scale
+        v_offset = v.mean(axis=1)                                # [Hkv, d]
+        vc = v - v_offset[:, None, :]
+        v_scale = _sym_scale(np.abs(vc).max(axis=1), qm)
+        vi = _round(vc / v_scale[:, None, :], qm)
+    mant, shift = score_constant(score_scale, cfg)
+    return Quantised(q=qi, k=ki, v=vi, c_mant=mant, c_shift=shift, score_scale=score_scale,
+                     v_scale=v_scale, v_offset=v_offset)
+
+
+def dequantise(out, z, cfg):
+    """Engine output ``out [H, Lq, d]`` (``out_frac_bits`` fraction, V units) back to floats."""
+    H = out.shape[0]
+    kv_of = np.arange(H) // (H // z.v_scale.shape[0])
+    o = np.asarray(out, np.float64) / (1 << cfg.out_frac_bits)
+    return o * z.v_scale[kv_of][:, None, :] + z.v_offset[kv_of][:, None, :]

@@ -1,0 +1,1 @@
+"""Yosys area and event-count energy models (issue 7)."""

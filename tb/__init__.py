@@ -1,0 +1,1 @@
+"""cocotb testbench modules (issues 3 to 6); not collected by pytest."""
