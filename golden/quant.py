@@ -2,13 +2,18 @@
 
 Two methods:
 
-``"fusioncim"`` (default) — every scale lands where the hardware pays nothing:
+``"fusioncim"`` (default) — every scale lands where the engine pays nothing:
   * K is centred per channel over the keys (``K - mean(K)``): that shifts
     every score of a query row by the same amount, which softmax ignores;
+  * Q and K are rotated by the same orthonormal Hadamard matrix (optional,
+    ``rotate``): scores are unchanged, outlier channels are spread out. This
+    is the one front-end cost: a fast Walsh-Hadamard transform (d log2 d
+    adds) per Q and K vector, outside the engine, where RoPE is applied;
   * K gets a per-channel scale ``sk[j]``, folded into Q (``q[:, j] * sk[j]``);
   * Q gets a per-row scale ``sq[r]``, folded into the row's score constant;
-  * V is centred and scaled per channel; ``O = out * sv + mean(V)`` after the
-    engine, exact because the softmax weights sum to one.
+  * V gets a per-channel offset (the sink key's value, or the mean) and a
+    per-channel scale; ``O = out * sv + offset`` after the engine, exact
+    because the softmax weights sum to one.
 ``"per-tensor"`` — one symmetric scale each for Q, K and V: the plain int8 baseline.
 
 >>> import numpy as np
@@ -27,9 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Quantised", "quantise", "dequantise", "METHODS", "score_constant"]
+__all__ = ["Quantised", "quantise", "dequantise", "hadamard", "METHODS", "V_ANCHORS", "score_constant"]
 
 METHODS = ("fusioncim", "per-tensor")
+V_ANCHORS = ("sink", "mean")
 LOG2E = 1.0 / math.log(2.0)
 
 
@@ -80,13 +86,28 @@ def score_constant(score_scale, cfg):
     return mant, shift
 
 
-def quantise(q, k, v, cfg, *, scale=None, method="fusioncim"):
+def hadamard(d):
+    """Orthonormal block-Hadamard matrix ``[d, d]``: blocks of the largest power of two dividing d."""
+    b = d & -d
+    h = np.ones((1, 1))
+    while h.shape[0] < b:
+        h = np.block([[h, h], [h, -h]])
+    return np.kron(np.eye(d // b), h / math.sqrt(b))
+
+
+def quantise(q, k, v, cfg, *, scale=None, method="fusioncim", rotate=True, v_anchor="sink"):
     """Quantise float ``q [H, Lq, d]``, ``k, v [Hkv, Lk, d]`` for the engine.
 
-    ``scale`` is the model's logit scale (default ``1/sqrt(d)``).
+    ``scale`` is the model's logit scale (default ``1/sqrt(d)``). For the
+    "fusioncim" method, ``rotate`` applies the same orthonormal Hadamard
+    rotation to Q and K (scores unchanged, outlier channels spread out) and
+    ``v_anchor`` picks V's per-channel offset: "sink" (the first key's value,
+    so the attention sink's contribution is exact) or "mean".
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    if v_anchor not in V_ANCHORS:
+        raise ValueError(f"v_anchor must be one of {', '.join(V_ANCHORS)}, not {v_anchor!r}")
     q = np.asarray(q, np.float64)
     k = np.asarray(k, np.float64)
     v = np.asarray(v, np.float64)
@@ -107,13 +128,16 @@ def quantise(q, k, v, cfg, *, scale=None, method="fusioncim"):
         v_offset = np.zeros((Hkv, d))
     else:
         kc = k - k.mean(axis=1, keepdims=True)
+        if rotate:
+            rot = hadamard(d)
+            q, kc = q @ rot, kc @ rot
         sk = _sym_scale(np.abs(kc).max(axis=1), qm)              # [Hkv, d]
         ki = _round(kc / sk[:, None, :], qm)
         qf = q * sk[kv_of][:, None, :]                           # fold K scales into Q
         sq = _sym_scale(np.abs(qf).max(axis=2), qm)              # [H, Lq]
         qi = _round(qf / sq[..., None], qm)
         score_scale = sq * scale
-        v_offset = v.mean(axis=1)                                # [Hkv, d]
+        v_offset = v[:, 0, :] if v_anchor == "sink" else v.mean(axis=1)   # [Hkv, d]
         vc = v - v_offset[:, None, :]
         v_scale = _sym_scale(np.abs(vc).max(axis=1), qm)
         vi = _round(vc / v_scale[:, None, :], qm)
