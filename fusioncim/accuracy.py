@@ -37,12 +37,12 @@ def _exact_softmax(z, causal):
     return reference.attention_from_scores(s, vdeq[kv_of], causal)
 
 
-def evaluate(att: Attention, cfg, *, name=""):
+def evaluate(att: Attention, cfg, *, name="", rotate=True, v_anchor="sink"):
     """Per-head records for one attention file (see module docstring)."""
     cfg = config_for(cfg, att)
     causal = cfg.causal if att.causal is None else att.causal
     ref = reference.attention(att.q, att.k, att.v, causal=causal, scale=att.scale)
-    z = quant.quantise(att.q, att.k, att.v, cfg, scale=att.scale)
+    z = quant.quantise(att.q, att.k, att.v, cfg, scale=att.scale, rotate=rotate, v_anchor=v_anchor)
     base = quant.quantise(att.q, att.k, att.v, cfg, scale=att.scale, method="per-tensor")
     other = dataclasses.replace(cfg, key_order="sequential" if cfg.key_order == "pattern" else "pattern")
     H = att.heads

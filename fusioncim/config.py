@@ -302,7 +302,10 @@ def from_mapping(data: dict, *, source: str = "config") -> EngineConfig:
     name = data.pop("preset", "default")
     if not isinstance(name, str):
         raise ConfigError(f"{source}: preset must be a string, not {name!r}")
-    base = preset(name)
+    try:
+        base = preset(name)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"{source}: unknown key {unknown[0]!r}; known keys: preset, {', '.join(_FIELDS)}")

@@ -66,7 +66,7 @@ def _load_minilm(torch, tf, attn):
 MODELS = {"smollm2": _load_smollm2, "minilm": _load_minilm}
 
 
-def extract(model_name, out_dir, *, tokens=256, layers=None, progress=None):
+def extract(model_name, out_dir, *, tokens=256, layers=None, progress=None, dtype=np.float32):
     """Run the passage through ``model_name`` and write one ``.npz`` per layer into ``out_dir``.
 
     Returns the list of paths written.
@@ -96,17 +96,18 @@ def extract(model_name, out_dir, *, tokens=256, layers=None, progress=None):
     with torch.no_grad():
         model(**ids)
     layers = range(len(captured)) if layers is None else layers
+    bad = [i for i in layers if not 0 <= i < len(captured)]
+    if bad:
+        raise ExtractError(f"layer {bad[0]} does not exist; {model_name} has layers 0 to {len(captured) - 1}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for i in layers:
-        if not 0 <= i < len(captured):
-            raise ExtractError(f"layer {i} does not exist; {model_name} has {len(captured)} layers")
         q, k, v, o, scale = captured[i]
         path = out_dir / f"{model_name}-L{i:02d}-T{n}.npz"
         save(path, Attention(q=q, k=k, v=v, out=o, causal=causal,
                              scale=float(scale) if scale is not None else None,
-                             source=f"{source}, layer {i}, {n} tokens"))
+                             source=f"{source}, layer {i}, {n} tokens"), dtype=dtype)
         written.append(path)
         if progress:
             progress(f"wrote {path} (q {q.shape}, k {k.shape})")

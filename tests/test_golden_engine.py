@@ -1,0 +1,225 @@
+"""Whole-engine golden model: fast == per-key, against float64, invariants, counters."""
+
+import numpy as np
+import pytest
+
+from fusioncim.config import PRESETS
+from fusioncim.golden import engine, quant, reference
+from fusioncim.golden.reference import query_positions
+
+TEST = PRESETS["test"]          # d = 16, rows = 4
+
+
+def _data(seed, H, Hkv, L, d, Lq=None, scale=1.0):
+    rng = np.random.default_rng(seed)
+    Lq = L if Lq is None else Lq
+    return (rng.normal(size=(H, Lq, d)) * scale, rng.normal(size=(Hkv, L, d)) * scale,
+            rng.normal(size=(Hkv, L, d)))
+
+
+def _run_both(z, cfg, **kw):
+    a = engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, **kw)
+    b = engine.run_sequential(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, **kw)
+    assert np.array_equal(a.out, b.out)
+    assert np.array_equal(a.l, b.l)
+    assert a.counters == b.counters
+    return a
+
+
+VARIANTS = {
+    "default": TEST,
+    "sequential-order": TEST.replace(key_order="sequential"),
+    "lazy": TEST.replace(lazy_threshold=2, op_bits_per_cycle=2),
+    "no-tiers-no-skip": TEST.replace(tiers=False, skip_threshold=None, key_skip=False),
+    "naive-rescale": TEST.replace(rescale_on_growth_only=False),
+    "narrow": TEST.replace(prob_bits=6, op_bits_per_cycle=3, fine_lut_bits=3, coarse_lut_bits=1,
+                           skip_threshold=8, log_frac_bits=5, out_frac_bits=0, ip_bits_per_cycle=8),
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("mode", ["prefill", "decode"])
+def test_fast_equals_sequential(variant, causal, mode):
+    cfg = VARIANTS[variant]
+    q, k, v = _data(11, 4, 2, 13, cfg.head_dim, scale=1.5)     # 13 keys: not a multiple of 4 rows
+    z = quant.quantise(q, k, v, cfg)
+    _run_both(z, cfg, causal=causal, mode=mode)
+
+
+@pytest.mark.parametrize("L, Lq", [(1, 1), (4, 4), (9, 9), (12, 3), (30, 1)])
+def test_lengths(L, Lq):
+    q, k, v = _data(L, 2, 1, L, TEST.head_dim, Lq=Lq)
+    z = quant.quantise(q, k, v, TEST)
+    for causal in (True, False):
+        r = _run_both(z, TEST, causal=causal)
+        ref = reference.attention(q, k, v, causal=causal)
+        m = reference.metrics(quant.dequantise(r.out, z, TEST), ref)
+        # int8 data, 12-bit p: a few percent at most on random data
+        assert (m["rel_l2"] < 0.05).all(), m["rel_l2"]
+
+
+def test_random_against_float64():
+    cfg = PRESETS["default"]
+    q, k, v = _data(3, 8, 2, 200, cfg.head_dim, scale=1.0)
+    z = quant.quantise(q, k, v, cfg)
+    r = engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=True)
+    m = reference.metrics(quant.dequantise(r.out, z, cfg), reference.attention(q, k, v, causal=True))
+    assert np.median(m["rel_l2"]) < 0.03 and (m["cosine"] > 0.999).all()
+
+
+def test_one_key_returns_its_value():
+    # One key: p is the same for every row, so O / l = v exactly (up to out_frac_bits rounding, none here).
+    cfg = TEST
+    z = quant.Quantised(q=np.ones((1, 1, 16), np.int64), k=np.ones((1, 1, 16), np.int64),
+                        v=np.arange(-8, 8)[None, None, :].astype(np.int64) * 15,
+                        c_mant=np.array([[1 << 15]]), c_shift=np.array([[20]]),
+                        score_scale=np.ones((1, 1)), v_scale=np.ones((1, 16)), v_offset=np.zeros((1, 16)))
+    r = engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg)
+    assert r.out[0, 0].tolist() == (np.arange(-8, 8) * 15 * 16).tolist()
+
+
+def test_all_scores_equal_gives_the_mean():
+    cfg = TEST.replace(tiers=False, skip_threshold=None)
+    L = 8
+    v = np.random.default_rng(0).integers(-128, 128, (1, L, 16))
+    z = dict(q=np.zeros((1, L, 16), np.int64), k=np.zeros((1, L, 16), np.int64), v=v,
+             c_mant=np.full((1, L), 1 << 15), c_shift=np.full((1, L), 20))
+    r = engine.run(**z, cfg=cfg, causal=False)
+    # every p equal -> exact mean, rounded half away from zero to 1/16
+    mean = v[0].sum(0) * 16 / L
+    want = np.sign(mean) * np.floor(np.abs(mean) + 0.5)
+    assert (r.out[0] == want).all()
+    assert r.counters.rescales == 0
+
+
+def test_one_dominant_key():
+    cfg = TEST
+    q, k, v = _data(5, 1, 1, 20, 16)
+    q[0] += 2.0
+    k[0, 7] = 8.0                        # q.k7 ~ 256: ~90 log2 units above every other key
+    z = quant.quantise(q, k, v, cfg)
+    r = _run_both(z, cfg, causal=False)
+    o = quant.dequantise(r.out, z, cfg)
+    m = reference.metrics(o, reference.attention(q, k, v, causal=False))
+    assert (m["rel_l2"] < 0.02).all()
+    # keys streamed after key 7 fall below the skip threshold in every row
+    want = 0
+    for tile in range(5):                       # 20 queries, 4 rows a tile
+        order = engine.key_order(20, 4 * tile + 3, cfg).tolist()
+        want += len(order) - 1 - order.index(7)
+    assert r.counters.skipped_keys == want
+
+
+def test_all_masked_but_one_row():
+    # Causal: query 0 sees key 0 only, so its output is key 0's value.
+    cfg = TEST
+    q, k, v = _data(9, 2, 1, 10, 16)
+    z = quant.quantise(q, k, v, cfg)
+    r = _run_both(z, cfg, causal=True)
+    want = z.v[0, 0] << cfg.out_frac_bits
+    assert (r.out[:, 0] == want).all()
+
+
+@pytest.mark.parametrize("qv, kv", [(127, 127), (-128, 127), (-128, -128)])
+def test_extreme_int8(qv, kv):
+    cfg = TEST
+    L = 6
+    z = dict(q=np.full((1, L, 16), qv), k=np.full((1, L, 16), kv), v=np.full((1, L, 16), -128),
+             c_mant=np.full((1, L), (1 << 16) - 1), c_shift=np.zeros((1, L), np.int64))
+    a = engine.run(**z, cfg=cfg)
+    b = engine.run_sequential(**z, cfg=cfg)
+    assert np.array_equal(a.out, b.out) and a.counters == b.counters
+    assert (a.out == -128 * 16).all()       # every average of -128 is -128
+
+
+def test_invariants_on_structured_data():
+    cfg = PRESETS["default"]
+    q, k, v = _data(21, 4, 2, 150, cfg.head_dim, scale=2.0)
+    k[:, 0] += 3.0                          # a sink
+    z = quant.quantise(q, k, v, cfg)
+    r = engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=True)
+    c = r.counters
+    H, L = 4, 150
+    # output inside the range of the V it averages (causal prefix), in V units:
+    # floor rescales can move O/l by at most (1 + 128) / (l - 1) V units, plus
+    # the output rounding; see docs/numerics.md section 5.
+    out = r.out / 16
+    for h in range(H):
+        vv = z.v[h // 2]
+        for i in range(0, L, 37):
+            pref = vv[:i + 1]
+            tol = 129 / (r.l[h, i] - 1) + 1 / 32
+            assert (out[h, i] >= pref.min(0) - tol).all() and (out[h, i] <= pref.max(0) + tol).all()
+    # counters: every (row slot, key) pair of every tile is fine, coarse, skipped or masked
+    tiles = -(-L // cfg.rows) * H
+    keys = sum(min(L, (t + 1) * cfg.rows) for t in range(-(-L // cfg.rows))) * H
+    assert c.tiles == tiles and c.keys == keys and c.k_reads == keys
+    assert c.fine_lookups + c.coarse_lookups + c.skipped_entries + c.masked_entries == keys * cfg.rows
+    assert c.v_reads == keys - c.skipped_keys
+    assert c.cim_writes == H * L == c.q_load_cycles
+    assert c.ideal_cycles == keys * cfg.ip_cycles_per_key == c.ip_busy
+    assert c.cycles > c.ideal_cycles
+    assert (r.l > 0).all()
+
+
+def test_p_in_unit_range():
+    from fusioncim.golden import softmax
+    cfg = PRESETS["default"]
+    x = np.random.default_rng(1).integers(-50000, 50000, (16, 300))
+    res = softmax.online(x, np.ones_like(x, bool), cfg)
+    assert res.p.min() >= 0 and res.p.max() <= cfg.prob_max
+
+
+def test_pattern_order_hand():
+    cfg = TEST.replace(sink_keys=2, diag_window=3)
+    assert engine.key_order(10, 6, cfg).tolist() == [0, 1, 6, 5, 4, 2, 3, 7, 8, 9]
+    assert engine.key_order(3, 2, cfg).tolist() == [0, 1, 2]
+    assert engine.key_order(1, 0, cfg).tolist() == [0]
+    assert engine.key_order(10, 6, cfg.replace(key_order="sequential")).tolist() == list(range(10))
+
+
+def test_tiles_decode_groups_heads():
+    t = engine.tiles_decode(H=8, Lq=2, Hkv=2, rows=3)
+    # 4 heads per KV head in chunks of 3: [0,1,2], [3,-,-] for each position
+    assert t.head[:4].tolist() == [[0, 1, 2], [3, -1, -1], [0, 1, 2], [3, -1, -1]]
+    assert t.qrow[:2].tolist() == [[0, 0, 0], [0, -1, -1]]
+    assert t.kv.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def test_gqa_decode_equals_prefill_numerics():
+    # Decode groups rows differently but each row's numerics depend only on
+    # its own scores: outputs are identical, counters are not.
+    cfg = PRESETS["default"]
+    q, k, v = _data(4, 8, 2, 40, cfg.head_dim, Lq=1)
+    z = quant.quantise(q, k, v, cfg)
+    a = engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, mode="prefill")
+    b = _run_both(z, cfg, mode="decode")
+    assert np.array_equal(a.out, b.out)
+    assert b.counters.tiles == 2 and a.counters.tiles == 8 and b.counters.keys == 2 * 40
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(q=np.zeros((3, 2, 16), np.int64)), "query heads 3 must be a multiple of KV heads 2"),
+    (dict(q=np.full((2, 2, 16), 200)), "q holds values outside the 8-bit signed range"),
+    (dict(q=np.zeros((2, 2, 8), np.int64)), "head_dim of the data"),
+    (dict(q=np.zeros((2, 9, 16), np.int64)), "9 queries but only 4 keys"),
+    (dict(c_mant=np.zeros((2, 3), np.int64)), "c_mant and c_shift must be"),
+    (dict(c_shift=np.full((2, 2), -1)), "c_shift must be in"),
+    (dict(mode="train"), "mode must be one of prefill, decode"),
+])
+def test_bad_inputs(bad, message):
+    args = dict(q=np.zeros((2, 2, 16), np.int64), k=np.zeros((2, 4, 16), np.int64),
+                v=np.zeros((2, 4, 16), np.int64), c_mant=np.ones((2, 2), np.int64),
+                c_shift=np.ones((2, 2), np.int64))
+    mode = bad.pop("mode", "prefill")
+    args.update(bad)
+    with pytest.raises(ValueError, match=message):
+        engine.run(**args, cfg=TEST, mode=mode)
+
+
+def test_sequence_beyond_max_seq_len():
+    cfg = TEST.replace(max_seq_len=8)
+    z = np.zeros((1, 9, 16), np.int64)
+    with pytest.raises(ValueError, match="9 keys exceed max_seq_len 8"):
+        engine.run(z, z, z, np.ones((1, 9), np.int64), np.ones((1, 9), np.int64), cfg)
