@@ -78,16 +78,21 @@ def load(path) -> Attention:
     """Read and validate one attention file."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            names = set(z.files)
-            missing = [n for n in REQUIRED if n not in names]
-            if missing:
-                raise AttnFileError(f"{path}: missing array '{missing[0]}' (needs q, k, v)")
-            unknown = sorted(names - set(REQUIRED) - set(OPTIONAL))
-            if unknown:
-                raise AttnFileError(f"{path}: unknown array '{unknown[0]}' (allowed: "
-                                    f"{', '.join(REQUIRED + OPTIONAL)})")
-            data = {n: z[n] for n in names}
+        # Open the file ourselves: np.load leaks its handle when the archive is broken.
+        with open(path, "rb") as fh:
+            z = np.load(fh, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise AttnFileError(f"{path}: holds a single array, not an .npz archive of q, k, v")
+            with z:
+                names = set(z.files)
+                missing = [n for n in REQUIRED if n not in names]
+                if missing:
+                    raise AttnFileError(f"{path}: missing array '{missing[0]}' (needs q, k, v)")
+                unknown = sorted(names - set(REQUIRED) - set(OPTIONAL))
+                if unknown:
+                    raise AttnFileError(f"{path}: unknown array '{unknown[0]}' (allowed: "
+                                        f"{', '.join(REQUIRED + OPTIONAL)})")
+                data = {n: z[n] for n in names}
     except AttnFileError:
         raise
     except FileNotFoundError:

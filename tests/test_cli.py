@@ -1,0 +1,119 @@
+"""The command line: outputs, and user errors as one line with exit status 2."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fusioncim import attnfile
+from fusioncim.attnfile import Attention
+from fusioncim.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _small_file(tmp_path, name="a.npz", **over):
+    rng = np.random.default_rng(0)
+    a = dict(q=rng.normal(size=(4, 24, 16)), k=rng.normal(size=(2, 24, 16)), v=rng.normal(size=(2, 24, 16)),
+             causal=True)
+    a.update(over)
+    p = tmp_path / name
+    attnfile.save(p, Attention(**a))
+    return p
+
+
+def run_cli(*args):
+    # A real process: checks the exit status and that no traceback escapes.
+    env = dict(os.environ, PYTHONWARNINGS="error")
+    return subprocess.run([sys.executable, "-m", "fusioncim", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=300)
+
+
+def test_accuracy_json(tmp_path, capsys):
+    p = _small_file(tmp_path)
+    assert main(["accuracy", str(p), "--config", "test", "--json", "-q"]) == 0
+    out, err = capsys.readouterr()
+    records = json.loads(out)
+    assert len(records) == 4 and err == ""
+    for key in ("file", "head", "rel_l2", "max_abs", "cosine", "fine_frac", "coarse_frac", "skip_frac",
+                "rescales_per_row_pattern", "rescales_per_row_sequential", "rel_l2_exact_softmax"):
+        assert key in records[0]
+    assert records[0]["file"] == str(p) and records[3]["kv_head"] == 1
+    assert all(0 < r["rel_l2"] < 0.1 for r in records)
+
+
+def test_accuracy_table_and_progress(tmp_path, capsys):
+    p = _small_file(tmp_path)
+    assert main(["accuracy", str(p), str(p), "--config", "test"]) == 0
+    out, err = capsys.readouterr()
+    assert "[1/2]" in err and "[2/2]" in err
+    assert out.count("a.npz") == 8 and "rel L2 vs float64, engine" in out and "8 heads" in out
+
+
+def test_config_command_roundtrips_as_toml(tmp_path, capsys):
+    assert main(["config", "--config", "test"]) == 0
+    out = capsys.readouterr().out
+    fields = out.split("[derived]")[0].replace("[fields]\n", "")
+    p = tmp_path / "c.toml"
+    p.write_text(fields)
+    assert main(["config", "--config", str(p), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["fields"]["head_dim"] == 16 and doc["derived"]["score_bits"] == 20   # 16 * 2**14 = 2**18 needs 19 bits + sign
+
+
+@pytest.mark.parametrize("make_args, message", [
+    (lambda t: ["accuracy", t / "missing.npz"], "no such file"),
+    (lambda t: ["accuracy", _small_file(t, q=np.full((4, 24, 16), np.nan))], "NaN or infinite"),
+    (lambda t: ["accuracy", _small_file(t), "--config", "nope"], "neither a preset"),
+    (lambda t: ["accuracy", _small_file(t), "--config", _toml(t, "rows = 0\n")], "rows must be from 1 to 1024"),
+    (lambda t: ["accuracy", _small_file(t), "--config", _toml(t, "colour = 1\n")], "unknown key 'colour'"),
+    (lambda t: ["accuracy", _small_file(t), "--config", _toml(t, "rows = [\n")], "not valid TOML"),
+    (lambda t: ["accuracy", _trunc(t)], "not a readable .npz"),
+    (lambda t: ["extract", "smollm2", "--out", t / "o", "--layers", "1,x"], "--layers must be comma-separated"),
+    (lambda t: ["extract", "smollm2", "--out", t / "o", "--tokens", "0"], "--tokens must be a positive"),
+])
+def test_user_errors(tmp_path, make_args, message):
+    r = run_cli(*make_args(tmp_path))
+    assert r.returncode == 2, r.stderr
+    assert r.stdout == ""
+    assert "Traceback" not in r.stderr and message in r.stderr
+    assert r.stderr.startswith("fusioncim: error:") and r.stderr.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_error_in_second_file_prints_nothing(tmp_path):
+    good = _small_file(tmp_path, "good.npz")
+    bad = _small_file(tmp_path, "bad.npz", q=np.zeros((3, 24, 16)), k=np.zeros((2, 24, 16)),
+                      v=np.zeros((2, 24, 16)))
+    r = run_cli("accuracy", good, bad, "--config", "test", "--json")
+    assert r.returncode == 2 and r.stdout == "" and "not a multiple of 2 KV heads" in r.stderr
+
+
+def test_argparse_errors_exit_2():
+    r = run_cli("accuracy")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = run_cli("frobnicate")
+    assert r.returncode == 2
+
+
+def test_demo_runs():
+    r = run_cli("demo", "-q")
+    assert r.returncode == 0, r.stderr
+    assert "smollm2: 6 layer file(s)" in r.stdout and "minilm: 3 layer file(s)" in r.stdout
+    assert "IP-CIM busy" in r.stdout
+
+
+def _toml(t, text):
+    p = t / "c.toml"
+    p.write_text(text)
+    return p
+
+
+def _trunc(t):
+    p = _small_file(t, "t.npz")
+    p.write_bytes(p.read_bytes()[:100])
+    return p

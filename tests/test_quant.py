@@ -1,0 +1,76 @@
+"""Quantisation front end: scales, constants, rotation, round trip."""
+
+import math
+
+import numpy as np
+import pytest
+
+from fusioncim.config import PRESETS
+from fusioncim.golden import quant
+
+CFG = PRESETS["default"]
+
+
+def test_hadamard_orthonormal():
+    for d in (8, 32, 64, 128, 96, 12):
+        h = quant.hadamard(d)
+        assert np.allclose(h @ h.T, np.eye(d))
+
+
+def test_score_constant_precision():
+    s = np.array([1e-4, 3e-3, 0.05, 0.7])
+    mant, shift = quant.score_constant(s, CFG)
+    c = s / math.log(2) * (1 << CFG.log_frac_bits)
+    # mantissa normalised: top bit set, relative error below half an LSB
+    assert ((mant >> (CFG.const_bits - 1)) == 1).all()
+    assert np.all(np.abs(mant / 2.0 ** shift - c) <= 0.5 / 2.0 ** shift)
+
+
+def test_score_constant_too_large():
+    with pytest.raises(ValueError, match="does not fit const_bits 16"):
+        quant.score_constant(np.array([1e6]), CFG)
+    with pytest.raises(ValueError, match="finite and positive"):
+        quant.score_constant(np.array([0.0]), CFG)
+
+
+@pytest.mark.parametrize("method", quant.METHODS)
+def test_ranges_and_scores_preserved(method):
+    rng = np.random.default_rng(0)
+    q, k, v = rng.normal(size=(4, 20, 64)), rng.normal(size=(2, 20, 64)) * 3, rng.normal(size=(2, 20, 64))
+    z = quant.quantise(q, k, v, CFG, method=method)
+    for a in (z.q, z.k, z.v):
+        assert a.dtype == np.int64 and np.abs(a).max() <= 127
+    # integer scores times their scale track the float logits up to a per-row constant
+    kv_of = np.arange(4) // 2
+    s = np.einsum("hqd,hkd->hqk", z.q, z.k[kv_of]) * z.score_scale[..., None]
+    ref = np.einsum("hqd,hkd->hqk", q, k[kv_of]) / 8
+    diff = (s - ref) - (s - ref).mean(-1, keepdims=True)
+    assert np.abs(diff).max() < 0.1 * np.abs(ref).max()
+    # V round trip within half a step per channel
+    vd = z.v * z.v_scale[:, None, :] + z.v_offset[:, None, :]
+    assert (np.abs(vd - v) <= 0.5 * z.v_scale[:, None, :] + 1e-12).all()
+
+
+def test_sink_anchor_makes_first_value_exact():
+    rng = np.random.default_rng(1)
+    q, k, v = rng.normal(size=(1, 5, 64)), rng.normal(size=(1, 5, 64)), rng.normal(size=(1, 5, 64))
+    z = quant.quantise(q, k, v, CFG, v_anchor="sink")
+    assert (z.v[0, 0] == 0).all()
+    zm = quant.quantise(q, k, v, CFG, v_anchor="mean")
+    assert np.allclose(zm.v_offset, v.mean(1))
+
+
+def test_dequantise_gqa():
+    z = quant.Quantised(q=None, k=None, v=None, c_mant=None, c_shift=None, score_scale=None,
+                        v_scale=np.array([[1.0, 2.0], [3.0, 4.0]]), v_offset=np.array([[0.5, 0], [0, 1]]))
+    out = np.full((4, 1, 2), 16)      # 1.0 in V units with 4 fraction bits
+    o = quant.dequantise(out, z, CFG)
+    assert o[:, 0].tolist() == [[1.5, 2.0], [1.5, 2.0], [3.0, 5.0], [3.0, 5.0]]
+
+
+def test_bad_method():
+    x = np.zeros((1, 2, 64))
+    with pytest.raises(ValueError, match="method must be one of fusioncim, per-tensor, not 'fp8'"):
+        quant.quantise(x, x, x, CFG, method="fp8")
+    with pytest.raises(ValueError, match="v_anchor must be one of sink, mean, not 'max'"):
+        quant.quantise(x, x, x, CFG, v_anchor="max")
