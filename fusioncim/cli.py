@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ def _progress(quiet):
 
 def cmd_accuracy(args):
     from . import accuracy, attnfile
-    cfg = config_mod.load(args.config)
+    cfg = config_mod.load(args.config, args.set)
     say = _progress(args.quiet)
     # Read and validate every file before computing or printing anything.
     atts = [(str(p), attnfile.load(p)) for p in args.files]
@@ -89,7 +90,7 @@ DERIVED = ("score_bits", "x_bits", "prob_max", "p_bits", "acc_width", "sum_width
 
 
 def cmd_config(args):
-    cfg = config_mod.load(args.config)
+    cfg = config_mod.load(args.config, args.set)
     doc = {"fields": cfg.to_dict(), "derived": {k: getattr(cfg, k) for k in DERIVED}}
     if args.json:
         json.dump(doc, sys.stdout, indent=1)
@@ -120,6 +121,8 @@ def build_parser():
             sp.add_argument("--config", metavar="PRESET|FILE.toml",
                             help=f"engine config: a preset ({', '.join(config_mod.PRESETS)}) or a TOML file "
                                  f"(default: the default preset)")
+            sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                            help="override one config field (repeatable), e.g. --set prob_bits=8")
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
     a = sub.add_parser("accuracy", help="engine numerics vs float64 on attention .npz files")
@@ -163,6 +166,10 @@ def main(argv=None):
         # Validation errors raised by the models on the user's data.
         print(f"fusioncim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # stdout closed early (e.g. piped into `head`): not an error of ours.
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print("fusioncim: interrupted", file=sys.stderr)
         return 130

@@ -331,12 +331,38 @@ def from_toml(path: str | Path) -> EngineConfig:
     return from_mapping(data, source=str(path))
 
 
-def load(spec: str | None) -> EngineConfig:
-    """A preset name or a TOML path; None is the default preset."""
+def load(spec: str | None, overrides=()) -> EngineConfig:
+    """A preset name or a TOML path (None: the default preset), then ``KEY=VALUE`` overrides.
+
+    Override values are TOML values: ``rows=8``, ``tiers=false``, ``key_order="sequential"``
+    (a bare word is taken as a string).
+    """
     if spec is None:
-        return PRESETS["default"]
-    if spec in PRESETS:
-        return PRESETS[spec]
-    if spec.endswith(".toml") or Path(spec).exists():
-        return from_toml(spec)
-    raise ConfigError(f"--config {spec!r} is neither a preset ({', '.join(PRESETS)}) nor a TOML file")
+        cfg = PRESETS["default"]
+    elif spec in PRESETS:
+        cfg = PRESETS[spec]
+    elif spec.endswith(".toml") or Path(spec).exists():
+        cfg = from_toml(spec)
+    else:
+        raise ConfigError(f"--config {spec!r} is neither a preset ({', '.join(PRESETS)}) nor a TOML file")
+    changes = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r} must be KEY=VALUE")
+        if key not in _FIELDS:
+            raise ConfigError(f"--set: unknown key {key!r}; known keys: {', '.join(_FIELDS)}")
+        if value.strip().lower() in ("none", "null"):
+            changes[key] = None          # e.g. skip_threshold=none, acc_bits=none
+            continue
+        try:
+            changes[key] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            changes[key] = value.strip()
+    if not changes:
+        return cfg
+    try:
+        return dataclasses.replace(cfg, **changes)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"--set: {exc}") from None
