@@ -204,15 +204,26 @@ def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", chunk_ent
     total = Counters()
     fallback = 0
     R = cfg.rows
-    per_chunk = max(1, chunk_entries // max(1, R * Lk))
+    # Tiles that stream similar numbers of keys go into one chunk (causal
+    # prefill tiles range from a few keys to all of them), and a chunk holds
+    # at most chunk_entries (row, key) pairs.
+    valid = tiles.qrow >= 0
+    pos = np.where(valid, qpos[np.maximum(tiles.qrow, 0)], -1)
+    tile_n = np.array([_tile_keys(pos[t], valid[t], Lk, causal)[0] for t in range(len(tiles))])
     for g in range(Hkv):
         tix = np.nonzero(tiles.kv == g)[0]
-        for start in range(0, len(tix), per_chunk):
-            sel = tix[start:start + per_chunk]
+        tix = tix[np.argsort(tile_n[tix], kind="stable")]
+        start = 0
+        while start < len(tix):
+            stop = start + 1
+            while stop < len(tix) and (stop + 1 - start) * R * max(int(tile_n[tix[stop]]), 1) <= chunk_entries:
+                stop += 1
+            sel = tix[start:stop]
             c, f = _run_chunk(q, k[g], v[g], cm, cs, qpos, tiles.qrow[sel], tiles.head[sel], cfg, causal,
                               out, lsum)
             total = total + c
             fallback += f
+            start = stop
     return EngineResult(out=out, l=lsum, counters=total, fallback_rows=fallback)
 
 
@@ -225,15 +236,18 @@ def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, cfg, causal, out, lsum):
     hh = np.where(valid, head, 0)
     rows_q = np.where(valid[..., None], q[hh, qr], 0)                 # [T, R, d]
     pos = np.where(valid, qpos[qr], -1)                               # [T, R]
-    x = softmax.to_log2(ip_cim.scores(rows_q, kg), np.where(valid, cm[hh, qr], 0),
-                        np.where(valid, cs[hh, qr], 0), cfg)          # [T, R, Lk]
-    # Per-tile key order, padded with Lk (a dummy key slot) to a common length.
+    # Per-tile key order, padded with a dummy key slot to a common length.
     nk, orders = [], []
     for t in range(T):
         n, hi = _tile_keys(pos[t], valid[t], Lk, causal)
         nk.append(n)
         orders.append(key_order(n, hi, cfg))
     N = max(nk, default=0)
+    # Every tile streams a subset of keys [0, N): score only those.
+    kg, vg = kg[:N], vg[:N]
+    Lk = N
+    x = softmax.to_log2(ip_cim.scores(rows_q, kg), np.where(valid, cm[hh, qr], 0),
+                        np.where(valid, cs[hh, qr], 0), cfg)          # [T, R, N]
     order = np.full((T, N), Lk, np.int64)
     for t, o in enumerate(orders):
         order[t, :len(o)] = o

@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 __all__ = [
-    "FINE", "COARSE", "SKIPPED", "MASKED", "luts", "to_log2", "exp2_neg",
+    "FINE", "COARSE", "SKIPPED", "MASKED", "luts", "to_log2", "exp2_neg", "exp2_neg_direct",
     "SoftmaxState", "initial_state", "step", "online", "OnlineResult",
 ]
 
@@ -70,7 +70,39 @@ def exp2_neg(d, cfg):
 
     Returns ``(p, tier)`` with ``tier`` FINE, COARSE or SKIPPED (p forced to 0).
     d may be negative down to ``-lazy_threshold`` units (p above 1, shifted left).
+    The result depends on d only through its fraction and its integer part
+    clipped to a small range, so it is read from a table that
+    :func:`exp2_neg_direct` fills; the two are the same function.
     """
+    d = np.asarray(d, dtype=np.int64)
+    F = cfg.log_frac_bits
+    p_tab, tier_tab, nmax = _exp2_table(cfg)
+    lazy = cfg.lazy_threshold
+    n = np.clip(d >> F, -lazy, nmax) + lazy
+    return p_tab[(n << F) | (d & ((1 << F) - 1))], tier_tab[n]
+
+
+def _nmax(cfg):
+    # Past this integer part nothing changes: p is 0 and the tier is fixed.
+    return max(cfg.prob_bits + 1, cfg.skip_threshold or 0, cfg.fine_window)
+
+
+@lru_cache(maxsize=64)
+def _exp2_table(cfg):
+    nmax = _nmax(cfg)
+    F = cfg.log_frac_bits
+    n = np.arange(-cfg.lazy_threshold, nmax + 1)
+    d = (n[:, None] << F) + np.arange(1 << F)[None, :]
+    p, tier = exp2_neg_direct(d, cfg)
+    p = p.ravel()
+    tier = tier[:, 0].copy()
+    p.setflags(write=False)
+    tier.setflags(write=False)
+    return p, tier, nmax
+
+
+def exp2_neg_direct(d, cfg):
+    """:func:`exp2_neg` computed step by step from the LUTs (docs/numerics.md section 4)."""
     fine, coarse = luts(cfg)
     F = cfg.log_frac_bits
     d = np.asarray(d, dtype=np.int64)
@@ -79,7 +111,7 @@ def exp2_neg(d, cfg):
     use_coarse = (d >= (cfg.fine_window << F)) if cfg.tiers else np.zeros(d.shape, bool)
     base = np.where(use_coarse, coarse[f >> (F - cfg.coarse_lut_bits)], fine[f >> (F - cfg.fine_lut_bits)])
     # Right shift with round-half-up; a shift past prob_bits + 1 leaves 0 whatever
-    # the entry, so the shifter saturates there (docs §4).
+    # the entry, so the shifter saturates there (docs section 4).
     rs = np.clip(n, 0, cfg.prob_bits + 1)
     p = (base + ((np.int64(1) << rs) >> 1)) >> rs
     p = np.where(n < 0, base << np.clip(-n, 0, cfg.lazy_threshold), p)

@@ -128,3 +128,17 @@ def test_online_equals_folded_steps(cfg):
     assert np.array_equal(res.rescale, np.stack([o[2] for o in outs], 1))
     assert np.array_equal(res.tier, np.stack([o[3] for o in outs], 1))
     assert res.rescale.sum() > 0
+
+
+@pytest.mark.parametrize("cfg", [
+    CFG, CFG.replace(lazy_threshold=3, op_bits_per_cycle=1), CFG.replace(tiers=False, skip_threshold=None),
+    CFG.replace(skip_threshold=30, fine_window=20), CFG.replace(prob_bits=6, op_bits_per_cycle=2),
+])
+def test_table_equals_direct(cfg):
+    F = cfg.log_frac_bits
+    rng = np.random.default_rng(3)
+    d = np.concatenate([np.arange(-(cfg.lazy_threshold << F), 40 << F),
+                        rng.integers(0, 1 << 40, 1000), [1 << 50]])
+    p, tier = softmax.exp2_neg(d, cfg)
+    pd, tierd = softmax.exp2_neg_direct(d, cfg)
+    assert np.array_equal(p, pd) and np.array_equal(tier, tierd)
