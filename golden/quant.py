@@ -86,6 +86,18 @@ def score_constant(score_scale, cfg):
     return mant, shift
 
 
+def _float_input(name, a):
+    a = np.asarray(a)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers, not {a.dtype}")
+    if a.ndim != 3 or 0 in a.shape:
+        raise ValueError(f"{name} must be a non-empty [heads, length, head_dim] array, not shape {a.shape}")
+    a = a.astype(np.float64)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return a
+
+
 def hadamard(d):
     """Orthonormal block-Hadamard matrix ``[d, d]``: blocks of the largest power of two dividing d."""
     b = d & -d
@@ -108,9 +120,16 @@ def quantise(q, k, v, cfg, *, scale=None, method="fusioncim", rotate=True, v_anc
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if v_anchor not in V_ANCHORS:
         raise ValueError(f"v_anchor must be one of {', '.join(V_ANCHORS)}, not {v_anchor!r}")
-    q = np.asarray(q, np.float64)
-    k = np.asarray(k, np.float64)
-    v = np.asarray(v, np.float64)
+    q, k, v = (_float_input(n, a) for n, a in (("q", q), ("k", k), ("v", v)))
+    if k.shape != v.shape:
+        raise ValueError(f"k and v shapes differ: {k.shape} vs {v.shape}")
+    if q.shape[2] != k.shape[2] or q.shape[2] != cfg.head_dim:
+        raise ValueError(f"head_dim of q ({q.shape[2]}), k ({k.shape[2]}) and the config "
+                         f"({cfg.head_dim}) must agree")
+    if q.shape[0] % k.shape[0]:
+        raise ValueError(f"query heads {q.shape[0]} must be a multiple of KV heads {k.shape[0]}")
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive finite number, not {scale!r}")
     H, Lq, d = q.shape
     Hkv = k.shape[0]
     group = H // Hkv

@@ -74,3 +74,24 @@ def test_bad_method():
         quant.quantise(x, x, x, CFG, method="fp8")
     with pytest.raises(ValueError, match="v_anchor must be one of sink, mean, not 'max'"):
         quant.quantise(x, x, x, CFG, v_anchor="max")
+
+
+@pytest.mark.parametrize("change, exc, message", [
+    (dict(q=np.full((2, 3, 64), np.nan)), ValueError, "q holds NaN or infinite values"),
+    (dict(v=np.full((1, 3, 64), np.inf)), ValueError, "v holds NaN or infinite values"),
+    (dict(q=np.zeros((2, 64))), ValueError, "q must be a non-empty [heads, length, head_dim] array"),
+    (dict(k=np.zeros((1, 0, 64))), ValueError, "k must be a non-empty"),
+    (dict(q=np.zeros((2, 3, 64), complex)), TypeError, "q must hold real numbers, not complex128"),
+    (dict(v=np.zeros((1, 4, 64))), ValueError, "k and v shapes differ"),
+    (dict(q=np.zeros((3, 3, 64)), k=np.zeros((2, 3, 64)), v=np.zeros((2, 3, 64))), ValueError,
+     "query heads 3 must be a multiple of KV heads 2"),
+    (dict(q=np.zeros((2, 3, 32))), ValueError, "head_dim of q (32), k (64) and the config (64) must agree"),
+    (dict(scale=-1.0), ValueError, "scale must be a positive finite number, not -1.0"),
+])
+def test_bad_float_inputs(change, exc, message):
+    args = dict(q=np.zeros((2, 3, 64)), k=np.zeros((1, 3, 64)), v=np.zeros((1, 3, 64)))
+    scale = change.pop("scale", None)
+    args.update(change)
+    with pytest.raises(exc) as info:
+        quant.quantise(args["q"], args["k"], args["v"], CFG, scale=scale)
+    assert message in str(info.value)
