@@ -149,8 +149,18 @@ def _check_inputs(q, k, v, c_mant, c_shift, cfg, mode):
     return q, k, v, cm, cs
 
 
-def _tiles(mode, H, Lq, Hkv, cfg):
-    return tiles_prefill(H, Lq, Hkv, cfg.rows) if mode == "prefill" else tiles_decode(H, Lq, Hkv, cfg.rows)
+def _setup(q, k, v, c_mant, c_shift, cfg, causal, mode):
+    # What both forms of the engine start from: checked inputs, query
+    # positions, the tiles, and zeroed outputs.
+    causal = cfg.causal if causal is None else bool(causal)
+    q, k, v, cm, cs = _check_inputs(q, k, v, c_mant, c_shift, cfg, mode)
+    H, Lq, d = q.shape
+    Hkv, Lk, _ = k.shape
+    make = tiles_prefill if mode == "prefill" else tiles_decode
+    tiles = make(H, Lq, Hkv, cfg.rows)
+    out = np.zeros((H, Lq, d), np.int64)
+    lsum = np.zeros((H, Lq), np.int64)
+    return causal, q, k, v, cm, cs, query_positions(Lq, Lk), tiles, out, lsum
 
 
 def _tile_keys(qpos_rows, valid_rows, Lk, causal):
@@ -193,14 +203,8 @@ def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", chunk_ent
     -------
     EngineResult
     """
-    causal = cfg.causal if causal is None else bool(causal)
-    q, k, v, cm, cs = _check_inputs(q, k, v, c_mant, c_shift, cfg, mode)
-    H, Lq, d = q.shape
+    causal, q, k, v, cm, cs, qpos, tiles, out, lsum = _setup(q, k, v, c_mant, c_shift, cfg, causal, mode)
     Hkv, Lk, _ = k.shape
-    qpos = query_positions(Lq, Lk)
-    tiles = _tiles(mode, H, Lq, Hkv, cfg)
-    out = np.zeros((H, Lq, d), np.int64)
-    lsum = np.zeros((H, Lq), np.int64)
     total = Counters()
     fallback = 0
     R = cfg.rows
@@ -266,8 +270,9 @@ def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, cfg, causal, out, lsum):
     sn = np.zeros((T, R, Lk + 1), np.int64)
     np.put_along_axis(pn, np.broadcast_to(order[:, None, :], xo.shape), res.p, -1)
     np.put_along_axis(sn, np.broadcast_to(order[:, None, :], xo.shape), s, -1)
-    O, l = op_cim.accumulate(pn[..., :Lk], sn[..., :Lk], vg, v_bits=cfg.data_bits)
-    fallback = int((~_exact_rows(pn, sn, cfg)).sum()) if Lk else 0
+    pn, sn = pn[..., :Lk], sn[..., :Lk]
+    O, l = op_cim.accumulate(pn, sn, vg, v_bits=cfg.data_bits)
+    fallback = int((~op_cim.exact_rows(pn, sn, v_bits=cfg.data_bits)).sum())
     o = op_cim.normalise(O, l, out_frac_bits=cfg.out_frac_bits, out_bits=cfg.out_bits)
     out[head[valid], qrow[valid]] = o[valid]
     lsum[head[valid], qrow[valid]] = l[valid]
@@ -288,23 +293,10 @@ def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, cfg, causal, out, lsum):
     return c, fallback
 
 
-def _exact_rows(pn, sn, cfg):
-    # Mirrors op_cim.accumulate's test, only to report how often it fell back.
-    s = np.where(pn != 0, sn, 0).max(axis=-1, initial=0)
-    head = int(pn.max(initial=0)).bit_length() + cfg.data_bits - 1 + max(pn.shape[-1] - 2, 0).bit_length()
-    return head + s <= 52
-
-
 def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"):
     """The same engine, one key at a time, from the block functions. Slow; for tests and traces."""
-    causal = cfg.causal if causal is None else bool(causal)
-    q, k, v, cm, cs = _check_inputs(q, k, v, c_mant, c_shift, cfg, mode)
-    H, Lq, d = q.shape
-    Hkv, Lk, _ = k.shape
-    qpos = query_positions(Lq, Lk)
-    tiles = _tiles(mode, H, Lq, Hkv, cfg)
-    out = np.zeros((H, Lq, d), np.int64)
-    lsum = np.zeros((H, Lq), np.int64)
+    causal, q, k, v, cm, cs, qpos, tiles, out, lsum = _setup(q, k, v, c_mant, c_shift, cfg, causal, mode)
+    Lk, d = k.shape[1:]
     total = Counters()
     R = cfg.rows
     for t in range(len(tiles)):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["update", "accumulate", "normalise"]
+__all__ = ["update", "accumulate", "exact_rows", "normalise"]
 
 
 def update(O, l, p, shift, v):
@@ -44,13 +44,7 @@ def accumulate(p, s, v, *, v_bits):
     p = np.asarray(p, np.int64)
     s = np.where(p != 0, np.asarray(s, np.int64), 0)
     v = np.asarray(v, np.int64)
-    n = p.shape[-1]
-    smax = s.max(axis=-1, initial=0)
-    pbits = int(p.max(initial=0)).bit_length()
-    # |p v| < 2**(pbits + v_bits - 1); n terms; scaled by up to 2**-smax: all
-    # partial sums are multiples of 2**-smax below 2**(pbits+v_bits-1+log2 n).
-    head = pbits + v_bits - 1 + max(n - 1, 0).bit_length()
-    exact = head + smax <= 52
+    exact = exact_rows(p, s, v_bits=v_bits)
     w = np.ldexp(p.astype(np.float64), -np.minimum(s, 1000).astype(np.int32))
     w = np.where(exact[..., None], w, 0.0)
     O = np.floor(w @ v.astype(np.float64)).astype(np.int64)
@@ -59,6 +53,19 @@ def accumulate(p, s, v, *, v_bits):
         for ix in zip(*np.nonzero(~exact)):
             O[ix], l[ix] = _exact_row(p[ix], s[ix], v)
     return O, l
+
+
+def exact_rows(p, s, *, v_bits):
+    """``[..., R]`` bool: rows whose closed form float64 evaluates exactly.
+
+    ``|p v| < 2**(pbits + v_bits - 1)``, N terms, each scaled by up to
+    ``2**-smax``: every partial sum is a multiple of ``2**-smax`` below
+    ``2**(pbits + v_bits - 1 + bit_length(N - 1))``, exact while that spans at most 52 bits.
+    """
+    p = np.asarray(p, np.int64)
+    smax = np.where(p != 0, np.asarray(s, np.int64), 0).max(axis=-1, initial=0)
+    head = int(p.max(initial=0)).bit_length() + v_bits - 1 + max(p.shape[-1] - 1, 0).bit_length()
+    return head + smax <= 52
 
 
 def _exact_row(p, s, v):

@@ -5,7 +5,6 @@ import pytest
 
 from fusioncim.config import PRESETS
 from fusioncim.golden import engine, quant, reference
-from fusioncim.golden.reference import query_positions
 
 TEST = PRESETS["test"]          # d = 16, rows = 4
 
