@@ -49,6 +49,17 @@ def test_lazy_threshold_widens_p():
     ("max_seq_len", 0, ValueError, "max_seq_len must be from 1 to 16777216, not 0"),
     ("out_frac_bits", -1, ValueError, "out_frac_bits must be from 0 to 16, not -1"),
     ("sink_keys", -1, ValueError, "sink_keys must be at least 0, not -1"),
+    ("diag_window", "8", TypeError, "diag_window must be an integer, not '8'"),
+    ("log_frac_bits", 17, ValueError, "log_frac_bits must be from 0 to 16, not 17"),
+    ("x_int_bits", 1, ValueError, "x_int_bits must be from 2 to 24, not 1"),
+    ("const_bits", 40, ValueError, "const_bits must be from 2 to 24, not 40"),
+    ("prob_bits", 17, ValueError, "prob_bits must be from 2 to 16, not 17"),
+    ("fine_window", 0, ValueError, "fine_window must be at least 1, not 0"),
+    ("key_skip", "yes", TypeError, "key_skip must be true or false, not 'yes'"),
+    ("rescale_on_growth_only", None, TypeError, "rescale_on_growth_only must be true or false, not None"),
+    ("causal", 0, TypeError, "causal must be true or false, not 0"),
+    ("acc_bits", 32.0, TypeError, "acc_bits must be an integer, not 32.0"),
+    ("ip_bits_per_cycle", 0, ValueError, "ip_bits_per_cycle must be at least 1, not 0"),
 ])
 def test_bad_values(field, value, exc, message):
     with pytest.raises(exc) as info:
@@ -60,6 +71,16 @@ def test_bad_combination_too_wide():
     # 4096 * 2**30 = 2**42 -> score_bits 44; 44 + 24 > 62.
     with pytest.raises(ValueError, match=r"score_bits 44 \(head_dim 4096, data_bits 16\) plus const_bits 24 exceed 62"):
         EngineConfig(head_dim=4096, data_bits=16, ip_bits_per_cycle=1, const_bits=24)
+
+
+def test_lazy_threshold_needs_log_range():
+    with pytest.raises(ValueError, match="x_int_bits 4 leaves no range above lazy_threshold"):
+        EngineConfig(x_int_bits=4, lazy_threshold=2, op_bits_per_cycle=2)
+
+
+def test_accumulator_beyond_model_width():
+    with pytest.raises(ValueError, match="acc_bits 59 plus out_frac_bits 4 exceed the 60 bits"):
+        EngineConfig(acc_bits=59)
 
 
 def test_frozen_and_replace_revalidates():
