@@ -11,13 +11,18 @@ The numbers are those of ``fusioncim.golden.ip_cim`` (docs/numerics.md §2).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import EngineConfig
 
-__all__ = ["IpCim"]
+__all__ = ["IpCim", "row_bits"]
+
+
+def row_bits(rows):
+    """Width of a row address; at least 1 so that no port or field is zero-width in Verilog."""
+    return max(1, (rows - 1).bit_length())
 
 
 def _adder_tree(terms):
@@ -48,11 +53,12 @@ class IpCim(wiring.Component):
     Members
     -------
     q_wr : In(stream.Signature(StructLayout({"row", "data"})))
-        Writes one Q row. Accepted only when no key is being computed, and
-        before any key waiting on ``k``: a key sent after a write sees it.
-    q_rd_row : In(range(rows))
+        Writes one Q row (a row address >= rows is ignored). Accepted only
+        when no key is being computed, and before any key waiting on ``k``: a
+        key sent after a write sees it.
+    q_rd_row : In(row_bits(rows))
     q_rd_data : Out(ArrayLayout(signed(data_bits), head_dim))
-        Combinational read-back of a stored Q row (for test).
+        Combinational read-back of a stored Q row (for test); 0 for an address >= rows.
     k : In(stream.Signature(ArrayLayout(signed(data_bits), head_dim)))
         Key vectors.
     s : Out(stream.Signature(ArrayLayout(signed(score_bits), rows)))
@@ -73,8 +79,9 @@ class IpCim(wiring.Component):
         b, d, r = config.data_bits, config.head_dim, config.rows
         self._row_layout = data.ArrayLayout(signed(b), d)
         super().__init__({
-            "q_wr": In(stream.Signature(data.StructLayout({"row": range(r), "data": self._row_layout}))),
-            "q_rd_row": In(range(r)),
+            "q_wr": In(stream.Signature(data.StructLayout({"row": unsigned(row_bits(r)),
+                                                           "data": self._row_layout}))),
+            "q_rd_row": In(unsigned(row_bits(r))),
             "q_rd_data": Out(self._row_layout),
             "k": In(stream.Signature(self._row_layout)),
             "s": Out(stream.Signature(data.ArrayLayout(signed(config.score_bits), r))),
@@ -106,13 +113,12 @@ class IpCim(wiring.Component):
             for r in range(R):
                 with m.If(self.q_wr.payload.row == r):
                     m.d.sync += q[r].eq(self.q_wr.payload.data)
-        if R == 1:
-            m.d.comb += self.q_rd_data.eq(q[0])
-        else:
-            with m.Switch(self.q_rd_row):
-                for r in range(R):
-                    with m.Case(r):
-                        m.d.comb += self.q_rd_data.eq(q[r])
+        with m.Switch(self.q_rd_row):
+            for r in range(R):
+                with m.Case(r):
+                    m.d.comb += self.q_rd_data.eq(q[r])
+            with m.Default():
+                m.d.comb += self.q_rd_data.eq(0)
 
         # The key as bit-planes: a per-element shift register whose top bpc
         # bits are the digit of the current cycle.
