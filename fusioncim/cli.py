@@ -104,6 +104,17 @@ def cmd_config(args):
     return 0
 
 
+# -- generate --------------------------------------------------------------
+
+def cmd_generate(args):
+    from . import generate
+    cfg = config_mod.load(args.config, args.set)
+    out = args.out or Path(f"{args.block}.v")
+    generate.write_verilog(args.block, cfg, out)
+    print(out)
+    return 0
+
+
 # -- demo ------------------------------------------------------------------
 
 def cmd_demo(args):
@@ -147,6 +158,13 @@ def build_parser():
     c.add_argument("--json", action="store_true")
     common(c)
     c.set_defaults(func=cmd_config)
+
+    from .generate import BLOCKS
+    g = sub.add_parser("generate", help="write the Verilog of one block for a config")
+    g.add_argument("block", choices=sorted(BLOCKS))
+    g.add_argument("--out", type=Path, help="output file (default: BLOCK.v in the current folder)")
+    common(g)
+    g.set_defaults(func=cmd_generate)
 
     d = sub.add_parser("demo", help="the main job: golden-model accuracy and activity summary")
     common(d, config=False)

@@ -74,6 +74,7 @@ class IpCim(wiring.Component):
 
     def __init__(self, config: EngineConfig):
         if not isinstance(config, EngineConfig):
+            self._MustUse__silence = True       # never built, so never "unused"
             raise TypeError(f"config must be an EngineConfig, not {config!r}")
         self._cfg = config
         b, d, r = config.data_bits, config.head_dim, config.rows

@@ -117,3 +117,25 @@ def _trunc(t):
     p = _small_file(t, "t.npz")
     p.write_bytes(p.read_bytes()[:100])
     return p
+
+
+def test_generate_writes_verilog(tmp_path):
+    out = tmp_path / "v" / "ip.v"
+    r = run_cli("generate", "ip_cim", "--config", "test", "--set", "rows=2", "--out", out)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert "module ip_cim(" in text and "k__payload" in text and "s__valid" in text
+    assert r.stdout.strip() == str(out)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "rows=0"], "rows must be from 1 to 1024, not 0"),
+    (["--set", "ip_bits_per_cycle=3"], "ip_bits_per_cycle 3 must divide data_bits 8"),
+    (["--set", "acc_bits=8"], "acc_bits 8 cannot hold"),
+    (["--set", "head_dim=0"], "head_dim must be from 1 to 4096, not 0"),
+])
+def test_generate_bad_config_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "ip.v"
+    r = run_cli("generate", "ip_cim", "--out", out, *args)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == []
