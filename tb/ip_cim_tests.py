@@ -39,7 +39,7 @@ class IpCimTB:
         self.dut = dut
         self.cfg = cfg = _config()
         self.log = dut._log
-        self.seed = int(os.environ.get("FUSIONCIM_SEED", "1"))
+        self.seed = _seed()
         self.rng = random.Random(self.seed)
         self.nrng = np.random.default_rng(self.seed)
         self.log.info("seed %d, config rows=%d head_dim=%d bits_per_cycle=%d", self.seed, cfg.rows,
@@ -87,6 +87,17 @@ class IpCimTB:
     def random_rows(self, n):
         return self.nrng.integers(self.cfg.data_min, self.cfg.data_max + 1, (n, self.cfg.head_dim))
 
+    async def load_random_tile(self):
+        """Write random values into every Q row; returns them."""
+        rows = self.random_rows(self.cfg.rows)
+        for r, row in enumerate(rows):
+            await self.write_q(r, row)
+        return rows
+
+
+def _seed():
+    return int(os.environ.get("FUSIONCIM_SEED", "1"))
+
 
 def _keys():
     return int(os.environ.get("FUSIONCIM_KEYS", "40"))
@@ -95,12 +106,10 @@ def _keys():
 @cocotb.test()
 async def random_data_with_stalls(dut):
     """Random Q tile and keys; random gaps on the inputs and stalls on the output."""
-    seed = int(os.environ.get("FUSIONCIM_SEED", "1"))
-    rng = random.Random(seed ^ 0x5EED)
+    rng = random.Random(_seed() ^ 0x5EED)
     tb = IpCimTB(dut, idle=random_pattern(rng, 0.7), backpressure=random_pattern(rng, 0.6))
     await tb.reset()
-    for r, row in enumerate(tb.random_rows(tb.cfg.rows)):
-        await tb.write_q(r, row)
+    await tb.load_random_tile()
     for key in tb.random_rows(_keys()):
         await tb.send_key(key)
     await tb.finish()
@@ -127,12 +136,10 @@ async def extreme_values(dut):
 @cocotb.test()
 async def reload_between_keys(dut):
     """Q rows rewritten between keys, in random order, under random stalls: each key sees the writes before it."""
-    seed = int(os.environ.get("FUSIONCIM_SEED", "1"))
-    rng = random.Random(seed ^ 0xBEEF)
+    rng = random.Random(_seed() ^ 0xBEEF)
     tb = IpCimTB(dut, idle=random_pattern(rng, 0.8), backpressure=random_pattern(rng, 0.5))
     await tb.reset()
-    for r, row in enumerate(tb.random_rows(tb.cfg.rows)):
-        await tb.write_q(r, row)
+    await tb.load_random_tile()
     for _ in range(_keys()):
         if rng.random() < 0.4:
             for _ in range(rng.randint(1, tb.cfg.rows)):
@@ -146,9 +153,7 @@ async def read_back(dut):
     """Every written Q row reads back unchanged."""
     tb = IpCimTB(dut)
     await tb.reset()
-    rows = tb.random_rows(tb.cfg.rows)
-    for r, row in enumerate(rows):
-        await tb.write_q(r, row)
+    rows = await tb.load_random_tile()
     for r in range(tb.cfg.rows):
         dut.q_rd_row.value = r
         await ReadOnly()
@@ -163,8 +168,7 @@ async def throughput(dut):
     """Back-to-back keys, output always ready: one key every data_bits / bits_per_cycle cycles."""
     tb = IpCimTB(dut)
     await tb.reset()
-    for r, row in enumerate(tb.random_rows(tb.cfg.rows)):
-        await tb.write_q(r, row)
+    await tb.load_random_tile()
     n = max(_keys(), 8)
     start = tb.s_sink.cycle
     for key in tb.random_rows(n):
