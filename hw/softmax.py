@@ -1,0 +1,244 @@
+"""Pattern-aware online softmax unit: per key, rows of scores in; p, rescale shifts and a skip flag out.
+
+The numbers are those of ``fusioncim.golden.softmax`` (docs/numerics.md
+sections 3 to 5): log-domain score ``x`` from the per-row score constant, a
+whole-unit running max, fine/coarse LUT exponent with a rounding shift, skip
+threshold, lazy threshold, and the running sum ``l = (l >> shift) + p``. The
+LUT contents come from ``golden.softmax.luts``.
+
+Pipeline (one key per cycle, all rows in parallel): accept, log-domain
+conversion, running max, exponent and sum. The whole pipeline advances when
+its output register is free, so a stalled output holds everything and nothing
+is lost.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import EngineConfig
+from ..golden.softmax import luts
+
+__all__ = ["Softmax", "COUNTERS"]
+
+COUNTERS = ("keys", "skipped_keys", "fine_lookups", "coarse_lookups", "skipped_entries", "masked_entries",
+            "rescales")
+COUNTER_BITS = 32
+
+
+def _row_bits(rows):
+    return max(1, (rows - 1).bit_length())
+
+
+class Softmax(wiring.Component):
+    """Online LUT softmax for one Q tile of ``rows`` rows.
+
+    Throughput: one key per cycle. Latency: a key accepted in cycle t leaves
+    on ``p_out`` from cycle ``t + latency``.
+
+    Parameters
+    ----------
+    config : EngineConfig
+
+    Members
+    -------
+    row_wr : In(stream)
+        ``{row, c_mant, c_shift, q_pos, active, causal}``: sets up one row for a
+        new tile and clears its running max and sum. Accepted only while no key
+        is in the first three stages.
+    s_in : In(stream)
+        ``{scores[rows], key_pos}``: the IP-CIM's scores of one key and its position.
+    p_out : Out(stream)
+        ``{p[rows], shift[rows], skip, key_pos}``: probabilities, the rescale
+        shift to apply to O and l before adding p (0: no rescale), and the
+        all-rows-zero flag (only with ``key_skip``).
+    l : Out(ArrayLayout(unsigned(sum_width), rows))
+        The running sums, for the final normalisation (done in the OP-CIM's
+        normaliser, issue 5).
+    keys, skipped_keys, fine_lookups, coarse_lookups, skipped_entries, masked_entries, rescales : Out(32)
+        Activity counters since reset (golden ``engine.Counters`` semantics).
+    """
+
+    def __init__(self, config: EngineConfig):
+        if not isinstance(config, EngineConfig):
+            self._MustUse__silence = True
+            raise TypeError(f"config must be an EngineConfig, not {config!r}")
+        self._cfg = c = config
+        R = c.rows
+        self.pos_bits = max(1, (c.max_seq_len - 1).bit_length())
+        self.cshift_bits = (c.score_bits + c.const_bits).bit_length()
+        self.shift_bits = c.acc_width.bit_length()
+        ports = {
+            "row_wr": In(stream.Signature(data.StructLayout({
+                "row": unsigned(_row_bits(R)), "c_mant": unsigned(c.const_bits),
+                "c_shift": unsigned(self.cshift_bits), "q_pos": unsigned(self.pos_bits),
+                "active": unsigned(1), "causal": unsigned(1)}))),
+            "s_in": In(stream.Signature(data.StructLayout({
+                "scores": data.ArrayLayout(signed(c.score_bits), R), "key_pos": unsigned(self.pos_bits)}))),
+            "p_out": Out(stream.Signature(data.StructLayout({
+                "p": data.ArrayLayout(unsigned(c.p_bits), R), "shift": data.ArrayLayout(unsigned(self.shift_bits), R),
+                "skip": unsigned(1), "key_pos": unsigned(self.pos_bits)}))),
+            "l": Out(data.ArrayLayout(unsigned(c.sum_width), R)),
+        }
+        ports.update({name: Out(COUNTER_BITS) for name in COUNTERS})
+        super().__init__(ports)
+
+    @property
+    def config(self):
+        return self._cfg
+
+    @property
+    def latency(self):
+        """Cycles from a key's acceptance on ``s_in`` to its result being valid on ``p_out``."""
+        return 4
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._cfg
+        R, F = c.rows, c.log_frac_bits
+        tau = c.lazy_threshold << F
+        xw = c.x_bits
+        mw = xw + 2                      # running max: ceil(x) can pass x_max
+        dw = xw + 3                      # distance m - x, sign included
+
+        # -- per-row tile parameters and state ------------------------------
+        c_mant = [Signal(c.const_bits, name=f"c_mant{r}") for r in range(R)]
+        c_shift = [Signal(self.cshift_bits, name=f"c_shift{r}") for r in range(R)]
+        q_pos = [Signal(self.pos_bits, name=f"q_pos{r}") for r in range(R)]
+        active = [Signal(name=f"active{r}") for r in range(R)]
+        causal = [Signal(name=f"causal{r}") for r in range(R)]
+        run_max = [Signal(signed(mw), name=f"m{r}") for r in range(R)]
+        seen = [Signal(name=f"seen{r}") for r in range(R)]
+        lsum = [Signal(c.sum_width, name=f"l{r}") for r in range(R)]
+        m.d.comb += [self.l[r].eq(lsum[r]) for r in range(R)]
+
+        # -- pipeline registers ------------------------------------------------
+        v0, v1, v2 = Signal(), Signal(), Signal()
+        s0 = [Signal(signed(c.score_bits), name=f"s0_{r}") for r in range(R)]
+        live0 = Signal(R)
+        kpos0, kpos1, kpos2 = Signal(self.pos_bits), Signal(self.pos_bits), Signal(self.pos_bits)
+        x1 = [Signal(signed(xw), name=f"x1_{r}") for r in range(R)]
+        live1, live2 = Signal(R), Signal(R)
+        d2 = [Signal(signed(dw), name=f"d2_{r}") for r in range(R)]
+        shift2 = [Signal(self.shift_bits, name=f"shift2_{r}") for r in range(R)]
+        resc2 = Signal(R)
+
+        out_free = ~self.p_out.valid | self.p_out.ready
+        advance = out_free
+        m.d.comb += [
+            # A pending row set-up goes first: keys sent after it see it.
+            self.s_in.ready.eq(advance & ~self.row_wr.valid),
+            self.row_wr.ready.eq(~(v0 | v1 | v2)),
+        ]
+
+        # Row set-up: parameters, and a fresh running max and sum.
+        wr = self.row_wr.payload
+        with m.If(self.row_wr.valid & self.row_wr.ready):
+            for r in range(R):
+                with m.If(wr.row == r):
+                    m.d.sync += [c_mant[r].eq(wr.c_mant), c_shift[r].eq(wr.c_shift), q_pos[r].eq(wr.q_pos),
+                                 active[r].eq(wr.active), causal[r].eq(wr.causal), seen[r].eq(0),
+                                 lsum[r].eq(0), run_max[r].eq(0)]
+
+        # Stage 0: accept; which rows see this key.
+        kin = self.s_in.payload.key_pos
+        live_in = Cat(*[active[r] & (~causal[r] | (kin <= q_pos[r])) for r in range(R)])
+        with m.If(advance):
+            m.d.sync += [v0.eq(self.s_in.valid), kpos0.eq(kin), live0.eq(live_in)]
+            m.d.sync += [s0[r].eq(self.s_in.payload.scores[r]) for r in range(R)]
+
+        # Stage 1: x = sat(round_half_up(s * c_mant / 2**c_shift)).
+        xmin, xmax = c.x_min, c.x_max
+        pw = c.score_bits + c.const_bits + 1
+        with m.If(advance):
+            m.d.sync += [v1.eq(v0), kpos1.eq(kpos0), live1.eq(live0)]
+            for r in range(R):
+                prod = Signal(signed(pw), name=f"prod{r}")
+                half = Signal(pw, name=f"half{r}")
+                m.d.comb += [prod.eq(s0[r] * c_mant[r]),
+                             half.eq((Const(1, pw) << c_shift[r])[:pw] >> 1)]
+                rounded = Signal(signed(pw + 1), name=f"rounded{r}")
+                m.d.comb += rounded.eq((prod + half) >> c_shift[r])
+                m.d.sync += x1[r].eq(Mux(rounded > xmax, xmax, Mux(rounded < xmin, xmin, rounded)))
+
+        # Stage 2: running max (state read and written here, one key a cycle, in order).
+        with m.If(advance):
+            m.d.sync += [v2.eq(v1), kpos2.eq(kpos1), live2.eq(live1)]
+            for r in range(R):
+                x = x1[r]
+                ceil_x = Signal(signed(mw), name=f"ceil{r}")
+                m.d.comb += ceil_x.eq(((x + ((1 << F) - 1)) >> F) << F)
+                grow = Signal(name=f"grow{r}")
+                m.d.comb += grow.eq(live1[r] & (~seen[r] | (x > run_max[r] + tau)))
+                new_m = Signal(signed(mw), name=f"new_m{r}")
+                m.d.comb += new_m.eq(Mux(grow, ceil_x, run_max[r]))
+                delta = Signal(mw + 1, name=f"delta{r}")
+                m.d.comb += delta.eq((new_m - run_max[r]) >> F)
+                rescale_now = grow & seen[r]
+                counted = rescale_now if c.rescale_on_growth_only else (live1[r] & seen[r])
+                m.d.sync += [
+                    d2[r].eq(new_m - x),
+                    shift2[r].eq(Mux(rescale_now, Mux(delta > c.acc_width, c.acc_width, delta), 0)),
+                    resc2[r].eq(counted),
+                ]
+                with m.If(v1):
+                    m.d.sync += [run_max[r].eq(new_m), seen[r].eq(seen[r] | live1[r])]
+
+        # Stage 3: exponent, running sum, output register, counters.
+        fine, coarse = luts(c)
+        fine_rom = Array(Const(int(vv), c.prob_bits) for vv in fine)
+        coarse_rom = Array(Const(int(vv), c.prob_bits) for vv in coarse)
+        ps, tiers = [], []
+        for r in range(R):
+            d = d2[r]
+            n = Signal(signed(dw - F + 1), name=f"n{r}")
+            f = Signal(F, name=f"f{r}")
+            m.d.comb += [n.eq(d >> F), f.eq(d[:F])]
+            use_coarse = Signal(name=f"coarse{r}")
+            m.d.comb += use_coarse.eq((d >= (c.fine_window << F)) if c.tiers else 0)
+            base = Signal(c.prob_bits, name=f"base{r}")
+            fine_idx = f[F - c.fine_lut_bits:] if c.fine_lut_bits else Const(0, 1)
+            coarse_idx = f[F - c.coarse_lut_bits:] if c.coarse_lut_bits else Const(0, 1)
+            m.d.comb += base.eq(Mux(use_coarse, coarse_rom[coarse_idx], fine_rom[fine_idx]))
+            rs = Signal(range(c.prob_bits + 2), name=f"rs{r}")
+            m.d.comb += rs.eq(Mux(n < 0, 0, Mux(n > c.prob_bits + 1, c.prob_bits + 1, n)))
+            right = Signal(c.prob_bits + 1, name=f"right{r}")
+            m.d.comb += right.eq((base + ((Const(1, c.prob_bits + 2) << rs) >> 1)) >> rs)
+            p = Signal(c.p_bits, name=f"p{r}")
+            if c.lazy_threshold:
+                ls = Signal(range(c.lazy_threshold + 1), name=f"ls{r}")
+                m.d.comb += ls.eq(Mux(-n > c.lazy_threshold, c.lazy_threshold, -n))
+                m.d.comb += p.eq(Mux(n < 0, base << ls, right))
+            else:
+                m.d.comb += p.eq(right)
+            skip = (d >= (c.skip_threshold << F)) if c.skip_threshold is not None else Const(0, 1)
+            live = live2[r]
+            p_final = Signal(c.p_bits, name=f"p_final{r}")
+            m.d.comb += p_final.eq(Mux(live & ~skip, p, 0))
+            ps.append(p_final)
+            tiers.append((live & ~skip & ~use_coarse, live & ~skip & use_coarse, live & skip, ~live))
+
+        all_zero = Signal()
+        m.d.comb += all_zero.eq(Cat(*[p != 0 for p in ps]) == 0)
+        with m.If(advance):
+            m.d.sync += [self.p_out.valid.eq(v2), self.p_out.payload.key_pos.eq(kpos2),
+                         self.p_out.payload.skip.eq(all_zero if c.key_skip else 0)]
+            m.d.sync += [self.p_out.payload.p[r].eq(ps[r]) for r in range(R)]
+            m.d.sync += [self.p_out.payload.shift[r].eq(shift2[r]) for r in range(R)]
+            with m.If(v2):
+                m.d.sync += [lsum[r].eq((lsum[r] >> shift2[r]) + ps[r]) for r in range(R)]
+
+                def popcount(bits):
+                    return sum(b.as_unsigned() for b in bits)
+                m.d.sync += [
+                    self.keys.eq(self.keys + 1),
+                    self.skipped_keys.eq(self.skipped_keys + (all_zero if c.key_skip else 0)),
+                    self.fine_lookups.eq(self.fine_lookups + popcount(t[0] for t in tiers)),
+                    self.coarse_lookups.eq(self.coarse_lookups + popcount(t[1] for t in tiers)),
+                    self.skipped_entries.eq(self.skipped_entries + popcount(t[2] for t in tiers)),
+                    self.masked_entries.eq(self.masked_entries + popcount(t[3] for t in tiers)),
+                    self.rescales.eq(self.rescales + popcount(resc2[r] for r in range(R))),
+                ]
+        return m
