@@ -23,7 +23,12 @@ def _ip_cim(cfg):
     return IpCim(cfg)
 
 
-BLOCKS = {"ip_cim": _ip_cim}
+def _softmax(cfg):
+    from .hw.softmax import Softmax
+    return Softmax(cfg)
+
+
+BLOCKS = {"ip_cim": _ip_cim, "softmax": _softmax}
 
 
 def build(block: str, cfg: EngineConfig):

@@ -21,7 +21,7 @@ import numpy as np
 
 __all__ = [
     "FINE", "COARSE", "SKIPPED", "MASKED", "luts", "to_log2", "exp2_neg", "exp2_neg_direct",
-    "SoftmaxState", "initial_state", "step", "online", "OnlineResult",
+    "SoftmaxState", "initial_state", "step", "online", "OnlineResult", "unit", "UNIT_COUNTERS",
 ]
 
 # Tier codes of one (row, key) entry.
@@ -230,3 +230,51 @@ def _lazy_max(x, cx, live, cfg):
         cur = np.where(nxt_has, np.take_along_axis(cx, np.minimum(nxt, n - 1)[..., None], -1)[..., 0], cur)
         pos, has = nxt, nxt_has
     return out
+
+
+# -- the softmax unit as a block: what hw/softmax.py must produce ------------
+
+UNIT_COUNTERS = ("keys", "skipped_keys", "fine_lookups", "coarse_lookups", "skipped_entries", "masked_entries",
+                 "rescales")
+
+
+def unit(scores, key_pos, c_mant, c_shift, q_pos, active, causal, cfg):
+    """Run the softmax unit over one tile's key stream.
+
+    Parameters
+    ----------
+    scores : ``[R, N]`` integer scores of N keys in stream order.
+    key_pos : ``[N]`` key positions. ``c_mant, c_shift, q_pos`` : ``[R]``.
+    active, causal : ``[R]`` bool (row in use; causal masking for the row).
+
+    Returns
+    -------
+    outputs : list of ``(p [R], shift [R], skip)`` per key, as on ``p_out``
+        (``skip`` only with ``key_skip``).
+    l : ``[R]`` final running sums.
+    counters : dict of :data:`UNIT_COUNTERS`.
+    """
+    scores = np.asarray(scores, np.int64)
+    R, N = scores.shape
+    x = to_log2(scores, c_mant, c_shift, cfg)
+    active = np.asarray(active, bool)
+    causal = np.asarray(causal, bool)
+    q_pos = np.asarray(q_pos, np.int64)
+    state = initial_state(R)
+    lsum = np.zeros(R, np.int64)
+    counters = dict.fromkeys(UNIT_COUNTERS, 0)
+    outputs = []
+    for n in range(N):
+        live = active & (~causal | (int(key_pos[n]) <= q_pos))
+        p, shift, rescale, tier, state = step(state, x[:, n], live, cfg)
+        lsum = (lsum >> shift) + p
+        zero = not p.any()
+        outputs.append((p, shift, bool(zero and cfg.key_skip)))
+        counters["keys"] += 1
+        counters["skipped_keys"] += int(zero and cfg.key_skip)
+        counters["fine_lookups"] += int((tier == FINE).sum())
+        counters["coarse_lookups"] += int((tier == COARSE).sum())
+        counters["skipped_entries"] += int((tier == SKIPPED).sum())
+        counters["masked_entries"] += int((tier == MASKED).sum())
+        counters["rescales"] += int(rescale.sum())
+    return outputs, lsum, counters

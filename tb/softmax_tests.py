@@ -1,0 +1,206 @@
+"""cocotb tests of the generated softmax unit against ``fusioncim.golden.softmax.unit``.
+
+Run through ``tests/test_softmax_rtl.py``. Knobs as in ``ip_cim_tests``:
+``FUSIONCIM_CONFIG`` (required), ``FUSIONCIM_SEED`` (logged), ``FUSIONCIM_KEYS``.
+
+Every output (p and shift of every row, the skip flag, the key position), the
+final running sums and every counter are compared with the golden model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+
+from fusioncim.config import EngineConfig
+from fusioncim.golden import softmax as golden
+from fusioncim.hw.softmax import COUNTERS, Softmax
+
+from .streams import Scoreboard, StreamSink, StreamSource, pack, random_pattern, unpack
+
+
+def _seed():
+    return int(os.environ.get("FUSIONCIM_SEED", "1"))
+
+
+def _keys():
+    return int(os.environ.get("FUSIONCIM_KEYS", "40"))
+
+
+class SoftmaxTB:
+    def __init__(self, dut, *, p_valid=1.0, p_ready=1.0, salt=0):
+        self.dut = dut
+        self.cfg = cfg = EngineConfig(**json.loads(os.environ["FUSIONCIM_CONFIG"]))
+        self.log = dut._log
+        self.seed = _seed()
+        self.rng = np.random.default_rng(self.seed + salt)
+        prng = random.Random(self.seed ^ salt)
+        self.log.info("seed %d, rows=%d, tiers=%s skip=%s key_skip=%s lazy=%d", self.seed, cfg.rows, cfg.tiers,
+                      cfg.skip_threshold, cfg.key_skip, cfg.lazy_threshold)
+        shape = Softmax(cfg)        # widths of the ports, from the one definition
+        shape._MustUse__silence = True
+        self.pos_bits, self.cshift_bits, self.shift_bits = shape.pos_bits, shape.cshift_bits, shape.shift_bits
+        self.row_bits = max(1, (cfg.rows - 1).bit_length())
+        Clock(dut.clk, 10, unit="ns").start()
+        self.row_src = StreamSource(dut, "row_wr", dut.clk, random_pattern(prng, p_valid))
+        self.key_src = StreamSource(dut, "s_in", dut.clk, random_pattern(prng, p_valid))
+        self.board = Scoreboard(self.log, "p_out")
+        self.sink = StreamSink(dut, "p_out", dut.clk, self._on_out, random_pattern(prng, p_ready))
+        self.counters = dict.fromkeys(golden.UNIT_COUNTERS, 0)
+
+    def _on_out(self, cycle, word):
+        c = self.cfg
+        R = c.rows
+        p = unpack(word, c.p_bits, R, signed=False)
+        word >>= c.p_bits * R
+        shift = unpack(word, self.shift_bits, R, signed=False)
+        word >>= self.shift_bits * R
+        skip = word & 1
+        key_pos = word >> 1
+        self.board.observe((p, shift, skip, key_pos))
+
+    async def reset(self):
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, 3)
+        self.dut.rst.value = 0
+        await RisingEdge(self.dut.clk)
+
+    async def tile(self, scores, key_pos, c_mant, c_shift, q_pos, active, causal):
+        """Set up every row, stream the keys, wait for the results, check l."""
+        c = self.cfg
+        R = c.rows
+        for r in range(R):
+            word = r
+            off = self.row_bits
+            for val, width in ((c_mant[r], c.const_bits), (c_shift[r], self.cshift_bits), (q_pos[r], self.pos_bits),
+                               (active[r], 1), (causal[r], 1)):
+                word |= int(val) << off
+                off += width
+            await self.row_src.send(word)
+        outputs, lsum, counters = golden.unit(scores, key_pos, c_mant, c_shift, q_pos, active, causal, c)
+        for (p, shift, skip), kp in zip(outputs, key_pos):
+            self.board.expect(([int(v) for v in p], [int(v) for v in shift], int(skip), int(kp)))
+        for k in counters:
+            self.counters[k] += counters[k]
+        for n in range(scores.shape[1]):
+            word = pack(scores[:, n], c.score_bits) | (int(key_pos[n]) << (c.score_bits * R))
+            await self.key_src.send(word)
+        for _ in range(100 * (len(key_pos) + 10)):
+            if not self.board.expected:
+                break
+            await RisingEdge(self.dut.clk)
+        await ReadOnly()
+        got = [self.dut.l.value.to_unsigned() >> (c.sum_width * r) & ((1 << c.sum_width) - 1) for r in range(R)]
+        assert got == [int(v) for v in lsum], f"running sums {got}, golden {lsum.tolist()}"
+        await RisingEdge(self.dut.clk)
+
+    async def finish(self):
+        await ClockCycles(self.dut.clk, 10)
+        self.board.check()
+        await ReadOnly()
+        got = {k: getattr(self.dut, k).value.to_unsigned() for k in COUNTERS}
+        assert got == self.counters, f"counters {got}, golden {self.counters}"
+        self.log.info("counters match: %s", got)
+
+    # -- row set-ups ---------------------------------------------------------
+    def rows_params(self, *, causal=False, q_pos=None, active=None, cm=None, cs=None):
+        c = self.cfg
+        R = c.rows
+        if cm is None:
+            cm = self.rng.integers(1 << (c.const_bits - 1), 1 << c.const_bits, R)
+        if cs is None:
+            cs = self.rng.integers(c.const_bits - 2, c.const_bits + 6, R)
+        q_pos = np.full(R, c.max_seq_len - 1) if q_pos is None else np.asarray(q_pos)
+        active = np.ones(R, bool) if active is None else np.asarray(active, bool)
+        return np.asarray(cm), np.asarray(cs), q_pos, active, np.full(R, causal)
+
+
+@cocotb.test()
+async def random_streams_with_stalls(dut):
+    """Random tiles, causal and not, some rows inactive; random gaps on both inputs and output stalls."""
+    tb = SoftmaxTB(dut, p_valid=0.7, p_ready=0.6, salt=1)
+    await tb.reset()
+    c = tb.cfg
+    for t in range(4):
+        n = _keys()
+        scores = tb.rng.integers(-(1 << (c.score_bits - 3)), 1 << (c.score_bits - 3), (c.rows, n))
+        key_pos = tb.rng.permutation(n)
+        q_pos = tb.rng.integers(0, n, c.rows)
+        active = tb.rng.random(c.rows) < 0.85
+        await tb.tile(scores, key_pos, *tb.rows_params(causal=bool(t % 2), q_pos=q_pos, active=active))
+    await tb.finish()
+
+
+@cocotb.test()
+async def hard_shapes(dut):
+    """All equal, rising ramp (new max every key), max on the last key only, one huge outlier."""
+    tb = SoftmaxTB(dut, p_valid=0.8, p_ready=0.7, salt=2)
+    await tb.reset()
+    c = tb.cfg
+    n = _keys()
+    R = c.rows
+    step = 1 << (c.score_bits - 10)
+    shapes = {
+        "all equal": np.full((R, n), 1234),
+        "rising ramp": np.tile(np.arange(n) * step, (R, 1)),
+        "max on last key": np.concatenate([np.zeros((R, n - 1), np.int64), np.full((R, 1), step * 40)], 1),
+        "one huge outlier": np.where(np.arange(n) == n // 3, (1 << (c.score_bits - 1)) - 1, 0)[None, :]
+        * np.ones((R, 1), np.int64),
+    }
+    for name, scores in shapes.items():
+        tb.log.info("shape: %s", name)
+        await tb.tile(scores, np.arange(n), *tb.rows_params())
+    await tb.finish()
+
+
+@cocotb.test()
+async def numeric_limits(dut):
+    """Scores at both ends of the score width, with constants large enough to saturate x."""
+    tb = SoftmaxTB(dut, salt=3)
+    await tb.reset()
+    c = tb.cfg
+    lo, hi = -(1 << (c.score_bits - 1)), (1 << (c.score_bits - 1)) - 1
+    n = 16
+    scores = np.where(np.arange(n) % 2, hi, lo)[None, :] * np.ones((c.rows, 1), np.int64)
+    scores[:, 5] = 0
+    cm = np.full(c.rows, (1 << c.const_bits) - 1)
+    for cs in (0, 4, c.const_bits, c.score_bits + c.const_bits):
+        await tb.tile(scores, np.arange(n), *tb.rows_params(cm=cm, cs=np.full(c.rows, cs)))
+    await tb.finish()
+
+
+@cocotb.test()
+async def masking(dut):
+    """A row that sees only key 0; a row whose first streamed key is masked; an inactive row."""
+    tb = SoftmaxTB(dut, p_valid=0.8, p_ready=0.8, salt=4)
+    await tb.reset()
+    c = tb.cfg
+    n = 20
+    scores = tb.rng.integers(-5000, 5000, (c.rows, n))
+    key_pos = np.concatenate([[15, 0], np.arange(1, 15), np.arange(16, n)])   # first streamed key is 15
+    q_pos = np.array(([0, 10, 19, 3] + [5] * max(0, c.rows - 4))[: c.rows])
+    active = np.ones(c.rows, bool)
+    if c.rows > 3:
+        active[3] = False
+    await tb.tile(scores, key_pos, *tb.rows_params(causal=True, q_pos=q_pos, active=active))
+    await tb.finish()
+
+
+@cocotb.test()
+async def long_sequence_fills_the_sum(dut):
+    """max_seq_len equal scores: l reaches max_seq_len * (2**prob_bits - 1), the top of its derived width."""
+    tb = SoftmaxTB(dut, salt=5)
+    await tb.reset()
+    c = tb.cfg
+    n = c.max_seq_len
+    # Every row sees every key at the same score, so p = LUT[0] each time: l
+    # ends at n * LUT[0], which must still fit sum_width (it is derived from
+    # n * prob_max). A careless width would wrap here.
+    await tb.tile(np.zeros((c.rows, n), np.int64), np.arange(n), *tb.rows_params())
+    await tb.finish()
