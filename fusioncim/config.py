@@ -169,6 +169,14 @@ class EngineConfig:
         if self.skip_threshold is not None and self.tiers and self.skip_threshold <= self.fine_window:
             raise ValueError(
                 f"skip_threshold {self.skip_threshold} must be above fine_window {self.fine_window}")
+        limit = 1 << (self.x_int_bits - 1)
+        for name in ("fine_window", "skip_threshold"):
+            value = getattr(self, name)
+            if value is not None and value >= limit:
+                raise ValueError(
+                    f"{name} {value} is outside the log-domain range: distances below the max reach at most "
+                    f"{limit - 1} units with x_int_bits {self.x_int_bits}")
+        self._check_luts()
         if self.x_int_bits - 1 <= self.lazy_threshold + 1:
             raise ValueError(f"x_int_bits {self.x_int_bits} leaves no range above lazy_threshold")
         if self.acc_bits is not None:
@@ -191,6 +199,19 @@ class EngineConfig:
             raise ValueError(
                 f"score_bits {self.score_bits} (head_dim {self.head_dim}, data_bits {self.data_bits}) plus "
                 f"const_bits {self.const_bits} exceed 62 bits")
+
+    def _check_luts(self):
+        # Every LUT entry must differ from its neighbour, or the LUT has fewer
+        # distinct values than entries: the probability width is too small.
+        from fusioncim.golden.softmax import _lut
+        for name, bits in (("fine", self.fine_lut_bits), ("coarse", self.coarse_lut_bits)):
+            lut = _lut(self.prob_bits, self.log_frac_bits, bits)
+            if len(lut) > 1 and not (lut[1:] < lut[:-1]).all():
+                need = next(pb for pb in range(self.prob_bits + 1, 40)
+                            if (lambda t: (t[1:] < t[:-1]).all())(_lut(pb, self.log_frac_bits, bits)))
+                raise ValueError(
+                    f"prob_bits {self.prob_bits} cannot represent the {len(lut)}-entry {name} LUT "
+                    f"(neighbouring entries are equal); needs prob_bits >= {need}")
 
     # -- derived widths (docs/numerics.md) ---------------------------------
     @property

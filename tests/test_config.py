@@ -73,9 +73,23 @@ def test_bad_combination_too_wide():
         EngineConfig(head_dim=4096, data_bits=16, ip_bits_per_cycle=1, const_bits=24)
 
 
+def test_prob_bits_too_small_for_the_lut():
+    # 32 fine entries need 7 bits before neighbours stop colliding (checked by hand
+    # from the bin means: at 6 bits entries 29 and 30 are both 33).
+    with pytest.raises(ValueError, match="prob_bits 6 cannot represent the 32-entry fine LUT .*needs prob_bits >= 7"):
+        EngineConfig(prob_bits=6, op_bits_per_cycle=2)
+
+
+@pytest.mark.parametrize("field, value", [("skip_threshold", 2048), ("fine_window", 4000)])
+def test_thresholds_outside_log_range(field, value):
+    kw = {field: value} if field == "skip_threshold" else {field: value, "skip_threshold": None}
+    with pytest.raises(ValueError, match=f"{field} {value} is outside the log-domain range: .* 2047 units"):
+        EngineConfig(**kw)
+
+
 def test_lazy_threshold_needs_log_range():
     with pytest.raises(ValueError, match="x_int_bits 4 leaves no range above lazy_threshold"):
-        EngineConfig(x_int_bits=4, lazy_threshold=2, op_bits_per_cycle=2)
+        EngineConfig(x_int_bits=4, lazy_threshold=2, op_bits_per_cycle=2, skip_threshold=None, fine_window=2)
 
 
 def test_accumulator_beyond_model_width():

@@ -132,7 +132,7 @@ def test_online_equals_folded_steps(cfg):
 
 @pytest.mark.parametrize("cfg", [
     CFG, CFG.replace(lazy_threshold=3, op_bits_per_cycle=1), CFG.replace(tiers=False, skip_threshold=None),
-    CFG.replace(skip_threshold=30, fine_window=20), CFG.replace(prob_bits=6, op_bits_per_cycle=2),
+    CFG.replace(skip_threshold=30, fine_window=20), CFG.replace(prob_bits=6, op_bits_per_cycle=2, fine_lut_bits=3, coarse_lut_bits=2),
 ])
 def test_table_equals_direct(cfg):
     F = cfg.log_frac_bits
