@@ -81,6 +81,10 @@ class EngineConfig:
         log2 units; 0 rescales on every growth. Each unit widens p by one bit.
     rescale_on_growth_only : bool
         Off models a naive online softmax that applies alpha on every key (counters only).
+    softmax_lanes : int or None
+        Exponent lanes of the softmax unit (rows served per cycle); None: one per row.
+        Fewer lanes take ``ceil(rows / lanes)`` cycles per key, which must not exceed
+        the IP-CIM's cycles per key.
     causal : bool
         Default masking for runs that do not say otherwise.
     max_seq_len : int
@@ -119,6 +123,7 @@ class EngineConfig:
     diag_window: int = 32
     lazy_threshold: int = 0
     rescale_on_growth_only: bool = True
+    softmax_lanes: int | None = None
     causal: bool = True
     max_seq_len: int = 4096
     acc_bits: int | None = None
@@ -148,6 +153,8 @@ class EngineConfig:
         _check_int("diag_window", self.diag_window, 0)
         _check_int("lazy_threshold", self.lazy_threshold, 0, 8)
         _check_bool("rescale_on_growth_only", self.rescale_on_growth_only)
+        if self.softmax_lanes is not None:
+            _check_int("softmax_lanes", self.softmax_lanes, 1, self.rows)
         _check_bool("causal", self.causal)
         _check_int("max_seq_len", self.max_seq_len, 1, 1 << 24)
         _check_int("out_frac_bits", self.out_frac_bits, 0, 16)
@@ -159,6 +166,12 @@ class EngineConfig:
             raise ValueError(
                 f"op_bits_per_cycle {self.op_bits_per_cycle} must divide the probability width "
                 f"p_bits {self.p_bits} (prob_bits {self.prob_bits} + lazy_threshold {self.lazy_threshold})")
+        if self.softmax_groups > self.ip_cycles_per_key:
+            need = -(-self.rows // self.ip_cycles_per_key)
+            raise ValueError(
+                f"softmax_lanes {self.lanes} need {self.softmax_groups} cycles per key for {self.rows} rows, but the "
+                f"IP-CIM delivers a key every {self.ip_cycles_per_key} cycles (data_bits {self.data_bits} / "
+                f"ip_bits_per_cycle {self.ip_bits_per_cycle}); needs at least {need} lanes")
         if self.fine_lut_bits > self.log_frac_bits:
             raise ValueError(
                 f"fine_lut_bits {self.fine_lut_bits} cannot exceed log_frac_bits {self.log_frac_bits}: "
@@ -277,9 +290,19 @@ class EngineConfig:
         return self.out_bits + 1
 
     @property
+    def lanes(self) -> int:
+        """Exponent lanes of the softmax unit."""
+        return self.rows if self.softmax_lanes is None else self.softmax_lanes
+
+    @property
+    def softmax_groups(self) -> int:
+        """Cycles the softmax unit's exponent stage spends on one key."""
+        return -(-self.rows // self.lanes)
+
+    @property
     def softmax_latency(self) -> int:
-        """Cycles from a key's scores entering the softmax unit to its p leaving (reference schedule)."""
-        return 3
+        """Cycles from a key's acceptance by the softmax unit to its p leaving (hw/softmax.py)."""
+        return 3 + self.softmax_groups
 
     @property
     def data_min(self) -> int:

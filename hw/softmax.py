@@ -6,10 +6,11 @@ whole-unit running max, fine/coarse LUT exponent with a rounding shift, skip
 threshold, lazy threshold, and the running sum ``l = (l >> shift) + p``. The
 LUT contents come from ``golden.softmax.luts``.
 
-Pipeline (one key per cycle, all rows in parallel): accept, log-domain
-conversion, running max, exponent and sum. The whole pipeline advances when
-its output register is free, so a stalled output holds everything and nothing
-is lost.
+Pipeline: accept, log-domain conversion, running max (all rows in parallel,
+one key a cycle), then the exponent and sum stage with ``softmax_lanes``
+lanes, which spends ``ceil(rows / lanes)`` cycles on a key. The pipeline
+advances when its output register is free and the exponent stage is on its
+last group, so a stalled output holds everything and nothing is lost.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ def _row_bits(rows):
 class Softmax(wiring.Component):
     """Online LUT softmax for one Q tile of ``rows`` rows.
 
-    Throughput: one key per cycle. Latency: a key accepted in cycle t leaves
-    on ``p_out`` from cycle ``t + latency``.
+    Throughput: one key every ``cycles_per_key = ceil(rows / lanes)`` cycles
+    (the config guarantees that this keeps up with the IP-CIM). Latency: a key
+    accepted in cycle t leaves on ``p_out`` from cycle ``t + latency``
+    (``3 + cycles_per_key``).
 
     Parameters
     ----------
@@ -92,7 +95,42 @@ class Softmax(wiring.Component):
     @property
     def latency(self):
         """Cycles from a key's acceptance on ``s_in`` to its result being valid on ``p_out``."""
-        return 4
+        return self._cfg.softmax_latency
+
+    @property
+    def cycles_per_key(self):
+        """Cycles between accepted keys at full rate: ``ceil(rows / lanes)``."""
+        return self._cfg.softmax_groups
+
+    def _exponent(self, m, ln, d, live, fine_rom, coarse_rom, dw):
+        """One exponent lane: p and the (fine, coarse, skipped, masked) flags for distance ``d``."""
+        c = self._cfg
+        F = c.log_frac_bits
+        n = Signal(signed(dw - F + 1), name=f"n{ln}")
+        f = Signal(F, name=f"f{ln}")
+        m.d.comb += [n.eq(d >> F), f.eq(d[:F])]
+        use_coarse = Signal(name=f"coarse{ln}")
+        m.d.comb += use_coarse.eq((d >= (c.fine_window << F)) if c.tiers else 0)
+        base = Signal(c.prob_bits, name=f"base{ln}")
+        fine_idx = f[F - c.fine_lut_bits:] if c.fine_lut_bits else Const(0, 1)
+        coarse_idx = f[F - c.coarse_lut_bits:] if c.coarse_lut_bits else Const(0, 1)
+        m.d.comb += base.eq(Mux(use_coarse, coarse_rom[coarse_idx], fine_rom[fine_idx]))
+        # Right shift with round-half-up, saturating at prob_bits + 1 (docs/numerics.md section 4).
+        rs = Signal(range(c.prob_bits + 2), name=f"rs{ln}")
+        m.d.comb += rs.eq(Mux(n < 0, 0, Mux(n > c.prob_bits + 1, c.prob_bits + 1, n)))
+        right = Signal(c.prob_bits + 1, name=f"right{ln}")
+        m.d.comb += right.eq((base + ((Const(1, c.prob_bits + 2) << rs) >> 1)) >> rs)
+        p = Signal(c.p_bits, name=f"p{ln}")
+        if c.lazy_threshold:
+            ls = Signal(range(c.lazy_threshold + 1), name=f"ls{ln}")
+            m.d.comb += ls.eq(Mux(-n > c.lazy_threshold, c.lazy_threshold, -n))
+            m.d.comb += p.eq(Mux(n < 0, base << ls, right))
+        else:
+            m.d.comb += p.eq(right)
+        skip = (d >= (c.skip_threshold << F)) if c.skip_threshold is not None else Const(0, 1)
+        p_final = Signal(c.p_bits, name=f"p_final{ln}")
+        m.d.comb += p_final.eq(Mux(live & ~skip, p, 0))
+        return p_final, (live & ~skip & ~use_coarse, live & ~skip & use_coarse, live & skip, ~live)
 
     def elaborate(self, platform):
         m = Module()
@@ -125,8 +163,15 @@ class Softmax(wiring.Component):
         shift2 = [Signal(self.shift_bits, name=f"shift2_{r}") for r in range(R)]
         resc2 = Signal(R)
 
+        # Exponent stage: `lanes` rows a cycle, G cycles a key. Stages 0-2
+        # advance when the output register is free and the exponent stage is
+        # on its last group (or empty).
+        L, G = c.lanes, c.softmax_groups
+        g3 = Signal(range(max(G, 2)))
+        last = g3 == G - 1
         out_free = ~self.p_out.valid | self.p_out.ready
-        advance = out_free
+        advance = out_free & (~v2 | last)
+        commit = v2 & (~last | advance)
         m.d.comb += [
             # A pending row set-up goes first: keys sent after it see it.
             self.s_in.ready.eq(advance & ~self.row_wr.valid),
@@ -186,59 +231,68 @@ class Softmax(wiring.Component):
                 with m.If(v1):
                     m.d.sync += [run_max[r].eq(new_m), seen[r].eq(seen[r] | live1[r])]
 
-        # Stage 3: exponent, running sum, output register, counters.
+        # Stage 3: exponent (lanes), running sum, output register, counters.
         fine, coarse = luts(c)
         fine_rom = Array(Const(int(vv), c.prob_bits) for vv in fine)
         coarse_rom = Array(Const(int(vv), c.prob_bits) for vv in coarse)
-        ps, tiers = [], []
+        if G == 1:
+            lane_d = d2
+            lane_live = [live2[r] for r in range(R)]
+            lane_ok = [Const(1, 1)] * L
+        else:
+            # Pad to every value the index can take, so each mux case is covered.
+            span = 1 << (g3 * L + (L - 1)).shape().width
+            pad = span - R
+            d_arr = Array(d2 + [Const(0, signed(dw))] * pad)
+            live_arr = Array([live2[r] for r in range(R)] + [Const(0, 1)] * pad)
+            lane_d, lane_live, lane_ok = [], [], []
+            for ln in range(L):
+                idx = g3 * L + ln
+                ld = Signal(signed(dw), name=f"lane_d{ln}")
+                lv = Signal(name=f"lane_live{ln}")
+                m.d.comb += [ld.eq(d_arr[idx]), lv.eq(live_arr[idx])]
+                lane_d.append(ld)
+                lane_live.append(lv)
+                lane_ok.append(idx < R)
+        lane_p, tiers = [], []
+        for ln in range(L):
+            p, flags = self._exponent(m, ln, lane_d[ln], lane_live[ln], fine_rom, coarse_rom, dw)
+            lane_p.append(p)
+            tiers.append(tuple(flag & lane_ok[ln] for flag in flags))
+
+        # Rows of earlier groups wait in p_stage; the last group goes straight out.
+        p_stage = [Signal(c.p_bits, name=f"p_stage{r}") for r in range(R)]
+        p_row = [lane_p[r % L] if r // L == G - 1 else p_stage[r] for r in range(R)]
         for r in range(R):
-            d = d2[r]
-            n = Signal(signed(dw - F + 1), name=f"n{r}")
-            f = Signal(F, name=f"f{r}")
-            m.d.comb += [n.eq(d >> F), f.eq(d[:F])]
-            use_coarse = Signal(name=f"coarse{r}")
-            m.d.comb += use_coarse.eq((d >= (c.fine_window << F)) if c.tiers else 0)
-            base = Signal(c.prob_bits, name=f"base{r}")
-            fine_idx = f[F - c.fine_lut_bits:] if c.fine_lut_bits else Const(0, 1)
-            coarse_idx = f[F - c.coarse_lut_bits:] if c.coarse_lut_bits else Const(0, 1)
-            m.d.comb += base.eq(Mux(use_coarse, coarse_rom[coarse_idx], fine_rom[fine_idx]))
-            rs = Signal(range(c.prob_bits + 2), name=f"rs{r}")
-            m.d.comb += rs.eq(Mux(n < 0, 0, Mux(n > c.prob_bits + 1, c.prob_bits + 1, n)))
-            right = Signal(c.prob_bits + 1, name=f"right{r}")
-            m.d.comb += right.eq((base + ((Const(1, c.prob_bits + 2) << rs) >> 1)) >> rs)
-            p = Signal(c.p_bits, name=f"p{r}")
-            if c.lazy_threshold:
-                ls = Signal(range(c.lazy_threshold + 1), name=f"ls{r}")
-                m.d.comb += ls.eq(Mux(-n > c.lazy_threshold, c.lazy_threshold, -n))
-                m.d.comb += p.eq(Mux(n < 0, base << ls, right))
-            else:
-                m.d.comb += p.eq(right)
-            skip = (d >= (c.skip_threshold << F)) if c.skip_threshold is not None else Const(0, 1)
-            live = live2[r]
-            p_final = Signal(c.p_bits, name=f"p_final{r}")
-            m.d.comb += p_final.eq(Mux(live & ~skip, p, 0))
-            ps.append(p_final)
-            tiers.append((live & ~skip & ~use_coarse, live & ~skip & use_coarse, live & skip, ~live))
+            with m.If(commit & (g3 == r // L)):
+                m.d.sync += [p_stage[r].eq(lane_p[r % L]),
+                             lsum[r].eq((lsum[r] >> shift2[r]) + lane_p[r % L])]
+        with m.If(commit):
+            m.d.sync += g3.eq(Mux(last, 0, g3 + 1))
 
         all_zero = Signal()
-        m.d.comb += all_zero.eq(Cat(*[p != 0 for p in ps]) == 0)
+        m.d.comb += all_zero.eq(Cat(*[p != 0 for p in p_row]) == 0)
+        with m.If(self.p_out.valid & self.p_out.ready):
+            m.d.sync += self.p_out.valid.eq(0)          # taken; refilled below if a key is ready
         with m.If(advance):
             m.d.sync += [self.p_out.valid.eq(v2), self.p_out.payload.key_pos.eq(kpos2),
                          self.p_out.payload.skip.eq(all_zero if c.key_skip else 0)]
-            m.d.sync += [self.p_out.payload.p[r].eq(ps[r]) for r in range(R)]
+            m.d.sync += [self.p_out.payload.p[r].eq(p_row[r]) for r in range(R)]
             m.d.sync += [self.p_out.payload.shift[r].eq(shift2[r]) for r in range(R)]
-            with m.If(v2):
-                m.d.sync += [lsum[r].eq((lsum[r] >> shift2[r]) + ps[r]) for r in range(R)]
 
-                def popcount(bits):
-                    return sum(b.as_unsigned() for b in bits)
-                m.d.sync += [
-                    self.keys.eq(self.keys + 1),
-                    self.skipped_keys.eq(self.skipped_keys + (all_zero if c.key_skip else 0)),
-                    self.fine_lookups.eq(self.fine_lookups + popcount(t[0] for t in tiers)),
-                    self.coarse_lookups.eq(self.coarse_lookups + popcount(t[1] for t in tiers)),
-                    self.skipped_entries.eq(self.skipped_entries + popcount(t[2] for t in tiers)),
-                    self.masked_entries.eq(self.masked_entries + popcount(t[3] for t in tiers)),
-                    self.rescales.eq(self.rescales + popcount(resc2[r] for r in range(R))),
-                ]
+        def popcount(bits):
+            return sum(b.as_unsigned() for b in bits)
+        with m.If(commit):
+            m.d.sync += [
+                self.fine_lookups.eq(self.fine_lookups + popcount(t[0] for t in tiers)),
+                self.coarse_lookups.eq(self.coarse_lookups + popcount(t[1] for t in tiers)),
+                self.skipped_entries.eq(self.skipped_entries + popcount(t[2] for t in tiers)),
+                self.masked_entries.eq(self.masked_entries + popcount(t[3] for t in tiers)),
+            ]
+        with m.If(commit & last):
+            m.d.sync += [
+                self.keys.eq(self.keys + 1),
+                self.skipped_keys.eq(self.skipped_keys + (all_zero if c.key_skip else 0)),
+                self.rescales.eq(self.rescales + popcount(resc2[r] for r in range(R))),
+            ]
         return m

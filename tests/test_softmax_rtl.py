@@ -20,6 +20,8 @@ CONFIGS = {
     "naive-rescale": BASE.replace(rescale_on_growth_only=False),
     "rows1": BASE.replace(rows=1),
     "rows16-d64": BASE.replace(rows=16, head_dim=64),
+    "rows5-lanes2": BASE.replace(rows=5, softmax_lanes=2),      # 3 groups, the last one padded
+    "rows16-lanes4": BASE.replace(rows=16, softmax_lanes=4),
 }
 SEED = int(os.environ.get("FUSIONCIM_SEED", "2026"))
 KEYS = os.environ.get("FUSIONCIM_KEYS", "40")
@@ -35,7 +37,7 @@ def test_softmax_rtl(sim, name):
     assert total == 5 and failed == 0, f"{failed} of {total} cocotb tests failed; see {xml.parent / 'sim.log'}"
 
 
-@pytest.mark.parametrize("name", ["default", "lazy2", "rows1"])
+@pytest.mark.parametrize("name", ["default", "lazy2", "rows1", "rows5-lanes2"])
 def test_verilator_lint_clean(name, tmp_path):
     path = generate.write_verilog("softmax", CONFIGS[name], tmp_path / "softmax.v")
     assert verilator.lint(path) == []
