@@ -128,8 +128,17 @@ def test_generate_writes_verilog(tmp_path):
     assert r.stdout.strip() == str(out)
 
 
+def test_generate_softmax(tmp_path):
+    out = tmp_path / "sm.v"
+    r = run_cli("generate", "softmax", "--config", "test", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "module softmax(" in out.read_text() and "p_out__payload" in out.read_text()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--set", "rows=0"], "rows must be from 1 to 1024, not 0"),
+    (["--set", "prob_bits=6", "--set", "op_bits_per_cycle=2"], "prob_bits 6 cannot represent the 32-entry fine LUT"),
+    (["--set", "rows=16", "--set", "softmax_lanes=2"], "softmax_lanes 2 need 8 cycles per key"),
     (["--set", "ip_bits_per_cycle=3"], "ip_bits_per_cycle 3 must divide data_bits 8"),
     (["--set", "acc_bits=8"], "acc_bits 8 cannot hold"),
     (["--set", "head_dim=0"], "head_dim must be from 1 to 4096, not 0"),
