@@ -290,6 +290,11 @@ class EngineConfig:
         return self.out_bits + 1
 
     @property
+    def row_bits(self) -> int:
+        """Width of a row address in the blocks' ports (at least 1: no zero-width Verilog)."""
+        return max(1, (self.rows - 1).bit_length())
+
+    @property
     def lanes(self) -> int:
         """Exponent lanes of the softmax unit."""
         return self.rows if self.softmax_lanes is None else self.softmax_lanes

@@ -20,7 +20,7 @@ from . import verilator
 from .config import EngineConfig
 from .generate import verilog_text
 
-__all__ = ["SIMULATORS", "build_dir", "build", "run", "available"]
+__all__ = ["SIMULATORS", "build_dir", "build", "run", "check", "available"]
 
 SIMULATORS = ("verilator", "icarus")
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,3 +129,12 @@ def run(block, cfg, sim, test_module, *, testcase=None, seed=1, extra_env=None, 
                       results_xml=str(test_dir / "results.xml"), log_file=test_dir / "sim.log")
     total, failed = get_results(xml)
     return total, failed, xml
+
+
+def check(block, cfg, sim, test_module, *, tests, seed=1, extra_env=None):
+    """Run and raise AssertionError unless exactly ``tests`` cocotb tests ran and all passed."""
+    why = available(sim)
+    assert why is None, why
+    total, failed, xml = run(block, cfg, sim, test_module, seed=seed, extra_env=extra_env)
+    assert total == tests and failed == 0, \
+        f"{failed} of {total} cocotb tests failed ({tests} expected); see {xml.parent / 'sim.log'}"

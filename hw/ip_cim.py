@@ -17,12 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import EngineConfig
 
-__all__ = ["IpCim", "row_bits"]
-
-
-def row_bits(rows):
-    """Width of a row address; at least 1 so that no port or field is zero-width in Verilog."""
-    return max(1, (rows - 1).bit_length())
+__all__ = ["IpCim"]
 
 
 def _adder_tree(terms):
@@ -56,7 +51,7 @@ class IpCim(wiring.Component):
         Writes one Q row (a row address >= rows is ignored). Accepted only
         when no key is being computed, and before any key waiting on ``k``: a
         key sent after a write sees it.
-    q_rd_row : In(row_bits(rows))
+    q_rd_row : In(config.row_bits)
     q_rd_data : Out(ArrayLayout(signed(data_bits), head_dim))
         Combinational read-back of a stored Q row (for test); 0 for an address >= rows.
     k : In(stream.Signature(ArrayLayout(signed(data_bits), head_dim)))
@@ -80,9 +75,9 @@ class IpCim(wiring.Component):
         b, d, r = config.data_bits, config.head_dim, config.rows
         self._row_layout = data.ArrayLayout(signed(b), d)
         super().__init__({
-            "q_wr": In(stream.Signature(data.StructLayout({"row": unsigned(row_bits(r)),
+            "q_wr": In(stream.Signature(data.StructLayout({"row": unsigned(config.row_bits),
                                                            "data": self._row_layout}))),
-            "q_rd_row": In(unsigned(row_bits(r))),
+            "q_rd_row": In(unsigned(config.row_bits)),
             "q_rd_data": Out(self._row_layout),
             "k": In(stream.Signature(self._row_layout)),
             "s": Out(stream.Signature(data.ArrayLayout(signed(config.score_bits), r))),

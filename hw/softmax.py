@@ -29,10 +29,6 @@ COUNTERS = ("keys", "skipped_keys", "fine_lookups", "coarse_lookups", "skipped_e
 COUNTER_BITS = 32
 
 
-def _row_bits(rows):
-    return max(1, (rows - 1).bit_length())
-
-
 class Softmax(wiring.Component):
     """Online LUT softmax for one Q tile of ``rows`` rows.
 
@@ -75,7 +71,7 @@ class Softmax(wiring.Component):
         self.shift_bits = c.acc_width.bit_length()
         ports = {
             "row_wr": In(stream.Signature(data.StructLayout({
-                "row": unsigned(_row_bits(R)), "c_mant": unsigned(c.const_bits),
+                "row": unsigned(c.row_bits), "c_mant": unsigned(c.const_bits),
                 "c_shift": unsigned(self.cshift_bits), "q_pos": unsigned(self.pos_bits),
                 "active": unsigned(1), "causal": unsigned(1)}))),
             "s_in": In(stream.Signature(data.StructLayout({

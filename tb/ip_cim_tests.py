@@ -23,7 +23,6 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from fusioncim.config import EngineConfig
 from fusioncim.golden import ip_cim as golden
-from fusioncim.hw.ip_cim import row_bits
 
 from .streams import Scoreboard, StreamSink, StreamSource, pack, random_pattern, unpack
 
@@ -45,7 +44,7 @@ class IpCimTB:
         self.log.info("seed %d, config rows=%d head_dim=%d bits_per_cycle=%d", self.seed, cfg.rows,
                       cfg.head_dim, cfg.ip_bits_per_cycle)
         Clock(dut.clk, 10, unit="ns").start()
-        self.row_bits = row_bits(cfg.rows)
+        self.row_bits = cfg.row_bits
         self.q = np.zeros((cfg.rows, cfg.head_dim), np.int64)
         self.q_src = StreamSource(dut, "q_wr", dut.clk, idle)
         self.k_src = StreamSource(dut, "k", dut.clk, idle)

@@ -46,7 +46,7 @@ class SoftmaxTB:
         shape = Softmax(cfg)        # widths of the ports, from the one definition
         shape._MustUse__silence = True
         self.pos_bits, self.cshift_bits, self.shift_bits = shape.pos_bits, shape.cshift_bits, shape.shift_bits
-        self.row_bits = max(1, (cfg.rows - 1).bit_length())
+        self.row_bits = cfg.row_bits
         Clock(dut.clk, 10, unit="ns").start()
         self.row_src = StreamSource(dut, "row_wr", dut.clk, random_pattern(prng, p_valid))
         self.key_src = StreamSource(dut, "s_in", dut.clk, random_pattern(prng, p_valid))
