@@ -187,7 +187,7 @@ class Softmax(wiring.Component):
         kin = self.s_in.payload.key_pos
         live_in = Cat(*[active[r] & (~causal[r] | (kin <= q_pos[r])) for r in range(R)])
         with m.If(advance):
-            m.d.sync += [v0.eq(self.s_in.valid), kpos0.eq(kin), live0.eq(live_in)]
+            m.d.sync += [v0.eq(self.s_in.valid & self.s_in.ready), kpos0.eq(kin), live0.eq(live_in)]
             m.d.sync += [s0[r].eq(self.s_in.payload.scores[r]) for r in range(R)]
 
         # Stage 1: x = sat(round_half_up(s * c_mant / 2**c_shift)).

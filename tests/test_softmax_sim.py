@@ -121,3 +121,35 @@ def test_lanes_that_cannot_keep_up_are_rejected():
         EngineConfig(rows=16, softmax_lanes=2)
     with pytest.raises(ValueError, match="softmax_lanes must be from 1 to 16, not 17"):
         EngineConfig(rows=16, softmax_lanes=17)
+
+
+def test_key_offered_with_a_row_setup_waits():
+    # Both streams valid in the same cycle: the set-up goes first and the key is
+    # taken once, afterwards (a phantom or lost key would break the count).
+    cfg = EngineConfig(rows=1, head_dim=8, max_seq_len=64)
+    dut = Softmax(cfg)
+    seen = []
+
+    async def tb(ctx):
+        ctx.set(dut.p_out.ready, 1)
+        ctx.set(dut.row_wr.payload, {"row": 0, "c_mant": 1 << 15, "c_shift": 15, "q_pos": 63, "active": 1,
+                                     "causal": 0})
+        ctx.set(dut.s_in.payload, {"scores": [100], "key_pos": 7})
+        ctx.set(dut.row_wr.valid, 1)
+        ctx.set(dut.s_in.valid, 1)
+        assert not ctx.get(dut.s_in.ready)
+        await ctx.tick()
+        ctx.set(dut.row_wr.valid, 0)
+        await ctx.tick().until(dut.s_in.ready)
+        ctx.set(dut.s_in.valid, 0)
+        for _ in range(10):
+            _, _, valid, payload = await ctx.tick().sample(dut.p_out.valid, dut.p_out.payload)
+            if valid:
+                seen.append(int(payload.key_pos))
+        assert ctx.get(dut.keys) == 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen == [7]
