@@ -290,6 +290,21 @@ class EngineConfig:
         return self.out_bits + 1
 
     @property
+    def pos_bits(self) -> int:
+        """Width of a token position (query or key) in the blocks' ports."""
+        return max(1, (self.max_seq_len - 1).bit_length())
+
+    @property
+    def c_shift_bits(self) -> int:
+        """Width of the per-row score-constant shift (0 .. score_bits + const_bits)."""
+        return (self.score_bits + self.const_bits).bit_length()
+
+    @property
+    def shift_bits(self) -> int:
+        """Width of a rescale shift (saturated at acc_width)."""
+        return self.acc_width.bit_length()
+
+    @property
     def row_bits(self) -> int:
         """Width of a row address in the blocks' ports (at least 1: no zero-width Verilog)."""
         return max(1, (self.rows - 1).bit_length())

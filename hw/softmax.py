@@ -66,19 +66,16 @@ class Softmax(wiring.Component):
             raise TypeError(f"config must be an EngineConfig, not {config!r}")
         self._cfg = c = config
         R = c.rows
-        self.pos_bits = max(1, (c.max_seq_len - 1).bit_length())
-        self.cshift_bits = (c.score_bits + c.const_bits).bit_length()
-        self.shift_bits = c.acc_width.bit_length()
         ports = {
             "row_wr": In(stream.Signature(data.StructLayout({
                 "row": unsigned(c.row_bits), "c_mant": unsigned(c.const_bits),
-                "c_shift": unsigned(self.cshift_bits), "q_pos": unsigned(self.pos_bits),
+                "c_shift": unsigned(c.c_shift_bits), "q_pos": unsigned(c.pos_bits),
                 "active": unsigned(1), "causal": unsigned(1)}))),
             "s_in": In(stream.Signature(data.StructLayout({
-                "scores": data.ArrayLayout(signed(c.score_bits), R), "key_pos": unsigned(self.pos_bits)}))),
+                "scores": data.ArrayLayout(signed(c.score_bits), R), "key_pos": unsigned(c.pos_bits)}))),
             "p_out": Out(stream.Signature(data.StructLayout({
-                "p": data.ArrayLayout(unsigned(c.p_bits), R), "shift": data.ArrayLayout(unsigned(self.shift_bits), R),
-                "skip": unsigned(1), "key_pos": unsigned(self.pos_bits)}))),
+                "p": data.ArrayLayout(unsigned(c.p_bits), R), "shift": data.ArrayLayout(unsigned(c.shift_bits), R),
+                "skip": unsigned(1), "key_pos": unsigned(c.pos_bits)}))),
             "l": Out(data.ArrayLayout(unsigned(c.sum_width), R)),
         }
         ports.update({name: Out(COUNTER_BITS) for name in COUNTERS})
@@ -139,8 +136,8 @@ class Softmax(wiring.Component):
 
         # -- per-row tile parameters and state ------------------------------
         c_mant = [Signal(c.const_bits, name=f"c_mant{r}") for r in range(R)]
-        c_shift = [Signal(self.cshift_bits, name=f"c_shift{r}") for r in range(R)]
-        q_pos = [Signal(self.pos_bits, name=f"q_pos{r}") for r in range(R)]
+        c_shift = [Signal(c.c_shift_bits, name=f"c_shift{r}") for r in range(R)]
+        q_pos = [Signal(c.pos_bits, name=f"q_pos{r}") for r in range(R)]
         active = [Signal(name=f"active{r}") for r in range(R)]
         causal = [Signal(name=f"causal{r}") for r in range(R)]
         run_max = [Signal(signed(mw), name=f"m{r}") for r in range(R)]
@@ -152,11 +149,11 @@ class Softmax(wiring.Component):
         v0, v1, v2 = Signal(), Signal(), Signal()
         s0 = [Signal(signed(c.score_bits), name=f"s0_{r}") for r in range(R)]
         live0 = Signal(R)
-        kpos0, kpos1, kpos2 = Signal(self.pos_bits), Signal(self.pos_bits), Signal(self.pos_bits)
+        kpos0, kpos1, kpos2 = Signal(c.pos_bits), Signal(c.pos_bits), Signal(c.pos_bits)
         x1 = [Signal(signed(xw), name=f"x1_{r}") for r in range(R)]
         live1, live2 = Signal(R), Signal(R)
         d2 = [Signal(signed(dw), name=f"d2_{r}") for r in range(R)]
-        shift2 = [Signal(self.shift_bits, name=f"shift2_{r}") for r in range(R)]
+        shift2 = [Signal(c.shift_bits, name=f"shift2_{r}") for r in range(R)]
         resc2 = Signal(R)
 
         # Exponent stage: `lanes` rows a cycle, G cycles a key. Stages 0-2

@@ -20,7 +20,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from fusioncim.config import EngineConfig
 from fusioncim.golden import softmax as golden
-from fusioncim.hw.softmax import COUNTERS, Softmax
+from fusioncim.hw.softmax import COUNTERS
 
 from .streams import Scoreboard, StreamSink, StreamSource, pack, random_pattern, unpack
 
@@ -43,9 +43,7 @@ class SoftmaxTB:
         prng = random.Random(self.seed ^ salt)
         self.log.info("seed %d, rows=%d, tiers=%s skip=%s key_skip=%s lazy=%d", self.seed, cfg.rows, cfg.tiers,
                       cfg.skip_threshold, cfg.key_skip, cfg.lazy_threshold)
-        shape = Softmax(cfg)        # widths of the ports, from the one definition
-        shape._MustUse__silence = True
-        self.pos_bits, self.cshift_bits, self.shift_bits = shape.pos_bits, shape.cshift_bits, shape.shift_bits
+        self.pos_bits, self.cshift_bits, self.shift_bits = cfg.pos_bits, cfg.c_shift_bits, cfg.shift_bits
         self.row_bits = cfg.row_bits
         Clock(dut.clk, 10, unit="ns").start()
         self.row_src = StreamSource(dut, "row_wr", dut.clk, random_pattern(prng, p_valid))
