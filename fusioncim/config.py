@@ -286,8 +286,9 @@ class EngineConfig:
 
     @property
     def div_cycles(self) -> int:
-        """Cycles of the sequential divider per output row (one quotient bit a cycle, plus rounding)."""
-        return self.out_bits + 1
+        """Cycles the OP-CIM's normaliser spends per output row (hw/op_cim.py): a load cycle,
+        ``out_bits + 1`` quotient bits, the sign and saturation cycle, the hand-over."""
+        return self.out_bits + 4
 
     @property
     def pos_bits(self) -> int:
