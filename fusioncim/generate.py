@@ -28,7 +28,12 @@ def _softmax(cfg):
     return Softmax(cfg)
 
 
-BLOCKS = {"ip_cim": _ip_cim, "softmax": _softmax}
+def _op_cim(cfg):
+    from .hw.op_cim import OpCim
+    return OpCim(cfg)
+
+
+BLOCKS = {"ip_cim": _ip_cim, "softmax": _softmax, "op_cim": _op_cim}
 
 
 def build(block: str, cfg: EngineConfig):
