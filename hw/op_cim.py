@@ -162,7 +162,7 @@ class OpCim(wiring.Component):
         quo = [Signal(Q, name=f"quo{j}") for j in range(D)]
         neg = [Signal(name=f"neg{j}") for j in range(D)]
         over = [Signal(name=f"over{j}") for j in range(D)]
-        den = Signal(c.sum_width + 1)
+        den = Signal(c.sum_width + 1 + Q)
         row_acc = [Signal(signed(A), name=f"row_o{j}") for j in range(D)]
         row_l = Signal(c.sum_width)
         with m.Switch(row):
@@ -170,6 +170,8 @@ class OpCim(wiring.Component):
                 with m.Case(r):
                     m.d.comb += [row_acc[j].eq(acc[r][j]) for j in range(D)]
                     m.d.comb += row_l.eq(l_reg[r])
+            with m.Default():
+                m.d.comb += [row_acc[j].eq(0) for j in range(D)] + [row_l.eq(0)]
 
         with m.If(self.norm_in.valid & self.norm_in.ready):
             m.d.sync += [normalising.eq(1), row.eq(0), phase.eq(0)]
@@ -178,25 +180,27 @@ class OpCim(wiring.Component):
         lim = 1 << (c.out_bits - 1)
         with m.If(normalising):
             with m.If(phase == 0):
-                m.d.sync += den.eq(Mux(row_l == 0, 2, row_l << 1))
+                d0 = Mux(row_l == 0, 2, row_l << 1)
+                m.d.sync += den.eq(d0 << (Q - 1))
                 for j in range(D):
                     mag = Mux(row_acc[j] < 0, -row_acc[j], row_acc[j])
-                    n0 = (mag.as_unsigned() << (f + 1)) + Mux(row_l == 0, 1, row_l)
-                    m.d.sync += [num[j].eq(n0), quo[j].eq(0), neg[j].eq(row_acc[j] < 0)]
+                    n0 = Signal(nw, name=f"n0_{j}")
+                    m.d.comb += n0.eq((mag.as_unsigned() << (f + 1)) + Mux(row_l == 0, 1, row_l))
+                    # A quotient of Q bits or more saturates whatever its low bits.
+                    m.d.sync += [num[j].eq(n0), quo[j].eq(0), neg[j].eq(row_acc[j] < 0),
+                                 over[j].eq(n0 >= (d0 << Q))]
                 m.d.sync += phase.eq(1)
             with m.Elif(phase <= Q):
-                # Quotient bit Q - phase: subtract den << bit when it fits. A
-                # numerator that still holds den << Q after the top bit overflows.
+                # Restoring division, one quotient bit a cycle, most significant first:
+                # one subtractor per column against the shared, shifting divisor.
                 for j in range(D):
-                    for k in range(Q):
-                        with m.If(phase == Q - k):
-                            trial = Signal(nw + Q + 1, name=f"trial{j}_{k}")
-                            m.d.comb += trial.eq(num[j] - (den << k))
-                            with m.If(~trial[-1]):
-                                m.d.sync += [num[j].eq(trial), quo[j].eq(quo[j] | (1 << k))]
-                    with m.If(phase == 1):
-                        m.d.sync += over[j].eq(num[j] >= (den << Q))
-                m.d.sync += phase.eq(phase + 1)
+                    trial = Signal(nw + Q + 1, name=f"trial{j}")
+                    m.d.comb += trial.eq(num[j] - den)
+                    with m.If(~trial[-1]):
+                        m.d.sync += [num[j].eq(trial), quo[j].eq(Cat(1, quo[j][:-1]))]
+                    with m.Else():
+                        m.d.sync += quo[j].eq(Cat(0, quo[j][:-1]))
+                m.d.sync += [den.eq(den >> 1), phase.eq(phase + 1)]
             with m.Elif(phase == Q + 1):
                 with m.If(~self.o_out.valid):
                     for j in range(D):

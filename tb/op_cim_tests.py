@@ -77,7 +77,7 @@ class OpCimTB:
         word |= int(skip) << off
         word |= pack(v, c.data_bits) << (off + 1)
         await self.kv_src.send(word)
-        self.accepted_at.append(get_sim_time("ns") / 10)
+        self.accepted_at.append(round(get_sim_time("ns") / 10))   # 10 ns clock: whole cycles
 
     async def normalise(self, l=None):
         """End the tile with the golden running sums (or ``l``); expect every row."""
@@ -205,5 +205,5 @@ async def throughput(dut):
                        "configured": c.op_cycles_per_key}, f)
     tb.log.info("measured %.3f cycles per key, %.3f with a rescale (configured %d)", plain.mean(),
                 rescaling.mean(), c.op_cycles_per_key)
-    assert (plain == c.op_cycles_per_key).all(), plain.tolist()
-    assert (rescaling == c.op_cycles_per_key + 1).all(), rescaling.tolist()
+    assert (plain == c.op_cycles_per_key).all(), f"plain: {plain.tolist()}"
+    assert (rescaling == c.op_cycles_per_key + 1).all(), f"with rescales: {rescaling.tolist()}"
