@@ -128,11 +128,12 @@ def test_generate_writes_verilog(tmp_path):
     assert r.stdout.strip() == str(out)
 
 
-def test_generate_softmax(tmp_path):
-    out = tmp_path / "sm.v"
-    r = run_cli("generate", "softmax", "--config", "test", "--out", out)
+@pytest.mark.parametrize("block, port", [("softmax", "p_out__payload"), ("op_cim", "o_out__payload")])
+def test_generate_other_blocks(tmp_path, block, port):
+    out = tmp_path / f"{block}.v"
+    r = run_cli("generate", block, "--config", "test", "--out", out)
     assert r.returncode == 0, r.stderr
-    assert "module softmax(" in out.read_text() and "p_out__payload" in out.read_text()
+    assert f"module {block}(" in out.read_text() and port in out.read_text()
 
 
 @pytest.mark.parametrize("args, message", [
