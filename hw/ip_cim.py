@@ -16,6 +16,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import EngineConfig
+from .common import require_config
 
 __all__ = ["IpCim"]
 
@@ -68,10 +69,7 @@ class IpCim(wiring.Component):
     """
 
     def __init__(self, config: EngineConfig):
-        if not isinstance(config, EngineConfig):
-            self._MustUse__silence = True       # never built, so never "unused"
-            raise TypeError(f"config must be an EngineConfig, not {config!r}")
-        self._cfg = config
+        self._cfg = require_config(self, config)
         b, d, r = config.data_bits, config.head_dim, config.rows
         self._row_layout = data.ArrayLayout(signed(b), d)
         super().__init__({

@@ -14,11 +14,12 @@ Golden model: ``fusioncim.golden.op_cim`` (``update``, ``normalise``).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import EngineConfig
+from .common import require_config
 
 __all__ = ["OpCim"]
 
@@ -52,10 +53,7 @@ class OpCim(wiring.Component):
     """
 
     def __init__(self, config: EngineConfig):
-        if not isinstance(config, EngineConfig):
-            self._MustUse__silence = True
-            raise TypeError(f"config must be an EngineConfig, not {config!r}")
-        self._cfg = c = config
+        self._cfg = c = require_config(self, config)
         R, d = c.rows, c.head_dim
         super().__init__({
             "kv_in": In(stream.Signature(data.StructLayout({

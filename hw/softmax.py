@@ -20,6 +20,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import EngineConfig
+from .common import require_config
 from ..golden.softmax import luts
 
 __all__ = ["Softmax", "COUNTERS"]
@@ -61,10 +62,7 @@ class Softmax(wiring.Component):
     """
 
     def __init__(self, config: EngineConfig):
-        if not isinstance(config, EngineConfig):
-            self._MustUse__silence = True
-            raise TypeError(f"config must be an EngineConfig, not {config!r}")
-        self._cfg = c = config
+        self._cfg = c = require_config(self, config)
         R = c.rows
         ports = {
             "row_wr": In(stream.Signature(data.StructLayout({

@@ -8,7 +8,6 @@ sweep can run many configs and a failure is reported with its log.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
