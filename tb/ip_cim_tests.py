@@ -21,14 +21,10 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from fusioncim.config import EngineConfig
 from fusioncim.golden import ip_cim as golden
 
+from . import common
 from .streams import Scoreboard, StreamSink, StreamSource, pack, random_pattern, unpack
-
-
-def _config():
-    return EngineConfig(**json.loads(os.environ["FUSIONCIM_CONFIG"]))
 
 
 class IpCimTB:
@@ -36,9 +32,9 @@ class IpCimTB:
 
     def __init__(self, dut, *, idle=None, backpressure=None):
         self.dut = dut
-        self.cfg = cfg = _config()
+        self.cfg = cfg = common.config()
         self.log = dut._log
-        self.seed = _seed()
+        self.seed = common.seed()
         self.rng = random.Random(self.seed)
         self.nrng = np.random.default_rng(self.seed)
         self.log.info("seed %d, config rows=%d head_dim=%d bits_per_cycle=%d", self.seed, cfg.rows,
@@ -58,10 +54,7 @@ class IpCimTB:
         self.scores.observe(unpack(word, self.cfg.score_bits, self.cfg.rows))
 
     async def reset(self):
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 3)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
+        await common.reset(self.dut)
 
     async def write_q(self, row, values):
         word = int(row) | (pack(values, self.cfg.data_bits) << self.row_bits)
@@ -94,22 +87,16 @@ class IpCimTB:
         return rows
 
 
-def _seed():
-    return int(os.environ.get("FUSIONCIM_SEED", "1"))
-
-
-def _keys():
-    return int(os.environ.get("FUSIONCIM_KEYS", "40"))
 
 
 @cocotb.test()
 async def random_data_with_stalls(dut):
     """Random Q tile and keys; random gaps on the inputs and stalls on the output."""
-    rng = random.Random(_seed() ^ 0x5EED)
+    rng = random.Random(common.seed() ^ 0x5EED)
     tb = IpCimTB(dut, idle=random_pattern(rng, 0.7), backpressure=random_pattern(rng, 0.6))
     await tb.reset()
     await tb.load_random_tile()
-    for key in tb.random_rows(_keys()):
+    for key in tb.random_rows(common.keys()):
         await tb.send_key(key)
     await tb.finish()
 
@@ -135,11 +122,11 @@ async def extreme_values(dut):
 @cocotb.test()
 async def reload_between_keys(dut):
     """Q rows rewritten between keys, in random order, under random stalls: each key sees the writes before it."""
-    rng = random.Random(_seed() ^ 0xBEEF)
+    rng = random.Random(common.seed() ^ 0xBEEF)
     tb = IpCimTB(dut, idle=random_pattern(rng, 0.8), backpressure=random_pattern(rng, 0.5))
     await tb.reset()
     await tb.load_random_tile()
-    for _ in range(_keys()):
+    for _ in range(common.keys()):
         if rng.random() < 0.4:
             for _ in range(rng.randint(1, tb.cfg.rows)):
                 await tb.write_q(rng.randrange(tb.cfg.rows), tb.random_rows(1)[0])
@@ -168,7 +155,7 @@ async def throughput(dut):
     tb = IpCimTB(dut)
     await tb.reset()
     await tb.load_random_tile()
-    n = max(_keys(), 8)
+    n = max(common.keys(), 8)
     start = tb.s_sink.cycle
     for key in tb.random_rows(n):
         await tb.send_key(key)

@@ -1,6 +1,6 @@
 """cocotb tests of the generated OP-CIM macro and normaliser against ``fusioncim.golden.op_cim``.
 
-Run through ``tests/test_op_cim_rtl.py``. Knobs as in ``ip_cim_tests``:
+Run through ``tests/test_op_cim_rtl.py``. Knobs (``tb/common.py``):
 ``FUSIONCIM_CONFIG`` (required), ``FUSIONCIM_SEED`` (logged), ``FUSIONCIM_KEYS``,
 ``FUSIONCIM_RESULTS`` (throughput figures, JSON).
 
@@ -21,26 +21,20 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
-from fusioncim.config import EngineConfig
 from fusioncim.golden import op_cim as golden
 
+from . import common
 from .streams import Scoreboard, StreamSink, StreamSource, pack, random_pattern, unpack
 
 
-def _seed():
-    return int(os.environ.get("FUSIONCIM_SEED", "1"))
-
-
-def _keys():
-    return int(os.environ.get("FUSIONCIM_KEYS", "40"))
 
 
 class OpCimTB:
     def __init__(self, dut, *, p_valid=1.0, p_ready=1.0, salt=0):
         self.dut = dut
-        self.cfg = c = EngineConfig(**json.loads(os.environ["FUSIONCIM_CONFIG"]))
+        self.cfg = c = common.config()
         self.log = dut._log
-        self.seed = _seed()
+        self.seed = common.seed()
         self.rng = np.random.default_rng(self.seed + salt)
         prng = random.Random(self.seed ^ salt)
         self.log.info("seed %d, rows=%d head_dim=%d op_bits_per_cycle=%d", self.seed, c.rows, c.head_dim,
@@ -61,10 +55,7 @@ class OpCimTB:
         self.board.observe((row, unpack(word >> c.row_bits, c.out_bits, c.head_dim)))
 
     async def reset(self):
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 3)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
+        await common.reset(self.dut)
 
     async def send_key(self, p, shift, skip, v):
         c = self.cfg
@@ -136,7 +127,7 @@ async def random_tiles_with_stalls(dut):
     tb = OpCimTB(dut, p_valid=0.7, p_ready=0.5, salt=1)
     await tb.reset()
     for _ in range(3):
-        for _ in range(_keys()):
+        for _ in range(common.keys()):
             await tb.send_key(*tb.random_key())
         await tb.normalise()
     await tb.finish()
@@ -147,7 +138,7 @@ async def every_update_observed(dut):
     """Rescale on every key, on no key, and on random keys; the accumulators checked after each key."""
     tb = OpCimTB(dut, salt=2)
     await tb.reset()
-    n = max(8, _keys() // 4)
+    n = max(8, common.keys() // 4)
     for p_rescale in (1.0, 0.0, 0.4):
         for _ in range(n):
             p, shift, skip, v = tb.random_key(p_rescale=p_rescale, p_skip=0.15)
@@ -185,7 +176,7 @@ async def throughput(dut):
     tb = OpCimTB(dut, salt=4)
     await tb.reset()
     c = tb.cfg
-    n = max(_keys(), 8)
+    n = max(common.keys(), 8)
     ones = np.ones(c.rows, np.int64)
     zero = np.zeros(c.rows, np.int64)
     v = np.ones(c.head_dim, np.int64)

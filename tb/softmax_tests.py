@@ -1,6 +1,6 @@
 """cocotb tests of the generated softmax unit against ``fusioncim.golden.softmax.unit``.
 
-Run through ``tests/test_softmax_rtl.py``. Knobs as in ``ip_cim_tests``:
+Run through ``tests/test_softmax_rtl.py``. Knobs (``tb/common.py``):
 ``FUSIONCIM_CONFIG`` (required), ``FUSIONCIM_SEED`` (logged), ``FUSIONCIM_KEYS``.
 
 Every output (p and shift of every row, the skip flag, the key position), the
@@ -9,8 +9,6 @@ final running sums and every counter are compared with the golden model.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 
 import cocotb
@@ -18,27 +16,21 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from fusioncim.config import EngineConfig
 from fusioncim.golden import softmax as golden
 from fusioncim.hw.softmax import COUNTERS
 
+from . import common
 from .streams import Scoreboard, StreamSink, StreamSource, pack, random_pattern, unpack
 
 
-def _seed():
-    return int(os.environ.get("FUSIONCIM_SEED", "1"))
-
-
-def _keys():
-    return int(os.environ.get("FUSIONCIM_KEYS", "40"))
 
 
 class SoftmaxTB:
     def __init__(self, dut, *, p_valid=1.0, p_ready=1.0, salt=0):
         self.dut = dut
-        self.cfg = cfg = EngineConfig(**json.loads(os.environ["FUSIONCIM_CONFIG"]))
+        self.cfg = cfg = common.config()
         self.log = dut._log
-        self.seed = _seed()
+        self.seed = common.seed()
         self.rng = np.random.default_rng(self.seed + salt)
         prng = random.Random(self.seed ^ salt)
         self.log.info("seed %d, rows=%d, tiers=%s skip=%s key_skip=%s lazy=%d", self.seed, cfg.rows, cfg.tiers,
@@ -64,10 +56,7 @@ class SoftmaxTB:
         self.board.observe((p, shift, skip, key_pos))
 
     async def reset(self):
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 3)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
+        await common.reset(self.dut)
 
     async def tile(self, scores, key_pos, c_mant, c_shift, q_pos, active, causal):
         """Set up every row, stream the keys, wait for the results, check l."""
@@ -126,7 +115,7 @@ async def random_streams_with_stalls(dut):
     await tb.reset()
     c = tb.cfg
     for t in range(4):
-        n = _keys()
+        n = common.keys()
         scores = tb.rng.integers(-(1 << (c.score_bits - 3)), 1 << (c.score_bits - 3), (c.rows, n))
         key_pos = tb.rng.permutation(n)
         q_pos = tb.rng.integers(0, n, c.rows)
@@ -141,7 +130,7 @@ async def hard_shapes(dut):
     tb = SoftmaxTB(dut, p_valid=0.8, p_ready=0.7, salt=2)
     await tb.reset()
     c = tb.cfg
-    n = _keys()
+    n = common.keys()
     R = c.rows
     step = 1 << (c.score_bits - 10)
     shapes = {
