@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from ..config import EngineConfig
 
-__all__ = ["require_config"]
+from amaranth.lib import wiring
+
+__all__ = ["require_config", "Block"]
 
 
 def require_config(component, config):
@@ -17,3 +19,18 @@ def require_config(component, config):
         component._MustUse__silence = True
         raise TypeError(f"config must be an EngineConfig, not {config!r}")
     return config
+
+
+class Block(wiring.Component):
+    """A block generator: checks its config, keeps it, and builds its ports from it.
+
+    Subclasses implement ``ports(config)`` returning the signature members.
+    """
+
+    def __init__(self, config):
+        self._cfg = require_config(self, config)
+        super().__init__(self.ports(self._cfg))
+
+    @property
+    def config(self):
+        return self._cfg

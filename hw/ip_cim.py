@@ -12,11 +12,11 @@ The numbers are those of ``fusioncim.golden.ip_cim`` (docs/numerics.md §2).
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from ..config import EngineConfig
-from .common import require_config
+from .common import Block
 
 __all__ = ["IpCim"]
 
@@ -33,7 +33,7 @@ def _adder_tree(terms):
     return terms[0]
 
 
-class IpCim(wiring.Component):
+class IpCim(Block):
     """Bit-serial inner-product CIM macro.
 
     Throughput: one key every ``cycles_per_key = data_bits / ip_bits_per_cycle``
@@ -68,23 +68,16 @@ class IpCim(wiring.Component):
         ``config`` is not an :class:`EngineConfig`.
     """
 
-    def __init__(self, config: EngineConfig):
-        self._cfg = require_config(self, config)
-        b, d, r = config.data_bits, config.head_dim, config.rows
-        self._row_layout = data.ArrayLayout(signed(b), d)
-        super().__init__({
-            "q_wr": In(stream.Signature(data.StructLayout({"row": unsigned(config.row_bits),
-                                                           "data": self._row_layout}))),
+    def ports(self, config: EngineConfig):
+        row = data.ArrayLayout(signed(config.data_bits), config.head_dim)
+        return {
+            "q_wr": In(stream.Signature(data.StructLayout({"row": unsigned(config.row_bits), "data": row}))),
             "q_rd_row": In(unsigned(config.row_bits)),
-            "q_rd_data": Out(self._row_layout),
-            "k": In(stream.Signature(self._row_layout)),
-            "s": Out(stream.Signature(data.ArrayLayout(signed(config.score_bits), r))),
+            "q_rd_data": Out(row),
+            "k": In(stream.Signature(row)),
+            "s": Out(stream.Signature(data.ArrayLayout(signed(config.score_bits), config.rows))),
             "busy": Out(1),
-        })
-
-    @property
-    def config(self):
-        return self._cfg
+        }
 
     @property
     def cycles_per_key(self):
@@ -102,7 +95,7 @@ class IpCim(wiring.Component):
         G = self.cycles_per_key
 
         # The array: R rows of d signed elements, written one row at a time.
-        q = [Signal(self._row_layout, name=f"q_row{r}") for r in range(R)]
+        q = [Signal(self.q_rd_data.shape(), name=f"q_row{r}") for r in range(R)]
         with m.If(self.q_wr.valid & self.q_wr.ready):
             for r in range(R):
                 with m.If(self.q_wr.payload.row == r):

@@ -15,16 +15,16 @@ Golden model: ``fusioncim.golden.op_cim`` (``update``, ``normalise``).
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from ..config import EngineConfig
-from .common import require_config
+from .common import Block
 
 __all__ = ["OpCim"]
 
 
-class OpCim(wiring.Component):
+class OpCim(Block):
     """Bit-serial outer-product CIM macro with the end-of-tile normaliser.
 
     Throughput: a key every ``cycles_per_key = p_bits / op_bits_per_cycle``
@@ -52,10 +52,9 @@ class OpCim(wiring.Component):
         A key update or a normalisation is in progress.
     """
 
-    def __init__(self, config: EngineConfig):
-        self._cfg = c = require_config(self, config)
+    def ports(self, c: EngineConfig):
         R, d = c.rows, c.head_dim
-        super().__init__({
+        return {
             "kv_in": In(stream.Signature(data.StructLayout({
                 "p": data.ArrayLayout(unsigned(c.p_bits), R), "shift": data.ArrayLayout(unsigned(c.shift_bits), R),
                 "skip": unsigned(1), "v": data.ArrayLayout(signed(c.data_bits), d)}))),
@@ -65,11 +64,7 @@ class OpCim(wiring.Component):
             "o_rd_row": In(unsigned(c.row_bits)),
             "o_rd_data": Out(data.ArrayLayout(signed(c.acc_width), d)),
             "busy": Out(1),
-        })
-
-    @property
-    def config(self):
-        return self._cfg
+        }
 
     @property
     def cycles_per_key(self):

@@ -16,11 +16,11 @@ last group, so a stalled output holds everything and nothing is lost.
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from ..config import EngineConfig
-from .common import require_config
+from .common import Block
 from ..golden.softmax import luts
 
 __all__ = ["Softmax", "COUNTERS"]
@@ -30,7 +30,7 @@ COUNTERS = ("keys", "skipped_keys", "fine_lookups", "coarse_lookups", "skipped_e
 COUNTER_BITS = 32
 
 
-class Softmax(wiring.Component):
+class Softmax(Block):
     """Online LUT softmax for one Q tile of ``rows`` rows.
 
     Throughput: one key every ``cycles_per_key = ceil(rows / lanes)`` cycles
@@ -61,8 +61,7 @@ class Softmax(wiring.Component):
         Activity counters since reset (golden ``engine.Counters`` semantics).
     """
 
-    def __init__(self, config: EngineConfig):
-        self._cfg = c = require_config(self, config)
+    def ports(self, c: EngineConfig):
         R = c.rows
         ports = {
             "row_wr": In(stream.Signature(data.StructLayout({
@@ -77,11 +76,7 @@ class Softmax(wiring.Component):
             "l": Out(data.ArrayLayout(unsigned(c.sum_width), R)),
         }
         ports.update({name: Out(COUNTER_BITS) for name in COUNTERS})
-        super().__init__(ports)
-
-    @property
-    def config(self):
-        return self._cfg
+        return ports
 
     @property
     def latency(self):
