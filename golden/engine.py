@@ -213,7 +213,8 @@ def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", chunk_ent
     # at most chunk_entries (row, key) pairs.
     valid = tiles.qrow >= 0
     pos = np.where(valid, qpos[np.maximum(tiles.qrow, 0)], -1)
-    tile_n = np.array([_tile_keys(pos[t], valid[t], Lk, causal)[0] for t in range(len(tiles))])
+    span = np.array([_tile_keys(pos[t], valid[t], Lk, causal) for t in range(len(tiles))]).reshape(-1, 2)
+    tile_n = span[:, 0]
     for g in range(Hkv):
         tix = np.nonzero(tiles.kv == g)[0]
         tix = tix[np.argsort(tile_n[tix], kind="stable")]
@@ -223,15 +224,15 @@ def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", chunk_ent
             while stop < len(tix) and (stop + 1 - start) * R * max(int(tile_n[tix[stop]]), 1) <= chunk_entries:
                 stop += 1
             sel = tix[start:stop]
-            c, f = _run_chunk(q, k[g], v[g], cm, cs, qpos, tiles.qrow[sel], tiles.head[sel], cfg, causal,
-                              out, lsum)
+            c, f = _run_chunk(q, k[g], v[g], cm, cs, qpos, tiles.qrow[sel], tiles.head[sel], span[sel], cfg,
+                              causal, out, lsum)
             total = total + c
             fallback += f
             start = stop
     return EngineResult(out=out, l=lsum, counters=total, fallback_rows=fallback)
 
 
-def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, cfg, causal, out, lsum):
+def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, span, cfg, causal, out, lsum):
     T, R = qrow.shape
     Lk = kg.shape[0]
     F = cfg.log_frac_bits
@@ -240,12 +241,10 @@ def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, cfg, causal, out, lsum):
     hh = np.where(valid, head, 0)
     rows_q = np.where(valid[..., None], q[hh, qr], 0)                 # [T, R, d]
     pos = np.where(valid, qpos[qr], -1)                               # [T, R]
-    # Per-tile key order, padded with a dummy key slot to a common length.
-    nk, orders = [], []
-    for t in range(T):
-        n, hi = _tile_keys(pos[t], valid[t], Lk, causal)
-        nk.append(n)
-        orders.append(key_order(n, hi, cfg))
+    # Per-tile key order (span: keys streamed, latest query), padded with a
+    # dummy key slot to a common length.
+    nk = [int(n) for n in span[:, 0]]
+    orders = [key_order(int(n), int(hi), cfg) for n, hi in span]
     N = max(nk, default=0)
     # Every tile streams a subset of keys [0, N): score only those.
     kg, vg = kg[:N], vg[:N]
