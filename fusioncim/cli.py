@@ -115,6 +115,65 @@ def cmd_generate(args):
     return 0
 
 
+# -- simulate ----------------------------------------------------------------
+
+def _int_list(name, text):
+    try:
+        vals = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise UserError(f"{name} must be comma-separated integers, not {text!r}") from None
+    return vals
+
+
+def cmd_simulate(args):
+    from . import simulate
+    cfg = config_mod.load(args.config, args.set)
+    say = _progress(args.quiet)
+    for name in ("heads", "kv_heads", "queries", "keys"):
+        v = getattr(args, name)
+        if v is not None and name != "heads" and v < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be a positive integer, not {v}")
+    if not 0 <= args.stall < 1:
+        raise UserError(f"--stall must be a probability in [0, 1), not {args.stall}")
+    if args.waves is not None and args.waves.suffix not in (".vcd", ".fst"):
+        raise UserError(f"--waves must name a .vcd or .fst file, not {str(args.waves)!r}")
+    if args.npz:
+        from . import attnfile
+        attnfile.load(args.npz)                           # a bad file fails here, before any build
+        spec = {"kind": "npz", "path": str(args.npz.resolve()), "heads": _int_list("--heads", args.heads or "0,1")}
+        if args.tokens is not None:
+            spec["tokens"] = args.tokens
+    else:
+        heads = int(args.heads) if args.heads else 2
+        if heads < 1:
+            raise UserError(f"--heads must be a positive integer, not {heads}")
+        spec = {"kind": "random", "heads": heads, "kv_heads": args.kv_heads or 1, "queries": args.queries or 40,
+                "keys": args.keys or args.queries or 40, "seed": args.seed}
+        if heads % spec["kv_heads"]:
+            raise UserError(f"--heads {heads} must be a multiple of --kv-heads {spec['kv_heads']}")
+        if spec["queries"] > spec["keys"]:
+            raise UserError(f"--queries {spec['queries']} cannot exceed --keys {spec['keys']}: the queries are "
+                            f"the last tokens of the sequence")
+    spec["mode"] = args.mode
+    if args.causal is not None:
+        spec["causal"] = args.causal
+    if args.stall:
+        spec["stall"] = args.stall
+    if args.waves is not None and args.waves.exists() and args.waves.is_dir():
+        raise UserError(f"--waves {str(args.waves)!r} is a folder")
+    try:
+        r = simulate.simulate(cfg, spec, sim=args.sim, waves=args.waves, progress=say, seed=args.seed)
+    except RuntimeError as exc:
+        print(f"fusioncim: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump(r, sys.stdout, indent=1)
+        print()
+    else:
+        print(simulate.format_result(r))
+    return 0 if r["bit_exact"] else 1
+
+
 # -- demo ------------------------------------------------------------------
 
 def cmd_demo(args):
@@ -165,6 +224,29 @@ def build_parser():
     g.add_argument("--out", type=Path, help="output file (default: BLOCK.v in the current folder)")
     common(g)
     g.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("simulate", help="run attention heads on the generated engine (Verilator), bit-exact "
+                                        "check against golden, cycles and counters")
+    s.add_argument("--npz", type=Path, metavar="FILE.npz", help="real attention (accuracy file format); "
+                   "default: random data")
+    s.add_argument("--heads", help="query heads: a count for random data (default 2), or comma-separated "
+                   "head numbers of the file (default 0,1)")
+    s.add_argument("--tokens", type=int, help="keep the first N tokens of the --npz file (default: all)")
+    s.add_argument("--kv-heads", type=int, help="KV heads of random data (default 1)")
+    s.add_argument("--queries", type=int, help="query tokens of random data (default 40)")
+    s.add_argument("--keys", type=int, help="key tokens of random data (default: --queries)")
+    s.add_argument("--mode", choices=("prefill", "decode"), default="prefill",
+                   help="how query rows form tiles (decode: the GQA group's heads at one position)")
+    s.add_argument("--causal", action=argparse.BooleanOptionalAction, default=None,
+                   help="causal masking (default: the file's, else the config's)")
+    s.add_argument("--seed", type=int, default=1, help="random data and stall pattern seed (default 1)")
+    s.add_argument("--stall", type=float, default=0.0,
+                   help="probability that each external stream stalls in a cycle (default 0)")
+    s.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    s.add_argument("--waves", type=Path, metavar="FILE", help="write a trace (.vcd from Verilator, .fst from Icarus)")
+    s.add_argument("--json", action="store_true", help="print one JSON document")
+    common(s)
+    s.set_defaults(func=cmd_simulate)
 
     d = sub.add_parser("demo", help="the main job: golden-model accuracy and activity summary")
     common(d, config=False)

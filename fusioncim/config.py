@@ -93,6 +93,11 @@ class EngineConfig:
         Widths of the O accumulators and of the running sum l; None derives the minimum.
     out_frac_bits : int
         Fraction bits of the normalised output, in V's integer units.
+    kv_depth : int or None
+        Keys the engine's on-chip KV buffer holds (``hw/engine.py``); None: ``max_seq_len``.
+    double_buffer : bool
+        The OP-CIM copies a finished tile's O into a second register bank, so the
+        division of one tile overlaps the keys of the next.
 
     Raises
     ------
@@ -129,6 +134,8 @@ class EngineConfig:
     acc_bits: int | None = None
     sum_bits: int | None = None
     out_frac_bits: int = 4
+    kv_depth: int | None = None
+    double_buffer: bool = True
 
     def __post_init__(self):
         _check_int("head_dim", self.head_dim, 1, 4096)
@@ -158,6 +165,9 @@ class EngineConfig:
         _check_bool("causal", self.causal)
         _check_int("max_seq_len", self.max_seq_len, 1, 1 << 24)
         _check_int("out_frac_bits", self.out_frac_bits, 0, 16)
+        if self.kv_depth is not None:
+            _check_int("kv_depth", self.kv_depth, 1, self.max_seq_len)
+        _check_bool("double_buffer", self.double_buffer)
 
         if self.data_bits % self.ip_bits_per_cycle:
             raise ValueError(
@@ -212,6 +222,25 @@ class EngineConfig:
             raise ValueError(
                 f"score_bits {self.score_bits} (head_dim {self.head_dim}, data_bits {self.data_bits}) plus "
                 f"const_bits {self.const_bits} exceed 62 bits")
+
+    def check_engine(self):
+        """Raise ValueError unless the whole engine (``hw/engine.py``) can be built from this config.
+
+        The IP-CIM sets the pace: the OP-CIM must finish a key, rescale cycle
+        included, within the IP-CIM's cycles per key, so the pipeline never
+        backs up and the cycle count follows docs/numerics.md section 7 exactly.
+        """
+        if self.op_cycles_per_key + 1 > self.ip_cycles_per_key:
+            need = next((b for b in range(self.op_bits_per_cycle, self.p_bits + 1)
+                         if self.p_bits % b == 0 and self.p_bits // b + 1 <= self.ip_cycles_per_key), None)
+            fix = (f"op_bits_per_cycle {need} would" if need else
+                   f"no op_bits_per_cycle can; lower ip_bits_per_cycle")
+            raise ValueError(
+                f"op_bits_per_cycle {self.op_bits_per_cycle} gives the OP-CIM {self.op_cycles_per_key} + 1 "
+                f"(rescale) cycles per key, more than the IP-CIM's {self.ip_cycles_per_key} (data_bits "
+                f"{self.data_bits} / ip_bits_per_cycle {self.ip_bits_per_cycle}): the engine needs the OP-CIM "
+                f"to keep up; {fix}")
+        return self
 
     def _check_luts(self):
         # Every LUT entry must differ from its neighbour, or the LUT has fewer
@@ -324,6 +353,16 @@ class EngineConfig:
     def softmax_latency(self) -> int:
         """Cycles from a key's acceptance by the softmax unit to its p leaving (hw/softmax.py)."""
         return 3 + self.softmax_groups
+
+    @property
+    def kv_keys(self) -> int:
+        """Depth of the engine's KV buffer."""
+        return self.max_seq_len if self.kv_depth is None else self.kv_depth
+
+    @property
+    def n_keys_bits(self) -> int:
+        """Width of a command's key count: up to twice the buffer, so an oversized request is representable."""
+        return (2 * self.kv_keys).bit_length()
 
     @property
     def data_min(self) -> int:

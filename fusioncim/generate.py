@@ -33,7 +33,12 @@ def _op_cim(cfg):
     return OpCim(cfg)
 
 
-BLOCKS = {"ip_cim": _ip_cim, "softmax": _softmax, "op_cim": _op_cim}
+def _engine(cfg):
+    from .hw.engine import Engine
+    return Engine(cfg)
+
+
+BLOCKS = {"ip_cim": _ip_cim, "softmax": _softmax, "op_cim": _op_cim, "engine": _engine}
 
 
 def build(block: str, cfg: EngineConfig):

@@ -25,7 +25,7 @@ __all__ = ["SIMULATORS", "build_dir", "build", "run", "check", "available"]
 SIMULATORS = ("verilator", "icarus")
 ROOT = Path(__file__).resolve().parent.parent
 TIMESCALE = ("1ns", "1ps")
-BUILD_RECIPE = "2: ports-only VPI, pch stub"   # change to force rebuilds after editing build()
+BUILD_RECIPE = "3: ports-only VPI, pch stub, Icarus time-0 evaluation"   # change to force rebuilds after editing build()
 
 
 def _root():
@@ -36,9 +36,20 @@ def config_json(cfg: EngineConfig) -> str:
     return json.dumps(asdict(cfg), sort_keys=True)
 
 
-def build_dir(block, cfg, sim) -> Path:
+def build_dir(block, cfg, sim, waves=False) -> Path:
     digest = hashlib.sha256(config_json(cfg).encode()).hexdigest()[:12]
-    return _root() / f"{block}-{digest}-{sim}"
+    return _root() / f"{block}-{digest}-{sim}{'-waves' if waves else ''}"
+
+
+def wave_file(test_dir, sim) -> Path:
+    """The trace a run with ``waves=True`` left in its test folder (VCD from Verilator, FST from Icarus)."""
+    path = Path(test_dir) / ("dump.vcd" if sim == "verilator" else "engine.fst")
+    if not path.exists():
+        found = sorted(Path(test_dir).glob("*.vcd")) + sorted(Path(test_dir).glob("*.fst"))
+        if not found:
+            raise RuntimeError(f"no wave file in {test_dir}")
+        path = found[0]
+    return path
 
 
 def available(sim) -> str | None:
@@ -70,11 +81,29 @@ def _port_file(out, block, text):
     return path
 
 
-def build(block, cfg, sim):
-    """Generate the Verilog and build it for ``sim`` unless an identical build exists; returns the folder."""
+_DUMP_REG = re.compile(r"reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;")
+
+
+def icarus_time0(text):
+    """Make Icarus run every ``always @*`` block of Yosys-written Verilog once at time 0.
+
+    Yosys makes each such block read a dummy register initialised to 0 so that
+    it runs at time 0; Icarus 11 applies declaration initialisers without an
+    event, so a block whose real inputs never change (a decoder fed by a
+    constant-0 field, say) keeps X forever. Setting the register from a
+    ``#0`` initial block, after every always block is waiting, is an event.
+    """
+    return _DUMP_REG.sub(lambda mo: f"reg {mo.group(1)};\n  initial #0 {mo.group(1)} = 1'b0;", text)
+
+
+def build(block, cfg, sim, waves=False):
+    """Generate the Verilog and build it for ``sim`` unless an identical build exists; returns the folder.
+
+    ``waves`` builds a separate, traced copy.
+    """
     if sim not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
-    out = build_dir(block, cfg, sim)
+    out = build_dir(block, cfg, sim, waves)
     text = verilog_text(block, cfg)
     # The stamp covers the Verilog and how it is built.
     digest = hashlib.sha256((text + BUILD_RECIPE).encode()).hexdigest()
@@ -85,7 +114,7 @@ def build(block, cfg, sim):
         shutil.rmtree(out)
     out.mkdir(parents=True)
     vpath = out / f"{block}.v"
-    vpath.write_text(text)
+    vpath.write_text(icarus_time0(text) if sim == "icarus" else text)
     (out / "config.json").write_text(config_json(cfg))
     runner = _runner(sim)
     from cocotb_tools.runner import VerilatorControlFile, Verilog
@@ -108,7 +137,7 @@ def build(block, cfg, sim):
         (out / "Vtop__pch.h.fast").touch()
         (out / "Vtop__pch.h.slow").touch()
     runner.build(sources=sources, hdl_toplevel=block, build_dir=out, timescale=TIMESCALE, build_args=args,
-                 log_file=out / "build.log")
+                 log_file=out / "build.log", waves=waves)
     stamp.write_text(digest)
     return out
 
@@ -116,7 +145,7 @@ def build(block, cfg, sim):
 def run(block, cfg, sim, test_module, *, testcase=None, seed=1, extra_env=None, waves=False):
     """Run cocotb tests on a (cached) build; returns ``(tests, failed, results_xml)``."""
     from cocotb_tools.runner import get_results
-    out = build(block, cfg, sim)
+    out = build(block, cfg, sim, waves)
     env = {"FUSIONCIM_CONFIG": config_json(cfg), "FUSIONCIM_SEED": str(seed)}
     env.update(extra_env or {})
     name = testcase if isinstance(testcase, str) else "all"

@@ -31,6 +31,9 @@ WAIVERS = [
     ("WIDTHTRUNC", "*Logical operator LOGNOT expects 1 bit*",
      "Amaranth writes `x == 0` as `!x` on a vector; Verilog defines logical NOT of a vector as a "
      "zero test, so nothing is truncated"),
+    ("DECLFILENAME", "*does not match MODULE name: '*.*'*",
+     "Amaranth writes a design's submodules (named top.sub) into the top module's file; only those "
+     "hierarchical names are waived"),
     ("WIDTHEXPAND", None,
      "an operand narrower than its operation is extended (zero or sign, as Amaranth's $signed "
      "casts say); extension never loses bits, and the RTL is checked bit-exact against the golden "

@@ -23,7 +23,7 @@ from . import ip_cim, op_cim, softmax
 from .reference import query_positions
 
 __all__ = ["Counters", "Tiles", "EngineResult", "tiles_prefill", "tiles_decode", "key_order",
-           "run", "run_sequential", "MODES"]
+           "run", "run_sequential", "MODES", "Command", "Segment", "program", "tile_span", "segment_cycles"]
 
 MODES = ("prefill", "decode")
 
@@ -49,6 +49,8 @@ class Counters:
     masked_entries: int = 0    # (row, key) pairs masked (causal, or empty row slot)
     rescales: int = 0          # (row, key) rescale events
     cim_writes: int = 0        # Q rows written into the IP-CIM
+    kv_writes: int = 0         # keys (K and V rows) written into the KV buffer
+    ip_stalls: int = 0         # cycles the IP-CIM waits on the softmax: 0 by design (docs/numerics.md §7)
 
     def __add__(self, other):
         return Counters(**{f.name: getattr(self, f.name) + getattr(other, f.name)
@@ -171,15 +173,45 @@ def _tile_keys(qpos_rows, valid_rows, Lk, causal):
     return (hi + 1 if causal else Lk), hi
 
 
-def _schedule(cfg, n_rows, n_keys, op_cycles):
-    """Reference schedule of one tile (docs/numerics.md §7); returns a Counters with the cycle fields."""
-    ip = cfg.ip_cycles_per_key
-    norm = n_rows * cfg.div_cycles
-    compute = int(np.maximum(ip, op_cycles).sum())
-    fill = cfg.softmax_latency + cfg.op_cycles_per_key if n_keys else 0
-    return Counters(cycles=n_rows + compute + fill + norm, ideal_cycles=n_keys * ip, q_load_cycles=n_rows,
-                    ip_busy=n_keys * ip, softmax_busy=n_keys, op_busy=int(op_cycles.sum()),
-                    norm_busy=norm, tiles=1, cim_writes=n_rows, keys=n_keys, k_reads=n_keys)
+def tile_span(cfg, n_keys, skipped, any_rescale):
+    """Cycles of one tile from its command to the end of its last key (docs/numerics.md §7).
+
+    ``skipped`` and ``any_rescale`` are per streamed key, in stream order. The
+    command cycle, ``rows`` load cycles, then key i enters the IP-CIM at
+    ``cpk * i``; its p reaches the OP-CIM ``cpk + 2 + softmax_latency`` cycles
+    later, which needs ``op_cycles_per_key`` (+1 with a rescale) and one more to
+    see the array idle; a skipped key ends at the V read.
+    """
+    cpk = cfg.ip_cycles_per_key
+    i = np.arange(n_keys)
+    tail = np.where(skipped, 0, cfg.op_cycles_per_key + 1 + any_rescale.astype(np.int64))
+    return cfg.rows + cpk + cfg.softmax_latency + 5 + int((cpk * i + tail).max())
+
+
+def segment_cycles(cfg, spans, n_rows):
+    """Cycles of back-to-back tiles against one KV buffer load, the last tile's division included.
+
+    With ``double_buffer`` a tile may end once the previous tile's division is
+    done, and the next command follows the end of a tile at once; without, the
+    next command waits for the division.
+    """
+    t_end = -1                   # cycle of the previous tile's end (its O handed to the divider)
+    free = 0                     # first cycle the divider can take a tile
+    start = 0                    # command cycle of the next tile
+    for span, rows in zip(spans, n_rows):
+        t_end = max(start + int(span) - 1, free)
+        drain = int(rows) * cfg.div_cycles
+        free = t_end + drain + 1
+        start = free if not cfg.double_buffer else t_end + 1
+    return free
+
+
+def _tile_counters(cfg, n_rows, n_keys, op_cycles):
+    """Everything but the cycle count and the softmax's own counters, for one tile."""
+    return Counters(ideal_cycles=n_keys * cfg.ip_cycles_per_key, q_load_cycles=cfg.rows,
+                    ip_busy=n_keys * cfg.ip_cycles_per_key, softmax_busy=n_keys * cfg.softmax_groups,
+                    op_busy=int(op_cycles.sum()), norm_busy=n_rows * cfg.div_cycles, tiles=1,
+                    cim_writes=n_rows, keys=n_keys, k_reads=n_keys)
 
 
 def _op_cycles(cfg, skipped, any_rescale):
@@ -215,6 +247,7 @@ def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", chunk_ent
     pos = np.where(valid, qpos[np.maximum(tiles.qrow, 0)], -1)
     span = np.array([_tile_keys(pos[t], valid[t], Lk, causal) for t in range(len(tiles))]).reshape(-1, 2)
     tile_n = span[:, 0]
+    spans = np.zeros(len(tiles), np.int64)
     for g in range(Hkv):
         tix = np.nonzero(tiles.kv == g)[0]
         tix = tix[np.argsort(tile_n[tix], kind="stable")]
@@ -224,12 +257,26 @@ def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", chunk_ent
             while stop < len(tix) and (stop + 1 - start) * R * max(int(tile_n[tix[stop]]), 1) <= chunk_entries:
                 stop += 1
             sel = tix[start:stop]
-            c, f = _run_chunk(q, k[g], v[g], cm, cs, qpos, tiles.qrow[sel], tiles.head[sel], span[sel], cfg,
-                              causal, out, lsum)
+            c, f, spans[sel] = _run_chunk(q, k[g], v[g], cm, cs, qpos, tiles.qrow[sel], tiles.head[sel], span[sel],
+                                          cfg, causal, out, lsum)
             total = total + c
             fallback += f
             start = stop
+    _add_cycles(total, cfg, tiles, spans, Lk)
     return EngineResult(out=out, l=lsum, counters=total, fallback_rows=fallback)
+
+
+def segments(tiles):
+    """Runs of consecutive tiles on one KV head: the host loads the buffer once per run."""
+    cut = np.flatnonzero(np.diff(tiles.kv)) + 1
+    return np.split(np.arange(len(tiles)), cut)
+
+
+def _add_cycles(total, cfg, tiles, spans, Lk):
+    n_rows = (tiles.qrow >= 0).sum(axis=1)
+    for seg in segments(tiles):
+        total.cycles += segment_cycles(cfg, spans[seg], n_rows[seg])
+        total.kv_writes += Lk
 
 
 def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, span, cfg, causal, out, lsum):
@@ -277,10 +324,12 @@ def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, span, cfg, causal, out, lsum
     lsum[head[valid], qrow[valid]] = l[valid]
 
     c = Counters()
-    any_rescale = res.rescale.any(axis=1)                             # [T, N]
+    any_rescale = res.grows.any(axis=1)        # [T, N]: the OP-CIM spends a shift cycle
+    spans = np.zeros(T, np.int64)
     for t in range(T):
         n = nk[t]
-        c = c + _schedule(cfg, int(valid[t].sum()), n, _op_cycles(cfg, skipped[t, :n], any_rescale[t, :n]))
+        c = c + _tile_counters(cfg, int(valid[t].sum()), n, _op_cycles(cfg, skipped[t, :n], any_rescale[t, :n]))
+        spans[t] = tile_span(cfg, n, skipped[t, :n], any_rescale[t, :n])
     inside = in_tile[:, None, :] & np.ones((1, R, 1), bool)
     c.skipped_keys = int(skipped.sum())
     c.v_reads = c.keys - c.skipped_keys
@@ -289,7 +338,7 @@ def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, span, cfg, causal, out, lsum
     c.skipped_entries = int((res.tier == softmax.SKIPPED).sum())
     c.masked_entries = int(((res.tier == softmax.MASKED) & inside).sum())
     c.rescales = int(res.rescale.sum())
-    return c, fallback
+    return c, fallback, spans
 
 
 def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"):
@@ -298,6 +347,7 @@ def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"
     Lk, d = k.shape[1:]
     total = Counters()
     R = cfg.rows
+    spans = []
     for t in range(len(tiles)):
         valid = tiles.qrow[t] >= 0
         qr = np.where(valid, tiles.qrow[t], 0)
@@ -311,7 +361,7 @@ def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"
         O = np.zeros((R, d), np.int64)
         l = np.zeros(R, np.int64)
         c = Counters()
-        op_cycles = []
+        op_cycles, skips, rescales = [], [], []
         g = tiles.kv[t]
         for key in key_order(n, hi, cfg):
             s = ip_cim.bitserial(rows_q, k[g, key][None, :], cfg.data_bits, cfg.ip_bits_per_cycle)[-1][:, 0]
@@ -323,14 +373,17 @@ def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"
             # never carries a rescale: skipping it loses nothing.
             if not skip:
                 O, l = op_cim.update(O, l, p, shift, v[g, key])
-            op_cycles.append(0 if skip else cfg.op_cycles_per_key + int(rescale.any()))
+            op_cycles.append(0 if skip else cfg.op_cycles_per_key + int(shift.any()))
+            skips.append(skip)
+            rescales.append(shift.any())
             c.skipped_keys += int(skip)
             c.fine_lookups += int((tier == softmax.FINE).sum())
             c.coarse_lookups += int((tier == softmax.COARSE).sum())
             c.skipped_entries += int((tier == softmax.SKIPPED).sum())
             c.masked_entries += int((tier == softmax.MASKED).sum())
             c.rescales += int(rescale.sum())
-        sched = _schedule(cfg, int(valid.sum()), n, np.array(op_cycles, np.int64))
+        sched = _tile_counters(cfg, int(valid.sum()), n, np.array(op_cycles, np.int64))
+        spans.append(tile_span(cfg, n, np.array(skips, bool), np.array(rescales, bool)))
         for f in ("skipped_keys", "fine_lookups", "coarse_lookups", "skipped_entries", "masked_entries", "rescales"):
             setattr(sched, f, getattr(c, f))
         sched.v_reads = sched.keys - sched.skipped_keys
@@ -338,4 +391,53 @@ def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"
         o = op_cim.normalise(O, l, out_frac_bits=cfg.out_frac_bits, out_bits=cfg.out_bits)
         out[tiles.head[t][valid], tiles.qrow[t][valid]] = o[valid]
         lsum[tiles.head[t][valid], tiles.qrow[t][valid]] = l[valid]
+    _add_cycles(total, cfg, tiles, np.array(spans, np.int64), Lk)
     return EngineResult(out=out, l=lsum, counters=total)
+
+
+@dataclass
+class Command:
+    """One engine command (a Q tile) as the host sends it (hw/engine.py ``cmd`` and ``q_in``)."""
+    n_keys: int
+    causal: bool
+    pattern: bool
+    q: np.ndarray          # [n_rows, d]
+    pos: np.ndarray        # [n_rows]
+    c_mant: np.ndarray     # [n_rows]
+    c_shift: np.ndarray    # [n_rows]
+    head: np.ndarray       # [n_rows]: where each output row belongs
+    qrow: np.ndarray       # [n_rows]
+
+    @property
+    def n_rows(self):
+        return len(self.pos)
+
+
+@dataclass
+class Segment:
+    """The host's work for one KV head: load the buffer with ``k``/``v``, then run ``commands`` back to back."""
+    kv_head: int
+    k: np.ndarray          # [Lk, d]
+    v: np.ndarray
+    commands: list
+
+
+def program(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"):
+    """The command sequence that makes the engine compute :func:`run`'s result, tile for tile."""
+    causal, q, k, v, cm, cs, qpos, tiles, _, _ = _setup(q, k, v, c_mant, c_shift, cfg, causal, mode)
+    Lk = k.shape[1]
+    if Lk > cfg.kv_keys:
+        raise ValueError(f"{Lk} keys exceed the engine's KV buffer (kv_depth {cfg.kv_keys})")
+    out = []
+    for seg in segments(tiles):
+        g = int(tiles.kv[seg[0]])
+        cmds = []
+        for t in seg:
+            valid = tiles.qrow[t] >= 0
+            qr, hh = tiles.qrow[t][valid], tiles.head[t][valid]
+            pos = qpos[qr]
+            n, _ = _tile_keys(pos, np.ones(len(pos), bool), Lk, causal)
+            cmds.append(Command(n_keys=n, causal=causal, pattern=cfg.key_order == "pattern", q=q[hh, qr],
+                                pos=pos, c_mant=cm[hh, qr], c_shift=cs[hh, qr], head=hh, qrow=qr))
+        out.append(Segment(kv_head=g, k=k[g], v=v[g], commands=cmds))
+    return out

@@ -180,6 +180,7 @@ class OnlineResult:
     p: np.ndarray          # probabilities
     m: np.ndarray          # running max after each key (fixed point; _NEVER before the first live key)
     rescale: np.ndarray    # rescale events (counter semantics)
+    grows: np.ndarray      # the max grew past an earlier live key: a non-zero shift of O and l
     tier: np.ndarray       # tier codes
     m_final: np.ndarray    # [..., R] final running max
 
@@ -199,14 +200,12 @@ def online(x, live, cfg):
         m = _lazy_max(x, cx, live, cfg)
     m_prev = np.concatenate([np.full(m.shape[:-1] + (1,), _NEVER), m[..., :-1]], axis=-1)
     seen_prev = m_prev != _NEVER
-    if cfg.rescale_on_growth_only:
-        rescale = live & seen_prev & (m > m_prev)
-    else:
-        rescale = live & seen_prev
+    grows = live & seen_prev & (m > m_prev)
+    rescale = grows if cfg.rescale_on_growth_only else live & seen_prev
     p, tier = exp2_neg(np.where(live, m - x, 0), cfg)
     p = np.where(live, p, 0)
     tier = np.where(live, tier, MASKED)
-    return OnlineResult(p=p, m=m, rescale=rescale, tier=tier, m_final=m[..., -1] if m.shape[-1] else
+    return OnlineResult(p=p, m=m, rescale=rescale, grows=grows, tier=tier, m_final=m[..., -1] if m.shape[-1] else
                         np.full(m.shape[:-1], _NEVER))
 
 

@@ -61,6 +61,9 @@ class IpCim(Block):
         The ``rows`` scores of each key, in key order.
     busy : Out(1)
         A key is in the bit-serial datapath.
+    active : Out(1)
+        The datapath works on a digit this cycle (not held by a stalled output):
+        the engine's IP-CIM busy counter.
 
     Raises
     ------
@@ -77,6 +80,7 @@ class IpCim(Block):
             "k": In(stream.Signature(row)),
             "s": Out(stream.Signature(data.ArrayLayout(signed(config.score_bits), config.rows))),
             "busy": Out(1),
+            "active": Out(1),
         }
 
     @property
@@ -119,6 +123,7 @@ class IpCim(Block):
         take_key = self.k.valid & self.k.ready
         m.d.comb += [
             self.busy.eq(busy),
+            self.active.eq(advance),
             self.q_wr.ready.eq(~busy),
             self.k.ready.eq((~busy | (last & out_free)) & ~self.q_wr.valid),
         ]

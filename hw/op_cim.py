@@ -8,7 +8,10 @@ the multiply is bit-serial over p, ``op_bits_per_cycle`` bits a cycle, least
 significant digit first. A skipped key is accepted without touching the array.
 At the end of a tile the normaliser turns each row into ``O / l`` with
 ``out_frac_bits`` of fraction (a restoring divider per column, one quotient bit
-a cycle), streams the rows out and clears the array for the next tile.
+a cycle), streams the rows out and clears the array for the next tile. With
+``double_buffer`` the tile's O is copied into a second register bank in the
+cycle the tile ends and the array is cleared at once, so the next tile's keys
+overlap the division.
 Golden model: ``fusioncim.golden.op_cim`` (``update``, ``normalise``).
 """
 
@@ -42,7 +45,9 @@ class OpCim(Block):
         ``{p[rows], shift[rows], skip, v[head_dim]}``: one key's probabilities
         and rescale shifts (from the softmax unit) and its value row.
     norm_in : In(stream)
-        ``{l[rows]}``: ends the tile; accepted when no key is in flight.
+        ``{l[rows], n_rows}``: ends the tile; rows ``0 .. n_rows - 1`` (1 to
+        ``rows``) are normalised. Accepted when no key is in flight and the
+        normaliser is free.
     o_out : Out(stream)
         ``{row, o[head_dim]}``: normalised rows, row 0 first; after the last
         row the accumulators are cleared.
@@ -50,6 +55,9 @@ class OpCim(Block):
         Combinational read of one row's accumulators (for test).
     busy : Out(1)
         A key update or a normalisation is in progress.
+    key_active, norm_active : Out(1)
+        The array updates (a digit or a rescale cycle) / the normaliser works
+        (not waiting on ``o_out``) this cycle: the engine's busy counters.
     """
 
     def ports(self, c: EngineConfig):
@@ -58,12 +66,15 @@ class OpCim(Block):
             "kv_in": In(stream.Signature(data.StructLayout({
                 "p": data.ArrayLayout(unsigned(c.p_bits), R), "shift": data.ArrayLayout(unsigned(c.shift_bits), R),
                 "skip": unsigned(1), "v": data.ArrayLayout(signed(c.data_bits), d)}))),
-            "norm_in": In(stream.Signature(data.StructLayout({"l": data.ArrayLayout(unsigned(c.sum_width), R)}))),
+            "norm_in": In(stream.Signature(data.StructLayout({
+                "l": data.ArrayLayout(unsigned(c.sum_width), R), "n_rows": unsigned(R.bit_length())}))),
             "o_out": Out(stream.Signature(data.StructLayout({
                 "row": unsigned(c.row_bits), "o": data.ArrayLayout(signed(c.out_bits), d)}))),
             "o_rd_row": In(unsigned(c.row_bits)),
             "o_rd_data": Out(data.ArrayLayout(signed(c.acc_width), d)),
             "busy": Out(1),
+            "key_active": Out(1),
+            "norm_active": Out(1),
         }
 
     @property
@@ -106,11 +117,13 @@ class OpCim(Block):
 
         normalising = Signal()
         busy = updating | normalising
-        m.d.comb += self.busy.eq(busy)
+        m.d.comb += [self.busy.eq(busy), self.key_active.eq(updating)]
         take_key = self.kv_in.valid & self.kv_in.ready
+        db = c.double_buffer
         m.d.comb += [
             # The next key may enter in the last digit cycle: keys go back to back.
-            self.kv_in.ready.eq(~normalising & (~updating | last_digit)),
+            # Single-buffered, the normaliser owns the array until it is done.
+            self.kv_in.ready.eq((db | ~normalising) & (~updating | last_digit)),
             self.norm_in.ready.eq(~busy & ~self.kv_in.valid),
         ]
 
@@ -149,6 +162,9 @@ class OpCim(Block):
         Q = self.quotient_bits
         nw = A + f + 2                       # numerator width
         l_reg = [Signal(c.sum_width, name=f"l{r}") for r in range(R)]
+        n_rows = Signal(R.bit_length())
+        # The rows the normaliser divides: the array itself, or its copy.
+        src = [[Signal(signed(A), name=f"h{r}_{j}") for j in range(D)] for r in range(R)] if db else acc
         row = Signal(c.row_bits)
         phase = Signal(range(Q + 3))         # 0: load, 1..Q: quotient bits, Q+1: output
         num = [Signal(nw + Q, name=f"num{j}") for j in range(D)]
@@ -161,14 +177,21 @@ class OpCim(Block):
         with m.Switch(row):
             for r in range(R):
                 with m.Case(r):
-                    m.d.comb += [row_acc[j].eq(acc[r][j]) for j in range(D)]
+                    m.d.comb += [row_acc[j].eq(src[r][j]) for j in range(D)]
                     m.d.comb += row_l.eq(l_reg[r])
             with m.Default():
                 m.d.comb += [row_acc[j].eq(0) for j in range(D)] + [row_l.eq(0)]
 
         with m.If(self.norm_in.valid & self.norm_in.ready):
-            m.d.sync += [normalising.eq(1), row.eq(0), phase.eq(0)]
+            m.d.sync += [normalising.eq(1), row.eq(0), phase.eq(0), n_rows.eq(self.norm_in.payload.n_rows)]
             m.d.sync += [l_reg[r].eq(self.norm_in.payload.l[r]) for r in range(R)]
+            if db:
+                for r in range(R):
+                    m.d.sync += [src[r][j].eq(acc[r][j]) for j in range(D)]
+                    m.d.sync += [acc[r][j].eq(0) for j in range(D)]
+        final_row = (row == R - 1) | (row + 1 >= n_rows)
+        stalled = (phase == Q + 2) & ~self.o_out.ready
+        m.d.comb += self.norm_active.eq(normalising & ~stalled)
 
         lim = 1 << (c.out_bits - 1)
         with m.If(normalising):
@@ -206,10 +229,11 @@ class OpCim(Block):
             with m.Else():
                 with m.If(self.o_out.valid & self.o_out.ready):
                     m.d.sync += self.o_out.valid.eq(0)
-                    with m.If(row == R - 1):
+                    with m.If(final_row):
                         m.d.sync += normalising.eq(0)
-                        for r in range(R):
-                            m.d.sync += [acc[r][j].eq(0) for j in range(D)]
+                        if not db:
+                            for r in range(R):
+                                m.d.sync += [acc[r][j].eq(0) for j in range(D)]
                     with m.Else():
                         m.d.sync += [row.eq(row + 1), phase.eq(0)]
         return m

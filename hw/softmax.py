@@ -8,15 +8,17 @@ LUT contents come from ``golden.softmax.luts``.
 
 Pipeline: accept, log-domain conversion, running max (all rows in parallel,
 one key a cycle), then the exponent and sum stage with ``softmax_lanes``
-lanes, which spends ``ceil(rows / lanes)`` cycles on a key. The pipeline
-advances when its output register is free and the exponent stage is on its
-last group, so a stalled output holds everything and nothing is lost.
+lanes, which spends ``ceil(rows / lanes)`` cycles on a key. The stages are
+elastic: each takes the previous stage's key when it is empty or its own key
+moves on, so a key waits in the early stages while the exponent stage works
+through its groups, and a stalled output holds everything without loss.
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config import EngineConfig
@@ -57,6 +59,9 @@ class Softmax(Block):
     l : Out(ArrayLayout(unsigned(sum_width), rows))
         The running sums, for the final normalisation (done in the OP-CIM's
         normaliser, issue 5).
+    active : Out(1)
+        The exponent stage works on a group of rows this cycle: the engine's
+        softmax busy counter (``cycles_per_key`` cycles per key).
     keys, skipped_keys, fine_lookups, coarse_lookups, skipped_entries, masked_entries, rescales : Out(32)
         Activity counters since reset (golden ``engine.Counters`` semantics).
     """
@@ -74,6 +79,7 @@ class Softmax(Block):
                 "p": data.ArrayLayout(unsigned(c.p_bits), R), "shift": data.ArrayLayout(unsigned(c.shift_bits), R),
                 "skip": unsigned(1), "key_pos": unsigned(c.pos_bits)}))),
             "l": Out(data.ArrayLayout(unsigned(c.sum_width), R)),
+            "active": Out(1),
         }
         ports.update({name: Out(COUNTER_BITS) for name in COUNTERS})
         return ports
@@ -100,7 +106,13 @@ class Softmax(Block):
         base = Signal(c.prob_bits, name=f"base{ln}")
         fine_idx = f[F - c.fine_lut_bits:] if c.fine_lut_bits else Const(0, 1)
         coarse_idx = f[F - c.coarse_lut_bits:] if c.coarse_lut_bits else Const(0, 1)
-        m.d.comb += base.eq(Mux(use_coarse, coarse_rom[coarse_idx], fine_rom[fine_idx]))
+        # Asynchronous ROM read ports: emitted as continuous assignments, which
+        # every simulator evaluates at time 0 (a constant case table in an
+        # always block stays X in Icarus until its index first changes).
+        fine_rd = fine_rom.read_port(domain="comb")
+        coarse_rd = coarse_rom.read_port(domain="comb")
+        m.d.comb += [fine_rd.addr.eq(fine_idx), coarse_rd.addr.eq(coarse_idx)]
+        m.d.comb += base.eq(Mux(use_coarse, coarse_rd.data, fine_rd.data))
         # Right shift with round-half-up, saturating at prob_bits + 1 (docs/numerics.md section 4).
         rs = Signal(range(c.prob_bits + 2), name=f"rs{ln}")
         m.d.comb += rs.eq(Mux(n < 0, 0, Mux(n > c.prob_bits + 1, c.prob_bits + 1, n)))
@@ -149,18 +161,23 @@ class Softmax(Block):
         shift2 = [Signal(c.shift_bits, name=f"shift2_{r}") for r in range(R)]
         resc2 = Signal(R)
 
-        # Exponent stage: `lanes` rows a cycle, G cycles a key. Stages 0-2
-        # advance when the output register is free and the exponent stage is
-        # on its last group (or empty).
+        # Exponent stage: `lanes` rows a cycle, G cycles a key. Each stage
+        # takes the previous stage's key when it is empty or its own key moves
+        # on (an elastic pipeline), so a key can wait in stages 0-1 while the
+        # exponent stage works through its groups.
         L, G = c.lanes, c.softmax_groups
         g3 = Signal(range(max(G, 2)))
         last = g3 == G - 1
         out_free = ~self.p_out.valid | self.p_out.ready
-        advance = out_free & (~v2 | last)
-        commit = v2 & (~last | advance)
+        free2 = ~v2 | (last & out_free)         # stage 2 loads from stage 1
+        free1 = ~v1 | free2
+        free0 = ~v0 | free1
+        out_load = out_free & (~v2 | last)      # the output register loads from stage 3
+        commit = v2 & (~last | out_free)
+        m.d.comb += self.active.eq(commit)
         m.d.comb += [
             # A pending row set-up goes first: keys sent after it see it.
-            self.s_in.ready.eq(advance & ~self.row_wr.valid),
+            self.s_in.ready.eq(free0 & ~self.row_wr.valid),
             self.row_wr.ready.eq(~(v0 | v1 | v2)),
         ]
 
@@ -176,14 +193,14 @@ class Softmax(Block):
         # Stage 0: accept; which rows see this key.
         kin = self.s_in.payload.key_pos
         live_in = Cat(*[active[r] & (~causal[r] | (kin <= q_pos[r])) for r in range(R)])
-        with m.If(advance):
+        with m.If(free0):
             m.d.sync += [v0.eq(self.s_in.valid & self.s_in.ready), kpos0.eq(kin), live0.eq(live_in)]
             m.d.sync += [s0[r].eq(self.s_in.payload.scores[r]) for r in range(R)]
 
         # Stage 1: x = sat(round_half_up(s * c_mant / 2**c_shift)).
         xmin, xmax = c.x_min, c.x_max
         pw = c.score_bits + c.const_bits + 1
-        with m.If(advance):
+        with m.If(free1):
             m.d.sync += [v1.eq(v0), kpos1.eq(kpos0), live1.eq(live0)]
             for r in range(R):
                 prod = Signal(signed(pw), name=f"prod{r}")
@@ -195,7 +212,7 @@ class Softmax(Block):
                 m.d.sync += x1[r].eq(Mux(rounded > xmax, xmax, Mux(rounded < xmin, xmin, rounded)))
 
         # Stage 2: running max (state read and written here, one key a cycle, in order).
-        with m.If(advance):
+        with m.If(free2):
             m.d.sync += [v2.eq(v1), kpos2.eq(kpos1), live2.eq(live1)]
             for r in range(R):
                 x = x1[r]
@@ -219,8 +236,10 @@ class Softmax(Block):
 
         # Stage 3: exponent (lanes), running sum, output register, counters.
         fine, coarse = luts(c)
-        fine_rom = Array(Const(int(vv), c.prob_bits) for vv in fine)
-        coarse_rom = Array(Const(int(vv), c.prob_bits) for vv in coarse)
+        m.submodules.fine_lut = fine_rom = Memory(shape=unsigned(c.prob_bits), depth=len(fine),
+                                                  init=[int(vv) for vv in fine])
+        m.submodules.coarse_lut = coarse_rom = Memory(shape=unsigned(c.prob_bits), depth=len(coarse),
+                                                      init=[int(vv) for vv in coarse])
         if G == 1:
             lane_d = d2
             lane_live = [live2[r] for r in range(R)]
@@ -260,7 +279,7 @@ class Softmax(Block):
         m.d.comb += all_zero.eq(Cat(*[p != 0 for p in p_row]) == 0)
         with m.If(self.p_out.valid & self.p_out.ready):
             m.d.sync += self.p_out.valid.eq(0)          # taken; refilled below if a key is ready
-        with m.If(advance):
+        with m.If(out_load):
             m.d.sync += [self.p_out.valid.eq(v2), self.p_out.payload.key_pos.eq(kpos2),
                          self.p_out.payload.skip.eq(all_zero if c.key_skip else 0)]
             m.d.sync += [self.p_out.payload.p[r].eq(p_row[r]) for r in range(R)]

@@ -176,8 +176,10 @@ def test_invariants_on_structured_data():
     assert c.tiles == tiles and c.keys == keys and c.k_reads == keys
     assert c.fine_lookups + c.coarse_lookups + c.skipped_entries + c.masked_entries == keys * cfg.rows
     assert c.v_reads == keys - c.skipped_keys
-    assert c.cim_writes == H * L == c.q_load_cycles
+    assert c.cim_writes == H * L and c.q_load_cycles == tiles * cfg.rows
     assert c.ideal_cycles == keys * cfg.ip_cycles_per_key == c.ip_busy
+    assert c.softmax_busy == keys * cfg.softmax_groups and c.norm_busy == H * L * cfg.div_cycles
+    assert c.kv_writes == 2 * L         # two KV heads, loaded once each
     assert c.cycles > c.ideal_cycles
     assert (r.l > 0).all()
 

@@ -1,6 +1,6 @@
 """The generated OP-CIM macro and normaliser on Verilator and Icarus, against golden.op_cim.
 
-Configs cover rows 1, 4, 16, head_dim 8, 64, 128 and bits per cycle from 1 to
+Configs cover rows 1, 4, 16, head_dim 8, 64, 128, single and double buffering, and bits per cycle from 1 to
 the full probability width (12, and 13 with a lazy threshold).
 """
 
@@ -13,7 +13,7 @@ from fusioncim.config import EngineConfig
 
 BASE = EngineConfig(max_seq_len=64)
 CONFIGS = {
-    "bpc1-r1-d8": BASE.replace(op_bits_per_cycle=1, rows=1, head_dim=8),
+    "bpc1-r1-d8": BASE.replace(op_bits_per_cycle=1, rows=1, head_dim=8, double_buffer=False),
     "bpc4-r4-d64": BASE.replace(op_bits_per_cycle=4, rows=4, head_dim=64),
     "bpc12-r16-d8": BASE.replace(op_bits_per_cycle=12, rows=16, head_dim=8),
     "bpc3-r4-d128": BASE.replace(op_bits_per_cycle=3, rows=4, head_dim=128),

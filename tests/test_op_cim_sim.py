@@ -9,22 +9,33 @@ from fusioncim.golden import op_cim as golden
 from fusioncim.hw.op_cim import OpCim
 
 
-def _run(cfg, keys, l):
+def _run(cfg, keys, l, n_rows=None, after=()):
+    """Keys, the end of the tile, then the keys ``after`` (the next tile); rows out and their cycles."""
     dut = OpCim(cfg)
-    rows, cycles = [], []
+    rows, cycles, key_cycles = [], [], []
 
-    async def driver(ctx):
-        for p, shift, skip, v in keys:
+    async def send(ctx, batch):
+        for p, shift, skip, v in batch:
             ctx.set(dut.kv_in.payload, {"p": [int(x) for x in p], "shift": [int(x) for x in shift],
                                         "skip": int(skip), "v": [int(x) for x in v]})
             ctx.set(dut.kv_in.valid, 1)
             await ctx.tick().until(dut.kv_in.ready)
+            key_cycles.append(now[0])
         ctx.set(dut.kv_in.valid, 0)
-        ctx.set(dut.norm_in.payload, {"l": [int(x) for x in l]})
+
+    now = [0]                               # cycle count, kept by the sink
+
+    async def driver(ctx):
+        await send(ctx, keys)
+        ctx.set(dut.norm_in.payload, {"l": [int(x) for x in l], "n_rows": cfg.rows if n_rows is None else n_rows})
         ctx.set(dut.norm_in.valid, 1)
         await ctx.tick().until(dut.norm_in.ready)
         ctx.set(dut.norm_in.valid, 0)
+        key_cycles.clear()
+        await send(ctx, after)
         await ctx.tick().repeat(cfg.rows * cfg.div_cycles + 10)
+
+
 
     async def sink(ctx):
         ctx.set(dut.o_out.ready, 1)
@@ -32,6 +43,7 @@ def _run(cfg, keys, l):
         while True:
             _, _, valid, payload = await ctx.tick().sample(dut.o_out.valid, dut.o_out.payload)
             c += 1
+            now[0] = c
             if valid:
                 rows.append((int(payload.row), [int(x) for x in payload.o]))
                 cycles.append(c)
@@ -41,7 +53,7 @@ def _run(cfg, keys, l):
     sim.add_testbench(driver)
     sim.add_testbench(sink, background=True)
     sim.run()
-    return rows, cycles
+    return rows, cycles, key_cycles
 
 
 def _golden(cfg, keys, l):
@@ -64,7 +76,7 @@ def test_matches_golden(bpc):
         shift = np.zeros(3, np.int64) if skip else (rng.random(3) < 0.3) * rng.integers(1, 5, 3)
         keys.append((p, shift, skip, rng.integers(-128, 128, 4)))
     l = np.array([0, 7, 9000])                  # l = 0 gives 0; small l saturates; a large one does not
-    rows, cycles = _run(cfg, keys, l)
+    rows, cycles, _ = _run(cfg, keys, l)
     want = _golden(cfg, keys, l)
     assert rows == [(r, want[r].tolist()) for r in range(3)]
     assert np.diff(cycles).tolist() == [cfg.div_cycles] * 2
@@ -77,7 +89,7 @@ def test_skipped_and_rescaled_keys():
     zero = np.zeros(2, np.int64)
     v = np.array([5, -5])
     keys = [(one * 100, zero, False, v)] * 4 + [(zero, zero, True, v)] * 3 + [(one, one, False, v)] * 3
-    rows, _ = _run(cfg, keys, np.array([300, 300]))
+    rows, _, _ = _run(cfg, keys, np.array([300, 300]))
     want = _golden(cfg, keys, np.array([300, 300]))
     assert rows == [(r, want[r].tolist()) for r in range(2)]
 
@@ -97,9 +109,26 @@ def test_divider_saturates_and_rounds_half_away():
     # beyond 12 bits -> 2047 / -2048.
     cfg = EngineConfig(rows=4, head_dim=1, max_seq_len=64, op_bits_per_cycle=12)
     keys = [(np.array([7, 1, 4095, 4095]), np.zeros(4, np.int64), False, np.array([1]))]
-    rows, _ = _run(cfg, keys, np.array([2, 7, 1, 1]))
+    rows, _, _ = _run(cfg, keys, np.array([2, 7, 1, 1]))
     assert rows[0] == (0, [56]) and rows[1] == (1, [2])       # 1/7 * 16 = 2.29 -> 2
     assert rows[2] == (2, [2047]) and rows[3] == (3, [2047])
     keys = [(np.array([1, 1, 4095, 4095]), np.zeros(4, np.int64), False, np.array([-1]))]
-    rows, _ = _run(cfg, keys, np.array([32, 2, 1, 3000]))
+    rows, _, _ = _run(cfg, keys, np.array([32, 2, 1, 3000]))
     assert [r[1][0] for r in rows] == [-1, -8, -2048, -22]    # -4095/3000*16 = -21.84 -> -22
+
+
+@pytest.mark.parametrize("double_buffer", [True, False])
+def test_next_tile_overlaps_division_only_when_double_buffered(double_buffer):
+    cfg = EngineConfig(rows=3, head_dim=2, max_seq_len=64, op_bits_per_cycle=4, double_buffer=double_buffer)
+    one = np.ones(3, np.int64)
+    zero = np.zeros(3, np.int64)
+    v = np.array([3, -7])
+    keys = [(one * 50, zero, False, v)] * 3
+    rows, cycles, after = _run(cfg, keys, np.array([150, 150, 150]), n_rows=2, after=keys)
+    want = _golden(cfg, keys, np.array([150, 150, 150]))
+    assert rows == [(r, want[r].tolist()) for r in range(2)]      # n_rows = 2: two rows out
+    if double_buffer:
+        # The next tile's keys go in back to back while the rows are divided.
+        assert after[-1] < cycles[0]
+    else:
+        assert after[0] >= cycles[-1]           # not before the last row has left

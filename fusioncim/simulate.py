@@ -1,0 +1,112 @@
+"""``fusioncim simulate``: generate the engine, run whole attention heads on it, check every bit against golden.
+
+The run goes through the cocotb testbench ``tb/engine_tests.py`` (the same one
+the regression uses) on a cached build (``fusioncim/rtlsim.py``). The result
+holds the RTL's counters beside golden's, the number of output elements that
+differ, utilisation, and the error of the RTL's output against float64.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import rtlsim, workload
+from .golden import engine, quant, reference
+
+__all__ = ["simulate", "format_result"]
+
+
+def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1):
+    """Run one workload spec on the generated engine; returns a JSON-ready dict.
+
+    Raises ValueError for a config that cannot make an engine or a workload
+    that does not fit it (before anything is built).
+    """
+    cfg = workload.config_for_spec(cfg, spec)
+    cfg.check_engine()
+    w = workload.make(spec, cfg)              # checks the workload against the config
+    z = w.z
+    gold = engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=w.causal, mode=w.mode)
+    why = rtlsim.available(sim)
+    if why:
+        raise RuntimeError(f"cannot simulate on {sim}: {why}")
+    t0 = time.perf_counter()
+    progress(f"building the engine for {sim} (cached in {rtlsim.build_dir('engine', cfg, sim)}) ...")
+    rtlsim.build("engine", cfg, sim, waves=bool(waves))
+    progress(f"built in {time.perf_counter() - t0:.1f} s; simulating {gold.counters.keys} keys over "
+             f"{gold.counters.tiles} tiles (about {gold.counters.cycles} cycles) ...")
+    t1 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="fusioncim-sim-") as tmp:
+        total, failed, xml = rtlsim.run("engine", cfg, sim, "fusioncim.tb.engine_tests",
+                                        testcase="workloads_bit_exact", seed=seed, waves=bool(waves),
+                                        extra_env={"FUSIONCIM_WORKLOADS": json.dumps([spec]),
+                                                   "FUSIONCIM_RESULTS": tmp})
+        res_path = Path(tmp) / "results.json"
+        if not res_path.exists():
+            raise RuntimeError(f"the simulation ended without results; see {xml.parent / 'sim.log'}")
+        res = json.loads(res_path.read_text())[0]
+        out = np.load(Path(tmp) / "out-0.npy")
+    wall = time.perf_counter() - t1
+    if waves:
+        dump = rtlsim.wave_file(xml.parent, sim)
+        Path(waves).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(dump, waves)
+    rtl = res["rtl"]
+    ideal = rtl["keys"] * cfg.ip_cycles_per_key
+    err = None
+    if w.reference is not None:
+        m = reference.metrics(quant.dequantise(out, z, cfg), w.reference)
+        err = {"rel_l2_median": float(np.median(m["rel_l2"])), "rel_l2_max": float(np.max(m["rel_l2"])),
+               "max_abs": float(np.max(m["max_abs"])), "cosine_min": float(np.min(m["cosine"]))}
+    return {
+        "workload": spec, "simulator": sim, "config": cfg.to_dict(),
+        "heads": int(z.q.shape[0]), "kv_heads": int(z.k.shape[0]), "queries": int(z.q.shape[1]),
+        "keys_per_head": int(z.k.shape[1]), "mode": w.mode, "causal": w.causal,
+        "cycles": rtl["cycles"], "ideal_cycles": ideal,
+        "utilisation": {"ip_cim": rtl["ip_busy"] / max(rtl["cycles"], 1),
+                        "softmax": rtl["softmax_busy"] / max(rtl["cycles"], 1),
+                        "op_cim": rtl["op_busy"] / max(rtl["cycles"], 1),
+                        "normaliser": rtl["norm_busy"] / max(rtl["cycles"], 1),
+                        "ideal_over_cycles": ideal / max(rtl["cycles"], 1)},
+        "counters_rtl": rtl, "counters_golden": res["golden"],
+        "counter_mismatches": res["errors"],
+        "mismatching_elements": res["mismatches"], "elements": res["elements"],
+        "error_vs_float64": err, "bit_exact": res["mismatches"] == 0 and not res["errors"] and failed == 0,
+        "sim_seconds": wall,
+        "waves": str(waves) if waves else None,
+    }
+
+
+def format_result(r):
+    lines = []
+    sp = r["workload"]
+    src = sp.get("path") or f"random (seed {sp.get('seed', 1)})"
+    lines.append(f"workload      {src}: {r['heads']} query heads, {r['kv_heads']} KV heads, {r['queries']} queries, "
+                 f"{r['keys_per_head']} keys, {r['mode']}, {'causal' if r['causal'] else 'non-causal'}")
+    lines.append(f"simulator     {r['simulator']}, {r['sim_seconds']:.1f} s")
+    lines.append(f"cycles        {r['cycles']}   ideal {r['ideal_cycles']} (keys x {r['config']['data_bits'] // r['config']['ip_bits_per_cycle']} cycles per key)"
+                 f"   ideal/cycles {r['utilisation']['ideal_over_cycles']:.1%}")
+    u = r["utilisation"]
+    lines.append(f"busy          IP-CIM {u['ip_cim']:.1%}   softmax {u['softmax']:.1%}   OP-CIM {u['op_cim']:.1%}   "
+                 f"normaliser {u['normaliser']:.1%}")
+    lines.append("counters      RTL / golden")
+    for k, v in r["counters_rtl"].items():
+        g = r["counters_golden"].get(k)
+        mark = "" if v == g else "   <-- differs"
+        lines.append(f"  {k:<16} {v:>12} {g:>12}{mark}")
+    lines.append(f"outputs       {r['mismatching_elements']} of {r['elements']} elements differ from golden")
+    e = r["error_vs_float64"]
+    if e:
+        lines.append(f"vs float64    rel L2 median {e['rel_l2_median']:.2%}, max {e['rel_l2_max']:.2%}; "
+                     f"max abs {e['max_abs']:.4f}; min cosine {e['cosine_min']:.5f}")
+    if r["waves"]:
+        lines.append(f"waves         {r['waves']}")
+    lines.append("result        " + ("bit-exact: outputs and counters equal golden" if r["bit_exact"] else
+                                     "MISMATCH: " + "; ".join(r["counter_mismatches"][:3])))
+    return "\n".join(lines)

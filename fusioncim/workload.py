@@ -1,0 +1,114 @@
+"""Attention workloads for the engine simulations: random heads or real attention from a file.
+
+A workload spec is a plain mapping (JSON-friendly, it crosses into the
+cocotb process through the environment):
+
+``{"kind": "random", "heads": 2, "kv_heads": 1, "queries": 7, "keys": 11,
+"mode": "prefill", "causal": true, "seed": 1}`` or
+``{"kind": "npz", "path": "data/real/x.npz", "heads": [0, 1], "mode": "prefill"}``
+(``"tokens": n`` keeps the first n tokens of the file)
+(optional for both: ``"stall"``, the probability that an external stream
+stalls in a cycle, and ``"name"``).
+
+:func:`make` turns a spec into the quantised engine inputs
+(``golden.quant.Quantised``) plus the float64 reference where one exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .golden import engine, quant, reference
+
+__all__ = ["Workload", "make", "config_for_spec"]
+
+
+@dataclass
+class Workload:
+    name: str
+    z: quant.Quantised
+    causal: bool
+    mode: str
+    reference: np.ndarray | None     # float64 attention output [H, Lq, d], or None
+    stall: float
+
+
+def _spec_error(spec, key, rule):
+    return ValueError(f"workload {spec.get('name', spec.get('kind'))!r}: {key} {spec.get(key)!r}: {rule}")
+
+
+def _random(spec, cfg):
+    H, Hkv = int(spec.get("heads", 1)), int(spec.get("kv_heads", 1))
+    Lq, Lk = int(spec.get("queries", 8)), int(spec.get("keys", spec.get("queries", 8)))
+    mode = spec.get("mode", "prefill")
+    rng = np.random.default_rng(int(spec.get("seed", 1)))
+    d = cfg.head_dim
+    # Logits with a spread of a few units and an attention sink on key 0.
+    spread = float(spec.get("spread", 2.5))
+    mu = rng.normal(size=d)
+    q = rng.normal(size=(H, Lq, d)) + 0.5 * mu
+    k = rng.normal(size=(Hkv, Lk, d))
+    k[:, 0] += 1.5 * mu
+    v = rng.normal(size=(Hkv, Lk, d))
+    scale = spread / np.sqrt(d)
+    return q, k, v, scale, Lq, Lk
+
+
+def make(spec, cfg) -> Workload:
+    """The quantised inputs (and float64 reference) of one workload spec for ``cfg``."""
+    kind = spec.get("kind", "random")
+    mode = spec.get("mode", "prefill")
+    if mode not in engine.MODES:
+        raise _spec_error(spec, "mode", f"must be one of {', '.join(engine.MODES)}")
+    if kind == "random":
+        q, k, v, scale, _, _ = _random(spec, cfg)
+        causal = bool(spec.get("causal", cfg.causal))
+    elif kind == "npz":
+        from .attnfile import load
+        att = load(spec["path"])
+        heads = spec.get("heads", [0])
+        if not heads or any(h < 0 or h >= att.heads for h in heads):
+            raise _spec_error(spec, "heads", f"must name query heads of the file (0 to {att.heads - 1})")
+        group = att.heads // att.kv_heads
+        kvs = sorted({h // group for h in heads})
+        # The chosen heads with their KV heads; heads are regrouped so each
+        # keeps its own KV head (one KV head per chosen query head group).
+        q = np.concatenate([att.q[[h for h in heads if h // group == g]] for g in kvs])
+        per = {g: sum(1 for h in heads if h // group == g) for g in kvs}
+        if len(set(per.values())) != 1:
+            raise _spec_error(spec, "heads", "must take the same number of query heads from each KV head")
+        k, v, scale = att.k[kvs], att.v[kvs], att.scale
+        if "tokens" in spec:
+            n = int(spec["tokens"])
+            if not 1 <= n <= k.shape[1] or q.shape[1] != k.shape[1]:
+                raise _spec_error(spec, "tokens", f"must be from 1 to {k.shape[1]}, on a file whose queries are "
+                                  f"all its tokens")
+            q, k, v = q[:, :n], k[:, :n], v[:, :n]
+        causal = cfg.causal if att.causal is None else att.causal
+        if "causal" in spec:
+            causal = bool(spec["causal"])
+    else:
+        raise _spec_error(spec, "kind", "must be random or npz")
+    if k.shape[1] > cfg.kv_keys:
+        raise ValueError(f"workload has {k.shape[1]} keys but the KV buffer holds {cfg.kv_keys} "
+                         f"(kv_depth {cfg.kv_depth}, max_seq_len {cfg.max_seq_len})")
+    z = quant.quantise(q, k, v, cfg, scale=scale)
+    ref = reference.attention(q, k, v, causal=causal, scale=scale)
+    return Workload(name=str(spec.get("name", kind)), z=z, causal=causal, mode=mode, reference=ref,
+                    stall=float(spec.get("stall", 0.0)))
+
+
+def config_for_spec(cfg, spec):
+    """The config adjusted to an ``npz`` workload's file (head_dim, sequence length); others unchanged."""
+    if spec.get("kind") != "npz":
+        return cfg
+    from .accuracy import config_for
+    from .attnfile import load
+    att = load(spec["path"])
+    cfg = config_for(cfg, att)
+    keys = min(att.k.shape[1], int(spec.get("tokens", att.k.shape[1])))
+    if cfg.kv_keys < keys:
+        cfg = cfg.replace(kv_depth=keys)
+    return cfg

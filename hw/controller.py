@@ -1,0 +1,217 @@
+"""QO-stationary controller: takes a command, loads the Q tile, issues the keys once in order, ends the tile.
+
+One command is one Q tile against keys ``[0, n_keys)`` of the KV buffer. The
+controller
+
+1. takes the command (``cmd``) and checks it: ``1 <= n_keys <= kv_depth`` and
+   ``1 <= n_rows <= rows``; a bad command is consumed, sets its error bit and
+   runs nothing;
+2. loads the tile, one row slot a cycle: slots below ``n_rows`` take a beat of
+   ``q_in`` (the Q row goes to the IP-CIM, its position and score constant to
+   the softmax unit), the others are set up inactive;
+3. issues the keys on ``key`` in the configured order (docs/numerics.md §6:
+   in order, or the sink keys, the diagonal window from the tile's latest
+   query down, then the rest);
+4. waits until the pipeline has drained (``drained``, from the engine) and ends
+   the tile on ``norm`` (the OP-CIM's normaliser takes it).
+
+Golden model: ``fusioncim.golden.engine`` (``key_order``, the schedule).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, stream
+from amaranth.lib.wiring import In, Out
+
+from ..config import EngineConfig
+from .common import Block
+
+__all__ = ["Controller", "ERR_KEYS", "ERR_ROWS", "cmd_layout", "q_layout"]
+
+ERR_KEYS = 0       # bit of ``err``: n_keys of a command is 0 or beyond the KV buffer
+ERR_ROWS = 1       # bit of ``err``: n_rows of a command is 0 or beyond ``rows``
+
+
+def cmd_layout(c: EngineConfig):
+    return data.StructLayout({
+        "n_keys": unsigned(c.n_keys_bits), "n_rows": unsigned(c.rows.bit_length() + 1),
+        "causal": unsigned(1), "pattern": unsigned(1)})
+
+
+def q_layout(c: EngineConfig):
+    return data.StructLayout({
+        "q": data.ArrayLayout(signed(c.data_bits), c.head_dim), "pos": unsigned(c.pos_bits),
+        "c_mant": unsigned(c.const_bits), "c_shift": unsigned(c.c_shift_bits)})
+
+
+class _State(enum.Enum, shape=2):
+    IDLE = 0
+    LOAD = 1
+    KEYS = 2
+    WAIT = 3
+
+
+class _Phase:
+    # Phases of the key order (plain constants: they go through Mux).
+    SINK, DIAG, REST, DONE = range(4)
+
+
+class Controller(Block):
+    """Command, Q-tile load, key order and end of tile for the engine (``hw/engine.py``).
+
+    Members
+    -------
+    cmd : In(stream)
+        ``{n_keys, n_rows, causal, pattern}``. Ready while idle (and, without
+        ``double_buffer``, once the OP-CIM is free: ``op_free``).
+    q_in : In(stream)
+        ``{q[head_dim], pos, c_mant, c_shift}``: the tile's rows, ``n_rows`` beats per command.
+    q_wr, row_wr : Out(stream)
+        To the IP-CIM's and the softmax unit's set-up ports.
+    key : Out(stream)
+        ``{pos}``: the key to read from the buffer and stream past the tile.
+    norm : Out(stream)
+        ``{n_rows}``: end of the tile, once ``drained``.
+    drained, op_free : In(1)
+        No key left in the pipeline / the OP-CIM's normaliser is idle.
+    idle : Out(1)
+        No command in progress.
+    err : Out(2)
+        Sticky error bits ``ERR_KEYS``, ``ERR_ROWS``; ``err_clear`` clears them.
+    """
+
+    def ports(self, c: EngineConfig):
+        return {
+            "cmd": In(stream.Signature(cmd_layout(c))),
+            "q_in": In(stream.Signature(q_layout(c))),
+            "q_wr": Out(stream.Signature(data.StructLayout({
+                "row": unsigned(c.row_bits), "data": data.ArrayLayout(signed(c.data_bits), c.head_dim)}))),
+            "row_wr": Out(stream.Signature(data.StructLayout({
+                "row": unsigned(c.row_bits), "c_mant": unsigned(c.const_bits),
+                "c_shift": unsigned(c.c_shift_bits), "q_pos": unsigned(c.pos_bits),
+                "active": unsigned(1), "causal": unsigned(1)}))),
+            "key": Out(stream.Signature(data.StructLayout({"pos": unsigned(c.n_keys_bits)}))),
+            "norm": Out(stream.Signature(data.StructLayout({"n_rows": unsigned(c.rows.bit_length())}))),
+            "drained": In(1),
+            "op_free": In(1),
+            "idle": Out(1),
+            "err": Out(2),
+            "err_clear": In(1),
+        }
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._cfg
+        R = c.rows
+        KW = c.n_keys_bits
+        state = Signal(_State)
+        n_keys = Signal(KW)
+        n_rows = Signal(R.bit_length())
+        causal = Signal()
+        pattern = Signal()
+        hi = Signal(c.pos_bits)            # latest query position of the tile
+        slot = Signal(range(R + 1))
+
+        m.d.comb += self.idle.eq(state == _State.IDLE)
+        with m.If(self.err_clear):
+            m.d.sync += self.err.eq(0)
+
+        # -- 1. command ---------------------------------------------------------
+        cmd = self.cmd.payload
+        m.d.comb += self.cmd.ready.eq((state == _State.IDLE) & (self.op_free if not c.double_buffer else 1))
+        bad_keys = (cmd.n_keys == 0) | (cmd.n_keys > c.kv_keys)
+        bad_rows = (cmd.n_rows == 0) | (cmd.n_rows > R)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            with m.If(bad_keys | bad_rows):
+                m.d.sync += self.err.eq(self.err | Mux(bad_keys, 1 << ERR_KEYS, 0) | Mux(bad_rows, 1 << ERR_ROWS, 0))
+            with m.Else():
+                m.d.sync += [state.eq(_State.LOAD), n_keys.eq(cmd.n_keys), n_rows.eq(cmd.n_rows),
+                             causal.eq(cmd.causal), pattern.eq(cmd.pattern), hi.eq(0), slot.eq(0)]
+
+        # -- 2. load the tile: one row slot a cycle ---------------------------------
+        loading = state == _State.LOAD
+        real = slot < n_rows
+        q = self.q_in.payload
+        m.d.comb += [
+            self.q_wr.payload.row.eq(slot),
+            self.q_wr.payload.data.eq(q.q),
+            self.row_wr.payload.row.eq(slot),
+            self.row_wr.payload.c_mant.eq(Mux(real, q.c_mant, 0)),
+            self.row_wr.payload.c_shift.eq(Mux(real, q.c_shift, 0)),
+            self.row_wr.payload.q_pos.eq(Mux(real, q.pos, 0)),
+            self.row_wr.payload.active.eq(real),
+            self.row_wr.payload.causal.eq(causal),
+            # A real row needs its Q beat and both set-up ports at once.
+            self.q_in.ready.eq(loading & real & self.q_wr.ready & self.row_wr.ready),
+            self.q_wr.valid.eq(loading & real & self.q_in.valid & self.row_wr.ready),
+            self.row_wr.valid.eq(loading & Mux(real, self.q_in.valid & self.q_wr.ready, 1)),
+        ]
+        with m.If(self.row_wr.valid & self.row_wr.ready):
+            m.d.sync += slot.eq(slot + 1)
+            with m.If(real & (q.pos > hi)):
+                m.d.sync += hi.eq(q.pos)
+            with m.If(slot == R - 1):
+                m.d.sync += state.eq(_State.KEYS)
+
+        # -- 3. key order -----------------------------------------------------------
+        # Candidate (phase, k) registers; `resolve` walks past empty phases and
+        # the diagonal window inside the rest, so the key issued is always valid.
+        W = c.diag_window
+        sink_n = Signal(KW)
+        top = Signal(KW)
+        diag_lo = Signal(KW)
+        has_diag = Signal()
+        m.d.comb += [
+            sink_n.eq(Mux(pattern, Mux(n_keys < c.sink_keys, n_keys, c.sink_keys), 0)),
+            top.eq(Mux(hi < n_keys - 1, hi, n_keys - 1)),
+        ]
+        lo = Signal(signed(KW + 2))
+        m.d.comb += [
+            lo.eq(top.as_signed() - (W - 1)),
+            diag_lo.eq(Mux(lo < sink_n.as_signed(), sink_n, lo[:KW])),
+            has_diag.eq(pattern & (W > 0) & (top >= sink_n)),
+        ]
+        phase = Signal(2)
+        k = Signal(KW + 1)
+
+        def resolve(ph, kk):
+            # SINK past its end -> DIAG start or REST start; REST inside the
+            # window -> past it; REST past n -> DONE.
+            p1 = Signal(2, name="p1")
+            k1 = Signal(KW + 1, name="k1")
+            with m.If((ph == _Phase.SINK) & (kk >= sink_n)):
+                m.d.comb += [p1.eq(Mux(has_diag, _Phase.DIAG, _Phase.REST)), k1.eq(Mux(has_diag, top, sink_n))]
+            with m.Else():
+                m.d.comb += [p1.eq(ph), k1.eq(kk)]
+            k2 = Signal(KW + 1, name="k2")
+            m.d.comb += k2.eq(Mux((p1 == _Phase.REST) & has_diag & (k1 >= diag_lo) & (k1 <= top), top + 1, k1))
+            p2 = Signal(2, name="p2")
+            m.d.comb += p2.eq(Mux((p1 == _Phase.REST) & (k2 >= n_keys), _Phase.DONE, p1))
+            return p2, k2
+
+        cur_p, cur_k = resolve(phase, k)
+        keying = state == _State.KEYS
+        m.d.comb += [self.key.valid.eq(keying & (cur_p != _Phase.DONE)), self.key.payload.pos.eq(cur_k)]
+        with m.If(self.row_wr.valid & self.row_wr.ready & (slot == R - 1)):
+            m.d.sync += [phase.eq(_Phase.SINK), k.eq(0)]
+        with m.If(self.key.valid & self.key.ready):
+            with m.Switch(cur_p):
+                with m.Case(_Phase.SINK):
+                    m.d.sync += [phase.eq(_Phase.SINK), k.eq(cur_k + 1)]
+                with m.Case(_Phase.DIAG):
+                    with m.If(cur_k > diag_lo):
+                        m.d.sync += [phase.eq(_Phase.DIAG), k.eq(cur_k - 1)]
+                    with m.Else():
+                        m.d.sync += [phase.eq(_Phase.REST), k.eq(sink_n)]
+                with m.Default():
+                    m.d.sync += [phase.eq(_Phase.REST), k.eq(cur_k + 1)]
+        with m.If(keying & (cur_p == _Phase.DONE)):
+            m.d.sync += state.eq(_State.WAIT)
+
+        # -- 4. end of tile -------------------------------------------------------
+        m.d.comb += [self.norm.valid.eq((state == _State.WAIT) & self.drained),
+                     self.norm.payload.n_rows.eq(n_rows)]
+        with m.If(self.norm.valid & self.norm.ready):
+            m.d.sync += state.eq(_State.IDLE)
+        return m

@@ -1,0 +1,208 @@
+"""The FusionCIM attention engine: KV buffer, controller and the fused IP-CIM -> softmax -> OP-CIM pipeline.
+
+Q and O stay in the two CIM arrays; per Q tile every key is read once from
+the on-chip KV buffer (``lib.memory``), its scores go straight from the
+IP-CIM into the softmax unit and its probabilities straight into the OP-CIM:
+no S or P buffer. The stages are joined by valid/ready handshakes and one
+register each (the K read, the V read), so no stage waits for a whole matrix.
+A key the softmax flags as zero in every row skips its V read and the OP-CIM.
+
+::
+
+    kv_wr --> [K mem] [V mem]
+    cmd, q_in --> Controller --key--> K read --> IpCim --s--> Softmax --p--> V read --> OpCim --> o_out
+                      |  q_wr ---------------------^             ^  row_wr                  ^ norm (l, n_rows)
+
+Timing (docs/numerics.md section 7) is exact with no stall on the external
+streams: the counters equal ``golden.engine``'s, cycles included.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.lib import data, fifo, stream
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out, connect, flipped
+
+from ..config import EngineConfig
+from .common import Block
+from .controller import Controller, ERR_KEYS, ERR_ROWS, cmd_layout, q_layout
+from .ip_cim import IpCim
+from .op_cim import OpCim
+from .softmax import Softmax
+
+__all__ = ["Engine", "COUNTERS", "ERRORS", "ERR_KEYS", "ERR_ROWS", "ERR_KV_BUSY", "ERR_KV_ADDR"]
+
+ERR_KV_BUSY = 2    # a KV-buffer write arrived while a tile was in progress; it was dropped
+ERR_KV_ADDR = 3    # a KV-buffer write beyond the buffer's depth; it was dropped
+ERRORS = {ERR_KEYS: "n_keys is 0 or beyond the KV buffer", ERR_ROWS: "n_rows is 0 or beyond rows",
+          ERR_KV_BUSY: "KV write while a tile was in progress", ERR_KV_ADDR: "KV write beyond the buffer"}
+
+# Engine counters, same names and meaning as golden.engine.Counters.
+COUNTERS = ("cycles", "q_load_cycles", "ip_busy", "softmax_busy", "op_busy", "norm_busy", "tiles", "keys",
+            "skipped_keys", "k_reads", "v_reads", "fine_lookups", "coarse_lookups", "skipped_entries",
+            "masked_entries", "rescales", "cim_writes", "kv_writes", "ip_stalls")
+COUNTER_BITS = 40
+_FROM_SOFTMAX = ("keys", "skipped_keys", "fine_lookups", "coarse_lookups", "skipped_entries", "masked_entries",
+                 "rescales")
+
+
+class Engine(Block):
+    """The whole attention engine for one config.
+
+    Raises ValueError when the config cannot make an engine
+    (:meth:`EngineConfig.check_engine`).
+
+    Members
+    -------
+    kv_wr : In(stream)
+        ``{addr, k[head_dim], v[head_dim]}``: writes one key and value into the
+        buffer. Always ready; a write while a tile is in progress or beyond the
+        depth is dropped and flagged (``ERR_KV_BUSY``, ``ERR_KV_ADDR``).
+    cmd : In(stream)
+        ``{n_keys, n_rows, causal, pattern}``: run one Q tile of ``n_rows`` rows
+        against keys ``[0, n_keys)``, keys in order (``pattern`` 0) or
+        pattern-aware (1). Waits while a tile is in progress.
+    q_in : In(stream)
+        ``{q[head_dim], pos, c_mant, c_shift}``: the tile's Q rows in slot order.
+    o_out : Out(stream)
+        ``{row, o[head_dim]}``: the tile's normalised rows, slot 0 first.
+    idle : Out(1)
+        Nothing in progress and no output pending.
+    err : Out(4), err_clear : In(1)
+        Sticky error bits (``ERRORS``), cleared by ``err_clear``.
+    cycles, ... kv_writes : Out(40)
+        Counters since reset (``COUNTERS``).
+    """
+
+    def __init__(self, config):
+        if isinstance(config, EngineConfig):
+            try:
+                config.check_engine()
+            except ValueError:
+                self._MustUse__silence = True
+                raise
+        super().__init__(config)
+
+    def ports(self, c: EngineConfig):
+        row = data.ArrayLayout(signed(c.data_bits), c.head_dim)
+        ports = {
+            "kv_wr": In(stream.Signature(data.StructLayout({
+                "addr": unsigned(max(1, (c.kv_keys - 1).bit_length())), "k": row, "v": row}))),
+            "cmd": In(stream.Signature(cmd_layout(c))),
+            "q_in": In(stream.Signature(q_layout(c))),
+            "o_out": Out(stream.Signature(data.StructLayout({
+                "row": unsigned(c.row_bits), "o": data.ArrayLayout(signed(c.out_bits), c.head_dim)}))),
+            "idle": Out(1),
+            "err": Out(len(ERRORS)),
+            "err_clear": In(1),
+        }
+        ports.update({name: Out(COUNTER_BITS) for name in COUNTERS})
+        return ports
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._cfg
+        m.submodules.ctrl = ctrl = Controller(c)
+        m.submodules.ip = ip = IpCim(c)
+        m.submodules.sm = sm = Softmax(c)
+        m.submodules.op = op = OpCim(c)
+        row = data.ArrayLayout(signed(c.data_bits), c.head_dim)
+        m.submodules.k_mem = k_mem = Memory(shape=row, depth=c.kv_keys, init=[])
+        m.submodules.v_mem = v_mem = Memory(shape=row, depth=c.kv_keys, init=[])
+        k_wr, v_wr = k_mem.write_port(), v_mem.write_port()
+        k_rd, v_rd = k_mem.read_port(), v_mem.read_port()
+
+        # -- KV buffer writes ---------------------------------------------------
+        kv = self.kv_wr.payload
+        wr = self.kv_wr.valid & self.kv_wr.ready
+        in_range = kv.addr < c.kv_keys
+        write = wr & ctrl.idle & in_range
+        m.d.comb += [self.kv_wr.ready.eq(1),
+                     k_wr.addr.eq(kv.addr), k_wr.data.eq(kv.k), k_wr.en.eq(write),
+                     v_wr.addr.eq(kv.addr), v_wr.data.eq(kv.v), v_wr.en.eq(write)]
+        err_kv = Signal(2)
+        with m.If(wr & ~ctrl.idle):
+            m.d.sync += err_kv[0].eq(1)
+        with m.If(wr & ~in_range):
+            m.d.sync += err_kv[1].eq(1)
+        with m.If(self.err_clear):
+            m.d.sync += err_kv.eq(0)
+        m.d.comb += [self.err.eq(ctrl.err | (err_kv << ERR_KV_BUSY)), ctrl.err_clear.eq(self.err_clear)]
+
+        # -- command and Q tile in, set-up out ------------------------------------
+        connect(m, ctrl.cmd, flipped(self.cmd))
+        connect(m, ctrl.q_in, flipped(self.q_in))
+        connect(m, ctrl.q_wr, ip.q_wr)
+        connect(m, ctrl.row_wr, sm.row_wr)
+
+        # -- K read: one register between the key order and the IP-CIM -----------
+        k_valid = Signal()
+        k_pos = Signal(c.pos_bits)
+        take_key = ctrl.key.valid & ctrl.key.ready
+        m.d.comb += [ctrl.key.ready.eq(~k_valid | ip.k.ready),
+                     k_rd.addr.eq(ctrl.key.payload.pos), k_rd.en.eq(take_key),
+                     ip.k.valid.eq(k_valid), ip.k.payload.eq(k_rd.data)]
+        with m.If(ip.k.valid & ip.k.ready):
+            m.d.sync += k_valid.eq(0)
+        with m.If(take_key):
+            m.d.sync += [k_valid.eq(1), k_pos.eq(ctrl.key.payload.pos)]
+
+        # Key positions ride beside the IP-CIM (at most two keys inside it).
+        m.submodules.pos_fifo = pos_fifo = fifo.SyncFIFO(width=c.pos_bits, depth=4)
+        m.d.comb += [pos_fifo.w_data.eq(k_pos), pos_fifo.w_en.eq(ip.k.valid & ip.k.ready),
+                     sm.s_in.valid.eq(ip.s.valid), sm.s_in.payload.scores.eq(ip.s.payload),
+                     sm.s_in.payload.key_pos.eq(pos_fifo.r_data), ip.s.ready.eq(sm.s_in.ready),
+                     pos_fifo.r_en.eq(sm.s_in.valid & sm.s_in.ready)]
+
+        # -- V read: skipped keys end here ------------------------------------
+        v_valid = Signal()
+        p = sm.p_out.payload
+        take_p = sm.p_out.valid & sm.p_out.ready
+        p_reg = Signal.like(op.kv_in.payload.p)
+        shift_reg = Signal.like(op.kv_in.payload.shift)
+        m.d.comb += [sm.p_out.ready.eq(~v_valid | op.kv_in.ready),
+                     v_rd.addr.eq(p.key_pos), v_rd.en.eq(take_p & ~p.skip),
+                     op.kv_in.valid.eq(v_valid), op.kv_in.payload.p.eq(p_reg),
+                     op.kv_in.payload.shift.eq(shift_reg), op.kv_in.payload.skip.eq(0),
+                     op.kv_in.payload.v.eq(v_rd.data)]
+        with m.If(op.kv_in.valid & op.kv_in.ready):
+            m.d.sync += v_valid.eq(0)
+        with m.If(take_p & ~p.skip):
+            m.d.sync += [v_valid.eq(1), p_reg.eq(p.p), shift_reg.eq(p.shift)]
+
+        # -- end of tile -----------------------------------------------------------
+        inflight = Signal(c.n_keys_bits + 1)       # keys issued whose p has not left the softmax
+        m.d.sync += inflight.eq(inflight + take_key - take_p)
+        m.d.comb += [ctrl.drained.eq((inflight == 0) & ~v_valid & ~op.key_active),
+                     ctrl.op_free.eq(~op.busy & ~op.o_out.valid),
+                     op.norm_in.valid.eq(ctrl.norm.valid), op.norm_in.payload.l.eq(sm.l),
+                     op.norm_in.payload.n_rows.eq(ctrl.norm.payload.n_rows), ctrl.norm.ready.eq(op.norm_in.ready)]
+        connect(m, op.o_out, flipped(self.o_out))
+        m.d.comb += self.idle.eq(ctrl.idle & ~op.busy & ~op.o_out.valid)
+
+        # -- counters ------------------------------------------------------------
+        events = {
+            "cycles": ~self.idle | (self.cmd.valid & self.cmd.ready),
+            "q_load_cycles": ctrl.row_wr.valid & ctrl.row_wr.ready,
+            "ip_busy": ip.active,
+            "softmax_busy": sm.active,
+            "op_busy": op.key_active,
+            "norm_busy": op.norm_active,
+            "tiles": ctrl.norm.valid & ctrl.norm.ready,
+            "k_reads": take_key,
+            "v_reads": take_p & ~p.skip,
+            "cim_writes": ctrl.q_wr.valid & ctrl.q_wr.ready,
+            "kv_writes": write,
+            # The IP-CIM holds a finished key because the softmax cannot take it:
+            # the softmax (or what is behind it) sets the pace.
+            "ip_stalls": ip.s.valid & ~ip.s.ready,
+        }
+        for name in COUNTERS:
+            if name in _FROM_SOFTMAX:
+                m.d.comb += getattr(self, name).eq(getattr(sm, name))
+            else:
+                counter = getattr(self, name)
+                m.d.sync += counter.eq(counter + events[name])
+        return m
+

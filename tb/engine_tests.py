@@ -1,0 +1,286 @@
+"""cocotb tests of the generated engine against ``fusioncim.golden.engine``: every output row and every counter.
+
+Run through ``tests/test_engine_rtl.py`` and ``fusioncim simulate``. Knobs
+(``tb/common.py``) plus ``FUSIONCIM_WORKLOADS``: a JSON list of workload specs
+(``fusioncim/workload.py``), run one after another with a reset between;
+``FUSIONCIM_RESULTS``: a folder for ``results.json`` (counters, mismatches,
+cycles per workload) and ``out-<i>.npy`` (the RTL's output of workload i).
+
+The host follows ``golden.engine.program``: per KV head it waits for the
+engine to be idle, loads the KV buffer, then sends the commands and their Q
+rows back to back. Counters are compared exactly; ``cycles`` exactly when no
+external stream stalls, else it must not be below the golden count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+
+from fusioncim import workload as workloads
+from fusioncim.golden import engine as golden
+from fusioncim.hw.engine import COUNTERS, ERR_KEYS, ERR_KV_ADDR, ERR_KV_BUSY, ERR_ROWS
+
+from . import common
+from .streams import Scoreboard, StreamSink, StreamSource, always, pack, random_pattern, unpack
+
+
+class EngineTB:
+    def __init__(self, dut, stall=0.0, salt=0):
+        self.dut = dut
+        self.cfg = common.config()
+        self.log = dut._log
+        self.seed = common.seed()
+        prng = random.Random(self.seed * 7919 + salt)
+
+        def pattern():
+            return random_pattern(prng, 1.0 - stall) if stall else always()
+        self.stall = stall
+        Clock(dut.clk, 10, unit="ns").start()
+        self.kv_src = StreamSource(dut, "kv_wr", dut.clk, pattern())
+        self.cmd_src = StreamSource(dut, "cmd", dut.clk, pattern())
+        self.q_src = StreamSource(dut, "q_in", dut.clk, pattern())
+        self.board = Scoreboard(self.log, "o_out")
+        self.out = None
+        self.where = []             # (head, qrow) of each expected output row, in order
+        self.sink = StreamSink(dut, "o_out", dut.clk, self._on_row, pattern())
+        dut.err_clear.value = 0
+
+    def _on_row(self, cycle, word):
+        c = self.cfg
+        row = word & ((1 << c.row_bits) - 1)
+        o = unpack(word >> c.row_bits, c.out_bits, c.head_dim)
+        idx = self.board.matched + len(self.board.errors)
+        if self.out is not None and idx < len(self.where):
+            h, i = self.where[idx]
+            self.out[h, i] = o
+        self.board.observe((row, o))
+
+    async def reset(self):
+        await common.reset(self.dut)
+
+    # -- packing -------------------------------------------------------------
+    def kv_word(self, addr, k, v):
+        c = self.cfg
+        aw = max(1, (c.kv_keys - 1).bit_length())
+        row = c.data_bits * c.head_dim
+        return addr | (pack(k, c.data_bits) << aw) | (pack(v, c.data_bits) << (aw + row))
+
+    def cmd_word(self, n_keys, n_rows, causal, pattern):
+        c = self.cfg
+        off = c.n_keys_bits
+        return n_keys | (n_rows << off) | (int(causal) << (off + c.rows.bit_length() + 1)) | \
+            (int(pattern) << (off + c.rows.bit_length() + 2))
+
+    def q_word(self, q, pos, c_mant, c_shift):
+        c = self.cfg
+        off = c.data_bits * c.head_dim
+        return pack(q, c.data_bits) | (int(pos) << off) | (int(c_mant) << (off + c.pos_bits)) | \
+            (int(c_shift) << (off + c.pos_bits + c.const_bits))
+
+    # -- host -------------------------------------------------------------------
+    async def wait_idle(self):
+        while True:
+            await ReadOnly()
+            done = self.dut.idle.value == 1 and not self.board.expected
+            await RisingEdge(self.dut.clk)
+            if done:
+                return
+
+    async def load_kv(self, k, v):
+        for i in range(len(k)):
+            await self.kv_src.send(self.kv_word(i, k[i], v[i]))
+
+    async def run_segment(self, seg, expected):
+        await self.wait_idle()
+        await self.load_kv(seg.k, seg.v)
+        for cmd in seg.commands:
+            for r in range(cmd.n_rows):
+                self.board.expect((r, [int(x) for x in expected[cmd.head[r], cmd.qrow[r]]]))
+                self.where.append((int(cmd.head[r]), int(cmd.qrow[r])))
+
+        async def commands():
+            for cmd in seg.commands:
+                await self.cmd_src.send(self.cmd_word(cmd.n_keys, cmd.n_rows, cmd.causal, cmd.pattern))
+
+        async def rows():
+            for cmd in seg.commands:
+                for r in range(cmd.n_rows):
+                    await self.q_src.send(self.q_word(cmd.q[r], cmd.pos[r], cmd.c_mant[r], cmd.c_shift[r]))
+        tasks = [cocotb.start_soon(commands()), cocotb.start_soon(rows())]
+        for t in tasks:
+            await t
+        await self.wait_idle()
+
+    async def counters(self):
+        await ReadOnly()
+        vals = {name: int(getattr(self.dut, name).value) for name in COUNTERS}
+        await RisingEdge(self.dut.clk)
+        return vals
+
+    async def err(self):
+        await ReadOnly()
+        e = int(self.dut.err.value)
+        await RisingEdge(self.dut.clk)
+        return e
+
+
+def compare_counters(rtl, gold: golden.Counters, cfg, *, exact_cycles):
+    """Mismatch messages between the RTL's counters and golden's (empty: all equal)."""
+    g = gold.to_dict()
+    errors = []
+    for name in COUNTERS:
+        if name == "cycles" and not exact_cycles:
+            if rtl[name] < g[name]:
+                errors.append(f"cycles {rtl[name]} below the golden schedule's {g[name]} with stalls")
+        elif rtl[name] != g[name]:
+            errors.append(f"counter {name}: RTL {rtl[name]}, golden {g[name]}")
+    if rtl["keys"] * cfg.ip_cycles_per_key != g["ideal_cycles"]:
+        errors.append("keys x IP-CIM cycles per key differs from golden ideal_cycles")
+    return errors
+
+
+async def run_workload(tb, spec):
+    cfg = tb.cfg
+    w = workloads.make(spec, cfg)
+    z = w.z
+    gold = golden.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=w.causal, mode=w.mode)
+    prog = golden.program(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=w.causal, mode=w.mode)
+    tb.out = np.zeros_like(gold.out)
+    tb.where = []
+    start = tb.sink.cycle
+    for seg in prog:
+        await tb.run_segment(seg, gold.out)
+    rtl = await tb.counters()
+    errors = compare_counters(rtl, gold.counters, cfg, exact_cycles=tb.stall == 0)
+    mismatches = int((tb.out != gold.out).sum())
+    err = await tb.err()
+    if err:
+        errors.append(f"error flags {err:#x} raised by a legal workload")
+    return {"name": w.name, "rtl": rtl, "golden": gold.counters.to_dict(), "mismatches": mismatches,
+            "elements": int(gold.out.size), "wall_cycles": tb.sink.cycle - start, "errors": errors}, tb.out
+
+
+@cocotb.test()
+async def workloads_bit_exact(dut):
+    """Every workload of FUSIONCIM_WORKLOADS: outputs and counters equal golden."""
+    specs = json.loads(os.environ.get("FUSIONCIM_WORKLOADS", "[]"))
+    assert specs, "FUSIONCIM_WORKLOADS names no workload"
+    results = []
+    outdir = os.environ.get("FUSIONCIM_RESULTS")
+    failures = []
+    for i, spec in enumerate(specs):
+        tb = EngineTB(dut, stall=float(spec.get("stall", 0.0)), salt=i)
+        await tb.reset()
+        res, out = await run_workload(tb, spec)
+        tb.board.check()
+        tb.sink.stop()
+        res["index"] = i
+        results.append(res)
+        dut._log.info("workload %d %s: %d cycles, %d keys, %d mismatching elements", i, res["name"],
+                      res["rtl"]["cycles"], res["rtl"]["keys"], res["mismatches"])
+        failures += [f"workload {i} ({res['name']}): {e}" for e in res["errors"]]
+        if outdir:
+            np.save(Path(outdir) / f"out-{i}.npy", out)
+    if outdir:
+        (Path(outdir) / "results.json").write_text(json.dumps(results, indent=1))
+    for f in failures:
+        dut._log.error(f)
+    assert not failures, failures[0]
+
+
+def _small_program(cfg, seed, keys, queries):
+    spec = {"kind": "random", "heads": 1, "kv_heads": 1, "queries": queries, "keys": keys, "seed": seed,
+            "causal": False}
+    w = workloads.make(spec, cfg)
+    z = w.z
+    gold = golden.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=False)
+    prog = golden.program(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=False)
+    return gold, prog[0]
+
+
+@cocotb.test()
+async def bad_commands_flagged(dut):
+    """n_keys 0 or beyond the buffer, n_rows 0 or beyond rows: error bit, nothing run, Q rows not taken."""
+    tb = EngineTB(dut)
+    c = tb.cfg
+    await tb.reset()
+    gold, seg = _small_program(c, tb.seed, keys=min(9, c.kv_keys), queries=min(3, c.kv_keys))
+    await tb.load_kv(seg.k, seg.v)
+    limit_rows = (1 << (c.rows.bit_length() + 1)) - 1
+    cases = [(0, 1, ERR_KEYS), (c.kv_keys + 1, 1, ERR_KEYS), (3, 0, ERR_ROWS), (3, c.rows + 1, ERR_ROWS),
+             ((1 << c.n_keys_bits) - 1, limit_rows, None)]
+    for n_keys, n_rows, bit in cases:
+        await tb.cmd_src.send(tb.cmd_word(n_keys, n_rows, False, True))
+        tb.dut.q_in__valid.value = 1              # a row on offer must not be taken
+        for _ in range(8):
+            await ReadOnly()
+            assert tb.dut.q_in__ready.value == 0, "Q row taken after a rejected command"
+            assert tb.dut.idle.value == 1, "rejected command started a tile"
+            await RisingEdge(tb.dut.clk)
+        tb.dut.q_in__valid.value = 0
+        err = await tb.err()
+        want = (1 << ERR_KEYS) | (1 << ERR_ROWS) if bit is None else 1 << bit
+        assert err == want, f"n_keys {n_keys}, n_rows {n_rows}: err {err:#x}, want {want:#x}"
+        tb.dut.err_clear.value = 1
+        await RisingEdge(tb.dut.clk)
+        tb.dut.err_clear.value = 0
+        assert await tb.err() == 0, "err_clear did not clear"
+    assert tb.sink.received == 0, "a rejected command produced output"
+    # The engine still works afterwards.
+    tb.out = np.zeros_like(gold.out)
+    await tb.run_segment(seg, gold.out)
+    tb.board.check()
+    assert await tb.err() == 0
+
+
+@cocotb.test()
+async def kv_write_while_busy_flagged(dut):
+    """A KV write during a tile is dropped and flagged; a write beyond the depth too; commands wait while busy."""
+    tb = EngineTB(dut)
+    c = tb.cfg
+    await tb.reset()
+    n = min(max(12, 2 * c.rows), c.kv_keys)        # two tiles at least
+    gold, seg = _small_program(c, tb.seed + 1, keys=n, queries=n)
+    await tb.load_kv(seg.k, seg.v)
+    for cmd in seg.commands:
+        for r in range(cmd.n_rows):
+            tb.board.expect((r, [int(x) for x in gold.out[cmd.head[r], cmd.qrow[r]]]))
+
+    async def rows():
+        for cmd in seg.commands:
+            for r in range(cmd.n_rows):
+                await tb.q_src.send(tb.q_word(cmd.q[r], cmd.pos[r], cmd.c_mant[r], cmd.c_shift[r]))
+    rtask = cocotb.start_soon(rows())
+    first = seg.commands[0]
+    await tb.cmd_src.send(tb.cmd_word(first.n_keys, first.n_rows, first.causal, first.pattern))
+    await ClockCycles(tb.dut.clk, c.rows + 3)
+    # Mid-tile: the next command is offered and must wait; a KV write is refused.
+    junk = np.full(c.head_dim, c.data_max)
+    assert len(seg.commands) > 1
+    nxt = seg.commands[1]
+    tb.dut.cmd__payload.value = tb.cmd_word(nxt.n_keys, nxt.n_rows, nxt.causal, nxt.pattern)
+    tb.dut.cmd__valid.value = 1
+    for _ in range(4):
+        await ReadOnly()
+        assert tb.dut.idle.value == 0
+        assert tb.dut.cmd__ready.value == 0, "command accepted while a tile is in progress"
+        await RisingEdge(tb.dut.clk)
+    tb.dut.cmd__valid.value = 0
+    await tb.kv_src.send(tb.kv_word(0, junk, junk))
+    assert (await tb.err()) == 1 << ERR_KV_BUSY
+    for cmd in seg.commands[1:]:
+        await tb.cmd_src.send(tb.cmd_word(cmd.n_keys, cmd.n_rows, cmd.causal, cmd.pattern))
+    await rtask
+    await tb.wait_idle()
+    tb.board.check()                      # the refused write changed nothing
+    if c.kv_keys < (1 << max(1, (c.kv_keys - 1).bit_length())):
+        await tb.kv_src.send(tb.kv_word(c.kv_keys, junk, junk))
+        assert (await tb.err()) == (1 << ERR_KV_BUSY) | (1 << ERR_KV_ADDR)
