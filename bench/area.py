@@ -1,6 +1,6 @@
 """Transistor estimates of a generated block across configs (Yosys via pyosys, ``stat -tech cmos``).
 
-Run: ``.venv/bin/python bench/area.py ip_cim|softmax|op_cim [--quick]``.
+Run: ``.venv/bin/python bench/area.py ip_cim|softmax|op_cim|engine [--quick]``.
 Yosys has no CMOS model for flip-flops, so the transistor count excludes them
 (it prints "+"); the flip-flop count is printed beside it.
 """
@@ -41,6 +41,11 @@ SWEEPS = {
     "op_cim": (_grid("op_bits_per_cycle", [(b, 4, 16) for b in (1, 3, 6, 12)]
                      + [(4, 1, 16), (4, 16, 16), (4, 4, 8), (4, 4, 64)]),
                _grid("op_bits_per_cycle", [(b, 2, 8) for b in (1, 4, 12)] + [(4, 1, 8)])),
+    # The whole engine; the KV buffer is SRAM, reported in bits, not in the transistor count.
+    "engine": ([("default (16 x 64, double buffer)", PRESETS["default"]),
+                ("default, single buffer", PRESETS["default"].replace(double_buffer=False))],
+               [("test preset (4 x 16, double buffer)", PRESETS["test"]),
+                ("test preset, single buffer", PRESETS["test"].replace(double_buffer=False))]),
     "softmax": (_softmax_variants(PRESETS["default"]),
                 _softmax_variants(PRESETS["default"].replace(rows=4, head_dim=16))),
 }
@@ -57,8 +62,9 @@ def main():
     for label, cfg in (quick if args.quick else full):
         r = estimate(args.block, cfg)
         ref = ref or r["transistors"]
+        sram = f"   + SRAM {r['sram_bits']:,} bits" if r["sram_bits"] else ""
         print(f"{label:<38} {r['transistors']:>11,}{'+' if r['lower_bound'] else ' '} {r['flip_flops']:>8,} "
-              f"{r['transistors'] / ref:>6.2f} {r['seconds']:>7.1f}", flush=True)
+              f"{r['transistors'] / ref:>6.2f} {r['seconds']:>7.1f}{sram}", flush=True)
     return 0
 
 

@@ -42,14 +42,14 @@ def build_dir(block, cfg, sim, waves=False) -> Path:
 
 
 def wave_file(test_dir, sim) -> Path:
-    """The trace a run with ``waves=True`` left in its test folder (VCD from Verilator, FST from Icarus)."""
-    path = Path(test_dir) / ("dump.vcd" if sim == "verilator" else "engine.fst")
-    if not path.exists():
-        found = sorted(Path(test_dir).glob("*.vcd")) + sorted(Path(test_dir).glob("*.fst"))
-        if not found:
-            raise RuntimeError(f"no wave file in {test_dir}")
-        path = found[0]
-    return path
+    """The trace a run with ``waves=True`` left (VCD from Verilator in the test folder, FST from Icarus
+    in the build folder above it)."""
+    test_dir = Path(test_dir)
+    for folder in (test_dir, test_dir.parent):
+        found = sorted(folder.glob("*.vcd")) + sorted(folder.glob("*.fst"))
+        if found:
+            return max(found, key=lambda p: p.stat().st_mtime)
+    raise RuntimeError(f"no wave file in {test_dir} or {test_dir.parent}")
 
 
 def available(sim) -> str | None:
@@ -152,10 +152,18 @@ def run(block, cfg, sim, test_module, *, testcase=None, seed=1, extra_env=None, 
     test_dir = out / f"run-{name}-{seed}"
     test_dir.mkdir(exist_ok=True)
     runner = _runner(sim)
-    xml = runner.test(test_module=test_module, hdl_toplevel=block, hdl_toplevel_lang="verilog",
-                      testcase=testcase, build_dir=out,
-                      test_dir=test_dir, extra_env=env, seed=seed, timescale=TIMESCALE, waves=waves,
-                      results_xml=str(test_dir / "results.xml"), log_file=test_dir / "sim.log")
+    xml = test_dir / "results.xml"
+    xml.unlink(missing_ok=True)
+    try:
+        runner.test(test_module=test_module, hdl_toplevel=block, hdl_toplevel_lang="verilog",
+                    testcase=testcase, build_dir=out,
+                    test_dir=test_dir, extra_env=env, seed=seed, timescale=TIMESCALE, waves=waves,
+                    results_xml=str(xml), log_file=test_dir / "sim.log")
+    except SystemExit:
+        # The runner exits when the simulator reports failed tests; the results
+        # file says which (and a missing one means the simulation itself died).
+        if not xml.exists():
+            raise RuntimeError(f"{sim} ended without results; see {test_dir / 'sim.log'}") from None
     total, failed = get_results(xml)
     return total, failed, xml
 

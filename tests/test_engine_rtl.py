@@ -4,10 +4,12 @@ Each config runs the same list of workloads (fusioncim/workload.py) in one
 simulator process: sequence length 1, one tile, a length that is not a
 multiple of the tile (non-causal, two KV heads), the KV buffer's full depth,
 GQA decode with groups of 8 and of 3 query heads, and a run with random stalls
-on every external stream; on the config with SmolLM2's head_dim, two heads of
-real SmolLM2 attention. Then the bad-command and busy checks
+on every external stream; on the config with MiniLM's head_dim, two heads of
+real MiniLM-L6 attention (SmolLM2 heads run in ``fusioncim simulate --npz``,
+see docs/engine.md). Then the bad-command and busy checks
 (tb/engine_tests.py). Every pattern-aware mechanism is switched off in one
-config, and single buffering, softmax lanes and a lazy threshold each get one.
+config; softmax lanes, single buffering, one key bit a cycle and a lazy
+threshold are covered too.
 """
 
 import json
@@ -24,13 +26,13 @@ CONFIGS = {
     "test": BASE,
     "no-pattern": BASE.replace(tiers=False, skip_threshold=None, key_skip=False, key_order="sequential",
                                rescale_on_growth_only=False),
-    "single-buffer": BASE.replace(double_buffer=False),
     "rows5-lanes2": BASE.replace(rows=5, softmax_lanes=2),
-    "ip1-lazy2": BASE.replace(ip_bits_per_cycle=1, op_bits_per_cycle=2, lazy_threshold=2),
-    "d64-r16": BASE.replace(head_dim=64, rows=16, kv_depth=64),
+    "single-buffer-ip1-lazy2": BASE.replace(double_buffer=False, ip_bits_per_cycle=1, op_bits_per_cycle=2,
+                                            lazy_threshold=2),
+    "d32-r8": BASE.replace(head_dim=32, rows=8, kv_depth=64),
 }
 SEED = int(os.environ.get("FUSIONCIM_SEED", "2026"))
-REAL = Path(__file__).resolve().parent.parent / "data" / "real" / "smollm2-L12-T256.npz"
+REAL = Path(__file__).resolve().parent.parent / "data" / "real" / "minilm-L02-T256.npz"
 
 
 def workloads(cfg, seed):
@@ -51,10 +53,10 @@ def workloads(cfg, seed):
 
 
 def real_workloads(cfg):
-    """Real SmolLM2 attention (layer 12, its first 64 tokens), on the config with the model's head_dim."""
-    if cfg.head_dim != 64:
+    """Real MiniLM-L6 attention (layer 2, its first 64 tokens, two heads), on the config with its head_dim."""
+    if cfg.head_dim != 32:
         return []
-    return [{"name": f"smollm2-L12-head{h}", "kind": "npz", "path": str(REAL), "heads": [h], "tokens": 64}
+    return [{"name": f"minilm-L02-head{h}", "kind": "npz", "path": str(REAL), "heads": [h], "tokens": 64}
             for h in (0, 1)]
 
 

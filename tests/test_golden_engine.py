@@ -244,3 +244,25 @@ def test_sequence_beyond_max_seq_len():
     z = np.zeros((1, 9, 16), np.int64)
     with pytest.raises(ValueError, match="9 keys exceed max_seq_len 8"):
         engine.run(z, z, z, np.ones((1, 9), np.int64), np.ones((1, 9), np.int64), cfg)
+
+
+def test_schedule_by_hand():
+    # test preset: rows 4, 4 IP-CIM cycles per key, softmax latency 4, OP-CIM 3 cycles per key,
+    # div_cycles 16. A tile: command 1 + load 4 + key read 1 + IP-CIM accept 1, then key i
+    # enters 4i cycles later; the IP-CIM takes 4, the softmax 4, the V read 1, the OP-CIM accept
+    # 1 and 3 digit cycles (+1 with a rescale), the hand-over 1: 21 + 4i for the last key.
+    cfg = TEST
+    f = np.zeros(3, bool)
+    assert engine.tile_span(cfg, 3, f, f) == 1 + 4 + 1 + 1 + 8 + 4 + 4 + 1 + 1 + 3 + 1 == 29
+    # a rescale on the last key adds its shift cycle; one on the first key hides behind the IP-CIM
+    assert engine.tile_span(cfg, 3, f, np.array([0, 0, 1], bool)) == 30
+    assert engine.tile_span(cfg, 3, f, np.array([1, 0, 0], bool)) == 29
+    # a skipped last key ends at its V read (OP-CIM accept, digits: 4 cycles earlier)
+    assert engine.tile_span(cfg, 3, np.array([0, 0, 1], bool), f) == 29 - 4
+    # Two tiles of 29 cycles and 4 rows (64 cycles of division each). Double-buffered: the
+    # first tile hands over in cycle 28, its division runs 29..92, so the second tile, done
+    # computing at 29 + 28 = 57, hands over at 93 and its division ends at 93 + 64.
+    # Single-buffered, the second command waits for the first division: 2 x (29 + 64).
+    spans, rows = np.array([29, 29]), np.array([4, 4])
+    assert engine.segment_cycles(cfg, spans, rows) == 93 + 64 + 1
+    assert engine.segment_cycles(cfg.replace(double_buffer=False), spans, rows) == 2 * (29 + 64)
