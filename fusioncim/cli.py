@@ -86,7 +86,7 @@ def cmd_extract(args):
 # -- config ----------------------------------------------------------------
 
 DERIVED = ("score_bits", "x_bits", "prob_max", "p_bits", "acc_width", "sum_width", "out_bits",
-           "ip_cycles_per_key", "op_cycles_per_key", "div_cycles", "softmax_latency")
+           "ip_cycles_per_key", "op_cycles_per_key", "div_cycles", "softmax_latency", "kv_keys")
 
 
 def cmd_config(args):

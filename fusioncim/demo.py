@@ -51,7 +51,7 @@ def _activity(say):
     width = max(len(k) for k in c.to_dict())
     for key, val in c.to_dict().items():
         print(f"  {key:<{width}} {val:>10,}")
-    print(f"  {'IP-CIM busy':<{width}} {c.ip_busy / c.cycles:>10.1%}   (ip_busy / cycles, reference schedule)")
+    print(f"  {'IP-CIM busy':<{width}} {c.ip_busy / c.cycles:>10.1%}   (ip_busy / cycles, the generated engine's schedule)")
     print(f"  {'keys skipped':<{width}} {c.skipped_keys / c.keys:>10.1%}")
     print(f"  {'V reads saved':<{width}} {1 - c.v_reads / c.k_reads:>10.1%}")
 

@@ -31,7 +31,7 @@ MODES = ("prefill", "decode")
 @dataclass
 class Counters:
     """Activity the hardware exposes, summed over tiles (docs/numerics.md §7)."""
-    cycles: int = 0            # reference schedule, all stages
+    cycles: int = 0            # the generated engine's schedule (docs/numerics.md §7)
     ideal_cycles: int = 0      # keys x IP-CIM cycles per key
     q_load_cycles: int = 0
     ip_busy: int = 0

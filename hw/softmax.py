@@ -58,7 +58,7 @@ class Softmax(Block):
         all-rows-zero flag (only with ``key_skip``).
     l : Out(ArrayLayout(unsigned(sum_width), rows))
         The running sums, for the final normalisation (done in the OP-CIM's
-        normaliser, issue 5).
+        normaliser, hw/op_cim.py).
     active : Out(1)
         The exponent stage works on a group of rows this cycle: the engine's
         softmax busy counter (``cycles_per_key`` cycles per key).

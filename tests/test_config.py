@@ -60,6 +60,9 @@ def test_lazy_threshold_widens_p():
     ("causal", 0, TypeError, "causal must be true or false, not 0"),
     ("acc_bits", 32.0, TypeError, "acc_bits must be an integer, not 32.0"),
     ("ip_bits_per_cycle", 0, ValueError, "ip_bits_per_cycle must be at least 1, not 0"),
+    ("kv_depth", 4097, ValueError, "kv_depth must be from 1 to 4096, not 4097"),
+    ("kv_depth", 0, ValueError, "kv_depth must be from 1 to 4096, not 0"),
+    ("double_buffer", "no", TypeError, "double_buffer must be true or false, not 'no'"),
 ])
 def test_bad_values(field, value, exc, message):
     with pytest.raises(exc) as info:
@@ -136,3 +139,13 @@ def test_missing_file_and_bad_spec(tmp_path):
         config.from_toml(tmp_path / "missing.toml")
     with pytest.raises(ConfigError, match="neither a preset"):
         config.load("nonsense")
+
+
+def test_engine_rule_names_the_fix():
+    assert EngineConfig().check_engine().kv_keys == 4096               # 3 + 1 OP-CIM cycles <= 4
+    assert EngineConfig(kv_depth=100).kv_keys == 100
+    with pytest.raises(ValueError, match=r"OP-CIM 3 \+ 1 \(rescale\) cycles per key, more than the IP-CIM's 2 .*"
+                                         r"op_bits_per_cycle 12 would"):
+        EngineConfig(ip_bits_per_cycle=4).check_engine()
+    with pytest.raises(ValueError, match="no op_bits_per_cycle can; lower ip_bits_per_cycle"):
+        EngineConfig(ip_bits_per_cycle=8).check_engine()
