@@ -16,11 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-from pathlib import Path
 
 from fusioncim import config as config_mod
 from fusioncim import rtlsim
+from fusioncim.simulate import run_workloads
 
 TILES = 4
 
@@ -31,14 +30,10 @@ def specs(cfg, key_counts):
 
 
 def measure(cfg, key_counts, sim):
-    with tempfile.TemporaryDirectory() as tmp:
-        _, failed, xml = rtlsim.run("engine", cfg, sim, "fusioncim.tb.engine_tests", testcase="workloads_bit_exact",
-                                    extra_env={"FUSIONCIM_WORKLOADS": json.dumps(specs(cfg, key_counts)),
-                                               "FUSIONCIM_RESULTS": tmp})
-        path = Path(tmp) / "results.json"
-        if not path.exists():
-            raise SystemExit(f"simulation failed; see {xml.parent / 'sim.log'}")
-        results = json.loads(path.read_text())
+    try:
+        results, _, _, failed = run_workloads(cfg, specs(cfg, key_counts), sim=sim)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
     rows = []
     for n, r in zip(key_counts, results):
         c = r["rtl"]

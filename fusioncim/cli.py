@@ -138,8 +138,7 @@ def cmd_simulate(args):
     if args.waves is not None and args.waves.suffix not in (".vcd", ".fst"):
         raise UserError(f"--waves must name a .vcd or .fst file, not {str(args.waves)!r}")
     if args.npz:
-        from . import attnfile
-        attnfile.load(args.npz)                           # a bad file fails here, before any build
+        # A bad file fails in simulate(), before anything is built.
         spec = {"kind": "npz", "path": str(args.npz.resolve()), "heads": _int_list("--heads", args.heads or "0,1")}
         if args.tokens is not None:
             spec["tokens"] = args.tokens

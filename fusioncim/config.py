@@ -360,6 +360,11 @@ class EngineConfig:
         return self.max_seq_len if self.kv_depth is None else self.kv_depth
 
     @property
+    def kv_addr_bits(self) -> int:
+        """Width of a KV-buffer address (at least 1: no zero-width Verilog)."""
+        return max(1, (self.kv_keys - 1).bit_length())
+
+    @property
     def n_keys_bits(self) -> int:
         """Width of a command's key count: up to twice the buffer, so an oversized request is representable."""
         return (2 * self.kv_keys).bit_length()

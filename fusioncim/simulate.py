@@ -19,7 +19,26 @@ import numpy as np
 from . import rtlsim, workload
 from .golden import engine, quant, reference
 
-__all__ = ["simulate", "format_result"]
+__all__ = ["simulate", "run_workloads", "format_result"]
+
+
+def run_workloads(cfg, specs, *, sim="verilator", seed=1, waves=False):
+    """Run workload specs one after another through ``tb/engine_tests.py`` on a cached build.
+
+    Returns ``(results, outputs, test_dir, failed)``: the testbench's record per
+    workload (RTL and golden counters, mismatches, errors), the RTL's output of
+    each, the run's folder (its ``sim.log``, a trace) and the failed cocotb tests.
+    """
+    with tempfile.TemporaryDirectory(prefix="fusioncim-sim-") as tmp:
+        _, failed, xml = rtlsim.run("engine", cfg, sim, "fusioncim.tb.engine_tests", testcase="workloads_bit_exact",
+                                    seed=seed, waves=waves,
+                                    extra_env={"FUSIONCIM_WORKLOADS": json.dumps(specs), "FUSIONCIM_RESULTS": tmp})
+        path = Path(tmp) / "results.json"
+        if not path.exists():
+            raise RuntimeError(f"the simulation ended without results; see {xml.parent / 'sim.log'}")
+        results = json.loads(path.read_text())
+        outputs = [np.load(Path(tmp) / f"out-{i}.npy") for i in range(len(results))]
+    return results, outputs, xml.parent, failed
 
 
 def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1):
@@ -42,19 +61,10 @@ def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1):
     progress(f"built in {time.perf_counter() - t0:.1f} s; simulating {gold.counters.keys} keys over "
              f"{gold.counters.tiles} tiles (about {gold.counters.cycles} cycles) ...")
     t1 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="fusioncim-sim-") as tmp:
-        total, failed, xml = rtlsim.run("engine", cfg, sim, "fusioncim.tb.engine_tests",
-                                        testcase="workloads_bit_exact", seed=seed, waves=bool(waves),
-                                        extra_env={"FUSIONCIM_WORKLOADS": json.dumps([spec]),
-                                                   "FUSIONCIM_RESULTS": tmp})
-        res_path = Path(tmp) / "results.json"
-        if not res_path.exists():
-            raise RuntimeError(f"the simulation ended without results; see {xml.parent / 'sim.log'}")
-        res = json.loads(res_path.read_text())[0]
-        out = np.load(Path(tmp) / "out-0.npy")
+    (res,), (out,), test_dir, failed = run_workloads(cfg, [spec], sim=sim, seed=seed, waves=bool(waves))
     wall = time.perf_counter() - t1
     if waves:
-        dump = rtlsim.wave_file(xml.parent, sim)
+        dump = rtlsim.wave_file(test_dir, sim)
         Path(waves).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(dump, waves)
     rtl = res["rtl"]

@@ -184,7 +184,7 @@ def tile_span(cfg, n_keys, skipped, any_rescale):
     """
     cpk = cfg.ip_cycles_per_key
     i = np.arange(n_keys)
-    tail = np.where(skipped, 0, cfg.op_cycles_per_key + 1 + any_rescale.astype(np.int64))
+    tail = np.where(skipped, 0, _op_cycles(cfg, skipped, any_rescale) + 1)
     return cfg.rows + cpk + cfg.softmax_latency + 5 + int((cpk * i + tail).max())
 
 
@@ -217,8 +217,7 @@ def _tile_counters(cfg, n_rows, n_keys, op_cycles):
 def _op_cycles(cfg, skipped, any_rescale):
     # OP-CIM cycles per key: bit-serial over p, plus one for a rescale shift;
     # nothing at all for a skipped key.
-    c = np.where(skipped, 0, cfg.op_cycles_per_key + any_rescale.astype(np.int64))
-    return c
+    return np.where(skipped, 0, cfg.op_cycles_per_key + any_rescale.astype(np.int64))
 
 
 def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", chunk_entries=1 << 22):
@@ -361,7 +360,7 @@ def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"
         O = np.zeros((R, d), np.int64)
         l = np.zeros(R, np.int64)
         c = Counters()
-        op_cycles, skips, rescales = [], [], []
+        skips, rescales = [], []
         g = tiles.kv[t]
         for key in key_order(n, hi, cfg):
             s = ip_cim.bitserial(rows_q, k[g, key][None, :], cfg.data_bits, cfg.ip_bits_per_cycle)[-1][:, 0]
@@ -373,7 +372,6 @@ def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"
             # never carries a rescale: skipping it loses nothing.
             if not skip:
                 O, l = op_cim.update(O, l, p, shift, v[g, key])
-            op_cycles.append(0 if skip else cfg.op_cycles_per_key + int(shift.any()))
             skips.append(skip)
             rescales.append(shift.any())
             c.skipped_keys += int(skip)
@@ -382,8 +380,9 @@ def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"
             c.skipped_entries += int((tier == softmax.SKIPPED).sum())
             c.masked_entries += int((tier == softmax.MASKED).sum())
             c.rescales += int(rescale.sum())
-        sched = _tile_counters(cfg, int(valid.sum()), n, np.array(op_cycles, np.int64))
-        spans.append(tile_span(cfg, n, np.array(skips, bool), np.array(rescales, bool)))
+        skips, rescales = np.array(skips, bool), np.array(rescales, bool)
+        sched = _tile_counters(cfg, int(valid.sum()), n, _op_cycles(cfg, skips, rescales))
+        spans.append(tile_span(cfg, n, skips, rescales))
         for f in ("skipped_keys", "fine_lookups", "coarse_lookups", "skipped_entries", "masked_entries", "rescales"):
             setattr(sched, f, getattr(c, f))
         sched.v_reads = sched.keys - sched.skipped_keys

@@ -24,12 +24,21 @@ def require_config(component, config):
 class Block(wiring.Component):
     """A block generator: checks its config, keeps it, and builds its ports from it.
 
-    Subclasses implement ``ports(config)`` returning the signature members.
+    Subclasses implement ``ports(config)`` returning the signature members,
+    and may add a rule of their own in ``check(config)`` (raise ValueError).
     """
 
     def __init__(self, config):
         self._cfg = require_config(self, config)
+        try:
+            self.check(self._cfg)
+        except ValueError:
+            self._MustUse__silence = True      # as in require_config: refused, not forgotten
+            raise
         super().__init__(self.ports(self._cfg))
+
+    def check(self, config):
+        """A block's own rule on top of the config's validation; none by default."""
 
     @property
     def config(self):

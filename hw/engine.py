@@ -75,20 +75,14 @@ class Engine(Block):
         Counters since reset (``COUNTERS``).
     """
 
-    def __init__(self, config):
-        if isinstance(config, EngineConfig):
-            try:
-                config.check_engine()
-            except ValueError:
-                self._MustUse__silence = True
-                raise
-        super().__init__(config)
+    def check(self, config):
+        config.check_engine()
 
     def ports(self, c: EngineConfig):
         row = data.ArrayLayout(signed(c.data_bits), c.head_dim)
         ports = {
             "kv_wr": In(stream.Signature(data.StructLayout({
-                "addr": unsigned(max(1, (c.kv_keys - 1).bit_length())), "k": row, "v": row}))),
+                "addr": unsigned(c.kv_addr_bits), "k": row, "v": row}))),
             "cmd": In(stream.Signature(cmd_layout(c))),
             "q_in": In(stream.Signature(q_layout(c))),
             "o_out": Out(stream.Signature(data.StructLayout({

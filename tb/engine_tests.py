@@ -70,7 +70,7 @@ class EngineTB:
     # -- packing -------------------------------------------------------------
     def kv_word(self, addr, k, v):
         c = self.cfg
-        aw = max(1, (c.kv_keys - 1).bit_length())
+        aw = c.kv_addr_bits
         row = c.data_bits * c.head_dim
         return addr | (pack(k, c.data_bits) << aw) | (pack(v, c.data_bits) << (aw + row))
 
@@ -99,23 +99,30 @@ class EngineTB:
         for i in range(len(k)):
             await self.kv_src.send(self.kv_word(i, k[i], v[i]))
 
-    async def run_segment(self, seg, expected):
-        await self.wait_idle()
-        await self.load_kv(seg.k, seg.v)
+    def expect(self, seg, expected):
+        """Expect every output row of the segment's commands, in order, from golden's ``expected [H, Lq, d]``."""
         for cmd in seg.commands:
             for r in range(cmd.n_rows):
                 self.board.expect((r, [int(x) for x in expected[cmd.head[r], cmd.qrow[r]]]))
                 self.where.append((int(cmd.head[r]), int(cmd.qrow[r])))
 
+    async def send_command(self, cmd):
+        await self.cmd_src.send(self.cmd_word(cmd.n_keys, cmd.n_rows, cmd.causal, cmd.pattern))
+
+    async def send_rows(self, commands):
+        for cmd in commands:
+            for r in range(cmd.n_rows):
+                await self.q_src.send(self.q_word(cmd.q[r], cmd.pos[r], cmd.c_mant[r], cmd.c_shift[r]))
+
+    async def run_segment(self, seg, expected):
+        await self.wait_idle()
+        await self.load_kv(seg.k, seg.v)
+        self.expect(seg, expected)
+
         async def commands():
             for cmd in seg.commands:
-                await self.cmd_src.send(self.cmd_word(cmd.n_keys, cmd.n_rows, cmd.causal, cmd.pattern))
-
-        async def rows():
-            for cmd in seg.commands:
-                for r in range(cmd.n_rows):
-                    await self.q_src.send(self.q_word(cmd.q[r], cmd.pos[r], cmd.c_mant[r], cmd.c_shift[r]))
-        tasks = [cocotb.start_soon(commands()), cocotb.start_soon(rows())]
+                await self.send_command(cmd)
+        tasks = [cocotb.start_soon(commands()), cocotb.start_soon(self.send_rows(seg.commands))]
         for t in tasks:
             await t
         await self.wait_idle()
@@ -148,12 +155,18 @@ def compare_counters(rtl, gold: golden.Counters, cfg, *, exact_cycles):
     return errors
 
 
-async def run_workload(tb, spec):
-    cfg = tb.cfg
+def plan(spec, cfg):
+    """A workload, golden's result for it, and the host's command sequence."""
     w = workloads.make(spec, cfg)
     z = w.z
-    gold = golden.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=w.causal, mode=w.mode)
-    prog = golden.program(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=w.causal, mode=w.mode)
+    args = (z.q, z.k, z.v, z.c_mant, z.c_shift, cfg)
+    gold = golden.run(*args, causal=w.causal, mode=w.mode)
+    return w, gold, golden.program(*args, causal=w.causal, mode=w.mode)
+
+
+async def run_workload(tb, spec):
+    cfg = tb.cfg
+    w, gold, prog = plan(spec, cfg)
     tb.out = np.zeros_like(gold.out)
     tb.where = []
     start = tb.sink.cycle
@@ -200,10 +213,7 @@ async def workloads_bit_exact(dut):
 def _small_program(cfg, seed, keys, queries):
     spec = {"kind": "random", "heads": 1, "kv_heads": 1, "queries": queries, "keys": keys, "seed": seed,
             "causal": False}
-    w = workloads.make(spec, cfg)
-    z = w.z
-    gold = golden.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=False)
-    prog = golden.program(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=False)
+    _, gold, prog = plan(spec, cfg)
     return gold, prog[0]
 
 
@@ -251,17 +261,9 @@ async def kv_write_while_busy_flagged(dut):
     n = min(max(12, 2 * c.rows), c.kv_keys)        # two tiles at least
     gold, seg = _small_program(c, tb.seed + 1, keys=n, queries=n)
     await tb.load_kv(seg.k, seg.v)
-    for cmd in seg.commands:
-        for r in range(cmd.n_rows):
-            tb.board.expect((r, [int(x) for x in gold.out[cmd.head[r], cmd.qrow[r]]]))
-
-    async def rows():
-        for cmd in seg.commands:
-            for r in range(cmd.n_rows):
-                await tb.q_src.send(tb.q_word(cmd.q[r], cmd.pos[r], cmd.c_mant[r], cmd.c_shift[r]))
-    rtask = cocotb.start_soon(rows())
-    first = seg.commands[0]
-    await tb.cmd_src.send(tb.cmd_word(first.n_keys, first.n_rows, first.causal, first.pattern))
+    tb.expect(seg, gold.out)
+    rtask = cocotb.start_soon(tb.send_rows(seg.commands))
+    await tb.send_command(seg.commands[0])
     await ClockCycles(tb.dut.clk, c.rows + 3)
     # Mid-tile: the next command is offered and must wait; a KV write is refused.
     junk = np.full(c.head_dim, c.data_max)
@@ -278,10 +280,10 @@ async def kv_write_while_busy_flagged(dut):
     await tb.kv_src.send(tb.kv_word(0, junk, junk))
     assert (await tb.err()) == 1 << ERR_KV_BUSY
     for cmd in seg.commands[1:]:
-        await tb.cmd_src.send(tb.cmd_word(cmd.n_keys, cmd.n_rows, cmd.causal, cmd.pattern))
+        await tb.send_command(cmd)
     await rtask
     await tb.wait_idle()
     tb.board.check()                      # the refused write changed nothing
-    if c.kv_keys < (1 << max(1, (c.kv_keys - 1).bit_length())):
+    if c.kv_keys < 1 << c.kv_addr_bits:
         await tb.kv_src.send(tb.kv_word(c.kv_keys, junk, junk))
         assert (await tb.err()) == (1 << ERR_KV_BUSY) | (1 << ERR_KV_ADDR)
