@@ -173,6 +173,49 @@ def cmd_simulate(args):
     return 0 if r["bit_exact"] else 1
 
 
+# -- report ----------------------------------------------------------------
+
+def _positive(name, value):
+    if value is not None and not value > 0:
+        raise UserError(f"{name} must be a positive number, not {value:g}")
+
+
+def cmd_report(args):
+    from . import dataflow, report
+    from .synth import energy
+    cfg = config_mod.load(args.config, args.set)
+    say = _progress(args.quiet)
+    names = args.workload or ["llama3-8b-prefill-2048", "llama3-8b-decode-8192"]
+    if names == ["all"]:
+        names = list(dataflow.WORKLOADS)
+    for n in names:
+        if n not in dataflow.WORKLOADS:
+            raise UserError(f"--workload {n!r} is not one of: all, {', '.join(dataflow.WORKLOADS)}")
+    _positive("--node", args.node)
+    _positive("--vdd", args.vdd)
+    try:
+        table = energy.load_table(args.energy)
+    except energy.EnergyTableError as exc:
+        raise UserError(str(exc)) from None
+    for f in args.patterns or []:
+        if not f.is_file():
+            raise UserError(f"--patterns file {str(f)!r} does not exist")
+    say("measuring score patterns on real attention (golden model)")
+    pats = report.patterns(cfg, args.patterns)
+    results = []
+    for i, n in enumerate(names, 1):
+        say(f"[{i}/{len(names)}] {n}")
+        results.append(report.evaluate(cfg, dataflow.WORKLOADS[n], pats, table=table, node_nm=args.node,
+                                       vdd=args.vdd))
+    if args.json:
+        json.dump(results, sys.stdout, indent=1)
+        print()
+    else:
+        fmt = report.format_markdown if args.markdown else report.format_table
+        print("\n\n".join(fmt(r) for r in results))
+    return 0
+
+
 # -- demo ------------------------------------------------------------------
 
 def cmd_demo(args):
@@ -246,6 +289,23 @@ def build_parser():
     s.add_argument("--json", action="store_true", help="print one JSON document")
     common(s)
     s.set_defaults(func=cmd_simulate)
+
+    r = sub.add_parser("report", help="FusionCIM vs a non-fused CIM baseline and ablations: cycles, energy, "
+                                      "TOPS/W, beside the paper's claims")
+    r.add_argument("--workload", action="append", metavar="NAME",
+                   help="a LLaMA-3 attention workload (repeatable; 'all' for every one; default: "
+                        "llama3-8b-prefill-2048 and llama3-8b-decode-8192); `--workload list` names them")
+    r.add_argument("--energy", type=Path, metavar="FILE.toml", help="per-event energy table "
+                   "(default: synth/energy.toml, Horowitz ISSCC 2014 at 45 nm)")
+    r.add_argument("--node", type=float, metavar="NM", help="process node to scale the table to (default 45)")
+    r.add_argument("--vdd", type=float, metavar="V", help="supply voltage to scale the table to (default 0.9)")
+    r.add_argument("--patterns", type=Path, nargs="+", metavar="FILE.npz",
+                   help="real attention files the score-pattern rates are measured on (default: data/real/smollm2-*)")
+    out = r.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print one JSON document (a list, one entry per workload)")
+    out.add_argument("--markdown", action="store_true", help="print Markdown tables (for docs)")
+    common(r)
+    r.set_defaults(func=cmd_report)
 
     d = sub.add_parser("demo", help="the main job: golden-model accuracy and activity summary")
     common(d, config=False)

@@ -1,0 +1,358 @@
+"""Event counts and cycles of attention workloads under FusionCIM, its ablations and a baseline (docs/energy.md).
+
+Five dataflows run the same workload on arrays of the same size (``rows`` x
+``head_dim``, the engine config's):
+
+``fusioncim``
+    The generated engine: QO-stationary, fused IP-CIM -> softmax -> OP-CIM
+    pipeline, pattern-aware online softmax. Its events come from the engine's
+    counters (:class:`golden.engine.Counters`): measured on the RTL, run on the
+    golden model, or (for workloads too long to run) the exact tile structure
+    with the data-dependent counters at rates measured on real attention
+    (:func:`model_counters`).
+``no_fusion``
+    The same, but S and P go through SRAM buffers and the three stages of a
+    tile run one after another.
+``no_qo_stationary``
+    K and V stationary in the arrays, ``rows`` keys at a time; Q streams past
+    and each query's partial O, running max and sum go to and from an SRAM
+    buffer at every key block.
+``no_pattern``
+    The online softmax without its pattern-aware parts: the fine LUT
+    everywhere, no skip threshold, no key skipping, keys in order.
+``baseline``
+    A conventional non-fused CIM dataflow: for every Q tile, K is re-read and
+    written into the IP array ``rows`` keys at a time, S goes to an SRAM buffer,
+    a three-pass float32 softmax (max; exp and sum; normalise) reads and writes
+    S and P, V is written into the OP array block by block and partial O
+    accumulates in a buffer. Phases do not overlap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from .golden import engine
+from .golden.engine import Counters
+from .golden.reference import query_positions
+from .synth import energy as energy_mod
+
+__all__ = ["Workload", "WORKLOADS", "Structure", "structure", "Patterns", "measure_patterns", "rates_of",
+           "model_counters", "events_from_counters", "VARIANTS", "variant_events", "no_pattern_config",
+           "config_for_workload", "sizes_for", "ops"]
+
+VARIANTS = ("baseline", "fusioncim", "no_fusion", "no_qo_stationary", "no_pattern")
+
+# LLaMA-3 attention shapes: Meta's model cards and config.json (8B: 32 query heads,
+# 8 KV heads; 70B: 64 query heads, 8 KV heads; head_dim 128 in both).
+_LLAMA3 = {"8b": (32, 8), "70b": (64, 8)}
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One attention layer: ``heads`` query heads over ``kv_heads`` KV heads.
+
+    prefill: ``tokens`` queries against ``tokens`` keys, causal. decode: one
+    query (the next token) against ``tokens`` keys of context.
+    """
+    name: str
+    heads: int
+    kv_heads: int
+    head_dim: int
+    mode: str
+    tokens: int
+
+    def __post_init__(self):
+        for f in ("heads", "kv_heads", "head_dim", "tokens"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"workload {f} must be a positive integer, not {v!r}")
+        if self.heads % self.kv_heads:
+            raise ValueError(f"workload heads {self.heads} must be a multiple of kv_heads {self.kv_heads}")
+        if self.mode not in engine.MODES:
+            raise ValueError(f"workload mode must be one of {', '.join(engine.MODES)}, not {self.mode!r}")
+
+    @property
+    def queries(self):
+        return self.tokens if self.mode == "prefill" else 1
+
+    @property
+    def causal(self):
+        return True
+
+
+def _llama(size, mode, tokens):
+    h, kv = _LLAMA3[size]
+    return Workload(f"llama3-{size}-{mode}-{tokens}", h, kv, 128, mode, tokens)
+
+
+WORKLOADS = {w.name: w for w in [_llama(s, "prefill", t) for s in ("8b", "70b") for t in (512, 2048, 8192)]
+             + [_llama(s, "decode", t) for s in ("8b", "70b") for t in (2048, 8192)]}
+
+
+def config_for_workload(cfg, wl):
+    """``cfg`` with the workload's head_dim and a KV buffer that holds its context."""
+    changes = {"head_dim": wl.head_dim}
+    if wl.tokens > cfg.max_seq_len:
+        changes["max_seq_len"] = wl.tokens
+    if cfg.kv_depth is not None and wl.tokens > cfg.kv_depth:
+        changes["kv_depth"] = wl.tokens
+    return dataclasses.replace(cfg, **changes)
+
+
+def no_pattern_config(cfg):
+    """The online softmax without its pattern-aware parts (the ``no_pattern`` ablation)."""
+    return dataclasses.replace(cfg, tiers=False, skip_threshold=None, key_skip=False, key_order="sequential")
+
+
+# -- the exact tile structure -----------------------------------------------------
+
+@dataclass(frozen=True)
+class Structure:
+    """Per tile: keys streamed ``n``, real rows ``r``, live (row, key) pairs ``live``; and the segments."""
+    n: np.ndarray
+    r: np.ndarray
+    live: np.ndarray
+    kv: np.ndarray
+    segments: list
+
+    @property
+    def keys(self):
+        return int(self.n.sum())
+
+
+def structure(cfg, wl):
+    """The engine's tiles for ``wl`` (golden.engine's tiling), without any data."""
+    make = engine.tiles_prefill if wl.mode == "prefill" else engine.tiles_decode
+    tiles = make(wl.heads, wl.queries, wl.kv_heads, cfg.rows)
+    qpos = query_positions(wl.queries, wl.tokens)
+    valid = tiles.qrow >= 0
+    pos = np.where(valid, qpos[np.maximum(tiles.qrow, 0)], -1)
+    hi = pos.max(axis=1)
+    n = hi + 1 if wl.causal else np.full(len(tiles), wl.tokens)
+    live = np.where(valid, pos + 1 if wl.causal else wl.tokens, 0).sum(axis=1)
+    return Structure(n=n.astype(np.int64), r=valid.sum(axis=1), live=live.astype(np.int64), kv=tiles.kv,
+                     segments=engine.segments(tiles))
+
+
+def _spans(cfg, n):
+    # golden.engine.tile_span for a tile whose last key is neither skipped nor rescaled.
+    return cfg.rows + cfg.ip_cycles_per_key + cfg.softmax_latency + 5 + cfg.ip_cycles_per_key * (n - 1) \
+        + cfg.op_cycles_per_key + 1
+
+
+def _cycles(cfg, st, spans, kv_load):
+    total = 0
+    for seg in st.segments:
+        total += engine.segment_cycles(cfg, spans[seg], st.r[seg]) + kv_load
+    return total
+
+
+# -- data-dependent rates from real attention --------------------------------------
+
+@dataclass(frozen=True)
+class Patterns:
+    """Data-dependent rates of the online softmax, measured on real attention.
+
+    ``key_skip``: skipped keys per streamed key; ``fine``, ``coarse``,
+    ``skipped``, ``rescale``: per live (row, key) pair; ``op_rescale``: keys with
+    an OP-CIM rescale cycle per V read.
+    """
+    key_skip: float
+    fine: float
+    coarse: float
+    skipped: float
+    rescale: float
+    op_rescale: float
+    source: str
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def rates_of(c: Counters, cfg, source=""):
+    """The rates of :class:`Patterns` from a run's counters."""
+    live = c.keys * cfg.rows - c.masked_entries
+    op_extra = c.op_busy - c.v_reads * cfg.op_cycles_per_key
+    return Patterns(key_skip=c.skipped_keys / max(c.keys, 1), fine=c.fine_lookups / max(live, 1),
+                    coarse=c.coarse_lookups / max(live, 1), skipped=c.skipped_entries / max(live, 1),
+                    rescale=c.rescales / max(live, 1), op_rescale=op_extra / max(c.v_reads, 1), source=source)
+
+
+def measure_patterns(cfg, files, mode, *, decode_queries=32):
+    """Run the golden engine on real attention files and return their :class:`Patterns`.
+
+    prefill: every query, causal. decode: the last ``decode_queries`` tokens,
+    each with its GQA group as one tile.
+    """
+    from . import accuracy, attnfile
+    from .golden import quant
+    total = Counters()
+    for path in files:
+        att = attnfile.load(path)
+        c = accuracy.config_for(cfg, att)
+        z = quant.quantise(att.q, att.k, att.v, c, scale=att.scale)
+        if mode == "prefill":
+            r = engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, c, causal=True)
+        else:
+            nq = min(decode_queries, z.q.shape[1])
+            r = engine.run(z.q[:, -nq:], z.k, z.v, z.c_mant[:, -nq:], z.c_shift[:, -nq:], c, causal=True,
+                           mode="decode")
+        total = total + r.counters
+    names = ", ".join(sorted({str(getattr(f, "name", f)) for f in files}))
+    return rates_of(total, cfg, source=f"golden model, {mode}, on {names}")
+
+
+def model_counters(cfg, wl, pat: Patterns, st=None):
+    """The engine's counters for ``wl``: structure exact, data-dependent counters at ``pat``'s rates.
+
+    ``cycles`` takes each tile's last key as neither skipped nor rescaled
+    (exact then; otherwise at most ``op_cycles_per_key + 2`` high per tile).
+    """
+    st = st or structure(cfg, wl)
+    keys = st.keys
+    live = int(st.live.sum())
+    rows_total = keys * cfg.rows
+    skipped = round(keys * pat.key_skip) if cfg.key_skip else 0
+    v_reads = keys - skipped
+    c = Counters(
+        ideal_cycles=keys * cfg.ip_cycles_per_key, q_load_cycles=len(st.n) * cfg.rows,
+        ip_busy=keys * cfg.ip_cycles_per_key, softmax_busy=keys * cfg.softmax_groups,
+        op_busy=v_reads * cfg.op_cycles_per_key + round(v_reads * pat.op_rescale),
+        norm_busy=int(st.r.sum()) * cfg.div_cycles, tiles=len(st.n), keys=keys, skipped_keys=skipped,
+        k_reads=keys, v_reads=v_reads, fine_lookups=round(live * pat.fine), coarse_lookups=round(live * pat.coarse),
+        skipped_entries=round(live * pat.skipped), masked_entries=rows_total - live,
+        rescales=round(live * pat.rescale), cim_writes=int(st.r.sum()), kv_writes=wl.tokens * len(st.segments))
+    c.cycles = _cycles(cfg, st, _spans(cfg, st.n), 0)
+    return c
+
+
+# -- events ------------------------------------------------------------------------
+
+def events_from_counters(cfg, c: Counters):
+    """The energy events of the fusioncim dataflow, from the engine's counters alone."""
+    d, R = cfg.head_dim, cfg.rows
+    ip_bitplane = c.ip_busy * R * d * cfg.ip_bits_per_cycle
+    op_bitplane = c.v_reads * R * d * cfg.p_bits
+    lookups = c.fine_lookups + c.coarse_lookups
+    return {
+        "ip_bitplane": ip_bitplane, "ip_row_add": c.ip_busy * R,
+        "op_bitplane": op_bitplane, "op_acc_add": op_bitplane // cfg.op_bits_per_cycle,
+        "op_rescale": c.rescales * d,
+        "sm_convert": c.keys * R, "sm_compare": c.keys * R, "sm_lookup": lookups, "sm_accumulate": lookups,
+        "sm_rescale": c.rescales,
+        "norm_step": c.norm_busy * d,
+        "kv_read_bits": (c.k_reads + c.v_reads) * d * cfg.data_bits,
+        "kv_write_bits": c.kv_writes * 2 * d * cfg.data_bits,
+        "qo_read_bits": c.cim_writes * d * cfg.data_bits,
+        "qo_write_bits": c.cim_writes * d * cfg.out_bits,
+        "cim_write_bits": c.cim_writes * d * cfg.data_bits,
+        "dram_bits": c.cim_writes * d * (cfg.data_bits + cfg.out_bits) + c.kv_writes * 2 * d * cfg.data_bits,
+    }
+
+
+def _io(cfg, c):
+    # Buffer fills and DRAM traffic every dataflow shares: Q in, O out, K and V once per KV head.
+    e = events_from_counters(cfg, c)
+    return {k: e[k] for k in ("kv_write_bits", "dram_bits")}
+
+
+def _baseline(cfg, wl, st, c):
+    d, R, b = cfg.head_dim, cfg.rows, cfg.data_bits
+    n, r = st.n, st.r
+    blocks = -(-n // R)
+    live = int(st.live.sum())
+    ip_bitplane = int((blocks * R * r).sum()) * d * b
+    op_bitplane = int((blocks * R * r).sum()) * d * cfg.p_bits
+    ev = {
+        "ip_bitplane": ip_bitplane, "ip_row_add": ip_bitplane // (d * cfg.ip_bits_per_cycle),
+        "op_bitplane": op_bitplane, "op_acc_add": op_bitplane // cfg.op_bits_per_cycle,
+        # pass 1: S -> float, max; pass 2: S -> float, subtract, exp, sum; pass 3: x 1/l, P -> integer
+        "fp_convert": 3 * live, "fp_add": 3 * live, "fp_exp": live, "fp_mul": live,
+        # S written and read twice; P written as float32 and read, written as p and read by PV
+        "sp_write_bits": live * (cfg.score_bits + 32 + cfg.p_bits),
+        "sp_read_bits": live * (2 * cfg.score_bits + 32 + cfg.p_bits),
+        "kv_read_bits": 2 * st.keys * d * b,
+        "cim_write_bits": 2 * st.keys * d * b,
+        # Q re-read per K block; partial O read and written per V block; final O out
+        "qo_read_bits": int((blocks * r).sum()) * d * (b + cfg.acc_width),
+        "qo_write_bits": int((blocks * r).sum()) * d * cfg.acc_width + int(r.sum()) * d * cfg.out_bits,
+        **_io(cfg, c),
+    }
+    per_tile = blocks * (R + r * cfg.ip_cycles_per_key) + 3 * -(-(r * n) // cfg.lanes) \
+        + blocks * (R + r * cfg.op_cycles_per_key) + R
+    cycles = int(per_tile.sum()) + wl.tokens * len(st.segments)
+    return ev, cycles
+
+
+def _no_fusion(cfg, wl, st, c):
+    ev = events_from_counters(cfg, c)
+    R = cfg.rows
+    ev["sp_write_bits"] = c.keys * R * (cfg.score_bits + cfg.p_bits)
+    ev["sp_read_bits"] = c.keys * R * cfg.score_bits + c.v_reads * R * cfg.p_bits
+    # Stages one after another: load, all keys through the IP-CIM, all through
+    # the softmax, the kept ones through the OP-CIM; the division still overlaps.
+    keep = 1 - c.skipped_keys / max(c.keys, 1)
+    spans = R + 1 + st.n * (cfg.ip_cycles_per_key + cfg.softmax_groups) \
+        + np.ceil(st.n * keep * cfg.op_cycles_per_key).astype(np.int64) + cfg.softmax_latency + 5
+    return ev, _cycles(cfg, st, spans, wl.tokens)
+
+
+def _no_qo_stationary(cfg, wl, st, c):
+    d, R, b = cfg.head_dim, cfg.rows, cfg.data_bits
+    qpos = query_positions(wl.queries, wl.tokens)
+    kblocks = -(-wl.tokens // R)
+    # Query-block pairs: each query meets every key block up to its position.
+    per_query = (qpos // R + 1) if wl.causal else np.full(wl.queries, kblocks)
+    qb = wl.heads * int(per_query.sum())
+    ev = events_from_counters(cfg, c)
+    state_bits = d * cfg.acc_width + cfg.x_bits + cfg.sum_width
+    ev.update({
+        "ip_bitplane": qb * R * d * b, "ip_row_add": qb * R * cfg.ip_cycles_per_key,
+        "op_bitplane": qb * R * d * cfg.p_bits, "op_acc_add": qb * R * d * cfg.op_cycles_per_key,
+        "sm_convert": qb * R, "sm_compare": qb * R,
+        "kv_read_bits": wl.kv_heads * kblocks * R * 2 * d * b,
+        "cim_write_bits": wl.kv_heads * kblocks * R * 2 * d * b,
+        "qo_read_bits": qb * (d * b + state_bits),
+        "qo_write_bits": qb * state_bits + c.cim_writes * d * cfg.out_bits,
+    })
+    # Per KV head and key block: write the block (rows cycles), then the group's queries stream.
+    group = wl.heads // wl.kv_heads
+    # The final divisions overlap the next blocks (not counted).
+    cycles = wl.kv_heads * (kblocks * R + group * int(per_query.sum()) * cfg.ip_cycles_per_key) \
+        + wl.tokens * wl.kv_heads
+    return ev, cycles
+
+
+def variant_events(variant, cfg, wl, counters, counters_no_pattern, st=None):
+    """``(events, cycles)`` of ``variant`` for ``wl``, given the fusioncim engine's counters with and without
+    the pattern-aware softmax."""
+    st = st or structure(cfg, wl)
+    c = counters
+    if variant == "fusioncim":
+        return events_from_counters(cfg, c), c.cycles + wl.tokens * len(st.segments)
+    if variant == "no_pattern":
+        return (events_from_counters(no_pattern_config(cfg), counters_no_pattern),
+                counters_no_pattern.cycles + wl.tokens * len(st.segments))
+    if variant == "baseline":
+        return _baseline(cfg, wl, st, c)
+    if variant == "no_fusion":
+        return _no_fusion(cfg, wl, st, c)
+    if variant == "no_qo_stationary":
+        return _no_qo_stationary(cfg, wl, st, c)
+    raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
+
+
+def sizes_for(cfg, wl):
+    """Memory sizes (bytes) that set per-access energies."""
+    return energy_mod.Sizes(kv_buffer=2 * wl.tokens * wl.head_dim * cfg.data_bits // 8,
+                            sp_buffer=cfg.rows * wl.tokens * 8, qo_buffer=1 << 20,
+                            cim_array=cfg.rows * wl.head_dim * cfg.data_bits // 8)
+
+
+def ops(st, cfg):
+    """Operations of the workload: 2 per multiply-accumulate of QK^T and of PV over the live (query, key) pairs."""
+    return 2 * 2 * int(st.live.sum()) * cfg.head_dim
