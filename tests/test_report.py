@@ -1,0 +1,92 @@
+"""fusioncim report: the table's numbers hang together, and the CLI's outputs and errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fusioncim import dataflow as df, report
+from fusioncim.config import PRESETS
+from fusioncim.synth import energy as E
+
+
+@pytest.fixture(scope="module")
+def pats():
+    return report.patterns(PRESETS["default"])
+
+
+def test_report_is_consistent(pats):
+    cfg = PRESETS["default"]
+    wl = df.WORKLOADS["llama3-8b-prefill-512"]
+    r = report.evaluate(cfg, wl, pats)
+    V = r["variants"]
+    assert set(V) == set(df.VARIANTS)
+    # fusioncim's energy is its counters' events x the table, by hand from the parts
+    wcfg = df.config_for_workload(cfg, wl)
+    c = df.model_counters(wcfg, wl, pats["prefill"][0])
+    en = E.event_energies(wcfg, E.load_table(), df.sizes_for(wcfg, wl))
+    ev = df.events_from_counters(wcfg, c)
+    onchip = sum(n * en[e] for e, n in ev.items() if e != "dram_bits")
+    assert V["fusioncim"]["energy_pj"] == pytest.approx(onchip)
+    assert V["fusioncim"]["events"] == ev
+    s = r["summary"]
+    assert s["energy_ratio"] == pytest.approx(V["baseline"]["energy_pj"] / V["fusioncim"]["energy_pj"])
+    assert s["speed_ratio"] == pytest.approx(V["baseline"]["cycles"] / V["fusioncim"]["cycles"])
+    assert s["tops_w"] == pytest.approx(df.ops(df.structure(wcfg, wl), wcfg) / onchip)
+    assert sum(s["energy_share"].values()) == pytest.approx(1)
+    assert set(s["energy_share"]) == set(report.IDEAS.values())
+    # every idea saves energy on a prefill workload: switching any off costs more
+    for v in report.IDEAS:
+        assert V[v]["energy_pj"] > V["fusioncim"]["energy_pj"], v
+    assert "model" in r["counters_source"]
+
+
+def test_counters_given_are_used_and_named(pats):
+    cfg = PRESETS["default"]
+    wl = df.WORKLOADS["llama3-8b-decode-2048"]
+    wcfg = df.config_for_workload(cfg, wl)
+    c = df.model_counters(wcfg, wl, pats["decode"][0])
+    c.cycles += 1000
+    r = report.evaluate(cfg, wl, pats, counters=c, counters_source="RTL (Verilator)")
+    assert r["counters_source"] == "RTL (Verilator)"
+    assert r["variants"]["fusioncim"]["cycles"] == c.cycles + wl.tokens * wl.kv_heads
+
+
+def test_node_scaling_moves_tops_w(pats):
+    cfg = PRESETS["default"]
+    wl = df.WORKLOADS["llama3-8b-prefill-512"]
+    a = report.evaluate(cfg, wl, pats)
+    b = report.evaluate(cfg, wl, pats, node_nm=22.5)
+    assert b["summary"]["tops_w"] == pytest.approx(2 * a["summary"]["tops_w"])
+    assert b["summary"]["energy_ratio"] == pytest.approx(a["summary"]["energy_ratio"])
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "fusioncim", "report", *args], capture_output=True, text=True)
+
+
+def test_cli_table_json_markdown():
+    r = _cli("-q")
+    assert r.returncode == 0 and r.stderr == ""
+    assert "llama3-8b-prefill-2048" in r.stdout and "llama3-8b-decode-8192" in r.stdout
+    assert "paper" in r.stdout and "3.86x" in r.stdout and "29.4" in r.stdout
+    j = _cli("-q", "--json", "--workload", "llama3-70b-decode-2048")
+    doc = json.loads(j.stdout)
+    assert [d["workload"] for d in doc] == ["llama3-70b-decode-2048"]
+    assert set(doc[0]["variants"]) == set(df.VARIANTS)
+    m = _cli("-q", "--markdown", "--workload", "llama3-8b-prefill-512")
+    assert "| cycles |" in m.stdout and "| claim | ours | paper |" in m.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--workload", "gpt5"], "--workload 'gpt5' is not one of"),
+    (["--node", "0"], "--node must be a positive number, not 0"),
+    (["--vdd", "-1"], "--vdd must be a positive number, not -1"),
+    (["--patterns", "/no/such.npz"], "--patterns file '/no/such.npz' does not exist"),
+    (["--set", "rows=0"], "rows must be"),
+])
+def test_cli_errors(args, message):
+    r = _cli("-q", *args)
+    assert r.returncode == 2 and r.stdout == ""
+    assert message in r.stderr and "Traceback" not in r.stderr
