@@ -216,6 +216,55 @@ def cmd_report(args):
     return 0
 
 
+# -- explore -----------------------------------------------------------------
+
+DEFAULT_SWEEP = ["rows=8,16", "fine_lut_bits=4,5,7", "skip_threshold=6,10,none"]
+
+
+def cmd_explore(args):
+    from . import attnfile, dataflow, explore, report
+    config_mod.load(args.config, args.set)           # a bad base config fails here, before anything runs
+    sweeps = explore.parse_sweeps(args.sweep or DEFAULT_SWEEP)
+    for sets in explore.grid(sweeps):
+        try:
+            config_mod.load(args.config, args.set + sets)
+        except config_mod.ConfigError as exc:
+            raise UserError(f"--sweep point {', '.join(sets)}: {str(exc).removeprefix('--set: ')}") from None
+    if args.workload not in dataflow.WORKLOADS:
+        raise UserError(f"--workload {args.workload!r} is not one of: {', '.join(dataflow.WORKLOADS)}")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be a positive integer, not {args.jobs}")
+    acc = args.accuracy_file or report.REAL / "smollm2-L12-T256.npz"
+    attnfile.load(acc)                               # a bad file fails before the sweep starts
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {str(args.out)!r} exists and is not a folder")
+    base = args.config
+    if args.set:
+        # The base overrides go in front of each point's.
+        sweeps = {**{k: [v] for k, _, v in (s.partition("=") for s in args.set)}, **sweeps}
+    records = explore.run(base, sweeps, args.out, workload=args.workload, accuracy_file=acc, area=not args.no_area,
+                          jobs=args.jobs, progress=not args.quiet)
+    if args.json:
+        json.dump(records, sys.stdout, indent=1)
+        print()
+        return 0
+    print(f"{'point':<48} {'pJ/op':>7} {'TOPS/W':>7} {'E vs base':>9} {'speed':>6} {'util@2k':>7} "
+          f"{'relL2 med':>9} {'transistors':>12}")
+    for r in records:
+        label = ", ".join(r["sets"])[:48] or "base"
+        if "error" in r:
+            print(f"{label:<48} not buildable: {r['error']}")
+            continue
+        tr = f"{r['transistors']:,}" if "transistors" in r else "-"
+        print(f"{label:<48} {r['pj_per_op']:>7.3f} {r['tops_w']:>7.2f} {r['energy_ratio']:>8.2f}x "
+              f"{r['speed_ratio']:>5.2f}x {100 * r['utilisation']['2048']:>6.1f}% {100 * r['rel_l2_median']:>8.2f}% "
+              f"{tr:>12}")
+    for name in ("pareto.png", "utilisation.png", "accuracy.png"):
+        if (args.out / name).exists():
+            print(args.out / name)
+    return 0
+
+
 # -- demo ------------------------------------------------------------------
 
 def cmd_demo(args):
@@ -306,6 +355,23 @@ def build_parser():
     out.add_argument("--markdown", action="store_true", help="print Markdown tables (for docs)")
     common(r)
     r.set_defaults(func=cmd_report)
+
+    x = sub.add_parser("explore", help="sweep config parameters: energy/op, utilisation, accuracy and area, "
+                                       "with plots; resumable")
+    x.add_argument("--sweep", action="append", metavar="KEY=V1,V2,...",
+                   help=f"a config field and its values (repeatable; the grid is every combination; default: "
+                        f"{' '.join(DEFAULT_SWEEP)})")
+    x.add_argument("--workload", default="llama3-8b-prefill-2048",
+                   help="workload for energy, cycles and the area's head_dim (default llama3-8b-prefill-2048)")
+    x.add_argument("--accuracy-file", type=Path, metavar="FILE.npz",
+                   help="real attention for the accuracy figures (default data/real/smollm2-L12-T256.npz)")
+    x.add_argument("--out", type=Path, default=Path("explore-out"),
+                   help="folder for results.jsonl and the plots (default explore-out); finished points are kept")
+    x.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    x.add_argument("--no-area", action="store_true", help="skip Yosys (no Pareto plot); much faster")
+    x.add_argument("--json", action="store_true", help="print the records as one JSON document")
+    common(x)
+    x.set_defaults(func=cmd_explore)
 
     d = sub.add_parser("demo", help="the main job: golden-model accuracy and activity summary")
     common(d, config=False)
