@@ -269,7 +269,16 @@ def cmd_explore(args):
 
 def cmd_demo(args):
     from . import demo
-    return demo.main(quiet=args.quiet)
+    cfg = config_mod.load(args.config, args.set)
+    heads = _int_list("--heads", args.heads)
+    if args.tokens is not None and args.tokens < 1:
+        raise UserError(f"--tokens must be a positive integer, not {args.tokens}")
+    try:
+        return demo.main(cfg, npz=args.npz, heads=heads, tokens=args.tokens, synth=not args.no_synth,
+                         quiet=args.quiet)
+    except RuntimeError as exc:
+        print(f"fusioncim: {exc}", file=sys.stderr)
+        return 1
 
 
 def build_parser():
@@ -373,8 +382,14 @@ def build_parser():
     common(x)
     x.set_defaults(func=cmd_explore)
 
-    d = sub.add_parser("demo", help="the main job: golden-model accuracy and activity summary")
-    common(d, config=False)
+    d = sub.add_parser("demo", help="the main job: generate the engine, simulate a real head bit-exact on "
+                                    "Verilator, synthesise it, print the report")
+    d.add_argument("--npz", type=Path, default=None, metavar="FILE.npz",
+                   help="real attention to simulate (default data/real/smollm2-L12-T256.npz)")
+    d.add_argument("--heads", default="0,1", help="comma-separated heads of the file (default 0,1)")
+    d.add_argument("--tokens", type=int, help="keep the first N tokens (default: all)")
+    d.add_argument("--no-synth", action="store_true", help="skip Yosys")
+    common(d)
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -1,63 +1,86 @@
-"""The main job (``make demo``): golden-model accuracy on real attention and an activity summary.
+"""The main job (``make demo``): generate, simulate bit-exact, synthesise, report.
 
-Until the RTL exists this is what the project can show end to end: the
-engine's numerics on real transformer attention shipped in ``data/real``, and
-the activity counters and reference-schedule cycles of one real SmolLM2
-layer (GQA 3:1, causal prefill).
+1. Generate the engine's Verilog for the config (default: the default preset).
+2. Run a real attention head (SmolLM2-135M, layer 12, from ``data/real``) on
+   it in Verilator, checked element by element and counter by counter
+   against the golden model.
+3. Synthesise the same engine with Yosys (in parallel with 2; cached, so a
+   second run is quick).
+4. Print the report: the simulated head with the RTL's own counters, and
+   LLaMA-3-8B prefill 2048 and decode 8192 from the model (docs/energy.md).
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
-from . import accuracy, attnfile
+from . import dataflow as df
+from . import report, simulate, workload
 from .config import PRESETS
-from .golden import engine, quant
+from .generate import write_verilog
+from .golden.engine import Counters
 
-REAL = Path(__file__).resolve().parent.parent / "data" / "real"
-
-
-def _accuracy(say):
-    cfg = PRESETS["default"]
-    for model in ("smollm2", "minilm"):
-        files = sorted(REAL.glob(f"{model}-*.npz"))
-        if not files:
-            say(f"(no {model} files in {REAL})")
-            continue
-        records = []
-        for f in files:
-            records += accuracy.evaluate(attnfile.load(f), cfg, name=str(f))
-        label = f"{model}: {len(files)} layer file(s) in data/real, default config, "
-        print(accuracy.format_summary(accuracy.summarise(records), label=label))
-        print()
+REAL = report.REAL
+DEFAULT_FILE = REAL / "smollm2-L12-T256.npz"
+LLAMA = ("llama3-8b-prefill-2048", "llama3-8b-decode-8192")
 
 
-def _activity(say):
-    path = REAL / "smollm2-L12-T256.npz"
-    if not path.exists():
-        say(f"(no {path})")
-        return
-    att = attnfile.load(path)
-    cfg = accuracy.config_for(PRESETS["default"], att)
-    z = quant.quantise(att.q, att.k, att.v, cfg, scale=att.scale)
-    t = time.perf_counter()
-    res = engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=att.causal)
-    dt = time.perf_counter() - t
-    c = res.counters
-    print(f"activity: {att.source}: {att.heads} query heads / {att.kv_heads} KV heads, causal prefill, "
-          f"default config (golden model, {dt:.2f} s)")
-    width = max(len(k) for k in c.to_dict())
-    for key, val in c.to_dict().items():
-        print(f"  {key:<{width}} {val:>10,}")
-    print(f"  {'IP-CIM busy':<{width}} {c.ip_busy / c.cycles:>10.1%}   (ip_busy / cycles, the generated engine's schedule)")
-    print(f"  {'keys skipped':<{width}} {c.skipped_keys / c.keys:>10.1%}")
-    print(f"  {'V reads saved':<{width}} {1 - c.v_reads / c.k_reads:>10.1%}")
+def _synth(cfg):
+    from .synth import area
+    return area.estimate("engine", cfg)
 
 
-def main(quiet=False):
-    say = (lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr))
-    _accuracy(say)
-    _activity(say)
+def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, out=Path("build/demo"), quiet=False):
+    say = (lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    cfg = cfg or PRESETS["default"]
+    npz = npz or DEFAULT_FILE
+    spec = {"kind": "npz", "path": str(Path(npz).resolve()), "heads": list(heads), "mode": "prefill"}
+    if tokens:
+        spec["tokens"] = tokens
+    ecfg = workload.config_for_spec(cfg, spec)
+    ecfg.check_engine()
+    w = workload.make(spec, ecfg)             # a bad file or head list fails here, before anything runs
+    out.mkdir(parents=True, exist_ok=True)
+    verilog = write_verilog("engine", ecfg, out / "engine.v")
+    print(f"1. generated {verilog} ({ecfg.rows} rows x head_dim {ecfg.head_dim}, KV buffer {ecfg.kv_keys} keys)")
+    t0 = time.perf_counter()
+    with cf.ThreadPoolExecutor(max_workers=1) as pool:
+        fut = pool.submit(_synth, ecfg) if synth else None
+        if synth:
+            say("synthesising the engine with Yosys in the background (about 15 minutes for the default "
+                "config on this machine; cached afterwards) ...")
+        r = simulate.simulate(ecfg, spec, sim="verilator", progress=say)
+        print(f"2. simulated on Verilator: {simulate.format_result(r).splitlines()[0].removeprefix('workload      ')}")
+        e = r["error_vs_float64"]
+        print(f"   {r['cycles']:,} cycles (ideal {r['ideal_cycles']:,}, IP-CIM busy {r['utilisation']['ip_cim']:.1%}); "
+              f"{r['mismatching_elements']} of {r['elements']} output elements and "
+              f"{len(r['counter_mismatches'])} of {len(r['counters_rtl'])} counters differ from golden"
+              + (f"; rel L2 vs float64 median {e['rel_l2_median']:.2%}" if e else ""))
+        if synth:
+            say("waiting for Yosys ...")
+            a = fut.result()
+            took = "cached" if a["cached"] else f"{a['seconds']:.0f} s"
+            print(f"3. synthesised (Yosys, {took}): "
+                  f"{a['transistors']:,}{'+' if a['lower_bound'] else ''} transistors (flip-flops excluded), "
+                  f"{a['flip_flops']:,} flip-flops, {a['sram_bits']:,} bits of KV SRAM")
+    say(f"({time.perf_counter() - t0:.0f} s)")
+    if not r["bit_exact"]:
+        print("MISMATCH between RTL and golden: no report", file=sys.stderr)
+        return 1
+    pats = report.patterns(cfg)
+    # The simulated head, priced from the RTL's own counters.
+    rtl = r["counters_rtl"]
+    c = Counters(**{**r["counters_golden"], **rtl, "ideal_cycles": r["ideal_cycles"]})
+    wl = df.Workload(f"{Path(npz).stem} heads {','.join(map(str, heads))}", w.z.q.shape[0], w.z.k.shape[0],
+                     ecfg.head_dim, "prefill", w.z.k.shape[1])
+    results = [report.evaluate(dataclasses.replace(ecfg), wl, pats, counters=c,
+                               counters_source=f"RTL (Verilator) counters of the simulated engine, equal to the "
+                                               f"golden model's on all {len(rtl)}")]
+    results += [report.evaluate(cfg, df.WORKLOADS[n], pats) for n in LLAMA]
+    print("4. report (docs/energy.md)\n")
+    print("\n\n".join(report.format_table(x) for x in results))
     return 0

@@ -91,26 +91,32 @@ def _reasons(r):
     # One line per claim where ours differs by more than 10%.
     s = r["summary"]
     decode = r["shape"]["mode"] == "decode"
-    why = {
-        "energy_ratio": ("in decode a KV head has one Q tile, so the baseline also writes K and V into its arrays "
-                         "only once and the dataflows differ in little but the softmax" if decode else
-                         "both dataflows use the same digital arrays and buffers, DRAM is left out, and the ratio "
-                         "comes from what the baseline re-reads and re-writes per Q tile (docs/energy.md)"),
-        "speed_ratio": ("in decode the QO-stationary array holds only the GQA group's "
-                        f"{r['shape']['heads'] // r['shape']['kv_heads']} query rows, so most of its rows idle"
-                        if decode else
-                        "our baseline runs its three phases (QK, 3-pass softmax, PV) one after another with no "
-                        "overlap, and writes each K and V block into the arrays per Q tile"),
-        "tops_w": f"per-operation energies are Horowitz's digital figures at {r['node_nm']:g} nm, and CIM "
-                  f"arithmetic is charged as digital arithmetic (no bit-cell or analog savings)",
-        "nonlinear_reduction": "the baseline's softmax is float32 (exp by polynomial); the ratio depends mostly on "
-                               "that assumption (synth/energy.toml: fexp32)",
-    }
+    group = r["shape"]["heads"] // r["shape"]["kv_heads"]
+    low, high = {}, {}
+    low["energy_ratio"] = ("in decode a KV head has one Q tile, so the baseline writes K and V into its arrays "
+                           "once, as FusionCIM reads them once" if decode else
+                           "both dataflows share the same digital arrays, buffers and per-event energies and DRAM "
+                           "is left out; the paper's baseline may spend more per access (docs/energy.md)")
+    high["energy_ratio"] = ("our baseline re-reads Q and spills partial O for every K/V block of every Q tile "
+                            "(qo_buffer row); the paper's baseline may keep more on chip")
+    low["speed_ratio"] = (f"in decode the QO-stationary array holds only the GQA group's {group} query rows"
+                          if decode else "the tile overheads (load, pipeline fill, division) weigh more at short "
+                                         "sequences")
+    high["speed_ratio"] = ("our baseline runs its three phases (QK, 3-pass softmax, PV) one after another with no "
+                           "overlap and writes each K and V block into the arrays per Q tile")
+    low["tops_w"] = (f"per-operation energies are Horowitz's digital figures at {r['node_nm']:g} nm, and CIM "
+                     f"arithmetic is charged as digital arithmetic (no bit-cell or analog savings)")
+    high["tops_w"] = "energies scaled to a smaller node than the paper's"
+    high["nonlinear_reduction"] = ("the baseline's softmax is float32 (exp by polynomial, synth/energy.toml: "
+                                   "fexp32); a fixed-point baseline would narrow the gap")
+    low["nonlinear_reduction"] = "the LUT softmax runs on every row slot of a tile, empty ones included"
     out = {}
     for k, claim in CLAIMS.items():
         ours = s[k]
+        if k == "nonlinear_reduction" and ours >= claim:
+            continue                          # the paper's figure is a lower bound ("more than 60%")
         if abs(ours - claim) > 0.1 * claim:
-            out[k] = why[k]
+            out[k] = (high if ours > claim else low).get(k, "")
     return out
 
 

@@ -100,11 +100,20 @@ def test_argparse_errors_exit_2():
     assert r.returncode == 2
 
 
-def test_demo_runs():
-    r = run_cli("demo", "-q")
+@pytest.mark.slow
+def test_demo_runs(tmp_path):
+    # The main job on a small engine (the default one takes Yosys about 15 minutes): generate,
+    # simulate a real MiniLM head bit-exact on Verilator, synthesise, report.
+    real = Path(__file__).resolve().parent.parent / "data" / "real" / "minilm-L02-T256.npz"
+    r = subprocess.run([sys.executable, "-m", "fusioncim", "demo", "-q", "--config", "test", "--npz", str(real),
+                        "--heads", "0", "--tokens", "24"], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "smollm2: 6 layer file(s)" in r.stdout and "minilm: 3 layer file(s)" in r.stdout
-    assert "IP-CIM busy" in r.stdout
+    out = r.stdout
+    assert "1. generated build/demo/engine.v" in out and (tmp_path / "build" / "demo" / "engine.v").exists()
+    assert "0 of 768 output elements and 0 of 19 counters differ from golden" in out
+    assert "3. synthesised" in out and "transistors" in out
+    assert "RTL (Verilator) counters of the simulated engine" in out
+    assert "llama3-8b-prefill-2048" in out and "llama3-8b-decode-8192" in out
 
 
 def _toml(t, text):
