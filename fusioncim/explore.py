@@ -206,9 +206,10 @@ def plot(records, out, sweeps):
                 ax.plot(range(len(vals)), ys, style, label=stat.replace("rel_l2_", "rel L2 "))
             ax.set_xticks(range(len(vals)), vals)
             ax.set_xlabel(key)
-            ax.set_ylabel("error vs float64 (%), mean over the other parameters")
+            ax.set_ylabel("rel L2 error vs float64 (%)")
             ax.legend(fontsize=7)
-        fig.suptitle(f"accuracy on {Path(ok[0].get('accuracy_file', '')).name or 'real attention'}")
+        fig.suptitle(f"accuracy on {Path(ok[0].get('accuracy_file', '')).name or 'real attention'} "
+                     f"(golden model; mean over the other swept parameters)", fontsize=10)
         fig.tight_layout()
         fig.savefig(out / "accuracy.png", dpi=120)
         plt.close(fig)
