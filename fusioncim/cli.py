@@ -352,7 +352,7 @@ def build_parser():
                                       "TOPS/W, beside the paper's claims")
     r.add_argument("--workload", action="append", metavar="NAME",
                    help="a LLaMA-3 attention workload (repeatable; 'all' for every one; default: "
-                        "llama3-8b-prefill-2048 and llama3-8b-decode-8192); `--workload list` names them")
+                        "llama3-8b-prefill-2048 and llama3-8b-decode-8192)")
     r.add_argument("--energy", type=Path, metavar="FILE.toml", help="per-event energy table "
                    "(default: synth/energy.toml, Horowitz ISSCC 2014 at 45 nm)")
     r.add_argument("--node", type=float, metavar="NM", help="process node to scale the table to (default 45)")

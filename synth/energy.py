@@ -119,6 +119,23 @@ def _keys(path, where, entry, allowed):
         raise EnergyTableError(f"{path}: unknown key {unknown[0]!r} in {where}; allowed: {', '.join(allowed)}")
 
 
+def _entries(path, doc, section, names, field, what, sources, positive=False):
+    # Every entry of [section.NAME] for NAME in names: {field, source}, nothing else.
+    table = doc[section]
+    _keys(path, f"[{section}]", table, names)
+    out = {}
+    for name in names:
+        where = f"[{section}.{name}]"
+        if name not in table:
+            raise EnergyTableError(f"{path}: missing {what} {where}")
+        _keys(path, where, table[name], (field, "source"))
+        if field not in table[name]:
+            raise EnergyTableError(f"{path}: {where} needs {field}")
+        out[name] = _number(path, f"{where} {field}", table[name][field], positive=positive)
+        sources[name] = _source(path, where, table[name])
+    return out
+
+
 def load_table(path=None) -> Table:
     """Read and validate an energy table (default: ``synth/energy.toml``)."""
     path = Path(path or DEFAULT_TABLE)
@@ -142,29 +159,8 @@ def load_table(path=None) -> Table:
     node = _number(path, "[reference] node_nm", ref["node_nm"], positive=True)
     vdd = _number(path, "[reference] vdd", ref["vdd"], positive=True)
     expo = _number(path, "[scaling] capacitance_exponent", sc["capacitance_exponent"])
-    pj, params = {}, {}
-    events = doc["events"]
-    _keys(path, "[events]", events, TABLE_EVENTS)
-    for name in TABLE_EVENTS:
-        if name not in events:
-            raise EnergyTableError(f"{path}: missing event [events.{name}]")
-        entry = events[name]
-        _keys(path, f"[events.{name}]", entry, ("pj", "source"))
-        if "pj" not in entry:
-            raise EnergyTableError(f"{path}: [events.{name}] needs pj (energy in picojoules)")
-        pj[name] = _number(path, f"[events.{name}] pj", entry["pj"])
-        sources[name] = _source(path, f"[events.{name}]", entry)
-    prm = doc["params"]
-    _keys(path, "[params]", prm, TABLE_PARAMS)
-    for name in TABLE_PARAMS:
-        if name not in prm:
-            raise EnergyTableError(f"{path}: missing parameter [params.{name}]")
-        entry = prm[name]
-        _keys(path, f"[params.{name}]", entry, ("value", "source"))
-        if "value" not in entry:
-            raise EnergyTableError(f"{path}: [params.{name}] needs value")
-        params[name] = _number(path, f"[params.{name}] value", entry["value"], positive=True)
-        sources[name] = _source(path, f"[params.{name}]", entry)
+    pj = _entries(path, doc, "events", TABLE_EVENTS, "pj", "event", sources)
+    params = _entries(path, doc, "params", TABLE_PARAMS, "value", "parameter", sources, positive=True)
     return Table(pj=pj, params=params, sources=sources, node_nm=node, vdd=vdd, ref_node_nm=node, ref_vdd=vdd,
                  exponent=expo, path=str(path))
 
