@@ -74,7 +74,7 @@ def cmd_extract(args):
     if args.tokens < 1:
         raise UserError(f"--tokens must be a positive integer, not {args.tokens}")
     try:
-        paths = extract.extract(args.model, args.out, tokens=args.tokens, layers=layers, progress=say,
+        paths = extract.extract(args.model, args.out, tokens=args.tokens, layers=layers, progress=say, text=args.text,
                                 dtype=np.dtype(args.dtype))
     except extract.ExtractError as exc:
         raise UserError(str(exc)) from None
@@ -200,19 +200,45 @@ def cmd_report(args):
     for f in args.patterns or []:
         if not f.is_file():
             raise UserError(f"--patterns file {str(f)!r} does not exist")
-    say("measuring score patterns on real attention (golden model)")
-    pats = report.patterns(cfg, args.patterns)
     results = []
+    pats = {}
     for i, n in enumerate(names, 1):
         say(f"[{i}/{len(names)}] {n}")
-        results.append(report.evaluate(cfg, dataflow.WORKLOADS[n], pats, table=table, node_nm=args.node,
-                                       vdd=args.vdd))
+        wl = dataflow.WORKLOADS[n]
+        if wl.tokens not in pats:
+            pats[wl.tokens] = report.patterns(cfg, args.patterns, tokens=wl.tokens)
+        results.append(report.evaluate(cfg, wl, pats[wl.tokens], table=table, node_nm=args.node, vdd=args.vdd))
     if args.json:
         json.dump(results, sys.stdout, indent=1)
         print()
     else:
         fmt = report.format_markdown if args.markdown else report.format_table
         print("\n\n".join(fmt(r) for r in results))
+    return 0
+
+
+# -- patterns ----------------------------------------------------------------
+
+def cmd_patterns(args):
+    from . import attnfile, report
+    cfg = config_mod.load(args.config, args.set)
+    say = _progress(args.quiet)
+    lengths = {}
+    for f in args.files:
+        lengths[str(f)] = attnfile.load(f).k.shape[1]     # a bad file fails here, before anything is written
+    if len(set(lengths.values())) != 1:
+        raise UserError("the files must all have the same number of tokens; got "
+                        + ", ".join(f"{k}: {v}" for k, v in lengths.items()))
+    if args.out.suffix != ".json":
+        raise UserError(f"--out must name a .json file, not {str(args.out)!r}")
+    tokens = next(iter(lengths.values()))
+    say(f"measuring on {len(args.files)} file(s) of {tokens} tokens (golden model) ...")
+    pats = report.measure(cfg, sorted(args.files))
+    report.save_rates(args.out, cfg, sorted(args.files), pats, tokens)
+    for mode, (p, q) in pats.items():
+        print(f"{mode:<8} keys skipped {p.key_skip:.1%}; entries fine {p.fine:.1%}, coarse {p.coarse:.1%}, "
+              f"skipped {p.skipped:.1%}; rescales per entry {p.rescale:.4f} (no pattern-aware softmax: {q.rescale:.4f})")
+    print(args.out)
     return 0
 
 
@@ -310,6 +336,9 @@ def build_parser():
     e.add_argument("--tokens", type=int, default=256, help="sequence length (default 256)")
     e.add_argument("--layers", help="comma-separated layer numbers (default: all)")
     e.add_argument("--dtype", choices=("float32", "float16"), default="float32")
+    e.add_argument("--text", type=Path, metavar="FILE.txt",
+                   help="input text (default: fusioncim/data/passage.txt, about 500 tokens; "
+                        "fusioncim/data/long.txt has about 18,000)")
     common(e, config=False)
     e.set_defaults(func=cmd_extract)
 
@@ -364,6 +393,13 @@ def build_parser():
     out.add_argument("--markdown", action="store_true", help="print Markdown tables (for docs)")
     common(r)
     r.set_defaults(func=cmd_report)
+
+    pt = sub.add_parser("patterns", help="measure the softmax's data-dependent rates on attention files "
+                                         "(the report's LLaMA-3 workloads use them at the same length)")
+    pt.add_argument("files", nargs="+", type=Path, metavar="FILE.npz")
+    pt.add_argument("--out", type=Path, required=True, metavar="FILE.json")
+    common(pt)
+    pt.set_defaults(func=cmd_patterns)
 
     x = sub.add_parser("explore", help="sweep config parameters: energy/op, utilisation, accuracy and area, "
                                        "with plots; resumable")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -202,7 +203,7 @@ def measure_patterns(cfg, files, mode, *, decode_queries=32):
             r = engine.run(z.q[:, -nq:], z.k, z.v, z.c_mant[:, -nq:], z.c_shift[:, -nq:], c, causal=True,
                            mode="decode")
         total = total + r.counters
-    names = ", ".join(sorted({str(getattr(f, "name", f)) for f in files}))
+    names = ", ".join(sorted({Path(f).name for f in files}))
     return rates_of(total, cfg, source=f"golden model, {mode}, on {names}")
 
 

@@ -71,16 +71,16 @@ def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, o
     if not r["bit_exact"]:
         print("MISMATCH between RTL and golden: no report", file=sys.stderr)
         return 1
-    pats = report.patterns(cfg)
     # The simulated head, priced from the RTL's own counters.
     rtl = r["counters_rtl"]
     c = Counters(**{**r["counters_golden"], **rtl, "ideal_cycles": r["ideal_cycles"]})
     wl = df.Workload(f"{Path(npz).stem} heads {','.join(map(str, heads))}", w.z.q.shape[0], w.z.k.shape[0],
                      ecfg.head_dim, "prefill", w.z.k.shape[1])
-    results = [report.evaluate(dataclasses.replace(ecfg), wl, pats, counters=c,
+    results = [report.evaluate(dataclasses.replace(ecfg), wl, report.patterns(ecfg, [npz]), counters=c,
                                counters_source=f"RTL (Verilator) counters of the simulated engine, equal to the "
                                                f"golden model's on all {len(rtl)}")]
-    results += [report.evaluate(cfg, df.WORKLOADS[n], pats) for n in LLAMA]
+    results += [report.evaluate(cfg, df.WORKLOADS[n], report.patterns(cfg, tokens=df.WORKLOADS[n].tokens))
+                for n in LLAMA]
     print("4. report (docs/energy.md)\n")
     print("\n\n".join(report.format_table(x) for x in results))
     return 0

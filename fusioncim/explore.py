@@ -78,7 +78,8 @@ def evaluate_point(job):
         rec["error"] = str(exc)
         return rec
     t0 = time.perf_counter()
-    pats = report.patterns(cfg, opts.get("patterns"))
+    # Rates measured on the same files at every point, so points compare like with like.
+    pats = report.patterns(cfg, opts.get("patterns") or sorted(report.REAL.glob("smollm2-*.npz")))
     r = report.evaluate(cfg, wl, pats)
     f = r["variants"]["fusioncim"]
     rec.update(workload=wl.name, pj_per_op=f["energy_pj"] / r["ops"], tops_w=f["tops_w"], cycles=f["cycles"],

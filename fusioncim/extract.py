@@ -66,8 +66,11 @@ def _load_minilm(torch, tf, attn):
 MODELS = {"smollm2": _load_smollm2, "minilm": _load_minilm}
 
 
-def extract(model_name, out_dir, *, tokens=256, layers=None, progress=None, dtype=np.float32):
-    """Run the passage through ``model_name`` and write one ``.npz`` per layer into ``out_dir``.
+def extract(model_name, out_dir, *, tokens=256, layers=None, progress=None, dtype=np.float32, text=None):
+    """Run the passage (or the file ``text``) through ``model_name``; write one ``.npz`` per layer into ``out_dir``.
+
+    ``fusioncim/data/long.txt`` (this project's own documentation, about 18,000
+    SmolLM2 tokens) serves sequences longer than the passage.
 
     Returns the list of paths written.
     """
@@ -89,10 +92,15 @@ def extract(model_name, out_dir, *, tokens=256, layers=None, progress=None, dtyp
     torch.manual_seed(0)
     tok, model, causal, source = MODELS[model_name](torch, tf, "fusioncim_capture")
     model.eval()
-    ids = tok(PASSAGE.read_text(encoding="utf-8"), return_tensors="pt", truncation=True, max_length=tokens)
+    src = Path(text) if text else PASSAGE
+    try:
+        body = src.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExtractError(f"cannot read text file {str(src)!r}: {exc}") from None
+    ids = tok(body, return_tensors="pt", truncation=True, max_length=tokens)
     n = ids["input_ids"].shape[1]
     if n < tokens:
-        raise ExtractError(f"the passage gives only {n} tokens for {model_name}; ask for at most {n}")
+        raise ExtractError(f"{src.name} gives only {n} tokens for {model_name}; ask for at most {n}")
     with torch.no_grad():
         model(**ids)
     layers = range(len(captured)) if layers is None else layers
@@ -107,7 +115,7 @@ def extract(model_name, out_dir, *, tokens=256, layers=None, progress=None, dtyp
         path = out_dir / f"{model_name}-L{i:02d}-T{n}.npz"
         save(path, Attention(q=q, k=k, v=v, out=o, causal=causal,
                              scale=float(scale) if scale is not None else None,
-                             source=f"{source}, layer {i}, {n} tokens"), dtype=dtype)
+                             source=f"{source}, layer {i}, {n} tokens of {src.name}"), dtype=dtype)
         written.append(path)
         if progress:
             progress(f"wrote {path} (q {q.shape}, k {k.shape})")

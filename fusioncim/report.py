@@ -8,14 +8,26 @@ paper's claims.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+import tempfile
 from pathlib import Path
 
 from . import dataflow as df
 from .synth import energy as energy_mod
 
-__all__ = ["CLAIMS", "REAL", "evaluate", "patterns", "format_table", "format_markdown", "IDEAS"]
+__all__ = ["CLAIMS", "REAL", "RATES", "evaluate", "patterns", "measure", "save_rates", "load_rates",
+           "format_table", "format_markdown", "IDEAS"]
 
-REAL = Path(__file__).resolve().parent.parent / "data" / "real"
+DATA = Path(__file__).resolve().parent.parent / "data"
+REAL = DATA / "real"
+RATES = DATA / "patterns"
+
+# Config fields that do not change the softmax's data-dependent rates: a rates
+# file measured with one value of these serves every other.
+RATE_NEUTRAL = ("head_dim", "max_seq_len", "kv_depth", "acc_bits", "sum_bits", "causal", "double_buffer",
+                "ip_bits_per_cycle", "op_bits_per_cycle", "softmax_lanes", "out_frac_bits")
 
 # FusionCIM (arXiv 2604.25317), as the design brief quotes it.
 CLAIMS = {"energy_ratio": 3.86, "speed_ratio": 1.98, "tops_w": 29.4, "nonlinear_reduction": 0.60}
@@ -24,14 +36,61 @@ CLAIMS = {"energy_ratio": 3.86, "speed_ratio": 1.98, "tops_w": 29.4, "nonlinear_
 IDEAS = {"no_fusion": "pipeline fusion", "no_qo_stationary": "QO-stationary", "no_pattern": "pattern-aware softmax"}
 
 
-def patterns(cfg, files=None):
-    """Data-dependent rates for both modes, with and without the pattern-aware softmax, from real attention."""
-    files = sorted(files or REAL.glob("smollm2-*.npz"))
-    if not files:
-        raise FileNotFoundError(f"no real attention files (smollm2-*.npz) in {REAL}")
+def measure(cfg, files):
+    """Data-dependent rates for both modes, with and without the pattern-aware softmax, measured on ``files``."""
     npc = df.no_pattern_config(cfg)
     return {mode: (df.measure_patterns(cfg, files, mode), df.measure_patterns(npc, files, mode))
             for mode in ("prefill", "decode")}
+
+
+def _rate_key(cfg):
+    d = cfg.to_dict()
+    return {k: v for k, v in d.items() if k not in RATE_NEUTRAL}
+
+
+def save_rates(path, cfg, files, pats, tokens):
+    """Write measured rates (``fusioncim patterns``) with what they were measured on, atomically."""
+    from . import attnfile
+    doc = {"tokens": tokens, "files": [Path(f).name for f in files],
+           "sources": sorted({attnfile.load(f).source for f in files}), "config": _rate_key(cfg),
+           "rates": {m: p.to_dict() for m, (p, _) in pats.items()},
+           "rates_no_pattern": {m: q.to_dict() for m, (_, q) in pats.items()}}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def load_rates(path):
+    """``(doc, {mode: (Patterns, Patterns)})`` from a rates file."""
+    doc = json.loads(Path(path).read_text())
+    pats = {m: (df.Patterns(**doc["rates"][m]), df.Patterns(**doc["rates_no_pattern"][m]))
+            for m in ("prefill", "decode")}
+    return doc, pats
+
+
+def patterns(cfg, files=None, *, tokens=None):
+    """Data-dependent rates for both modes, with and without the pattern-aware softmax, from real attention.
+
+    ``files`` given: measured on them. Else a rates file in ``data/patterns``
+    measured at ``tokens`` with a config that matches ``cfg`` in every field
+    that can change the rates (made by ``make patterns`` from longer SmolLM2
+    attention); else measured on ``data/real/smollm2-*.npz`` (256 tokens).
+    """
+    if files:
+        return measure(cfg, sorted(files))
+    if tokens is not None:
+        for path in sorted(RATES.glob("*.json")):
+            doc, pats = load_rates(path)
+            if doc["tokens"] == tokens and doc["config"] == _rate_key(cfg):
+                return pats
+    real = sorted(REAL.glob("smollm2-*.npz"))
+    if not real:
+        raise FileNotFoundError(f"no real attention files (smollm2-*.npz) in {REAL}")
+    return measure(cfg, real)
 
 
 def evaluate(cfg, wl, pats=None, *, table=None, node_nm=None, vdd=None, counters=None, counters_source=None):

@@ -90,3 +90,49 @@ def test_cli_errors(args, message):
     r = _cli("-q", *args)
     assert r.returncode == 2 and r.stdout == ""
     assert message in r.stderr and "Traceback" not in r.stderr
+
+
+REAL = report.REAL
+
+
+def test_rates_files_are_used_only_when_they_match(tmp_path, monkeypatch):
+    cfg = PRESETS["default"]
+    files = [REAL / "smollm2-L12-T256.npz"]
+    pats = report.measure(cfg, files)
+    report.save_rates(tmp_path / "r.json", cfg, files, pats, 256)
+    doc, back = report.load_rates(tmp_path / "r.json")
+    assert back == pats and doc["tokens"] == 256 and doc["files"] == ["smollm2-L12-T256.npz"]
+    assert "SmolLM2" in doc["sources"][0]
+    monkeypatch.setattr(report, "RATES", tmp_path)
+    # Doctor the file so it can be told apart from a fresh measurement.
+    doc["rates"]["prefill"]["key_skip"] = 0.5
+    (tmp_path / "r.json").write_text(json.dumps(doc))
+    assert report.patterns(cfg, tokens=256)["prefill"][0].key_skip == 0.5
+    # rate-neutral fields may differ; the others must match; the length must match
+    assert report.patterns(cfg.replace(head_dim=128, ip_bits_per_cycle=4), tokens=256)["prefill"][0].key_skip == 0.5
+    assert report.patterns(cfg.replace(skip_threshold=10), tokens=256)["prefill"][0].key_skip != 0.5
+    assert report.patterns(cfg, tokens=512)["prefill"][0].key_skip != 0.5
+
+
+def test_cli_patterns(tmp_path):
+    out = tmp_path / "p.json"
+    files = [str(REAL / "smollm2-L00-T256.npz"), str(REAL / "smollm2-L24-T256.npz")]
+    r = subprocess.run([sys.executable, "-m", "fusioncim", "patterns", *files, "--out", str(out), "-q"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert doc["tokens"] == 256 and set(doc["rates"]) == {"prefill", "decode"}
+    ref = report.measure(PRESETS["default"], sorted(files))
+    assert doc["rates"]["decode"] == ref["decode"][0].to_dict()
+
+
+def test_cli_patterns_refuses_mixed_lengths(tmp_path):
+    from fusioncim import attnfile
+    att = attnfile.load(REAL / "smollm2-L00-T256.npz")
+    short = tmp_path / "short.npz"
+    attnfile.save(short, attnfile.Attention(q=att.q[:, :64], k=att.k[:, :64], v=att.v[:, :64], causal=True))
+    out = tmp_path / "p.json"
+    r = subprocess.run([sys.executable, "-m", "fusioncim", "patterns", str(REAL / "smollm2-L00-T256.npz"),
+                        str(short), "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 2 and "must all have the same number of tokens" in r.stderr
+    assert not out.exists() and "Traceback" not in r.stderr
