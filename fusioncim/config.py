@@ -234,7 +234,7 @@ class EngineConfig:
             need = next((b for b in range(self.op_bits_per_cycle, self.p_bits + 1)
                          if self.p_bits % b == 0 and self.p_bits // b + 1 <= self.ip_cycles_per_key), None)
             fix = (f"op_bits_per_cycle {need} would" if need else
-                   f"no op_bits_per_cycle can; lower ip_bits_per_cycle")
+                   "no op_bits_per_cycle can; lower ip_bits_per_cycle")
             raise ValueError(
                 f"op_bits_per_cycle {self.op_bits_per_cycle} gives the OP-CIM {self.op_cycles_per_key} + 1 "
                 f"(rescale) cycles per key, more than the IP-CIM's {self.ip_cycles_per_key} (data_bits "

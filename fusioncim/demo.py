@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -76,7 +75,7 @@ def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, o
     c = Counters(**{**r["counters_golden"], **rtl, "ideal_cycles": r["ideal_cycles"]})
     wl = df.Workload(f"{Path(npz).stem} heads {','.join(map(str, heads))}", w.z.q.shape[0], w.z.k.shape[0],
                      ecfg.head_dim, "prefill", w.z.k.shape[1])
-    results = [report.evaluate(dataclasses.replace(ecfg), wl, report.patterns(ecfg, [npz]), counters=c,
+    results = [report.evaluate(ecfg, wl, report.patterns(ecfg, [npz]), counters=c,
                                counters_source=f"RTL (Verilator) counters of the simulated engine, equal to the "
                                                f"golden model's on all {len(rtl)}")]
     results += [report.evaluate(cfg, df.WORKLOADS[n], report.patterns(cfg, tokens=df.WORKLOADS[n].tokens))

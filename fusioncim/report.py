@@ -8,7 +8,6 @@ paper's claims.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tempfile

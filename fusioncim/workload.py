@@ -42,7 +42,6 @@ def _spec_error(spec, key, rule):
 def _random(spec, cfg):
     H, Hkv = int(spec.get("heads", 1)), int(spec.get("kv_heads", 1))
     Lq, Lk = int(spec.get("queries", 8)), int(spec.get("keys", spec.get("queries", 8)))
-    mode = spec.get("mode", "prefill")
     rng = np.random.default_rng(int(spec.get("seed", 1)))
     d = cfg.head_dim
     # Logits with a spread of a few units and an attention sink on key 0.
