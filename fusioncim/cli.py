@@ -338,7 +338,7 @@ def build_parser():
     e.add_argument("--dtype", choices=("float32", "float16"), default="float32")
     e.add_argument("--text", type=Path, metavar="FILE.txt",
                    help="input text (default: fusioncim/data/passage.txt, about 500 tokens; "
-                        "fusioncim/data/long.txt has about 18,000)")
+                        "fusioncim/data/long.txt, this project's docs, more than 8,192)")
     common(e, config=False)
     e.set_defaults(func=cmd_extract)
 

@@ -69,8 +69,8 @@ MODELS = {"smollm2": _load_smollm2, "minilm": _load_minilm}
 def extract(model_name, out_dir, *, tokens=256, layers=None, progress=None, dtype=np.float32, text=None):
     """Run the passage (or the file ``text``) through ``model_name``; write one ``.npz`` per layer into ``out_dir``.
 
-    ``fusioncim/data/long.txt`` (this project's own documentation, about 18,000
-    SmolLM2 tokens) serves sequences longer than the passage.
+    ``fusioncim/data/long.txt`` (this project's own documentation, more than
+    8,192 SmolLM2 tokens) serves sequences longer than the passage.
 
     Returns the list of paths written.
     """

@@ -60,6 +60,9 @@ def save_rates(path, cfg, files, pats, tokens):
     with os.fdopen(fd, "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)       # mkstemp makes 0600; give the file ordinary permissions
     os.replace(tmp, path)
 
 

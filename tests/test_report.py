@@ -136,3 +136,19 @@ def test_cli_patterns_refuses_mixed_lengths(tmp_path):
                         str(short), "--out", str(out)], capture_output=True, text=True)
     assert r.returncode == 2 and "must all have the same number of tokens" in r.stderr
     assert not out.exists() and "Traceback" not in r.stderr
+
+
+def test_committed_rates_serve_the_default_config():
+    # data/patterns (make patterns) was measured with the default config at each LLaMA-3 workload length,
+    # so the report's LLaMA-3 figures rest on it, not on the 256-token fallback.
+    cfg = PRESETS["default"]
+    lengths = sorted({w.tokens for w in df.WORKLOADS.values()})
+    for t in lengths:
+        path = report.RATES / f"smollm2-T{t}.json"
+        doc, pats = report.load_rates(path)
+        assert doc["tokens"] == t and len(doc["files"]) == 6
+        assert report.patterns(cfg, tokens=t) == pats
+        for mode in ("prefill", "decode"):
+            p, q = pats[mode]
+            assert 0 <= p.key_skip < 1 and p.fine + p.coarse + p.skipped == pytest.approx(1)
+            assert q.key_skip == 0 and q.fine == pytest.approx(1)    # no pattern-aware softmax: all fine
