@@ -102,12 +102,17 @@ def test_fusioncim_events_by_hand():
     assert ev["dram_bits"] == 3 * d * (cfg.data_bits + cfg.out_bits) + 3 * 2 * d * cfg.data_bits
 
 
-def test_baseline_events_and_cycles_by_hand():
+def _tiny_variant(name):
+    # The tiny workload under another dataflow, no skipping, no rescales.
     cfg, wl = _tiny()
-    d, R, b = cfg.head_dim, 2, cfg.data_bits
     pat = df.Patterns(key_skip=0, fine=1, coarse=0, skipped=0, rescale=0, op_rescale=0, source="")
     c = df.model_counters(cfg, wl, pat)
-    ev, cycles = df.variant_events("baseline", cfg, wl, c, c)
+    ev, cycles = df.variant_events(name, cfg, wl, c, c)
+    return cfg, cfg.head_dim, 2, cfg.data_bits, ev, cycles
+
+
+def test_baseline_events_and_cycles_by_hand():
+    cfg, d, R, b, ev, cycles = _tiny_variant("baseline")
     # K blocks per tile: 1 and 2; stored key rows x query rows: 1*2*2 + 2*2*1 = 8.
     assert ev["ip_bitplane"] == 8 * d * b
     assert ev["op_bitplane"] == 8 * d * cfg.p_bits
@@ -122,11 +127,7 @@ def test_baseline_events_and_cycles_by_hand():
 
 
 def test_no_qo_stationary_by_hand():
-    cfg, wl = _tiny()
-    d, R, b = cfg.head_dim, 2, cfg.data_bits
-    pat = df.Patterns(key_skip=0, fine=1, coarse=0, skipped=0, rescale=0, op_rescale=0, source="")
-    c = df.model_counters(cfg, wl, pat)
-    ev, cycles = df.variant_events("no_qo_stationary", cfg, wl, c, c)
+    cfg, d, R, b, ev, cycles = _tiny_variant("no_qo_stationary")
     # Key blocks {0,1}, {2}: queries 0, 1 meet block 0; query 2 meets both: 4 query-block pairs.
     assert ev["ip_bitplane"] == 4 * R * d * b
     assert ev["cim_write_bits"] == 2 * R * 2 * d * b                # 2 blocks of K and V, padded to R keys
