@@ -217,6 +217,37 @@ def cmd_report(args):
     return 0
 
 
+# -- area --------------------------------------------------------------------
+
+def cmd_area(args):
+    from .synth import area
+    cfg = config_mod.load(args.config, args.set)
+    if args.block == "engine":
+        cfg.check_engine()
+    if args.liberty is not None and not args.liberty.is_file():
+        raise UserError(f"--liberty {str(args.liberty)!r} is not a file")
+    say = _progress(args.quiet)
+    say(f"synthesising {args.block} with Yosys (results cached in {area.cache_dir()}) ...")
+    try:
+        r = area.estimate(args.block, cfg, liberty=args.liberty, cache=not args.no_cache)
+    except area.AreaError as exc:
+        print(f"fusioncim: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump(r, sys.stdout, indent=1)
+        print()
+        return 0
+    print(f"{args.block}: {r['transistors']:,}{'+' if r['lower_bound'] else ''} transistors "
+          f"(Yosys stat -tech cmos; flip-flops excluded), {r['flip_flops']:,} flip-flops"
+          + (f", {r['sram_bits']:,} bits of SRAM (not in the figures)" if r["sram_bits"] else ""))
+    if "area_um2" in r:
+        print(f"{args.block}: {r['area_um2']:,.1f} area units of {args.liberty} (usually square micrometres), "
+              f"{sum(r['lib_cells'].values()):,} cells")
+    took = "result from the cache" if r["cached"] else f"{r['seconds']:.1f} s"
+    print(f"Yosys: {took}")
+    return 0
+
+
 # -- patterns ----------------------------------------------------------------
 
 def cmd_patterns(args):
@@ -393,6 +424,15 @@ def build_parser():
     out.add_argument("--markdown", action="store_true", help="print Markdown tables (for docs)")
     common(r)
     r.set_defaults(func=cmd_report)
+
+    ar = sub.add_parser("area", help="Yosys area of a block or the engine: transistors, flip-flops, and µm² "
+                                     "with a liberty file")
+    ar.add_argument("block", choices=sorted(BLOCKS))
+    ar.add_argument("--liberty", type=Path, metavar="FILE.lib", help="map to this cell library and report its area")
+    ar.add_argument("--no-cache", action="store_true", help="synthesise even if a cached result exists")
+    ar.add_argument("--json", action="store_true")
+    common(ar)
+    ar.set_defaults(func=cmd_area)
 
     pt = sub.add_parser("patterns", help="measure the softmax's data-dependent rates on attention files "
                                          "(the report's LLaMA-3 workloads use them at the same length)")

@@ -205,3 +205,16 @@ def test_simulate_user_errors(tmp_path, args, message):
     assert r.returncode == 2, r.stderr
     assert r.stdout == "" and "Traceback" not in r.stderr and message in r.stderr
     assert r.stderr.startswith("fusioncim: error:") and r.stderr.count("\n") == 1
+
+
+def test_area_command_with_liberty(tmp_path):
+    lib = Path(__file__).with_name("data") / "toy.lib"
+    args = ("area", "ip_cim", "--config", "test", "--set", "rows=1", "--set", "head_dim=4")
+    r = run_cli(*args, "--liberty", lib, "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["area_um2"] > 0 and doc["lib_cells"]["DFF"] == doc["flip_flops"]
+    text = run_cli(*args, "--liberty", lib, "-q")
+    assert "area units of" in text.stdout and "Yosys: result from the cache" in text.stdout
+    bad = run_cli(*args, "--liberty", tmp_path / "none.lib")
+    assert bad.returncode == 2 and bad.stdout == "" and "is not a file" in bad.stderr
