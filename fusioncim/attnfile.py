@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,9 +100,10 @@ def load(path) -> Attention:
         raise AttnFileError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise AttnFileError(f"{path}: is a directory, not an .npz file") from None
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
         # np.load raises ValueError for object arrays (pickles) and for
-        # unrecognised content; zipfile errors for truncated archives.
+        # unrecognised content; zipfile errors for truncated archives, zlib
+        # errors for corrupted compressed members.
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise AttnFileError(f"{path}: not a readable .npz attention file ({msg})") from None
     q = _float_array(path, "q", data["q"], 3)
