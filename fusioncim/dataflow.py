@@ -57,7 +57,8 @@ class Workload:
     """One attention layer: ``heads`` query heads over ``kv_heads`` KV heads.
 
     prefill: ``tokens`` queries against ``tokens`` keys, causal. decode: one
-    query (the next token) against ``tokens`` keys of context.
+    query (the next token) against ``tokens`` keys of context, which it sees
+    all of. The models below assume this causal structure.
     """
     name: str
     heads: int
@@ -79,10 +80,6 @@ class Workload:
     @property
     def queries(self):
         return self.tokens if self.mode == "prefill" else 1
-
-    @property
-    def causal(self):
-        return True
 
 
 def _llama(size, mode, tokens):
@@ -133,16 +130,15 @@ def structure(cfg, wl):
     valid = tiles.qrow >= 0
     pos = np.where(valid, qpos[np.maximum(tiles.qrow, 0)], -1)
     hi = pos.max(axis=1)
-    n = hi + 1 if wl.causal else np.full(len(tiles), wl.tokens)
-    live = np.where(valid, pos + 1 if wl.causal else wl.tokens, 0).sum(axis=1)
+    n = hi + 1                                 # causal: a tile streams keys up to its latest query
+    live = np.where(valid, pos + 1, 0).sum(axis=1)
     return Structure(n=n.astype(np.int64), r=valid.sum(axis=1), live=live.astype(np.int64), kv=tiles.kv,
                      segments=engine.segments(tiles))
 
 
 def _spans(cfg, n):
-    # golden.engine.tile_span for a tile whose last key is neither skipped nor rescaled.
-    return cfg.rows + cfg.ip_cycles_per_key + cfg.softmax_latency + 5 + cfg.ip_cycles_per_key * (n - 1) \
-        + cfg.op_cycles_per_key + 1
+    # golden.engine.tile_span for tiles of n keys whose last key is neither skipped nor rescaled.
+    return engine.tile_overhead(cfg) + cfg.ip_cycles_per_key * (n - 1) + cfg.op_cycles_per_key + 1
 
 
 def _cycles(cfg, st, spans, kv_load):
@@ -307,7 +303,7 @@ def _no_qo_stationary(cfg, wl, st, c):
     qpos = query_positions(wl.queries, wl.tokens)
     kblocks = -(-wl.tokens // R)
     # Query-block pairs: each query meets every key block up to its position.
-    per_query = (qpos // R + 1) if wl.causal else np.full(wl.queries, kblocks)
+    per_query = qpos // R + 1
     qb = wl.heads * int(per_query.sum())
     ev = events_from_counters(cfg, c)
     state_bits = d * cfg.acc_width + cfg.x_bits + cfg.sum_width

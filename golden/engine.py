@@ -23,7 +23,8 @@ from . import ip_cim, op_cim, softmax
 from .reference import query_positions
 
 __all__ = ["Counters", "Tiles", "EngineResult", "tiles_prefill", "tiles_decode", "key_order",
-           "run", "run_sequential", "MODES", "Command", "Segment", "program", "tile_span", "segment_cycles"]
+           "run", "run_sequential", "MODES", "Command", "Segment", "program", "tile_span", "tile_overhead",
+           "segment_cycles"]
 
 MODES = ("prefill", "decode")
 
@@ -173,6 +174,11 @@ def _tile_keys(qpos_rows, valid_rows, Lk, causal):
     return (hi + 1 if causal else Lk), hi
 
 
+def tile_overhead(cfg):
+    """The part of :func:`tile_span` a tile pays whatever its keys: command, load, and the way to the OP-CIM."""
+    return cfg.rows + cfg.ip_cycles_per_key + cfg.softmax_latency + 5
+
+
 def tile_span(cfg, n_keys, skipped, any_rescale):
     """Cycles of one tile from its command to the end of its last key (docs/numerics.md §7).
 
@@ -185,7 +191,7 @@ def tile_span(cfg, n_keys, skipped, any_rescale):
     cpk = cfg.ip_cycles_per_key
     i = np.arange(n_keys)
     tail = np.where(skipped, 0, _op_cycles(cfg, skipped, any_rescale) + 1)
-    return cfg.rows + cpk + cfg.softmax_latency + 5 + int((cpk * i + tail).max())
+    return tile_overhead(cfg) + int((cpk * i + tail).max())
 
 
 def segment_cycles(cfg, spans, n_rows):
