@@ -168,8 +168,6 @@ def _reasons(r):
     low["tops_w"] = (f"per-operation energies are Horowitz's digital figures at {r['node_nm']:g} nm, and CIM "
                      f"arithmetic is charged as digital arithmetic (no bit-cell or analog savings)")
     high["tops_w"] = "energies scaled to a smaller node than the paper's"
-    high["nonlinear_reduction"] = ("the baseline's softmax is float32 (exp by polynomial, synth/energy.toml: "
-                                   "fexp32); a fixed-point baseline would narrow the gap")
     low["nonlinear_reduction"] = "the LUT softmax runs on every row slot of a tile, empty ones included"
     out = {}
     for k, claim in CLAIMS.items():
