@@ -15,6 +15,10 @@ controller
 4. waits until the pipeline has drained (``drained``, from the engine) and ends
    the tile on ``norm`` (the OP-CIM's normaliser takes it).
 
+Every output stream keeps the stream rule for any environment (valid never
+depends on a ready; valid and payload held until taken); ``formal/controller.py``
+proves it, and that every key of a tile is issued exactly once.
+
 Golden model: ``fusioncim.golden.engine`` (``key_order``, the schedule).
 """
 
@@ -112,6 +116,9 @@ class Controller(Block):
         pattern = Signal()
         hi = Signal(c.pos_bits)            # latest query position of the tile
         slot = Signal(range(R + 1))
+        q_done = Signal()                  # the slot's Q beat is written to the IP-CIM
+        row_done = Signal()                # the slot is set up in the softmax unit
+        was_drained = Signal()             # the tile has ended (``norm`` offered)
 
         m.d.comb += self.idle.eq(state == _State.IDLE)
         with m.If(self.err_clear):
@@ -127,12 +134,21 @@ class Controller(Block):
                 m.d.sync += self.err.eq(self.err | Mux(bad_keys, 1 << ERR_KEYS, 0) | Mux(bad_rows, 1 << ERR_ROWS, 0))
             with m.Else():
                 m.d.sync += [state.eq(_State.LOAD), n_keys.eq(cmd.n_keys), n_rows.eq(cmd.n_rows),
-                             causal.eq(cmd.causal), pattern.eq(cmd.pattern), hi.eq(0), slot.eq(0)]
+                             causal.eq(cmd.causal), pattern.eq(cmd.pattern), hi.eq(0), slot.eq(0),
+                             q_done.eq(0), row_done.eq(0), was_drained.eq(0)]
 
         # -- 2. load the tile: one row slot a cycle ---------------------------------
+        # A real slot forks its Q beat to both set-up ports. Each port's valid
+        # depends only on the beat, never on the other port's ready; a port
+        # that has taken the slot is marked done, and the beat is consumed
+        # (and the slot advances) once both have it. With both ports ready
+        # that is one slot a cycle.
         loading = state == _State.LOAD
         real = slot < n_rows
         q = self.q_in.payload
+        q_fire = self.q_wr.valid & self.q_wr.ready
+        row_fire = self.row_wr.valid & self.row_wr.ready
+        advance = loading & (~real | q_done | q_fire) & (row_done | row_fire)
         m.d.comb += [
             self.q_wr.payload.row.eq(slot),
             self.q_wr.payload.data.eq(q.q),
@@ -142,17 +158,18 @@ class Controller(Block):
             self.row_wr.payload.q_pos.eq(Mux(real, q.pos, 0)),
             self.row_wr.payload.active.eq(real),
             self.row_wr.payload.causal.eq(causal),
-            # A real row needs its Q beat and both set-up ports at once.
-            self.q_in.ready.eq(loading & real & self.q_wr.ready & self.row_wr.ready),
-            self.q_wr.valid.eq(loading & real & self.q_in.valid & self.row_wr.ready),
-            self.row_wr.valid.eq(loading & Mux(real, self.q_in.valid & self.q_wr.ready, 1)),
+            self.q_wr.valid.eq(loading & real & self.q_in.valid & ~q_done),
+            self.row_wr.valid.eq(loading & (~real | self.q_in.valid) & ~row_done),
+            self.q_in.ready.eq(advance & real),
         ]
-        with m.If(self.row_wr.valid & self.row_wr.ready):
-            m.d.sync += slot.eq(slot + 1)
+        with m.If(advance):
+            m.d.sync += [slot.eq(slot + 1), q_done.eq(0), row_done.eq(0)]
             with m.If(real & (q.pos > hi)):
                 m.d.sync += hi.eq(q.pos)
             with m.If(slot == R - 1):
                 m.d.sync += state.eq(_State.KEYS)
+        with m.Else():
+            m.d.sync += [q_done.eq(q_done | q_fire), row_done.eq(row_done | row_fire)]
 
         # -- 3. key order -----------------------------------------------------------
         # Candidate (phase, k) registers; `resolve` walks past empty phases and
@@ -193,7 +210,7 @@ class Controller(Block):
         cur_p, cur_k = resolve(phase, k)
         keying = state == _State.KEYS
         m.d.comb += [self.key.valid.eq(keying & (cur_p != _Phase.DONE)), self.key.payload.pos.eq(cur_k)]
-        with m.If(self.row_wr.valid & self.row_wr.ready & (slot == R - 1)):
+        with m.If(advance & (slot == R - 1)):
             m.d.sync += [phase.eq(_Phase.SINK), k.eq(0)]
         with m.If(self.key.valid & self.key.ready):
             with m.Switch(cur_p):
@@ -210,8 +227,13 @@ class Controller(Block):
             m.d.sync += state.eq(_State.WAIT)
 
         # -- 4. end of tile -------------------------------------------------------
-        m.d.comb += [self.norm.valid.eq((state == _State.WAIT) & self.drained),
+        # Once drained, the tile stays ended even if ``drained`` drops: the end
+        # is offered until it is taken.
+        waiting = state == _State.WAIT
+        m.d.comb += [self.norm.valid.eq(waiting & (self.drained | was_drained)),
                      self.norm.payload.n_rows.eq(n_rows)]
+        with m.If(self.norm.valid):
+            m.d.sync += was_drained.eq(1)
         with m.If(self.norm.valid & self.norm.ready):
-            m.d.sync += state.eq(_State.IDLE)
+            m.d.sync += [state.eq(_State.IDLE), was_drained.eq(0)]
         return m

