@@ -176,18 +176,23 @@ class Controller(Block):
         # the diagonal window inside the rest, so the key issued is always valid.
         W = c.diag_window
         sink_n = Signal(KW)
+
+        def past_sinks(x):
+            # x >= sink_n; with no sink keys always true, and written so (a
+            # comparison with a constant 0 is a lint error in Verilator).
+            return (x >= sink_n) if c.sink_keys else 1
         top = Signal(KW)
         diag_lo = Signal(KW)
         has_diag = Signal()
         m.d.comb += [
-            sink_n.eq(Mux(pattern, Mux(n_keys < c.sink_keys, n_keys, c.sink_keys), 0)),
+            sink_n.eq(Mux(pattern, Mux(n_keys < c.sink_keys, n_keys, c.sink_keys), 0) if c.sink_keys else 0),
             top.eq(Mux(hi < n_keys - 1, hi, n_keys - 1)),
         ]
         lo = Signal(signed(KW + 2))
         m.d.comb += [
             lo.eq(top.as_signed() - (W - 1)),
             diag_lo.eq(Mux(lo < sink_n.as_signed(), sink_n, lo[:KW])),
-            has_diag.eq(pattern & (W > 0) & (top >= sink_n)),
+            has_diag.eq(pattern & (W > 0) & (past_sinks(top) if W else 1)),
         ]
         phase = Signal(2)
         k = Signal(KW + 1)
@@ -197,7 +202,7 @@ class Controller(Block):
             # window -> past it; REST past n -> DONE.
             p1 = Signal(2, name="p1")
             k1 = Signal(KW + 1, name="k1")
-            with m.If((ph == _Phase.SINK) & (kk >= sink_n)):
+            with m.If((ph == _Phase.SINK) & past_sinks(kk)):
                 m.d.comb += [p1.eq(Mux(has_diag, _Phase.DIAG, _Phase.REST)), k1.eq(Mux(has_diag, top, sink_n))]
             with m.Else():
                 m.d.comb += [p1.eq(ph), k1.eq(kk)]

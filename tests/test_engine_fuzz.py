@@ -7,7 +7,9 @@ prefill or GQA decode, causal or not, host stalls, and score patterns from
 flat (logit spread 0.05: nothing skipped) to extreme (spread 40: one key
 carries the row, most keys skipped, the running max jumps). Every output
 element and every counter must equal golden.engine's (cycles exactly without
-stalls, never below golden's with them; tb/engine_tests.py checks both).
+stalls, never below golden's with them; tb/engine_tests.py checks both), and
+the drawn design must pass ``verilator --lint-only -Wall`` with only the named
+waivers of fusioncim/verilator.py.
 
 The budget is fixed (derandomised): ``FUSIONCIM_ENGINE_FUZZ=N`` configs (1 by
 default, a Verilator build each, about a minute); raise it for a longer run.
@@ -16,9 +18,9 @@ default, a Verilator build each, about a minute); raise it for a longer run.
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, reject, settings, strategies as st
+from hypothesis import HealthCheck, Phase, given, reject, settings, strategies as st
 
-from fusioncim import rtlsim
+from fusioncim import generate, rtlsim, verilator
 from fusioncim.config import EngineConfig
 from fusioncim.simulate import run_workloads
 
@@ -66,13 +68,17 @@ def workload_specs(draw, cfg):
 @pytest.mark.slow
 @pytest.mark.skipif(bool(rtlsim.available("verilator")), reason="needs Verilator")
 @settings(max_examples=CONFIGS, derandomize=True, deadline=None, database=None,
+          phases=[Phase.explicit, Phase.generate],       # no shrinking: each try is a Verilator build
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(data=st.data())
-def test_drawn_configs_and_workloads_match_golden(data):
+def test_drawn_configs_and_workloads_match_golden(data, tmp_path_factory):
     cfg = data.draw(engine_configs(), label="config")
     specs = data.draw(st.lists(workload_specs(cfg), min_size=3, max_size=3), label="workloads")
     for i, spec in enumerate(specs):
         spec["name"] = f"fuzz-{i}"
+    # Lint first: a drawn corner (no sink keys, say) must not trip a warning either.
+    path = generate.write_verilog("engine", cfg, tmp_path_factory.mktemp("lint") / "engine.v")
+    assert verilator.lint(path) == []
     rtlsim.build("engine", cfg, "verilator")
     results, _, test_dir, failed = run_workloads(cfg, specs, sim="verilator", seed=3)
     assert failed == 0, f"see {test_dir / 'sim.log'}"
