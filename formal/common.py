@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from amaranth.asserts import AnyConst, AnySeq
+from amaranth.asserts import AnySeq
 from amaranth.back import rtlil
-from amaranth.hdl import Assume, Module, ResetSignal, Signal
+from amaranth.hdl import Assert, Assume, Module, ResetSignal, Signal
 
 __all__ = ["Property", "Result", "Harness", "run", "tool_path", "FormalToolError"]
 
@@ -107,15 +107,6 @@ class Harness:
         n = Signal(range(limit + 2), name=f"{name}_stall")
         self.m.d.sync += n.eq(waiting * (n + 1))
         self.m.d.comb += Assume(n <= limit - 1 if limit else ~waiting)
-
-    def count(self, event, width, name):
-        """A counter of ``event`` (wide enough for the bounded run), and its value after this cycle."""
-        c = Signal(width, name=name)
-        self.m.d.sync += c.eq(c + event)
-        return c
-
-    def anyconst(self, width):
-        return AnyConst(width)
 
 
 def tool_path(name):
@@ -211,3 +202,40 @@ def short(width):
     """A mutant factory: the block built with the derived ``width`` one bit short (``configs.narrower``)."""
     from .configs import narrower
     return lambda config, cls: (narrower(config, width), cls)
+
+
+def drop_stalled(stream):
+    """A fault for ``broken``: sometimes lets go of a stalled transfer on output ``stream``."""
+    def edit(block, m, glitch):
+        s = getattr(block, stream)
+        with m.If(s.valid & ~s.ready & glitch):
+            m.d.sync += s.valid.eq(0)
+    return edit
+
+
+def duplicate(stream):
+    """A fault for ``broken``: sometimes offers a taken transfer on output ``stream`` again."""
+    def edit(block, m, glitch):
+        s = getattr(block, stream)
+        with m.If(s.valid & s.ready & glitch):
+            m.d.sync += s.valid.eq(1)
+    return edit
+
+
+def holds(env, *outputs):
+    """A harness builder: ``env(m, dut)`` sets up the inputs; every stream in ``outputs`` must hold."""
+    def build(config, cls):
+        m = Module()
+        dut = cls(config)
+        h = env(m, dut, config)
+        for name in outputs:
+            h.holds(getattr(dut, name), name, Assert)
+        return m
+    return build
+
+
+def good_command(dut, config):
+    """The engine/controller command taken this cycle is one that runs (a bad one only sets err)."""
+    c = dut.cmd.payload
+    return (dut.cmd.valid & dut.cmd.ready & (c.n_keys >= 1) & (c.n_keys <= config.kv_keys)
+            & (c.n_rows >= 1) & (c.n_rows <= config.rows))

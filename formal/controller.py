@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Assert, Assume, Cat, Module, Signal
 
-from .common import Harness, Property, broken
+from .common import Harness, Property, broken, good_command, holds
 
 __all__ = ["PROPERTIES", "STALL", "tile_bound"]
 
@@ -19,7 +19,7 @@ def tile_bound(config, stall=STALL):
     return config.rows * (2 * stall + 1) + config.kv_keys * (stall + 1) + 2 * stall + 2
 
 
-def _env(m, dut, fair=False):
+def _env(m, dut, config=None, fair=False):
     """Free inputs that obey the stream rule; ``fair``: no handshake waits more than STALL cycles."""
     h = Harness(m, dut)
     h.holds(dut.cmd, "cmd", Assume)
@@ -34,27 +34,11 @@ def _env(m, dut, fair=False):
     return h
 
 
-def _good(dut, config):
-    # A command the controller runs (a bad one is consumed and only sets err).
-    c = dut.cmd.payload
-    return (dut.cmd.valid & dut.cmd.ready & (c.n_keys >= 1) & (c.n_keys <= config.kv_keys)
-            & (c.n_rows >= 1) & (c.n_rows <= config.rows))
-
-
-def _holds(config, cls):
-    m = Module()
-    dut = cls(config)
-    h = _env(m, dut)
-    for name in ("q_wr", "row_wr", "key", "norm"):
-        h.holds(getattr(dut, name), name, Assert)
-    return m
-
-
 def _tile(m, dut, config):
     """The harness's view of the current tile: its command's n_keys and n_rows."""
     n_keys = Signal.like(dut.cmd.payload.n_keys, name="t_keys")
     n_rows = Signal.like(dut.cmd.payload.n_rows, name="t_rows")
-    with m.If(_good(dut, config)):
+    with m.If(good_command(dut, config)):
         m.d.sync += [n_keys.eq(dut.cmd.payload.n_keys), n_rows.eq(dut.cmd.payload.n_rows)]
     return n_keys, n_rows
 
@@ -75,7 +59,7 @@ def _keys_once(config, cls):
         m.d.sync += seen.eq(seen | bit)
     with m.If(dut.norm.valid):
         m.d.comb += Assert(seen == (1 << n_keys) - 1, "every key issued before the tile ends")
-    with m.If(_good(dut, config)):
+    with m.If(good_command(dut, config)):
         m.d.sync += seen.eq(0)
     with m.If(~dut.idle):
         m.d.comb += Assert((n_keys >= 1) & (n_keys <= config.kv_keys), "a running tile came from a good command")
@@ -116,7 +100,7 @@ def _rows(config, cls):
         m.d.comb += Assert((beats == n_rows) & (slots == config.rows), "the tile is loaded before any key")
     with m.If(dut.norm.valid):
         m.d.comb += Assert(dut.norm.payload.n_rows == n_rows, "the tile ends with its n_rows")
-    with m.If(_good(dut, config)):
+    with m.If(good_command(dut, config)):
         m.d.sync += [beats.eq(0), slots.eq(0), wrote.eq(0)]
     return m
 
@@ -158,7 +142,8 @@ def _hang(block, m, glitch):
 
 PROPERTIES = [
     Property("controller", "streams_hold", "q_wr, row_wr, key and norm hold valid and payload until taken",
-             _holds, "prove", 4, broken(_drop_key), "withdraws a key before it is taken"),
+             holds(_env, "q_wr", "row_wr", "key", "norm"), "prove", 4, broken(_drop_key),
+             "withdraws a key before it is taken"),
     Property("controller", "keys_once", "each tile issues every key of [0, n_keys) exactly once, then ends",
              _keys_once, "pdr", 0, broken(_repeat_key), "issues key 0 in place of the scheduled key"),
     Property("controller", "rows", "a tile takes n_rows Q beats into rows 0..n_rows-1 and sets up every slot once",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Assert, Assume, Module, Mux, Signal
 
 from ..hw.engine import COUNTER_BITS, COUNTERS
-from .common import Harness, Property, broken
+from .common import Harness, Property, broken, good_command, holds
 
 __all__ = ["PROPERTIES", "STEP"]
 
@@ -25,19 +25,6 @@ def _env(m, dut, config):
     for name in ("kv_wr", "cmd", "q_in"):
         h.holds(getattr(dut, name), name, Assume)
     return h
-
-
-def _good(dut, config):
-    c = dut.cmd.payload
-    return (dut.cmd.valid & dut.cmd.ready & (c.n_keys >= 1) & (c.n_keys <= config.kv_keys)
-            & (c.n_rows >= 1) & (c.n_rows <= config.rows))
-
-
-def _holds(config, cls):
-    m = Module()
-    dut = cls(config)
-    _env(m, dut, config).holds(dut.o_out, "o_out", Assert)
-    return m
 
 
 def _rows(config, cls):
@@ -61,7 +48,7 @@ def _rows(config, cls):
     m.d.comb += [left_after.eq(Mux(last, queued, left - fire)), queued_after.eq(Mux(last, 0, queued))]
     m.d.sync += [left.eq(left_after), queued.eq(queued_after), nxt.eq(Mux(last, 0, nxt + fire))]
     n = dut.cmd.payload.n_rows
-    with m.If(_good(dut, config)):
+    with m.If(good_command(dut, config)):
         m.d.comb += Assert(queued_after == 0, "at most one tile waits behind the one coming out")
         with m.If(left_after == 0):
             m.d.sync += left.eq(n)
@@ -120,7 +107,7 @@ def _double_count(block, m, glitch):
 
 
 PROPERTIES = [
-    Property("engine", "o_holds", "the output row stream holds valid and payload until taken", _holds,
+    Property("engine", "o_holds", "the output row stream holds valid and payload until taken", holds(_env, "o_out"),
              "pdr", 0, broken(_flicker), "offers a row for a cycle, then withdraws it"),
     Property("engine", "rows", "a good command gives rows 0 .. n_rows-1 once each, in order; a bad one none",
              _rows, "pdr", 0, broken(_flicker), "offers a row no command asked for"),

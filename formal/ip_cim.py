@@ -4,26 +4,19 @@ from __future__ import annotations
 
 from amaranth.hdl import Assert, Assume, Cat, Module, Signal, signed
 
-from .common import Harness, Property, broken, short
+from .common import Harness, Property, broken, drop_stalled, duplicate, holds, short
 
 __all__ = ["PROPERTIES"]
 
 
-def _env(m, dut):
+def _env(m, dut, config=None):
     h = Harness(m, dut)
     h.holds(dut.k, "k", Assume)
     h.holds(dut.q_wr, "q_wr", Assume)
     return h
 
 
-def _holds(config, cls):
-    m = Module()
-    dut = cls(config)
-    _env(m, dut).holds(dut.s, "s", Assert)
-    return m
-
-
-def _inflight(m, h, dut, width=4):
+def _inflight(m, dut, width=4):
     n = Signal(signed(width), name="inflight")
     m.d.sync += n.eq(n + (dut.k.valid & dut.k.ready) - (dut.s.valid & dut.s.ready))
     return n
@@ -34,8 +27,8 @@ def _conserved(config, cls):
     # lost, none made up, none duplicated.
     m = Module()
     dut = cls(config)
-    h = _env(m, dut)
-    n = _inflight(m, h, dut)
+    _env(m, dut)
+    n = _inflight(m, dut)
     m.d.comb += Assert(n == dut.busy + dut.s.valid, "keys in = scores out + keys in flight")
     return m
 
@@ -46,7 +39,7 @@ def _scores(config, cls):
     # of Q and a two-entry queue of expected rows.
     m = Module()
     dut = cls(config)
-    h = _env(m, dut)
+    _env(m, dut)
     R, d = config.rows, config.head_dim
     q = [[Signal(signed(config.data_bits), name=f"q{r}_{j}") for j in range(d)] for r in range(R)]
     wr = dut.q_wr.payload
@@ -61,7 +54,7 @@ def _scores(config, cls):
         m.d.comb += s.eq(sum(q[r][j] * dut.k.payload[j] for j in range(d)))
         dots.append(s)
     queue = [[Signal(wide, name=f"exp{e}_{r}") for r in range(R)] for e in range(2)]
-    n = _inflight(m, h, dut)
+    n = _inflight(m, dut)
     push, pop = dut.k.valid & dut.k.ready, dut.s.valid & dut.s.ready
     # Queue slot 0 is the oldest key; a push lands after what stays.
     with m.If(pop):
@@ -77,21 +70,11 @@ def _scores(config, cls):
     return m
 
 
-def _drop_stalled(block, m, glitch):
-    with m.If(block.s.valid & ~block.s.ready & glitch):
-        m.d.sync += block.s.valid.eq(0)
-
-
-def _duplicate(block, m, glitch):
-    with m.If(block.s.valid & block.s.ready & glitch):
-        m.d.sync += block.s.valid.eq(1)
-
-
 PROPERTIES = [
-    Property("ip_cim", "s_holds", "the score stream holds valid and payload until taken", _holds,
-             "prove", 4, broken(_drop_stalled), "drops a stalled score row"),
+    Property("ip_cim", "s_holds", "the score stream holds valid and payload until taken", holds(_env, "s"),
+             "prove", 4, broken(drop_stalled("s")), "drops a stalled score row"),
     Property("ip_cim", "conserved", "keys in = score rows out + rows in flight (none lost or duplicated)",
-             _conserved, "prove", 4, broken(_duplicate), "offers a taken score row twice"),
+             _conserved, "prove", 4, broken(duplicate("s")), "offers a taken score row twice"),
     Property("ip_cim", "exact_scores", "every score row equals Q . k exactly, in key order (no overflow)",
              _scores, "bmc", 5, short("score_bits"), "score_bits one bit short"),
 ]

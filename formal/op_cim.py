@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth.asserts import AnyConst
 from amaranth.hdl import Assert, Assume, Cat, Module, Mux, Signal, signed
 
-from .common import Harness, Property, broken, short
+from .common import Harness, Property, broken, drop_stalled, holds, short
 from .configs import FORMAL
 
 # 2-bit V (the IP-CIM one bit a cycle): the array-versus-model check multiplies
@@ -26,13 +26,6 @@ def _env(m, dut, config):
     for r in range(config.rows):
         m.d.comb += Assume(~dut.kv_in.valid | (dut.kv_in.payload.p[r] <= p_max))
     return h
-
-
-def _holds(config, cls):
-    m = Module()
-    dut = cls(config)
-    _env(m, dut, config).holds(dut.o_out, "o_out", Assert)
-    return m
 
 
 def _rows(config, cls):
@@ -104,19 +97,14 @@ def _acc_fits(config, cls):
     return m
 
 
-def _drop_stalled(block, m, glitch):
-    with m.If(block.o_out.valid & ~block.o_out.ready & glitch):
-        m.d.sync += block.o_out.valid.eq(0)
-
-
 def _restart(block, m, glitch):
     with m.If(glitch):
         m.d.comb += block.norm_in.ready.eq(1)
 
 
 PROPERTIES = [
-    Property("op_cim", "o_holds", "the output row stream holds valid and payload until taken", _holds,
-             "pdr", 0, broken(_drop_stalled), "drops a stalled output row"),
+    Property("op_cim", "o_holds", "the output row stream holds valid and payload until taken", holds(_env, "o_out"),
+             "pdr", 0, broken(drop_stalled("o_out")), "drops a stalled output row"),
     Property("op_cim", "rows", "a tile's end gives rows 0 .. n_rows-1 once each, in order, then idles",
              _rows, "pdr", 0, broken(_restart), "takes a tile's end while still normalising"),
     Property("op_cim", "acc_fits", "O never overflows acc_width for max_seq_len keys of any p and v",

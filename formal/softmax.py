@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Assert, Assume, Cat, Module, Signal, signed
 
-from .common import Harness, Property, broken, short
+from .common import Harness, Property, broken, drop_stalled, duplicate, holds, short
 from .configs import FORMAL_LANES
 
 __all__ = ["PROPERTIES"]
@@ -12,18 +12,11 @@ __all__ = ["PROPERTIES"]
 DEPTH = 4       # keys the unit holds at most: three pipeline stages and the output register
 
 
-def _env(m, dut):
+def _env(m, dut, config=None):
     h = Harness(m, dut)
     h.holds(dut.s_in, "s_in", Assume)
     h.holds(dut.row_wr, "row_wr", Assume)
     return h
-
-
-def _holds(config, cls):
-    m = Module()
-    dut = cls(config)
-    _env(m, dut).holds(dut.p_out, "p_out", Assert)
-    return m
 
 
 def _inflight(m, dut):
@@ -75,21 +68,11 @@ def _sum_fits(config, cls):
     return m
 
 
-def _drop_stalled(block, m, glitch):
-    with m.If(block.p_out.valid & ~block.p_out.ready & glitch):
-        m.d.sync += block.p_out.valid.eq(0)
-
-
-def _duplicate(block, m, glitch):
-    with m.If(block.p_out.valid & block.p_out.ready & glitch):
-        m.d.sync += block.p_out.valid.eq(1)
-
-
 PROPERTIES = [
-    Property("softmax", "p_holds", "the p stream holds valid and payload until taken", _holds,
-             "prove", 6, broken(_drop_stalled), "drops a stalled p"),
+    Property("softmax", "p_holds", "the p stream holds valid and payload until taken", holds(_env, "p_out"),
+             "prove", 6, broken(drop_stalled("p_out")), "drops a stalled p"),
     Property("softmax", "conserved", "keys in = keys out + keys inside (at most 4); empty owes nothing",
-             _conserved, "pdr", 0, broken(_duplicate), "offers a taken p twice"),
+             _conserved, "pdr", 0, broken(duplicate("p_out")), "offers a taken p twice"),
     Property("softmax", "sum_fits", "the running sum never overflows sum_width for max_seq_len keys",
              _sum_fits, "pdr", 0, short("sum_width"), "sum_width one bit short"),
     Property("softmax", "sum_fits_lanes", "the same with one exponent lane and a lazy threshold of 1",

@@ -134,8 +134,7 @@ class Controller(Block):
                 m.d.sync += self.err.eq(self.err | Mux(bad_keys, 1 << ERR_KEYS, 0) | Mux(bad_rows, 1 << ERR_ROWS, 0))
             with m.Else():
                 m.d.sync += [state.eq(_State.LOAD), n_keys.eq(cmd.n_keys), n_rows.eq(cmd.n_rows),
-                             causal.eq(cmd.causal), pattern.eq(cmd.pattern), hi.eq(0), slot.eq(0),
-                             q_done.eq(0), row_done.eq(0), was_drained.eq(0)]
+                             causal.eq(cmd.causal), pattern.eq(cmd.pattern), hi.eq(0), slot.eq(0), was_drained.eq(0)]
 
         # -- 2. load the tile: one row slot a cycle ---------------------------------
         # A real slot forks its Q beat to both set-up ports. Each port's valid
@@ -163,11 +162,14 @@ class Controller(Block):
             self.q_in.ready.eq(advance & real),
         ]
         with m.If(advance):
-            m.d.sync += [slot.eq(slot + 1), q_done.eq(0), row_done.eq(0)]
+            m.d.sync += slot.eq(slot + 1)
             with m.If(real & (q.pos > hi)):
                 m.d.sync += hi.eq(q.pos)
             with m.If(slot == R - 1):
                 m.d.sync += state.eq(_State.KEYS)
+        # Outside a load, or once the slot moves on, neither port has the next beat.
+        with m.If(advance | ~loading):
+            m.d.sync += [q_done.eq(0), row_done.eq(0)]
         with m.Else():
             m.d.sync += [q_done.eq(q_done | q_fire), row_done.eq(row_done | row_fire)]
 
