@@ -23,7 +23,7 @@ from typing import Callable
 
 from amaranth.asserts import AnySeq
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Assume, Module, ResetSignal, Signal
+from amaranth.hdl import Assert, Assume, Module, ResetSignal, Signal, signed
 
 __all__ = ["Property", "Result", "Harness", "run", "tool_path", "FormalToolError"]
 
@@ -102,6 +102,12 @@ class Harness:
         self.m.d.comb += check(~(self.started & waiting) | (stream.valid & (stream.payload.as_value() == payload)),
                                f"{name}: valid and payload held while not ready")
 
+    def inflight(self, into, out_of, width=4):
+        """Transfers taken on stream ``into`` minus those given on ``out_of`` so far (signed)."""
+        n = Signal(signed(width), name="inflight")
+        self.m.d.sync += n.eq(n + (into.valid & into.ready) - (out_of.valid & out_of.ready))
+        return n
+
     def stalls_at_most(self, waiting, limit, name):
         """Assume ``waiting`` is never true for more than ``limit`` cycles in a row (a fair environment)."""
         n = Signal(range(limit + 2), name=f"{name}_stall")
@@ -169,7 +175,6 @@ def run(prop: Property, config, block_cls, *, mutant=False, workdir=None, timeou
         if verdict not in ("PASS", "FAIL", "UNKNOWN"):
             raise FormalToolError(f"{prop.key}{' (mutant)' if mutant else ''}: SymbiYosys ended with "
                                   f"{verdict or 'no verdict'}:\n{log[-3000:]}")
-        step = re.search(r"BMC failed at step (\d+)|Assert failed in top.*\n.*?step (\d+)", log)
         step = re.search(r"Checking assertions in step (\d+)\.\.\n(?:.*\n)?.*BMC failed", log)
         failed_at = int(step.group(1)) if step else None
         return Result(prop, verdict == "PASS", seconds, mutant, failed_at, log)

@@ -16,19 +16,12 @@ def _env(m, dut, config=None):
     return h
 
 
-def _inflight(m, dut, width=4):
-    n = Signal(signed(width), name="inflight")
-    m.d.sync += n.eq(n + (dut.k.valid & dut.k.ready) - (dut.s.valid & dut.s.ready))
-    return n
-
-
 def _conserved(config, cls):
     # Every accepted key is either in the datapath or waiting on ``s``: none
     # lost, none made up, none duplicated.
     m = Module()
     dut = cls(config)
-    _env(m, dut)
-    n = _inflight(m, dut)
+    n = _env(m, dut).inflight(dut.k, dut.s)
     m.d.comb += Assert(n == dut.busy + dut.s.valid, "keys in = scores out + keys in flight")
     return m
 
@@ -39,7 +32,7 @@ def _scores(config, cls):
     # of Q and a two-entry queue of expected rows.
     m = Module()
     dut = cls(config)
-    _env(m, dut)
+    h = _env(m, dut)
     R, d = config.rows, config.head_dim
     q = [[Signal(signed(config.data_bits), name=f"q{r}_{j}") for j in range(d)] for r in range(R)]
     wr = dut.q_wr.payload
@@ -54,7 +47,7 @@ def _scores(config, cls):
         m.d.comb += s.eq(sum(q[r][j] * dut.k.payload[j] for j in range(d)))
         dots.append(s)
     queue = [[Signal(wide, name=f"exp{e}_{r}") for r in range(R)] for e in range(2)]
-    n = _inflight(m, dut)
+    n = h.inflight(dut.k, dut.s)
     push, pop = dut.k.valid & dut.k.ready, dut.s.valid & dut.s.ready
     # Queue slot 0 is the oldest key; a push lands after what stays.
     with m.If(pop):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, Cat, Module, Signal, signed
+from amaranth.hdl import Assert, Assume, Cat, Module, Signal
 
 from .common import Harness, Property, broken, drop_stalled, duplicate, holds, short
 from .configs import FORMAL_LANES
@@ -19,19 +19,12 @@ def _env(m, dut, config=None):
     return h
 
 
-def _inflight(m, dut):
-    n = Signal(signed(4), name="inflight")
-    m.d.sync += n.eq(n + (dut.s_in.valid & dut.s_in.ready) - (dut.p_out.valid & dut.p_out.ready))
-    return n
-
-
 def _conserved(config, cls):
     # Keys in = keys out + keys inside (at most DEPTH); an empty unit (it
     # takes a row set-up only when its stages are empty) owes nothing.
     m = Module()
     dut = cls(config)
-    _env(m, dut)
-    n = _inflight(m, dut)
+    n = _env(m, dut).inflight(dut.s_in, dut.p_out)
     empty = dut.row_wr.ready & ~dut.p_out.valid
     m.d.comb += Assert((n >= 0) & (n <= DEPTH) & (empty == (n == 0)), "keys in = keys out + keys inside")
     return m
