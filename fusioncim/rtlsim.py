@@ -4,10 +4,17 @@ Builds live in ``build/rtl/<block>-<config hash>-<simulator>/`` under the
 repository (override with ``FUSIONCIM_BUILD``); a build is reused while the
 Verilog it was made from is unchanged. Used by the pytest entries in
 ``tests/test_*_rtl.py`` and by the benchmark scripts.
+
+Several processes may share the folder (the regression runs two pytest
+workers, and a user may run ``fusioncim simulate`` beside it): a build and
+each run folder are held under an exclusive file lock while in use, so a
+design is built once and two runs never write the same run folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -96,6 +103,18 @@ def icarus_time0(text):
     return _DUMP_REG.sub(lambda mo: f"reg {mo.group(1)};\n  initial #0 {mo.group(1)} = 1'b0;", text)
 
 
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock on the file ``path`` (created if missing) for the block's duration."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def build(block, cfg, sim, waves=False):
     """Generate the Verilog and build it for ``sim`` unless an identical build exists; returns the folder.
 
@@ -105,11 +124,18 @@ def build(block, cfg, sim, waves=False):
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
     out = build_dir(block, cfg, sim, waves)
     text = verilog_text(block, cfg)
+    # The lock lives beside the folder, which a stale build removes.
+    with _locked(out.with_name(out.name + ".lock")):
+        _build_locked(block, cfg, sim, waves, out, text)
+    return out
+
+
+def _build_locked(block, cfg, sim, waves, out, text):
     # The stamp covers the Verilog and how it is built.
     digest = hashlib.sha256((text + BUILD_RECIPE).encode()).hexdigest()
     stamp = out / "fusioncim.stamp"
     if stamp.exists() and stamp.read_text() == digest:
-        return out
+        return
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -142,17 +168,21 @@ def build(block, cfg, sim, waves=False):
     runner.build(sources=sources, hdl_toplevel=block, build_dir=out, timescale=TIMESCALE, build_args=args,
                  log_file=out / "build.log", waves=waves)
     stamp.write_text(digest)
-    return out
 
 
 def run(block, cfg, sim, test_module, *, testcase=None, seed=1, extra_env=None, waves=False):
     """Run cocotb tests on a (cached) build; returns ``(tests, failed, results_xml)``."""
-    from cocotb_tools.runner import get_results
     out = build(block, cfg, sim, waves)
     env = {"FUSIONCIM_CONFIG": config_json(cfg), "FUSIONCIM_SEED": str(seed)}
     env.update(extra_env or {})
     name = testcase if isinstance(testcase, str) else "all"
     test_dir = out / f"run-{name}-{seed}"
+    with _locked(out / f"run-{name}-{seed}.lock"):
+        return _run_locked(out, test_dir, block, sim, test_module, testcase, seed, env, waves)
+
+
+def _run_locked(out, test_dir, block, sim, test_module, testcase, seed, env, waves):
+    from cocotb_tools.runner import get_results
     test_dir.mkdir(exist_ok=True)
     runner = _runner(sim)
     xml = test_dir / "results.xml"

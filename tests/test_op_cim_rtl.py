@@ -28,10 +28,11 @@ KEYS = os.environ.get("FUSIONCIM_KEYS", "40")
 # each); Icarus runs the other four, and tests/test_engine_cross_sim.py checks
 # that the simulators agree cycle for cycle.
 VERILATOR_ONLY = {"bpc3-r4-d128", "bpc6-r16-d64"}
-CASES = [(name, sim) for name in CONFIGS for sim in rtlsim.SIMULATORS if sim == "verilator" or name not in VERILATOR_ONLY]
+CASES = [pytest.param(name, sim, id=f"{name}-{sim}", marks=[pytest.mark.slow] if name in VERILATOR_ONLY else [])
+         for name in CONFIGS for sim in rtlsim.SIMULATORS if sim == "verilator" or name not in VERILATOR_ONLY]
 
 
-@pytest.mark.parametrize("name, sim", CASES, ids=[f"{n}-{s}" for n, s in CASES])
+@pytest.mark.parametrize("name, sim", CASES)
 def test_op_cim_rtl(sim, name):
     rtlsim.check("op_cim", CONFIGS[name], sim, "fusioncim.tb.op_cim_tests", tests=4, seed=SEED,
                  extra_env={"FUSIONCIM_KEYS": KEYS})
