@@ -25,7 +25,7 @@ from amaranth.asserts import AnySeq
 from amaranth.back import rtlil
 from amaranth.hdl import Assert, Assume, Module, ResetSignal, Signal, signed
 
-__all__ = ["Property", "Result", "Harness", "run", "tool_path", "FormalToolError"]
+__all__ = ["Property", "Result", "Harness", "held_inputs", "run", "tool_path", "FormalToolError"]
 
 
 class FormalToolError(RuntimeError):
@@ -246,6 +246,17 @@ def duplicate(stream):
         with m.If(s.valid & s.ready & glitch):
             m.d.sync += s.valid.eq(1)
     return edit
+
+
+def held_inputs(*names):
+    """An environment (``env(m, dut, config)``): a Harness whose input streams ``names`` keep valid and
+    payload until taken."""
+    def env(m, dut, config=None):
+        h = Harness(m, dut)
+        for name in names:
+            h.holds(getattr(dut, name), name, Assume)
+        return h
+    return env
 
 
 def holds(env, *outputs):

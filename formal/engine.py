@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, Module, Mux, Signal
+from amaranth.hdl import Assert, Module, Mux, Signal
 
 from ..hw.engine import COUNTER_BITS, COUNTERS
-from .common import Harness, Property, broken, good_command, holds
+from .common import Property, broken, good_command, held_inputs, holds
 
 __all__ = ["PROPERTIES", "STEP"]
 
@@ -20,11 +20,7 @@ def step_of(name, config):
     return config.rows if s == "rows" else s
 
 
-def _env(m, dut, config):
-    h = Harness(m, dut)
-    for name in ("kv_wr", "cmd", "q_in"):
-        h.holds(getattr(dut, name), name, Assume)
-    return h
+_env = held_inputs("kv_wr", "cmd", "q_in")
 
 
 def _rows(config, cls):

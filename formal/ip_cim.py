@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, Cat, Module, Signal, signed
+from amaranth.hdl import Assert, Cat, Module, Signal, signed
 
-from .common import Harness, Property, broken, drop_stalled, duplicate, holds, short
+from .common import Property, broken, drop_stalled, duplicate, held_inputs, holds, short
 
 __all__ = ["PROPERTIES"]
 
 
-def _env(m, dut, config=None):
-    h = Harness(m, dut)
-    h.holds(dut.k, "k", Assume)
-    h.holds(dut.q_wr, "q_wr", Assume)
-    return h
+_env = held_inputs("k", "q_wr")
 
 
 def _conserved(config, cls):

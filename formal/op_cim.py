@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth.asserts import AnyConst
 from amaranth.hdl import Assert, Assume, Cat, Module, Mux, Signal, signed
 
-from .common import Harness, Property, broken, drop_stalled, holds, short
+from .common import Property, broken, drop_stalled, held_inputs, holds, short
 from .configs import FORMAL
 
 # 2-bit V (the IP-CIM one bit a cycle): the array-versus-model check multiplies
@@ -17,9 +17,7 @@ __all__ = ["PROPERTIES"]
 
 def _env(m, dut, config):
     # What the engine sends: n_rows from 1 to rows, p no larger than the softmax makes.
-    h = Harness(m, dut)
-    h.holds(dut.kv_in, "kv_in", Assume)
-    h.holds(dut.norm_in, "norm_in", Assume)
+    h = held_inputs("kv_in", "norm_in")(m, dut)
     n = dut.norm_in.payload.n_rows
     m.d.comb += Assume(~dut.norm_in.valid | ((n >= 1) & (n <= config.rows)))
     p_max = config.prob_max << config.lazy_threshold

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Assert, Assume, Cat, Module, Signal
 
-from .common import Harness, Property, broken, drop_stalled, duplicate, holds, short
+from .common import Property, broken, drop_stalled, duplicate, held_inputs, holds, short
 from .configs import FORMAL_LANES
 
 __all__ = ["PROPERTIES"]
@@ -12,11 +12,7 @@ __all__ = ["PROPERTIES"]
 DEPTH = 4       # keys the unit holds at most: three pipeline stages and the output register
 
 
-def _env(m, dut, config=None):
-    h = Harness(m, dut)
-    h.holds(dut.s_in, "s_in", Assume)
-    h.holds(dut.row_wr, "row_wr", Assume)
-    return h
+_env = held_inputs("s_in", "row_wr")
 
 
 def _conserved(config, cls):
