@@ -25,12 +25,10 @@ demo: $(STAMP)
 
 # pytest exits 5 when it collects nothing; make passes that on as a failure,
 # which is what an empty regression is. The slowest tests are listed at the end.
-# Two pytest workers (pytest-xdist), one per core of the reference machine; the
-# simulator builds they share are locked (fusioncim/rtlsim.py). `make test
-# TEST_JOBS=0` runs everything in this process, in file order.
-TEST_JOBS ?= 2
+# One pytest process: two workers (pytest-xdist) were slower here (22 min
+# against 19), the two cores sharing one core's throughput.
 test: $(STAMP)
-	$(PY) -m pytest -n $(TEST_JOBS) --dist worksteal --durations=15
+	$(PY) -m pytest --durations=15
 
 # Formal proofs (SymbiYosys with z3 and ABC, from the dev extra): every property
 # on the small formal configs, each shown failing on its broken variant; prints

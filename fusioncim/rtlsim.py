@@ -5,10 +5,10 @@ repository (override with ``FUSIONCIM_BUILD``); a build is reused while the
 Verilog it was made from is unchanged. Used by the pytest entries in
 ``tests/test_*_rtl.py`` and by the benchmark scripts.
 
-Several processes may share the folder (the regression runs two pytest
-workers, and a user may run ``fusioncim simulate`` beside it): a build and
-each run folder are held under an exclusive file lock while in use, so a
-design is built once and two runs never write the same run folder.
+Several processes may share the folder (``fusioncim simulate`` or a
+benchmark beside the regression, two pytest workers with pytest-xdist): a
+build and each run folder are held under an exclusive file lock while in use,
+so a design is built once and two runs never write the same run folder.
 """
 
 from __future__ import annotations

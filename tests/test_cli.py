@@ -102,11 +102,13 @@ def test_argparse_errors_exit_2():
 
 @pytest.mark.slow
 def test_demo_runs(tmp_path):
-    # The main job on a small engine (the default one takes Yosys about 15 minutes): generate,
-    # simulate a real MiniLM head bit-exact on Verilator, synthesise, report.
+    # The main job on a small engine (the default one takes Yosys about 15 minutes; this one-row
+    # engine about a minute): generate, simulate a real MiniLM head bit-exact on Verilator,
+    # synthesise, report.
     real = Path(__file__).resolve().parent.parent / "data" / "real" / "minilm-L02-T256.npz"
-    r = subprocess.run([sys.executable, "-m", "fusioncim", "demo", "-q", "--config", "test", "--npz", str(real),
-                        "--heads", "0", "--tokens", "24"], capture_output=True, text=True, cwd=tmp_path)
+    r = subprocess.run([sys.executable, "-m", "fusioncim", "demo", "-q", "--config", "test", "--set", "rows=1",
+                        "--npz", str(real), "--heads", "0", "--tokens", "24"], capture_output=True, text=True,
+                       cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "1. generated build/demo/engine.v" in out and (tmp_path / "build" / "demo" / "engine.v").exists()

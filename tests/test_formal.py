@@ -2,11 +2,10 @@
 
 A property that held on its broken variant would be vacuous (an assumption
 too strong, an assertion that never fires); the mutant runs rule that out.
-One test per block.
+One test per block, its SymbiYosys runs two at a time.
 The list, the configs and the bounds: docs/formal.md; ``make formal`` prints them.
 """
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -15,9 +14,7 @@ from fusioncim.formal import BLOCKS, PROPERTIES, check
 from fusioncim.formal.configs import FORMAL, narrower
 from fusioncim.formal.controller import STALL, tile_bound
 
-# Two at a time on their own; one under `make test`, whose two pytest workers
-# already fill the two cores (an overloaded core slows PDR, whose attempts are timed).
-JOBS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+JOBS = 2
 
 
 @pytest.mark.slow
