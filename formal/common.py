@@ -133,7 +133,7 @@ ENGINES = {"prove": ("prove", "smtbmc z3"), "pdr": ("prove", "abc pdr"), "bmc": 
 
 # ABC's PDR (as SymbiYosys runs it, "pdr -v -l") gives each assertion a time
 # slice in turn and grows the slices, so how far it gets depends on timing: the
-# same design took from 18 s to over 600 s from run to run (engine.rows, 2 cores
+# same design took from 18 s to over 7 minutes from run to run (engine.rows, 2 cores
 # shared with other work). A run that has not finished within PDR_ATTEMPT_S is
 # restarted, up to PDR_ATTEMPTS times; the verdict of a finished run is sound
 # whichever attempt it came from.

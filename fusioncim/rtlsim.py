@@ -6,7 +6,7 @@ Verilog it was made from is unchanged. Used by the pytest entries in
 ``tests/test_*_rtl.py`` and by the benchmark scripts.
 
 Several processes may share the folder (``fusioncim simulate`` or a
-benchmark beside the regression, two pytest workers with pytest-xdist): a
+benchmark beside the regression): a
 build and each run folder are held under an exclusive file lock while in use,
 so a design is built once and two runs never write the same run folder.
 """
@@ -126,11 +126,11 @@ def build(block, cfg, sim, waves=False):
     text = verilog_text(block, cfg)
     # The lock lives beside the folder, which a stale build removes.
     with _locked(out.with_name(out.name + ".lock")):
-        _build_locked(block, cfg, sim, waves, out, text)
+        _build_unless_stamped(block, cfg, sim, waves, out, text)
     return out
 
 
-def _build_locked(block, cfg, sim, waves, out, text):
+def _build_unless_stamped(block, cfg, sim, waves, out, text):
     # The stamp covers the Verilog and how it is built.
     digest = hashlib.sha256((text + BUILD_RECIPE).encode()).hexdigest()
     stamp = out / "fusioncim.stamp"

@@ -61,7 +61,7 @@ def real_workloads(cfg):
 
 
 @pytest.mark.parametrize("sim", rtlsim.SIMULATORS)
-@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n == "d32-r8" else []) for n in CONFIGS])
+@pytest.mark.parametrize("name", CONFIGS)
 def test_engine_rtl(sim, name):
     cfg = CONFIGS[name]
     specs = workloads(cfg, SEED) + real_workloads(cfg)

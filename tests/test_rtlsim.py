@@ -1,4 +1,4 @@
-"""fusioncim/rtlsim.py: builds shared between processes (two pytest workers, a user's command) are locked."""
+"""fusioncim/rtlsim.py: builds shared between processes (the regression and a user's command) are locked."""
 
 import threading
 
