@@ -31,7 +31,7 @@ def specs(cfg, key_counts):
 
 def measure(cfg, key_counts, sim):
     try:
-        results, _, _, failed = run_workloads(cfg, specs(cfg, key_counts), sim=sim)
+        results, _, _, failed, _ = run_workloads(cfg, specs(cfg, key_counts), sim=sim)
     except RuntimeError as exc:
         raise SystemExit(str(exc)) from None
     rows = []

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fusioncim import accuracy, attnfile
+from fusioncim import accuracy, attnfile, lut
 from fusioncim.config import PRESETS
 from fusioncim.golden import softmax
 
-CONTRACT_LUT = softmax._lut
+CONTRACT_LUT = lut.lut
 CONTRACT_EXP = softmax.exp2_neg_direct
 
 
@@ -62,9 +62,9 @@ def main():
         group = [f for f in files if f.name.startswith(model + "-")]
         print(f"{model}: {len(group)} file(s), default config")
         measure(group, "contract (bin mean, round half up)")
-        softmax._lut = edge_lut
+        lut.lut = edge_lut
         measure(group, "LUT entries at bin edge")
-        softmax._lut = CONTRACT_LUT
+        lut.lut = CONTRACT_LUT
         softmax.exp2_neg_direct = truncating_exp
         measure(group, "truncating shift")
         softmax.exp2_neg_direct = CONTRACT_EXP

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 from amaranth.hdl import Assert, Module, Mux, Signal
 
-from ..hw.engine import COUNTER_BITS, COUNTERS
+from ..counters import COUNTER_BITS, ENGINE_COUNTERS, step
 from .common import Property, broken, good_command, held_inputs, holds
 
-__all__ = ["PROPERTIES", "STEP"]
-
-# Largest step of each counter in one cycle (the entry counters count rows).
-STEP = {name: 1 for name in COUNTERS}
-STEP.update(fine_lookups="rows", coarse_lookups="rows", skipped_entries="rows", masked_entries="rows",
-            rescales="rows")
-
-
-def step_of(name, config):
-    s = STEP[name]
-    return config.rows if s == "rows" else s
+__all__ = ["PROPERTIES"]
 
 
 _env = held_inputs("kv_wr", "cmd", "q_in")
@@ -76,13 +66,13 @@ def _counter_steps(config, cls):
     m = Module()
     dut = cls(config)
     h = _env(m, dut, config)
-    for name in COUNTERS:
+    for name in ENGINE_COUNTERS:
         now = getattr(dut, name)
         before = h.past(now, f"{name}_before")
         delta = Signal(COUNTER_BITS, name=f"{name}_step")
         m.d.comb += delta.eq(now - before)
         with m.If(h.started):
-            m.d.comb += Assert(delta <= step_of(name, config), f"{name} grows by at most its step")
+            m.d.comb += Assert(delta <= step(name, config), f"{name} grows by at most its step")
     return m
 
 

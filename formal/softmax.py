@@ -4,25 +4,24 @@ from __future__ import annotations
 
 from amaranth.hdl import Assert, Assume, Cat, Module, Signal
 
+from ..schedule import softmax_depth
 from .common import Property, broken, drop_stalled, duplicate, held_inputs, holds, short
 from .configs import FORMAL_LANES
 
 __all__ = ["PROPERTIES"]
-
-DEPTH = 4       # keys the unit holds at most: three pipeline stages and the output register
 
 
 _env = held_inputs("s_in", "row_wr")
 
 
 def _conserved(config, cls):
-    # Keys in = keys out + keys inside (at most DEPTH); an empty unit (it
+    # Keys in = keys out + keys inside (at most schedule.softmax_depth); an empty unit (it
     # takes a row set-up only when its stages are empty) owes nothing.
     m = Module()
     dut = cls(config)
     n = _env(m, dut).inflight(dut.s_in, dut.p_out)
     empty = dut.row_wr.ready & ~dut.p_out.valid
-    m.d.comb += Assert((n >= 0) & (n <= DEPTH) & (empty == (n == 0)), "keys in = keys out + keys inside")
+    m.d.comb += Assert((n >= 0) & (n <= softmax_depth(config)) & (empty == (n == 0)), "keys in = keys out + keys inside")
     return m
 
 
@@ -60,7 +59,7 @@ def _sum_fits(config, cls):
 PROPERTIES = [
     Property("softmax", "p_holds", "the p stream holds valid and payload until taken", holds(_env, "p_out"),
              "prove", 6, broken(drop_stalled("p_out")), "drops a stalled p"),
-    Property("softmax", "conserved", "keys in = keys out + keys inside (at most 4); empty owes nothing",
+    Property("softmax", "conserved", "keys in = keys out + keys inside (at most the pipeline depth); empty owes nothing",
              _conserved, "pdr", 0, broken(duplicate("p_out")), "offers a taken p twice"),
     Property("softmax", "sum_fits", "the running sum never overflows sum_width for max_seq_len keys",
              _sum_fits, "pdr", 0, short("sum_width"), "sum_width one bit short"),

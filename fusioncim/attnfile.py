@@ -21,14 +21,14 @@ line that says what is wrong.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .files import atomic_write
 
 __all__ = ["AttnFileError", "Attention", "load", "save"]
 
@@ -154,14 +154,4 @@ def save(path, att: Attention, *, dtype=np.float32):
         arrays["scale"] = np.array(float(att.scale))
     if att.source:
         arrays["source"] = np.array(att.source)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600; give the file ordinary permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays), binary=True)

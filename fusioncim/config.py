@@ -243,16 +243,12 @@ class EngineConfig:
         return self
 
     def _check_luts(self):
-        # Every LUT entry must differ from its neighbour, or the LUT has fewer
-        # distinct values than entries: the probability width is too small.
-        from fusioncim.golden.softmax import _lut
+        from .lut import distinct_entries_need
         for name, bits in (("fine", self.fine_lut_bits), ("coarse", self.coarse_lut_bits)):
-            lut = _lut(self.prob_bits, self.log_frac_bits, bits)
-            if len(lut) > 1 and not (lut[1:] < lut[:-1]).all():
-                need = next(pb for pb in range(self.prob_bits + 1, 40)
-                            if (lambda t: (t[1:] < t[:-1]).all())(_lut(pb, self.log_frac_bits, bits)))
+            need = distinct_entries_need(self.prob_bits, self.log_frac_bits, bits)
+            if need is not None:
                 raise ValueError(
-                    f"prob_bits {self.prob_bits} cannot represent the {len(lut)}-entry {name} LUT "
+                    f"prob_bits {self.prob_bits} cannot represent the {1 << bits}-entry {name} LUT "
                     f"(neighbouring entries are equal); needs prob_bits >= {need}")
 
     # -- derived widths (docs/numerics.md) ---------------------------------
@@ -314,12 +310,6 @@ class EngineConfig:
         return self.p_bits // self.op_bits_per_cycle
 
     @property
-    def div_cycles(self) -> int:
-        """Cycles the OP-CIM's normaliser spends per output row (hw/op_cim.py): a load cycle,
-        ``out_bits + 1`` quotient bits, the sign and saturation cycle, the hand-over."""
-        return self.out_bits + 4
-
-    @property
     def pos_bits(self) -> int:
         """Width of a token position (query or key) in the blocks' ports."""
         return max(1, (self.max_seq_len - 1).bit_length())
@@ -340,6 +330,11 @@ class EngineConfig:
         return max(1, (self.rows - 1).bit_length())
 
     @property
+    def n_rows_bits(self) -> int:
+        """Width of a row count 0 .. rows (a tile's ``n_rows``)."""
+        return self.rows.bit_length()
+
+    @property
     def lanes(self) -> int:
         """Exponent lanes of the softmax unit."""
         return self.rows if self.softmax_lanes is None else self.softmax_lanes
@@ -348,11 +343,6 @@ class EngineConfig:
     def softmax_groups(self) -> int:
         """Cycles the softmax unit's exponent stage spends on one key."""
         return -(-self.rows // self.lanes)
-
-    @property
-    def softmax_latency(self) -> int:
-        """Cycles from a key's acceptance by the softmax unit to its p leaving (hw/softmax.py)."""
-        return 3 + self.softmax_groups
 
     @property
     def kv_keys(self) -> int:

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import schedule
 from .golden import engine
 from .golden.engine import Counters
 from .golden.reference import query_positions
@@ -138,7 +139,7 @@ def structure(cfg, wl):
 
 def _spans(cfg, n):
     # golden.engine.tile_span for tiles of n keys whose last key is neither skipped nor rescaled.
-    return engine.tile_overhead(cfg) + cfg.ip_cycles_per_key * (n - 1) + cfg.op_cycles_per_key + 1
+    return schedule.tile_overhead(cfg) + cfg.ip_cycles_per_key * (n - 1) + cfg.op_cycles_per_key + 1
 
 
 def _cycles(cfg, st, spans, kv_load):
@@ -219,7 +220,7 @@ def model_counters(cfg, wl, pat: Patterns, st=None):
         ideal_cycles=keys * cfg.ip_cycles_per_key, q_load_cycles=len(st.n) * cfg.rows,
         ip_busy=keys * cfg.ip_cycles_per_key, softmax_busy=keys * cfg.softmax_groups,
         op_busy=v_reads * cfg.op_cycles_per_key + round(v_reads * pat.op_rescale),
-        norm_busy=int(st.r.sum()) * cfg.div_cycles, tiles=len(st.n), keys=keys, skipped_keys=skipped,
+        norm_busy=int(st.r.sum()) * schedule.norm_cycles_per_row(cfg), tiles=len(st.n), keys=keys, skipped_keys=skipped,
         k_reads=keys, v_reads=v_reads, fine_lookups=round(live * pat.fine), coarse_lookups=round(live * pat.coarse),
         skipped_entries=round(live * pat.skipped), masked_entries=rows_total - live,
         rescales=round(live * pat.rescale), cim_writes=int(st.r.sum()), kv_writes=wl.tokens * len(st.segments))
@@ -294,7 +295,7 @@ def _no_fusion(cfg, wl, st, c):
     # the softmax, the kept ones through the OP-CIM; the division still overlaps.
     keep = 1 - c.skipped_keys / max(c.keys, 1)
     spans = R + 1 + st.n * (cfg.ip_cycles_per_key + cfg.softmax_groups) \
-        + np.ceil(st.n * keep * cfg.op_cycles_per_key).astype(np.int64) + cfg.softmax_latency + 5
+        + np.ceil(st.n * keep * cfg.op_cycles_per_key).astype(np.int64) + schedule.softmax_latency(cfg) + len(schedule.TILE_HANDOFFS)
     return ev, _cycles(cfg, st, spans, wl.tokens)
 
 

@@ -3,17 +3,26 @@
 The module name is the block name; ports follow Amaranth's naming
 (``clk``, ``rst``, and ``NAME__payload`` / ``NAME__valid`` / ``NAME__ready``
 for streams). The output is deterministic: no source locations are emitted.
+
+Generated Verilog is cached in ``cache_root()/verilog`` under a hash of the
+block, the config, Amaranth's version and the text of every source file of
+the generator (``hw/*.py`` and the modules it imports from ``fusioncim``), so
+an edit to the generator is never served stale; converting the default engine
+takes about 20 s, reading it back well under one.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import hashlib
+import json
+from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 
 from amaranth.back import verilog
 
 from .config import EngineConfig
+from .files import atomic_write, cache_root
 
 __all__ = ["BLOCKS", "build", "verilog_text", "write_verilog"]
 
@@ -39,6 +48,10 @@ def _engine(cfg):
 
 
 BLOCKS = {"ip_cim": _ip_cim, "softmax": _softmax, "op_cim": _op_cim, "engine": _engine}
+_CACHED = frozenset(BLOCKS)        # blocks whose source files are known (a test may register others)
+_PKG = Path(__file__).resolve().parent
+# What the generated Verilog depends on besides the config.
+_SOURCES = ("config.py", "counters.py", "lut.py", "schedule.py", "generate.py")
 
 
 def build(block: str, cfg: EngineConfig):
@@ -50,24 +63,42 @@ def build(block: str, cfg: EngineConfig):
     return BLOCKS[block](cfg)
 
 
-def verilog_text(block: str, cfg: EngineConfig) -> str:
-    return verilog.convert(build(block, cfg), name=block, emit_src=False)
+@lru_cache(maxsize=1)
+def generator_digest() -> str:
+    """Hash of the generator's own source files and Amaranth's version."""
+    import amaranth
+    from . import hw
+    h = hashlib.sha256(amaranth.__version__.encode())
+    files = sorted(Path(hw.__file__).resolve().parent.glob("*.py")) + [_PKG / name for name in _SOURCES]
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def verilog_path(block: str, cfg: EngineConfig) -> Path:
+    """Where the cached Verilog of ``block`` for ``cfg`` lives (it may not exist yet)."""
+    key = json.dumps([block, asdict(cfg), generator_digest()], sort_keys=True)
+    return cache_root() / "verilog" / f"{block}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.v"
+
+
+def verilog_text(block: str, cfg: EngineConfig, *, cache=True) -> str:
+    """The Verilog of ``block`` for ``cfg``: from the cache, or converted (and cached) now."""
+    if not (cache and block in _CACHED):
+        return verilog.convert(build(block, cfg), name=block, emit_src=False)
+    path = verilog_path(block, cfg)
+    try:
+        return path.read_text()
+    except OSError:
+        pass
+    text = verilog.convert(build(block, cfg), name=block, emit_src=False)
+    try:
+        atomic_write(path, lambda f: f.write(text))
+    except OSError:
+        pass                   # a cache that cannot be written only costs the next run a conversion
+    return text
 
 
 def write_verilog(block: str, cfg: EngineConfig, path) -> Path:
     """Generate and write atomically: on any error no file appears at ``path``."""
     text = verilog_text(block, cfg)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".v", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: f.write(text))

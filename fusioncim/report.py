@@ -9,11 +9,10 @@ paper's claims.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from . import dataflow as df
+from .files import atomic_write
 from .synth import energy as energy_mod
 
 __all__ = ["CLAIMS", "REAL", "RATES", "evaluate", "patterns", "measure", "save_rates", "load_rates",
@@ -54,16 +53,7 @@ def save_rates(path, cfg, files, pats, tokens):
            "sources": sorted({attnfile.load(f).source for f in files}), "config": _rate_key(cfg),
            "rates": {m: p.to_dict() for m, (p, _) in pats.items()},
            "rates_no_pattern": {m: q.to_dict() for m, (_, q) in pats.items()}}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)       # mkstemp makes 0600; give the file ordinary permissions
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(json.dumps(doc, indent=1) + "\n"))
 
 
 def load_rates(path):

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from . import verilator
 from .config import EngineConfig
 from .generate import verilog_text
 
-__all__ = ["SIMULATORS", "build_dir", "build", "run", "check", "available"]
+__all__ = ["SIMULATORS", "build_dir", "build", "run", "check", "available", "SimTimeout", "RUN_TIMEOUT"]
 
 SIMULATORS = ("verilator", "icarus")
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,11 +73,40 @@ def available(sim) -> str | None:
     return f"unknown simulator {sim!r}"
 
 
-def _runner(sim):
+class SimTimeout(RuntimeError):
+    """A simulator run went past its wall-clock limit and was killed."""
+
+
+RUN_TIMEOUT = float(os.environ.get("FUSIONCIM_SIM_TIMEOUT", "900"))
+"""Seconds a simulator run may take before it is killed (``FUSIONCIM_SIM_TIMEOUT``); the testbenches'
+own cycle budgets (tb/streams.py ``within``) fail a stalled design long before."""
+
+
+def _runner(sim, timeout=None):
     from cocotb_tools.runner import get_runner
     if sim == "verilator":
         verilator.setup_env()
-    return get_runner(sim)
+    runner = get_runner(sim)
+    if timeout is not None:
+        _limit(runner, timeout)
+    return runner
+
+
+def _limit(runner, seconds):
+    # cocotb's runner starts the simulator with subprocess.run and no timeout;
+    # this replaces its command loop on this one runner object with one that
+    # has a timeout (subprocess.run kills the child when it expires).
+    def execute_cmds(cmds, cwd, stdout=None):
+        for cmd in cmds:
+            try:
+                result = subprocess.run(cmd, cwd=cwd, env=runner.env, check=False, stdout=stdout,
+                                        stderr=None if stdout is None else subprocess.STDOUT, timeout=seconds)
+            except subprocess.TimeoutExpired:
+                raise SimTimeout(f"{Path(cmd[0]).name} ran past {seconds:.0f} s and was killed "
+                                 f"(FUSIONCIM_SIM_TIMEOUT)") from None
+            if result.returncode != 0:
+                raise RuntimeError(f"Command failed with return code: {result.returncode}")
+    runner._execute_cmds = execute_cmds
 
 
 def _port_file(out, block, text):
@@ -170,21 +200,25 @@ def _build_unless_stamped(block, cfg, sim, waves, out, text):
     stamp.write_text(digest)
 
 
-def run(block, cfg, sim, test_module, *, testcase=None, seed=1, extra_env=None, waves=False):
-    """Run cocotb tests on a (cached) build; returns ``(tests, failed, results_xml)``."""
+def run(block, cfg, sim, test_module, *, testcase=None, seed=1, extra_env=None, waves=False, timeout=None):
+    """Run cocotb tests on a (cached) build; returns ``(tests, failed, results_xml)``.
+
+    The simulator is killed after ``timeout`` seconds (default :data:`RUN_TIMEOUT`), raising :class:`SimTimeout`.
+    """
     out = build(block, cfg, sim, waves)
     env = {"FUSIONCIM_CONFIG": config_json(cfg), "FUSIONCIM_SEED": str(seed)}
     env.update(extra_env or {})
     name = testcase if isinstance(testcase, str) else "all"
     test_dir = out / f"run-{name}-{seed}"
     with _locked(out / f"run-{name}-{seed}.lock"):
-        return _run_locked(out, test_dir, block, sim, test_module, testcase, seed, env, waves)
+        return _run_locked(out, test_dir, block, sim, test_module, testcase, seed, env, waves,
+                           RUN_TIMEOUT if timeout is None else timeout)
 
 
-def _run_locked(out, test_dir, block, sim, test_module, testcase, seed, env, waves):
+def _run_locked(out, test_dir, block, sim, test_module, testcase, seed, env, waves, timeout):
     from cocotb_tools.runner import get_results
     test_dir.mkdir(exist_ok=True)
-    runner = _runner(sim)
+    runner = _runner(sim, timeout)
     xml = test_dir / "results.xml"
     xml.unlink(missing_ok=True)
     try:

@@ -14,51 +14,20 @@ hold them to it.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..counters import SOFTMAX_COUNTERS, Counters
+from ..schedule import norm_cycles_per_row, tile_overhead
 from . import ip_cim, op_cim, softmax
 from .reference import query_positions
 
 __all__ = ["Counters", "Tiles", "EngineResult", "tiles_prefill", "tiles_decode", "key_order",
-           "run", "run_sequential", "MODES", "Command", "Segment", "program", "tile_span", "tile_overhead",
+           "run", "run_sequential", "MODES", "Command", "Segment", "program", "tile_span",
            "segment_cycles"]
 
 MODES = ("prefill", "decode")
-
-
-@dataclass
-class Counters:
-    """Activity the hardware exposes, summed over tiles (docs/numerics.md §7)."""
-    cycles: int = 0            # the generated engine's schedule (docs/numerics.md §7)
-    ideal_cycles: int = 0      # keys x IP-CIM cycles per key
-    q_load_cycles: int = 0
-    ip_busy: int = 0
-    softmax_busy: int = 0
-    op_busy: int = 0
-    norm_busy: int = 0
-    tiles: int = 0
-    keys: int = 0              # keys streamed past a tile (= K reads)
-    skipped_keys: int = 0      # keys whose V read and OP-CIM update were skipped
-    k_reads: int = 0
-    v_reads: int = 0
-    fine_lookups: int = 0
-    coarse_lookups: int = 0
-    skipped_entries: int = 0   # (row, key) pairs forced to p = 0 by the skip threshold
-    masked_entries: int = 0    # (row, key) pairs masked (causal, or empty row slot)
-    rescales: int = 0          # (row, key) rescale events
-    cim_writes: int = 0        # Q rows written into the IP-CIM
-    kv_writes: int = 0         # keys (K and V rows) written into the KV buffer
-    ip_stalls: int = 0         # cycles the IP-CIM waits on the softmax: 0 by design (docs/numerics.md §7)
-
-    def __add__(self, other):
-        return Counters(**{f.name: getattr(self, f.name) + getattr(other, f.name)
-                           for f in dataclasses.fields(self)})
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -174,17 +143,12 @@ def _tile_keys(qpos_rows, valid_rows, Lk, causal):
     return (hi + 1 if causal else Lk), hi
 
 
-def tile_overhead(cfg):
-    """The part of :func:`tile_span` a tile pays whatever its keys: command, load, and the way to the OP-CIM."""
-    return cfg.rows + cfg.ip_cycles_per_key + cfg.softmax_latency + 5
-
-
 def tile_span(cfg, n_keys, skipped, any_rescale):
     """Cycles of one tile from its command to the end of its last key (docs/numerics.md §7).
 
     ``skipped`` and ``any_rescale`` are per streamed key, in stream order. The
     command cycle, ``rows`` load cycles, then key i enters the IP-CIM at
-    ``cpk * i``; its p reaches the OP-CIM ``cpk + 2 + softmax_latency`` cycles
+    ``cpk * i``; its p reaches the OP-CIM ``cpk + 2 + softmax_latency`` cycles (``fusioncim.schedule``)
     later, which needs ``op_cycles_per_key`` (+1 with a rescale) and one more to
     see the array idle; a skipped key ends at the V read.
     """
@@ -206,7 +170,7 @@ def segment_cycles(cfg, spans, n_rows):
     start = 0                    # command cycle of the next tile
     for span, rows in zip(spans, n_rows):
         t_end = max(start + int(span) - 1, free)
-        drain = int(rows) * cfg.div_cycles
+        drain = int(rows) * norm_cycles_per_row(cfg)
         free = t_end + drain + 1
         start = free if not cfg.double_buffer else t_end + 1
     return free
@@ -216,7 +180,7 @@ def _tile_counters(cfg, n_rows, n_keys, op_cycles):
     """Everything but the cycle count and the softmax's own counters, for one tile."""
     return Counters(ideal_cycles=n_keys * cfg.ip_cycles_per_key, q_load_cycles=cfg.rows,
                     ip_busy=n_keys * cfg.ip_cycles_per_key, softmax_busy=n_keys * cfg.softmax_groups,
-                    op_busy=int(op_cycles.sum()), norm_busy=n_rows * cfg.div_cycles, tiles=1,
+                    op_busy=int(op_cycles.sum()), norm_busy=n_rows * norm_cycles_per_row(cfg), tiles=1,
                     cim_writes=n_rows, keys=n_keys, k_reads=n_keys)
 
 
@@ -338,11 +302,8 @@ def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, span, cfg, causal, out, lsum
     inside = in_tile[:, None, :] & np.ones((1, R, 1), bool)
     c.skipped_keys = int(skipped.sum())
     c.v_reads = c.keys - c.skipped_keys
-    c.fine_lookups = int((res.tier == softmax.FINE).sum())
-    c.coarse_lookups = int((res.tier == softmax.COARSE).sum())
-    c.skipped_entries = int((res.tier == softmax.SKIPPED).sum())
-    c.masked_entries = int(((res.tier == softmax.MASKED) & inside).sum())
-    c.rescales = int(res.rescale.sum())
+    for name, n in softmax.entry_counts(res.tier, res.rescale, inside).items():
+        setattr(c, name, n)
     return c, fallback, spans
 
 
@@ -381,16 +342,14 @@ def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"
             skips.append(skip)
             rescales.append(shift.any())
             c.skipped_keys += int(skip)
-            c.fine_lookups += int((tier == softmax.FINE).sum())
-            c.coarse_lookups += int((tier == softmax.COARSE).sum())
-            c.skipped_entries += int((tier == softmax.SKIPPED).sum())
-            c.masked_entries += int((tier == softmax.MASKED).sum())
-            c.rescales += int(rescale.sum())
+            for name, count in softmax.entry_counts(tier, rescale).items():
+                setattr(c, name, getattr(c, name) + count)
         skips, rescales = np.array(skips, bool), np.array(rescales, bool)
         sched = _tile_counters(cfg, int(valid.sum()), n, _op_cycles(cfg, skips, rescales))
         spans.append(tile_span(cfg, n, skips, rescales))
-        for f in ("skipped_keys", "fine_lookups", "coarse_lookups", "skipped_entries", "masked_entries", "rescales"):
-            setattr(sched, f, getattr(c, f))
+        for f in SOFTMAX_COUNTERS:
+            if f != "keys":
+                setattr(sched, f, getattr(c, f))
         sched.v_reads = sched.keys - sched.skipped_keys
         total = total + sched
         o = op_cim.normalise(O, l, out_frac_bits=cfg.out_frac_bits, out_bits=cfg.out_bits)

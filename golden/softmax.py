@@ -19,38 +19,18 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..counters import SOFTMAX_COUNTERS
+from ..lut import luts
+
 __all__ = [
     "FINE", "COARSE", "SKIPPED", "MASKED", "luts", "to_log2", "exp2_neg", "exp2_neg_direct",
-    "SoftmaxState", "initial_state", "step", "online", "OnlineResult", "unit", "UNIT_COUNTERS",
+    "SoftmaxState", "initial_state", "step", "online", "OnlineResult", "unit", "entry_counts",
 ]
 
 # Tier codes of one (row, key) entry.
 FINE, COARSE, SKIPPED, MASKED = 0, 1, 2, 3
 
 _NEVER = np.iinfo(np.int64).min // 4   # "no max yet"; far below any x
-
-
-@lru_cache(maxsize=64)
-def _lut(prob_bits: int, frac_bits: int, index_bits: int) -> np.ndarray:
-    # Entry i serves every F-bit fraction f whose top index_bits bits are i. It
-    # holds the mean of 2**-f over exactly those fractions, so the LUT is
-    # unbiased for uniformly spread fractions (docs/numerics.md §4).
-    pmax = (1 << prob_bits) - 1
-    per_bin = 1 << (frac_bits - index_bits)
-    f = np.arange(1 << frac_bits, dtype=np.float64) / (1 << frac_bits)
-    mean = np.exp2(-f).reshape(1 << index_bits, per_bin).mean(axis=1)
-    lut = np.floor(pmax * mean + 0.5).astype(np.int64)
-    lut.setflags(write=False)
-    return lut
-
-
-def luts(cfg):
-    """The fine and coarse exponent LUTs ``(fine, coarse)`` as read-only int64 arrays.
-
-    This is the one source of LUT contents; the RTL generator reads it too.
-    """
-    return (_lut(cfg.prob_bits, cfg.log_frac_bits, cfg.fine_lut_bits),
-            _lut(cfg.prob_bits, cfg.log_frac_bits, cfg.coarse_lut_bits))
 
 
 def to_log2(s, c_mant, c_shift, cfg):
@@ -231,10 +211,22 @@ def _lazy_max(x, cx, live, cfg):
     return out
 
 
-# -- the softmax unit as a block: what hw/softmax.py must produce ------------
+def entry_counts(tier, rescale, inside=True):
+    """The per-entry counters (docs/numerics.md §7) of tier codes and rescale events, as a dict.
 
-UNIT_COUNTERS = ("keys", "skipped_keys", "fine_lookups", "coarse_lookups", "skipped_entries", "masked_entries",
-                 "rescales")
+    ``inside`` masks entries that are not part of the stream (padding keys of
+    the vectorised model); it does not apply to rescale events, which padding
+    never has.
+    """
+    tier = np.asarray(tier)
+    return {"fine_lookups": int(((tier == FINE) & inside).sum()),
+            "coarse_lookups": int(((tier == COARSE) & inside).sum()),
+            "skipped_entries": int(((tier == SKIPPED) & inside).sum()),
+            "masked_entries": int(((tier == MASKED) & inside).sum()),
+            "rescales": int(np.asarray(rescale).sum())}
+
+
+# -- the softmax unit as a block: what hw/softmax.py must produce ------------
 
 
 def unit(scores, key_pos, c_mant, c_shift, q_pos, active, causal, cfg):
@@ -251,7 +243,7 @@ def unit(scores, key_pos, c_mant, c_shift, q_pos, active, causal, cfg):
     outputs : list of ``(p [R], shift [R], skip)`` per key, as on ``p_out``
         (``skip`` only with ``key_skip``).
     l : ``[R]`` final running sums.
-    counters : dict of :data:`UNIT_COUNTERS`.
+    counters : dict of ``fusioncim.counters.SOFTMAX_COUNTERS``.
     """
     scores = np.asarray(scores, np.int64)
     R, N = scores.shape
@@ -261,7 +253,7 @@ def unit(scores, key_pos, c_mant, c_shift, q_pos, active, causal, cfg):
     q_pos = np.asarray(q_pos, np.int64)
     state = initial_state(R)
     lsum = np.zeros(R, np.int64)
-    counters = dict.fromkeys(UNIT_COUNTERS, 0)
+    counters = dict.fromkeys(SOFTMAX_COUNTERS, 0)
     outputs = []
     for n in range(N):
         live = active & (~causal | (int(key_pos[n]) <= q_pos))
@@ -271,9 +263,6 @@ def unit(scores, key_pos, c_mant, c_shift, q_pos, active, causal, cfg):
         outputs.append((p, shift, bool(zero and cfg.key_skip)))
         counters["keys"] += 1
         counters["skipped_keys"] += int(zero and cfg.key_skip)
-        counters["fine_lookups"] += int((tier == FINE).sum())
-        counters["coarse_lookups"] += int((tier == COARSE).sum())
-        counters["skipped_entries"] += int((tier == SKIPPED).sum())
-        counters["masked_entries"] += int((tier == MASKED).sum())
-        counters["rescales"] += int(rescale.sum())
+        for name, n in entry_counts(tier, rescale).items():
+            counters[name] += n
     return outputs, lsum, counters

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from amaranth.hdl import signed
+from amaranth.lib import data, wiring
+
 from ..config import EngineConfig
 
-from amaranth.lib import wiring
+__all__ = ["require_config", "Block", "data_row"]
 
-__all__ = ["require_config", "Block"]
+
+def data_row(c: EngineConfig):
+    """One Q, K or V vector: ``head_dim`` signed ``data_bits`` integers."""
+    return data.ArrayLayout(signed(c.data_bits), c.head_dim)
 
 
 def require_config(component, config):

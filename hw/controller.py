@@ -29,24 +29,39 @@ from amaranth.lib import data, enum, stream
 from amaranth.lib.wiring import In, Out
 
 from ..config import EngineConfig
-from .common import Block
+from .common import Block, data_row
+from .ip_cim import q_wr_layout
+from .softmax import row_wr_layout
 
-__all__ = ["Controller", "ERR_KEYS", "ERR_ROWS", "cmd_layout", "q_layout"]
+__all__ = ["Controller", "ERR_KEYS", "ERR_ROWS", "cmd_layout", "q_layout", "key_layout", "norm_layout"]
 
 ERR_KEYS = 0       # bit of ``err``: n_keys of a command is 0 or beyond the KV buffer
 ERR_ROWS = 1       # bit of ``err``: n_rows of a command is 0 or beyond ``rows``
 
 
 def cmd_layout(c: EngineConfig):
+    """A command: ``{n_keys, n_rows, causal, pattern}``; both counts one bit wider than their
+    limit, so an oversized request is representable (and refused)."""
     return data.StructLayout({
-        "n_keys": unsigned(c.n_keys_bits), "n_rows": unsigned(c.rows.bit_length() + 1),
+        "n_keys": unsigned(c.n_keys_bits), "n_rows": unsigned(c.n_rows_bits + 1),
         "causal": unsigned(1), "pattern": unsigned(1)})
 
 
 def q_layout(c: EngineConfig):
+    """One Q row of a tile: ``{q[head_dim], pos, c_mant, c_shift}``."""
     return data.StructLayout({
-        "q": data.ArrayLayout(signed(c.data_bits), c.head_dim), "pos": unsigned(c.pos_bits),
+        "q": data_row(c), "pos": unsigned(c.pos_bits),
         "c_mant": unsigned(c.const_bits), "c_shift": unsigned(c.c_shift_bits)})
+
+
+def key_layout(c: EngineConfig):
+    """The key to read from the buffer: ``{pos}``."""
+    return data.StructLayout({"pos": unsigned(c.n_keys_bits)})
+
+
+def norm_layout(c: EngineConfig):
+    """End of a tile: ``{n_rows}``."""
+    return data.StructLayout({"n_rows": unsigned(c.n_rows_bits)})
 
 
 class _State(enum.Enum, shape=2):
@@ -89,14 +104,10 @@ class Controller(Block):
         return {
             "cmd": In(stream.Signature(cmd_layout(c))),
             "q_in": In(stream.Signature(q_layout(c))),
-            "q_wr": Out(stream.Signature(data.StructLayout({
-                "row": unsigned(c.row_bits), "data": data.ArrayLayout(signed(c.data_bits), c.head_dim)}))),
-            "row_wr": Out(stream.Signature(data.StructLayout({
-                "row": unsigned(c.row_bits), "c_mant": unsigned(c.const_bits),
-                "c_shift": unsigned(c.c_shift_bits), "q_pos": unsigned(c.pos_bits),
-                "active": unsigned(1), "causal": unsigned(1)}))),
-            "key": Out(stream.Signature(data.StructLayout({"pos": unsigned(c.n_keys_bits)}))),
-            "norm": Out(stream.Signature(data.StructLayout({"n_rows": unsigned(c.rows.bit_length())}))),
+            "q_wr": Out(stream.Signature(q_wr_layout(c))),
+            "row_wr": Out(stream.Signature(row_wr_layout(c))),
+            "key": Out(stream.Signature(key_layout(c))),
+            "norm": Out(stream.Signature(norm_layout(c))),
             "drained": In(1),
             "op_free": In(1),
             "idle": Out(1),
@@ -107,140 +118,171 @@ class Controller(Block):
     def elaborate(self, platform):
         m = Module()
         c = self._cfg
-        R = c.rows
-        KW = c.n_keys_bits
-        state = Signal(_State)
-        n_keys = Signal(KW)
-        n_rows = Signal(R.bit_length())
-        causal = Signal()
-        pattern = Signal()
-        hi = Signal(c.pos_bits)            # latest query position of the tile
-        slot = Signal(range(R + 1))
-        q_done = Signal()                  # the slot's Q beat is written to the IP-CIM
-        row_done = Signal()                # the slot is set up in the softmax unit
-        was_drained = Signal()             # the tile has ended (``norm`` offered)
-
-        m.d.comb += self.idle.eq(state == _State.IDLE)
+        tile = _Tile(c)
+        m.d.comb += self.idle.eq(tile.state == _State.IDLE)
         with m.If(self.err_clear):
             m.d.sync += self.err.eq(0)
+        self._command(m, tile)
+        load_done = self._load(m, tile)
+        self._key_order(m, tile, load_done)
+        self._end_of_tile(m, tile)
+        return m
 
-        # -- 1. command ---------------------------------------------------------
+    def _command(self, m, tile):
+        # 1. Take a command: a bad one sets its error bits and runs nothing.
+        c = self._cfg
         cmd = self.cmd.payload
-        m.d.comb += self.cmd.ready.eq((state == _State.IDLE) & (self.op_free if not c.double_buffer else 1))
+        m.d.comb += self.cmd.ready.eq((tile.state == _State.IDLE) & (self.op_free if not c.double_buffer else 1))
         bad_keys = (cmd.n_keys == 0) | (cmd.n_keys > c.kv_keys)
-        bad_rows = (cmd.n_rows == 0) | (cmd.n_rows > R)
+        bad_rows = (cmd.n_rows == 0) | (cmd.n_rows > c.rows)
         with m.If(self.cmd.valid & self.cmd.ready):
             with m.If(bad_keys | bad_rows):
                 m.d.sync += self.err.eq(self.err | Mux(bad_keys, 1 << ERR_KEYS, 0) | Mux(bad_rows, 1 << ERR_ROWS, 0))
             with m.Else():
-                m.d.sync += [state.eq(_State.LOAD), n_keys.eq(cmd.n_keys), n_rows.eq(cmd.n_rows),
-                             causal.eq(cmd.causal), pattern.eq(cmd.pattern), hi.eq(0), slot.eq(0), was_drained.eq(0)]
+                m.d.sync += [tile.state.eq(_State.LOAD), tile.n_keys.eq(cmd.n_keys), tile.n_rows.eq(cmd.n_rows),
+                             tile.causal.eq(cmd.causal), tile.pattern.eq(cmd.pattern), tile.hi.eq(0),
+                             tile.slot.eq(0), tile.was_drained.eq(0)]
 
-        # -- 2. load the tile: one row slot a cycle ---------------------------------
-        # A real slot forks its Q beat to both set-up ports. Each port's valid
-        # depends only on the beat, never on the other port's ready; a port
-        # that has taken the slot is marked done, and the beat is consumed
-        # (and the slot advances) once both have it. With both ports ready
-        # that is one slot a cycle.
-        loading = state == _State.LOAD
-        real = slot < n_rows
+    def _load(self, m, tile):
+        """2. Load the tile, one row slot a cycle. Returns the strobe of the last slot's cycle.
+
+        A real slot forks its Q beat to both set-up ports. Each port's valid
+        depends only on the beat, never on the other port's ready; a port that
+        has taken the slot is marked done, and the beat is consumed (and the
+        slot advances) once both have it. With both ports ready that is one
+        slot a cycle.
+        """
+        c = self._cfg
+        q_done = Signal()                  # the slot's Q beat is written to the IP-CIM
+        row_done = Signal()                # the slot is set up in the softmax unit
+        loading = tile.state == _State.LOAD
+        real = tile.slot < tile.n_rows
         q = self.q_in.payload
         q_fire = self.q_wr.valid & self.q_wr.ready
         row_fire = self.row_wr.valid & self.row_wr.ready
         advance = loading & (~real | q_done | q_fire) & (row_done | row_fire)
         m.d.comb += [
-            self.q_wr.payload.row.eq(slot),
+            self.q_wr.payload.row.eq(tile.slot),
             self.q_wr.payload.data.eq(q.q),
-            self.row_wr.payload.row.eq(slot),
+            self.row_wr.payload.row.eq(tile.slot),
             self.row_wr.payload.c_mant.eq(Mux(real, q.c_mant, 0)),
             self.row_wr.payload.c_shift.eq(Mux(real, q.c_shift, 0)),
             self.row_wr.payload.q_pos.eq(Mux(real, q.pos, 0)),
             self.row_wr.payload.active.eq(real),
-            self.row_wr.payload.causal.eq(causal),
+            self.row_wr.payload.causal.eq(tile.causal),
             self.q_wr.valid.eq(loading & real & self.q_in.valid & ~q_done),
             self.row_wr.valid.eq(loading & (~real | self.q_in.valid) & ~row_done),
             self.q_in.ready.eq(advance & real),
         ]
+        last_slot = advance & (tile.slot == c.rows - 1)
         with m.If(advance):
-            m.d.sync += slot.eq(slot + 1)
-            with m.If(real & (q.pos > hi)):
-                m.d.sync += hi.eq(q.pos)
-            with m.If(slot == R - 1):
-                m.d.sync += state.eq(_State.KEYS)
+            m.d.sync += tile.slot.eq(tile.slot + 1)
+            with m.If(real & (q.pos > tile.hi)):
+                m.d.sync += tile.hi.eq(q.pos)
+        with m.If(last_slot):
+            m.d.sync += tile.state.eq(_State.KEYS)
         # Outside a load, or once the slot moves on, neither port has the next beat.
         with m.If(advance | ~loading):
             m.d.sync += [q_done.eq(0), row_done.eq(0)]
         with m.Else():
             m.d.sync += [q_done.eq(q_done | q_fire), row_done.eq(row_done | row_fire)]
+        return last_slot
 
-        # -- 3. key order -----------------------------------------------------------
-        # Candidate (phase, k) registers; `resolve` walks past empty phases and
-        # the diagonal window inside the rest, so the key issued is always valid.
-        W = c.diag_window
-        sink_n = Signal(KW)
-
-        def past_sinks(x):
-            # x >= sink_n; with no sink keys always true, and written so (a
-            # comparison with a constant 0 is a lint error in Verilator).
-            return (x >= sink_n) if c.sink_keys else 1
-        top = Signal(KW)
-        diag_lo = Signal(KW)
-        has_diag = Signal()
-        m.d.comb += [
-            sink_n.eq(Mux(pattern, Mux(n_keys < c.sink_keys, n_keys, c.sink_keys), 0) if c.sink_keys else 0),
-            top.eq(Mux(hi < n_keys - 1, hi, n_keys - 1)),
-        ]
-        lo = Signal(signed(KW + 2))
-        m.d.comb += [
-            lo.eq(top.as_signed() - (W - 1)),
-            diag_lo.eq(Mux(lo < sink_n.as_signed(), sink_n, lo[:KW])),
-            has_diag.eq(pattern & (W > 0) & (past_sinks(top) if W else 1)),
-        ]
+    def _key_order(self, m, tile, load_done):
+        # 3. Issue the keys: candidate (phase, k) registers; `resolve` walks past
+        # empty phases and the diagonal window inside the rest, so the key issued
+        # is always valid.
+        c = self._cfg
+        order = _KeyOrder(m, c, tile)
         phase = Signal(2)
-        k = Signal(KW + 1)
-
-        def resolve(ph, kk):
-            # SINK past its end -> DIAG start or REST start; REST inside the
-            # window -> past it; REST past n -> DONE.
-            p1 = Signal(2, name="p1")
-            k1 = Signal(KW + 1, name="k1")
-            with m.If((ph == _Phase.SINK) & past_sinks(kk)):
-                m.d.comb += [p1.eq(Mux(has_diag, _Phase.DIAG, _Phase.REST)), k1.eq(Mux(has_diag, top, sink_n))]
-            with m.Else():
-                m.d.comb += [p1.eq(ph), k1.eq(kk)]
-            k2 = Signal(KW + 1, name="k2")
-            m.d.comb += k2.eq(Mux((p1 == _Phase.REST) & has_diag & (k1 >= diag_lo) & (k1 <= top), top + 1, k1))
-            p2 = Signal(2, name="p2")
-            m.d.comb += p2.eq(Mux((p1 == _Phase.REST) & (k2 >= n_keys), _Phase.DONE, p1))
-            return p2, k2
-
-        cur_p, cur_k = resolve(phase, k)
-        keying = state == _State.KEYS
+        k = Signal(c.n_keys_bits + 1)
+        cur_p, cur_k = order.resolve(phase, k)
+        keying = tile.state == _State.KEYS
         m.d.comb += [self.key.valid.eq(keying & (cur_p != _Phase.DONE)), self.key.payload.pos.eq(cur_k)]
-        with m.If(advance & (slot == R - 1)):
+        with m.If(load_done):
             m.d.sync += [phase.eq(_Phase.SINK), k.eq(0)]
         with m.If(self.key.valid & self.key.ready):
             with m.Switch(cur_p):
                 with m.Case(_Phase.SINK):
                     m.d.sync += [phase.eq(_Phase.SINK), k.eq(cur_k + 1)]
                 with m.Case(_Phase.DIAG):
-                    with m.If(cur_k > diag_lo):
+                    with m.If(cur_k > order.diag_lo):
                         m.d.sync += [phase.eq(_Phase.DIAG), k.eq(cur_k - 1)]
                     with m.Else():
-                        m.d.sync += [phase.eq(_Phase.REST), k.eq(sink_n)]
+                        m.d.sync += [phase.eq(_Phase.REST), k.eq(order.sink_n)]
                 with m.Default():
                     m.d.sync += [phase.eq(_Phase.REST), k.eq(cur_k + 1)]
         with m.If(keying & (cur_p == _Phase.DONE)):
-            m.d.sync += state.eq(_State.WAIT)
+            m.d.sync += tile.state.eq(_State.WAIT)
 
-        # -- 4. end of tile -------------------------------------------------------
-        # Once drained, the tile stays ended even if ``drained`` drops: the end
-        # is offered until it is taken.
-        waiting = state == _State.WAIT
-        m.d.comb += [self.norm.valid.eq(waiting & (self.drained | was_drained)),
-                     self.norm.payload.n_rows.eq(n_rows)]
+    def _end_of_tile(self, m, tile):
+        # 4. Once drained, the tile stays ended even if ``drained`` drops: the
+        # end is offered until it is taken.
+        waiting = tile.state == _State.WAIT
+        m.d.comb += [self.norm.valid.eq(waiting & (self.drained | tile.was_drained)),
+                     self.norm.payload.n_rows.eq(tile.n_rows)]
         with m.If(self.norm.valid):
-            m.d.sync += was_drained.eq(1)
+            m.d.sync += tile.was_drained.eq(1)
         with m.If(self.norm.valid & self.norm.ready):
-            m.d.sync += [state.eq(_State.IDLE), was_drained.eq(0)]
-        return m
+            m.d.sync += [tile.state.eq(_State.IDLE), tile.was_drained.eq(0)]
+
+
+class _Tile:
+    """The command being run: its fields, the load position and the state."""
+
+    def __init__(self, c):
+        self.state = Signal(_State)
+        self.n_keys = Signal(c.n_keys_bits)
+        self.n_rows = Signal(c.n_rows_bits)
+        self.causal = Signal()
+        self.pattern = Signal()
+        self.hi = Signal(c.pos_bits)            # latest query position of the tile
+        self.slot = Signal(range(c.rows + 1))
+        self.was_drained = Signal()             # the tile has ended (``norm`` offered)
+
+
+class _KeyOrder:
+    """The pattern-aware order's bounds for the current tile (docs/numerics.md §6), and its step."""
+
+    def __init__(self, m, c, tile):
+        width = c.n_keys_bits
+        self._c, self._m, self._tile = c, m, tile
+        self.sink_n = Signal(width)
+        self.top = Signal(width)
+        self.diag_lo = Signal(width)
+        self.has_diag = Signal()
+        n_keys = tile.n_keys
+        m.d.comb += [
+            self.sink_n.eq(Mux(tile.pattern, Mux(n_keys < c.sink_keys, n_keys, c.sink_keys), 0)
+                           if c.sink_keys else 0),
+            self.top.eq(Mux(tile.hi < n_keys - 1, tile.hi, n_keys - 1)),
+        ]
+        lo = Signal(signed(width + 2))
+        window = c.diag_window
+        m.d.comb += [
+            lo.eq(self.top.as_signed() - (window - 1)),
+            self.diag_lo.eq(Mux(lo < self.sink_n.as_signed(), self.sink_n, lo[:width])),
+            self.has_diag.eq(tile.pattern & (window > 0) & (self.past_sinks(self.top) if window else 1)),
+        ]
+
+    def past_sinks(self, x):
+        # x >= sink_n; with no sink keys always true, and written so (a
+        # comparison with a constant 0 is a lint error in Verilator).
+        return (x >= self.sink_n) if self._c.sink_keys else 1
+
+    def resolve(self, ph, kk):
+        """SINK past its end -> DIAG start or REST start; REST inside the window -> past it; REST past n -> DONE."""
+        m, width = self._m, self._c.n_keys_bits
+        p1 = Signal(2, name="p1")
+        k1 = Signal(width + 1, name="k1")
+        with m.If((ph == _Phase.SINK) & self.past_sinks(kk)):
+            m.d.comb += [p1.eq(Mux(self.has_diag, _Phase.DIAG, _Phase.REST)),
+                         k1.eq(Mux(self.has_diag, self.top, self.sink_n))]
+        with m.Else():
+            m.d.comb += [p1.eq(ph), k1.eq(kk)]
+        k2 = Signal(width + 1, name="k2")
+        in_window = (p1 == _Phase.REST) & self.has_diag & (k1 >= self.diag_lo) & (k1 <= self.top)
+        m.d.comb += k2.eq(Mux(in_window, self.top + 1, k1))
+        p2 = Signal(2, name="p2")
+        m.d.comb += p2.eq(Mux((p1 == _Phase.REST) & (k2 >= self._tile.n_keys), _Phase.DONE, p1))
+        return p2, k2

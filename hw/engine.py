@@ -19,32 +19,31 @@ streams: the counters equal ``golden.engine``'s, cycles included.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, fifo, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..config import EngineConfig
-from .common import Block
+from ..counters import COUNTER_BITS, ENGINE_COUNTERS, SOFTMAX_COUNTERS
+from ..schedule import ip_depth
+from .common import Block, data_row
 from .controller import Controller, ERR_KEYS, ERR_ROWS, cmd_layout, q_layout
 from .ip_cim import IpCim
-from .op_cim import OpCim
+from .op_cim import OpCim, o_out_layout
 from .softmax import Softmax
 
-__all__ = ["Engine", "COUNTERS", "ERRORS", "ERR_KEYS", "ERR_ROWS", "ERR_KV_BUSY", "ERR_KV_ADDR"]
+__all__ = ["Engine", "ERRORS", "ERR_KEYS", "ERR_ROWS", "ERR_KV_BUSY", "ERR_KV_ADDR", "kv_wr_layout"]
 
 ERR_KV_BUSY = 2    # a KV-buffer write arrived while a tile was in progress; it was dropped
 ERR_KV_ADDR = 3    # a KV-buffer write beyond the buffer's depth; it was dropped
 ERRORS = {ERR_KEYS: "n_keys is 0 or beyond the KV buffer", ERR_ROWS: "n_rows is 0 or beyond rows",
           ERR_KV_BUSY: "KV write while a tile was in progress", ERR_KV_ADDR: "KV write beyond the buffer"}
 
-# Engine counters, same names and meaning as golden.engine.Counters.
-COUNTERS = ("cycles", "q_load_cycles", "ip_busy", "softmax_busy", "op_busy", "norm_busy", "tiles", "keys",
-            "skipped_keys", "k_reads", "v_reads", "fine_lookups", "coarse_lookups", "skipped_entries",
-            "masked_entries", "rescales", "cim_writes", "kv_writes", "ip_stalls")
-COUNTER_BITS = 40
-_FROM_SOFTMAX = ("keys", "skipped_keys", "fine_lookups", "coarse_lookups", "skipped_entries", "masked_entries",
-                 "rescales")
+
+def kv_wr_layout(c: EngineConfig):
+    """One key and value for the buffer: ``{addr, k[head_dim], v[head_dim]}``."""
+    return data.StructLayout({"addr": unsigned(c.kv_addr_bits), "k": data_row(c), "v": data_row(c)})
 
 
 class Engine(Block):
@@ -71,27 +70,24 @@ class Engine(Block):
         Nothing in progress and no output pending.
     err : Out(4), err_clear : In(1)
         Sticky error bits (``ERRORS``), cleared by ``err_clear``.
-    cycles, ... kv_writes : Out(40)
-        Counters since reset (``COUNTERS``).
+    cycles, ... ip_stalls : Out(40)
+        Counters since reset (``fusioncim.counters.ENGINE_COUNTERS``).
     """
 
     def check(self, config):
         config.check_engine()
 
     def ports(self, c: EngineConfig):
-        row = data.ArrayLayout(signed(c.data_bits), c.head_dim)
         ports = {
-            "kv_wr": In(stream.Signature(data.StructLayout({
-                "addr": unsigned(c.kv_addr_bits), "k": row, "v": row}))),
+            "kv_wr": In(stream.Signature(kv_wr_layout(c))),
             "cmd": In(stream.Signature(cmd_layout(c))),
             "q_in": In(stream.Signature(q_layout(c))),
-            "o_out": Out(stream.Signature(data.StructLayout({
-                "row": unsigned(c.row_bits), "o": data.ArrayLayout(signed(c.out_bits), c.head_dim)}))),
+            "o_out": Out(stream.Signature(o_out_layout(c))),
             "idle": Out(1),
             "err": Out(len(ERRORS)),
             "err_clear": In(1),
         }
-        ports.update({name: Out(COUNTER_BITS) for name in COUNTERS})
+        ports.update({name: Out(COUNTER_BITS) for name in ENGINE_COUNTERS})
         return ports
 
     def elaborate(self, platform):
@@ -101,13 +97,51 @@ class Engine(Block):
         m.submodules.ip = ip = IpCim(c)
         m.submodules.sm = sm = Softmax(c)
         m.submodules.op = op = OpCim(c)
-        row = data.ArrayLayout(signed(c.data_bits), c.head_dim)
-        m.submodules.k_mem = k_mem = Memory(shape=row, depth=c.kv_keys, init=[])
-        m.submodules.v_mem = v_mem = Memory(shape=row, depth=c.kv_keys, init=[])
-        k_wr, v_wr = k_mem.write_port(), v_mem.write_port()
-        k_rd, v_rd = k_mem.read_port(), v_mem.read_port()
+        m.submodules.k_mem = k_mem = Memory(shape=data_row(c), depth=c.kv_keys, init=[])
+        m.submodules.v_mem = v_mem = Memory(shape=data_row(c), depth=c.kv_keys, init=[])
+        kv_written = self._kv_buffer(m, ctrl, k_mem.write_port(), v_mem.write_port())
 
-        # -- KV buffer writes ---------------------------------------------------
+        # Command and Q tile in, set-up out.
+        connect(m, ctrl.cmd, flipped(self.cmd))
+        connect(m, ctrl.q_in, flipped(self.q_in))
+        connect(m, ctrl.q_wr, ip.q_wr)
+        connect(m, ctrl.row_wr, sm.row_wr)
+
+        take_key = self._k_read(m, ctrl, ip, sm, k_mem.read_port())
+        take_p, v_read, v_valid = self._v_read(m, sm, op, v_mem.read_port())
+
+        # End of tile: the pipeline is drained when every key issued has left
+        # the softmax and the OP-CIM has finished the last one.
+        inflight = Signal(c.n_keys_bits + 1)
+        m.d.sync += inflight.eq(inflight + take_key - take_p)
+        m.d.comb += [ctrl.drained.eq((inflight == 0) & ~v_valid & ~op.key_active),
+                     ctrl.op_free.eq(~op.busy & ~op.o_out.valid),
+                     op.norm_in.valid.eq(ctrl.norm.valid), op.norm_in.payload.l.eq(sm.l),
+                     op.norm_in.payload.n_rows.eq(ctrl.norm.payload.n_rows), ctrl.norm.ready.eq(op.norm_in.ready)]
+        connect(m, op.o_out, flipped(self.o_out))
+        m.d.comb += self.idle.eq(ctrl.idle & ~op.busy & ~op.o_out.valid)
+
+        self._counters(m, sm, {
+            "cycles": ~self.idle | (self.cmd.valid & self.cmd.ready),
+            "q_load_cycles": ctrl.row_wr.valid & ctrl.row_wr.ready,
+            "ip_busy": ip.active,
+            "softmax_busy": sm.active,
+            "op_busy": op.key_active,
+            "norm_busy": op.norm_active,
+            "tiles": ctrl.norm.valid & ctrl.norm.ready,
+            "k_reads": take_key,
+            "v_reads": v_read,
+            "cim_writes": ctrl.q_wr.valid & ctrl.q_wr.ready,
+            "kv_writes": kv_written,
+            # The IP-CIM holds a finished key because the softmax cannot take it:
+            # the softmax (or what is behind it) sets the pace.
+            "ip_stalls": ip.s.valid & ~ip.s.ready,
+        })
+        return m
+
+    def _kv_buffer(self, m, ctrl, k_wr, v_wr):
+        """KV-buffer writes, refused (and flagged) during a tile or beyond the depth. Returns the write strobe."""
+        c = self._cfg
         kv = self.kv_wr.payload
         wr = self.kv_wr.valid & self.kv_wr.ready
         in_range = kv.addr < c.kv_keys
@@ -123,14 +157,11 @@ class Engine(Block):
         with m.If(self.err_clear):
             m.d.sync += err_kv.eq(0)
         m.d.comb += [self.err.eq(ctrl.err | (err_kv << ERR_KV_BUSY)), ctrl.err_clear.eq(self.err_clear)]
+        return write
 
-        # -- command and Q tile in, set-up out ------------------------------------
-        connect(m, ctrl.cmd, flipped(self.cmd))
-        connect(m, ctrl.q_in, flipped(self.q_in))
-        connect(m, ctrl.q_wr, ip.q_wr)
-        connect(m, ctrl.row_wr, sm.row_wr)
-
-        # -- K read: one register between the key order and the IP-CIM -----------
+    def _k_read(self, m, ctrl, ip, sm, k_rd):
+        """K read: one register between the key order and the IP-CIM. Returns the key-issue strobe."""
+        c = self._cfg
         k_valid = Signal()
         k_pos = Signal(c.pos_bits)
         take_key = ctrl.key.valid & ctrl.key.ready
@@ -142,61 +173,41 @@ class Engine(Block):
         with m.If(take_key):
             m.d.sync += [k_valid.eq(1), k_pos.eq(ctrl.key.payload.pos)]
 
-        # Key positions ride beside the IP-CIM (at most two keys inside it).
-        m.submodules.pos_fifo = pos_fifo = fifo.SyncFIFO(width=c.pos_bits, depth=4)
+        # Key positions ride beside the IP-CIM. The FIFO refuses a write when
+        # full even if it is read in the same cycle, so it holds one more than
+        # the keys the IP-CIM can hold.
+        m.submodules.pos_fifo = pos_fifo = fifo.SyncFIFO(width=c.pos_bits, depth=ip_depth(c) + 1)
         m.d.comb += [pos_fifo.w_data.eq(k_pos), pos_fifo.w_en.eq(ip.k.valid & ip.k.ready),
                      sm.s_in.valid.eq(ip.s.valid), sm.s_in.payload.scores.eq(ip.s.payload),
                      sm.s_in.payload.key_pos.eq(pos_fifo.r_data), ip.s.ready.eq(sm.s_in.ready),
                      pos_fifo.r_en.eq(sm.s_in.valid & sm.s_in.ready)]
+        return take_key
 
-        # -- V read: skipped keys end here ------------------------------------
+    def _v_read(self, m, sm, op, v_rd):
+        """V read: skipped keys end here. Returns (p taken, V read strobe, a key waiting for the OP-CIM)."""
         v_valid = Signal()
         p = sm.p_out.payload
         take_p = sm.p_out.valid & sm.p_out.ready
+        v_read = take_p & ~p.skip
         p_reg = Signal.like(op.kv_in.payload.p)
         shift_reg = Signal.like(op.kv_in.payload.shift)
         m.d.comb += [sm.p_out.ready.eq(~v_valid | op.kv_in.ready),
-                     v_rd.addr.eq(p.key_pos), v_rd.en.eq(take_p & ~p.skip),
+                     v_rd.addr.eq(p.key_pos), v_rd.en.eq(v_read),
                      op.kv_in.valid.eq(v_valid), op.kv_in.payload.p.eq(p_reg),
                      op.kv_in.payload.shift.eq(shift_reg), op.kv_in.payload.skip.eq(0),
                      op.kv_in.payload.v.eq(v_rd.data)]
         with m.If(op.kv_in.valid & op.kv_in.ready):
             m.d.sync += v_valid.eq(0)
-        with m.If(take_p & ~p.skip):
+        with m.If(v_read):
             m.d.sync += [v_valid.eq(1), p_reg.eq(p.p), shift_reg.eq(p.shift)]
+        return take_p, v_read, v_valid
 
-        # -- end of tile -----------------------------------------------------------
-        inflight = Signal(c.n_keys_bits + 1)       # keys issued whose p has not left the softmax
-        m.d.sync += inflight.eq(inflight + take_key - take_p)
-        m.d.comb += [ctrl.drained.eq((inflight == 0) & ~v_valid & ~op.key_active),
-                     ctrl.op_free.eq(~op.busy & ~op.o_out.valid),
-                     op.norm_in.valid.eq(ctrl.norm.valid), op.norm_in.payload.l.eq(sm.l),
-                     op.norm_in.payload.n_rows.eq(ctrl.norm.payload.n_rows), ctrl.norm.ready.eq(op.norm_in.ready)]
-        connect(m, op.o_out, flipped(self.o_out))
-        m.d.comb += self.idle.eq(ctrl.idle & ~op.busy & ~op.o_out.valid)
-
-        # -- counters ------------------------------------------------------------
-        events = {
-            "cycles": ~self.idle | (self.cmd.valid & self.cmd.ready),
-            "q_load_cycles": ctrl.row_wr.valid & ctrl.row_wr.ready,
-            "ip_busy": ip.active,
-            "softmax_busy": sm.active,
-            "op_busy": op.key_active,
-            "norm_busy": op.norm_active,
-            "tiles": ctrl.norm.valid & ctrl.norm.ready,
-            "k_reads": take_key,
-            "v_reads": take_p & ~p.skip,
-            "cim_writes": ctrl.q_wr.valid & ctrl.q_wr.ready,
-            "kv_writes": write,
-            # The IP-CIM holds a finished key because the softmax cannot take it:
-            # the softmax (or what is behind it) sets the pace.
-            "ip_stalls": ip.s.valid & ~ip.s.ready,
-        }
-        for name in COUNTERS:
-            if name in _FROM_SOFTMAX:
-                m.d.comb += getattr(self, name).eq(getattr(sm, name))
+    def _counters(self, m, sm, events):
+        # The softmax unit's own counters pass through; the others count their event.
+        assert set(events) | set(SOFTMAX_COUNTERS) == set(ENGINE_COUNTERS)
+        for name in ENGINE_COUNTERS:
+            counter = getattr(self, name)
+            if name in SOFTMAX_COUNTERS:
+                m.d.comb += counter.eq(getattr(sm, name))
             else:
-                counter = getattr(self, name)
                 m.d.sync += counter.eq(counter + events[name])
-        return m
-

@@ -16,9 +16,20 @@ from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from ..config import EngineConfig
-from .common import Block
+from ..schedule import ip_latency
+from .common import Block, data_row
 
-__all__ = ["IpCim"]
+__all__ = ["IpCim", "q_wr_layout", "scores_layout"]
+
+
+def q_wr_layout(c: EngineConfig):
+    """A Q row to store: ``{row, data[head_dim]}``."""
+    return data.StructLayout({"row": unsigned(c.row_bits), "data": data_row(c)})
+
+
+def scores_layout(c: EngineConfig):
+    """The ``rows`` exact scores of one key."""
+    return data.ArrayLayout(signed(c.score_bits), c.rows)
 
 
 def _adder_tree(terms):
@@ -72,13 +83,12 @@ class IpCim(Block):
     """
 
     def ports(self, config: EngineConfig):
-        row = data.ArrayLayout(signed(config.data_bits), config.head_dim)
         return {
-            "q_wr": In(stream.Signature(data.StructLayout({"row": unsigned(config.row_bits), "data": row}))),
+            "q_wr": In(stream.Signature(q_wr_layout(config))),
             "q_rd_row": In(unsigned(config.row_bits)),
-            "q_rd_data": Out(row),
-            "k": In(stream.Signature(row)),
-            "s": Out(stream.Signature(data.ArrayLayout(signed(config.score_bits), config.rows))),
+            "q_rd_data": Out(data_row(config)),
+            "k": In(stream.Signature(data_row(config))),
+            "s": Out(stream.Signature(scores_layout(config))),
             "busy": Out(1),
             "active": Out(1),
         }
@@ -90,7 +100,7 @@ class IpCim(Block):
     @property
     def latency(self):
         """Cycles from a key's acceptance on ``k`` to its scores being valid on ``s``."""
-        return self.cycles_per_key + 1
+        return ip_latency(self._cfg)
 
     def elaborate(self, platform):
         m = Module()

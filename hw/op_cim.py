@@ -6,12 +6,12 @@ and the v row are broadcast and every cell does
 cycle, only when some row's shift is non-zero (alpha = 1 costs nothing), and
 the multiply is bit-serial over p, ``op_bits_per_cycle`` bits a cycle, least
 significant digit first. A skipped key is accepted without touching the array.
-At the end of a tile the normaliser turns each row into ``O / l`` with
-``out_frac_bits`` of fraction (a restoring divider per column, one quotient bit
-a cycle), streams the rows out and clears the array for the next tile. With
-``double_buffer`` the tile's O is copied into a second register bank in the
-cycle the tile ends and the array is cleared at once, so the next tile's keys
-overlap the division.
+At the end of a tile the :class:`Normaliser` (a component of its own beside
+the array) turns each row into ``O / l`` with ``out_frac_bits`` of fraction (a
+restoring divider per column, one quotient bit a cycle), streams the rows out
+and the array is cleared for the next tile. With ``double_buffer`` the tile's
+O is copied into a second register bank in the cycle the tile ends and the
+array is cleared at once, so the next tile's keys overlap the division.
 Golden model: ``fusioncim.golden.op_cim`` (``update``, ``normalise``).
 """
 
@@ -19,12 +19,159 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..config import EngineConfig
-from .common import Block
+from ..schedule import NormPhase, norm_cycles_per_row, quotient_bits
+from .common import Block, data_row
+from .softmax import sums_layout
 
-__all__ = ["OpCim"]
+__all__ = ["OpCim", "Normaliser", "kv_in_layout", "norm_in_layout", "o_out_layout", "acc_row_layout"]
+
+
+def kv_in_layout(c: EngineConfig):
+    """One key for the array: ``{p[rows], shift[rows], skip, v[head_dim]}``."""
+    return data.StructLayout({
+        "p": data.ArrayLayout(unsigned(c.p_bits), c.rows), "shift": data.ArrayLayout(unsigned(c.shift_bits), c.rows),
+        "skip": unsigned(1), "v": data_row(c)})
+
+
+def norm_in_layout(c: EngineConfig):
+    """End of a tile: ``{l[rows], n_rows}``."""
+    return data.StructLayout({"l": sums_layout(c), "n_rows": unsigned(c.n_rows_bits)})
+
+
+def o_out_layout(c: EngineConfig):
+    """One normalised output row: ``{row, o[head_dim]}``."""
+    return data.StructLayout({"row": unsigned(c.row_bits), "o": data.ArrayLayout(signed(c.out_bits), c.head_dim)})
+
+
+def acc_row_layout(c: EngineConfig):
+    """One row of accumulators."""
+    return data.ArrayLayout(signed(c.acc_width), c.head_dim)
+
+
+class Normaliser(Block):
+    """Divides one row of accumulators at a time by its running sum: ``out = sat(sign(O) floor((|O| 2^(f+1) + l) / 2l))``.
+
+    A tile's rows ``0 .. n_rows - 1`` go through the phases of
+    :class:`fusioncim.schedule.NormPhase`, ``cycles_per_row`` cycles a row
+    with ``o_out`` ready. The rows themselves stay outside: the normaliser
+    names the row it reads on ``row_sel`` and gets it on ``row_o``.
+
+    Members
+    -------
+    start : In(stream)
+        ``{l[rows], n_rows}``: a tile to normalise; ready while idle.
+    row_sel : Out(row_bits), row_o : In(ArrayLayout(signed(acc_width), head_dim))
+        The row being divided, and its accumulators.
+    o_out : Out(stream)
+        ``{row, o[head_dim]}``, row 0 first.
+    busy : Out(1)
+        A tile is being normalised.
+    active : Out(1)
+        Working this cycle (not waiting on ``o_out``): the engine's ``norm_busy``.
+    done : Out(1)
+        The tile's last row is handed over this cycle.
+    """
+
+    def ports(self, c: EngineConfig):
+        return {
+            "start": In(stream.Signature(norm_in_layout(c))),
+            "row_sel": Out(unsigned(c.row_bits)),
+            "row_o": In(acc_row_layout(c)),
+            "o_out": Out(stream.Signature(o_out_layout(c))),
+            "busy": Out(1),
+            "active": Out(1),
+            "done": Out(1),
+        }
+
+    @property
+    def cycles_per_row(self):
+        return norm_cycles_per_row(self._cfg)
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._cfg
+        n_quot = quotient_bits(c)
+        frac = c.out_frac_bits
+        num_width = c.acc_width + frac + 2
+        l_reg = [Signal(c.sum_width, name=f"l{r}") for r in range(c.rows)]
+        n_rows = Signal(c.n_rows_bits)
+        row = self.row_sel
+        phase = Signal(NormPhase)
+        bit_no = Signal(range(max(n_quot, 2)))
+        busy = self.busy
+        m.d.comb += self.start.ready.eq(~busy)
+        with m.If(self.start.valid & self.start.ready):
+            m.d.sync += [busy.eq(1), row.eq(0), phase.eq(NormPhase.LOAD), n_rows.eq(self.start.payload.n_rows)]
+            m.d.sync += [l_reg[r].eq(self.start.payload.l[r]) for r in range(c.rows)]
+        row_l = Signal(c.sum_width)
+        with m.Switch(row):
+            for r in range(c.rows):
+                with m.Case(r):
+                    m.d.comb += row_l.eq(l_reg[r])
+            with m.Default():
+                m.d.comb += row_l.eq(0)
+
+        num = [Signal(num_width + n_quot, name=f"num{j}") for j in range(c.head_dim)]
+        quo = [Signal(n_quot, name=f"quo{j}") for j in range(c.head_dim)]
+        neg = [Signal(name=f"neg{j}") for j in range(c.head_dim)]
+        over = [Signal(name=f"over{j}") for j in range(c.head_dim)]
+        den = Signal(c.sum_width + 1 + n_quot)
+        handing_over = phase == NormPhase.HANDOVER
+        taken = self.o_out.valid & self.o_out.ready
+        final_row = (row == c.rows - 1) | (row + 1 >= n_rows)
+        m.d.comb += [self.active.eq(busy & ~(handing_over & ~self.o_out.ready)),
+                     self.done.eq(busy & handing_over & taken & final_row)]
+
+        # An if-chain rather than a case: Verilator reports a case statement
+        # whose arms assign combinational signals as incomplete (CASEINCOMPLETE).
+        with m.If(busy):
+            with m.If(phase == NormPhase.LOAD):
+                divisor = Mux(row_l == 0, 2, row_l << 1)
+                m.d.sync += [den.eq(divisor << (n_quot - 1)), bit_no.eq(0), phase.eq(NormPhase.DIVIDE)]
+                for j, acc in enumerate(self.row_o):
+                    mag = Mux(acc < 0, -acc, acc)
+                    num0 = Signal(num_width, name=f"n0_{j}")
+                    m.d.comb += num0.eq((mag.as_unsigned() << (frac + 1)) + Mux(row_l == 0, 1, row_l))
+                    # A quotient of n_quot bits or more saturates whatever its low bits.
+                    m.d.sync += [num[j].eq(num0), quo[j].eq(0), neg[j].eq(acc < 0),
+                                 over[j].eq(num0 >= (divisor << n_quot))]
+            with m.Elif(phase == NormPhase.DIVIDE):
+                # Restoring division, one quotient bit a cycle, most significant first:
+                # one subtractor per column against the shared, shifting divisor.
+                for j in range(c.head_dim):
+                    trial = Signal(num_width + n_quot + 1, name=f"trial{j}")
+                    m.d.comb += trial.eq(num[j] - den)
+                    with m.If(~trial[-1]):
+                        m.d.sync += [num[j].eq(trial), quo[j].eq(Cat(1, quo[j][:-1]))]
+                    with m.Else():
+                        m.d.sync += quo[j].eq(Cat(0, quo[j][:-1]))
+                m.d.sync += [den.eq(den >> 1), bit_no.eq(bit_no + 1)]
+                with m.If(bit_no == n_quot - 1):
+                    m.d.sync += phase.eq(NormPhase.ROUND)
+            with m.Elif(phase == NormPhase.ROUND):
+                with m.If(~self.o_out.valid):
+                    self._round(m, quo, neg, over, row_l)
+                    m.d.sync += [self.o_out.payload.row.eq(row), self.o_out.valid.eq(1),
+                                 phase.eq(NormPhase.HANDOVER)]
+            with m.Else():                                   # NormPhase.HANDOVER
+                with m.If(taken):
+                    m.d.sync += self.o_out.valid.eq(0)
+                    with m.If(final_row):
+                        m.d.sync += busy.eq(0)
+                    with m.Else():
+                        m.d.sync += [row.eq(row + 1), phase.eq(NormPhase.LOAD)]
+        return m
+
+    def _round(self, m, quo, neg, over, row_l):
+        # Sign and saturation to out_bits; a row whose sum is 0 (no live key) is 0.
+        lim = 1 << (self._cfg.out_bits - 1)
+        for j, q in enumerate(quo):
+            pos = Mux(over[j] | (q > lim - 1), lim - 1, q)
+            negv = Mux(over[j] | (q > lim), -lim, -q.as_signed())
+            m.d.sync += self.o_out.payload.o[j].eq(Mux(row_l == 0, 0, Mux(neg[j], negv, pos)))
 
 
 class OpCim(Block):
@@ -61,17 +208,12 @@ class OpCim(Block):
     """
 
     def ports(self, c: EngineConfig):
-        R, d = c.rows, c.head_dim
         return {
-            "kv_in": In(stream.Signature(data.StructLayout({
-                "p": data.ArrayLayout(unsigned(c.p_bits), R), "shift": data.ArrayLayout(unsigned(c.shift_bits), R),
-                "skip": unsigned(1), "v": data.ArrayLayout(signed(c.data_bits), d)}))),
-            "norm_in": In(stream.Signature(data.StructLayout({
-                "l": data.ArrayLayout(unsigned(c.sum_width), R), "n_rows": unsigned(R.bit_length())}))),
-            "o_out": Out(stream.Signature(data.StructLayout({
-                "row": unsigned(c.row_bits), "o": data.ArrayLayout(signed(c.out_bits), d)}))),
+            "kv_in": In(stream.Signature(kv_in_layout(c))),
+            "norm_in": In(stream.Signature(norm_in_layout(c))),
+            "o_out": Out(stream.Signature(o_out_layout(c))),
             "o_rd_row": In(unsigned(c.row_bits)),
-            "o_rd_data": Out(data.ArrayLayout(signed(c.acc_width), d)),
+            "o_rd_data": Out(acc_row_layout(c)),
             "busy": Out(1),
             "key_active": Out(1),
             "norm_active": Out(1),
@@ -82,158 +224,98 @@ class OpCim(Block):
         return self._cfg.op_cycles_per_key
 
     @property
-    def quotient_bits(self):
-        """Quotient bits the divider produces: enough for any in-range output plus one to detect overflow."""
-        return self._cfg.out_bits + 1
-
-    @property
     def norm_cycles_per_row(self):
-        """Cycles per normalised row with ``o_out`` always ready: load, quotient bits, sign, hand-over."""
-        return self._cfg.div_cycles
+        """Cycles per normalised row with ``o_out`` always ready (:class:`Normaliser`)."""
+        return norm_cycles_per_row(self._cfg)
 
     def elaborate(self, platform):
         m = Module()
         c = self._cfg
-        R, D, b = c.rows, c.head_dim, c.data_bits
-        bpc, G = c.op_bits_per_cycle, c.op_cycles_per_key
-        A = c.acc_width
-        acc = [[Signal(signed(A), name=f"o{r}_{j}") for j in range(D)] for r in range(R)]
+        acc = [[Signal(signed(c.acc_width), name=f"o{r}_{j}") for j in range(c.head_dim)] for r in range(c.rows)]
+        self._read_row(m, acc, self.o_rd_row, self.o_rd_data)
+        updating, take_next = self._key_update(m, acc)
 
-        with m.Switch(self.o_rd_row):
-            for r in range(R):
+        m.submodules.norm = norm = Normaliser(c)
+        # A tile ends once no key is in flight; single-buffered, the normaliser
+        # owns the array until it is done.
+        ends = ~updating & ~self.kv_in.valid
+        m.d.comb += [norm.start.valid.eq(self.norm_in.valid & ends),
+                     norm.start.payload.eq(self.norm_in.payload),
+                     self.norm_in.ready.eq(norm.start.ready & ends),
+                     self.kv_in.ready.eq((c.double_buffer | ~norm.busy) & take_next),
+                     self.busy.eq(updating | norm.busy),
+                     self.key_active.eq(updating),
+                     self.norm_active.eq(norm.active)]
+        connect(m, norm.o_out, flipped(self.o_out))
+        start = norm.start.valid & norm.start.ready
+        if c.double_buffer:
+            # The rows the normaliser divides: a copy taken as the tile ends.
+            bank = [[Signal(signed(c.acc_width), name=f"h{r}_{j}") for j in range(c.head_dim)] for r in range(c.rows)]
+            with m.If(start):
+                for r in range(c.rows):
+                    m.d.sync += [bank[r][j].eq(acc[r][j]) for j in range(c.head_dim)]
+                    m.d.sync += [acc[r][j].eq(0) for j in range(c.head_dim)]
+        else:
+            bank = acc
+            with m.If(norm.done):
+                for r in range(c.rows):
+                    m.d.sync += [acc[r][j].eq(0) for j in range(c.head_dim)]
+        self._read_row(m, bank, norm.row_sel, norm.row_o)
+        return m
+
+    @staticmethod
+    def _read_row(m, rows, sel, out):
+        # Combinational read of one row of registers; 0 for an address past the last row.
+        with m.Switch(sel):
+            for r, regs in enumerate(rows):
                 with m.Case(r):
-                    m.d.comb += [self.o_rd_data[j].eq(acc[r][j]) for j in range(D)]
+                    m.d.comb += [out[j].eq(reg) for j, reg in enumerate(regs)]
             with m.Default():
-                m.d.comb += self.o_rd_data.eq(0)
+                m.d.comb += out.eq(0)
 
-        # -- key update ---------------------------------------------------------
-        p_reg = [Signal(c.p_bits, name=f"p{r}") for r in range(R)]
-        shift_reg = [Signal(c.shift_bits, name=f"shift{r}") for r in range(R)]
-        v_reg = [Signal(signed(b), name=f"v{j}") for j in range(D)]
-        digit_no = Signal(range(max(G, 2)))
+    def _key_update(self, m, acc):
+        """The array's key update: ``O = (O >> shift) + p * v``, bit-serial over p.
+
+        Returns ``(updating, take_next)``: a key is in the array / the array can take the next key.
+        """
+        c = self._cfg
+        digit_bits, n_digits = c.op_bits_per_cycle, c.op_cycles_per_key
+        p_reg = [Signal(c.p_bits, name=f"p{r}") for r in range(c.rows)]
+        shift_reg = [Signal(c.shift_bits, name=f"shift{r}") for r in range(c.rows)]
+        v_reg = [Signal(signed(c.data_bits), name=f"v{j}") for j in range(c.head_dim)]
+        digit_no = Signal(range(max(n_digits, 2)))
         rescaling = Signal()
         updating = Signal()
-        last_digit = updating & ~rescaling & (digit_no == G - 1)
-
-        normalising = Signal()
-        busy = updating | normalising
-        m.d.comb += [self.busy.eq(busy), self.key_active.eq(updating)]
-        take_key = self.kv_in.valid & self.kv_in.ready
-        db = c.double_buffer
-        m.d.comb += [
-            # The next key may enter in the last digit cycle: keys go back to back.
-            # Single-buffered, the normaliser owns the array until it is done.
-            self.kv_in.ready.eq((db | ~normalising) & (~updating | last_digit)),
-            self.norm_in.ready.eq(~busy & ~self.kv_in.valid),
-        ]
+        last_digit = updating & ~rescaling & (digit_no == n_digits - 1)
 
         with m.If(updating):
             with m.If(rescaling):
-                for r in range(R):
-                    m.d.sync += [acc[r][j].eq(acc[r][j] >> shift_reg[r]) for j in range(D)]
+                for r in range(c.rows):
+                    m.d.sync += [acc[r][j].eq(acc[r][j] >> shift_reg[r]) for j in range(c.head_dim)]
                 m.d.sync += rescaling.eq(0)
             with m.Else():
-                for r in range(R):
-                    digit = Signal(bpc, name=f"digit{r}")
-                    m.d.comb += digit.eq(p_reg[r][:bpc])
-                    for j in range(D):
-                        prod = digit.as_unsigned() * v_reg[j]              # signed, bpc + b + 1 bits
-                        weighted = Signal(signed(A), name=f"w{r}_{j}")
+                for r in range(c.rows):
+                    digit = Signal(digit_bits, name=f"digit{r}")
+                    m.d.comb += digit.eq(p_reg[r][:digit_bits])
+                    for j in range(c.head_dim):
+                        prod = digit.as_unsigned() * v_reg[j]              # signed, digit_bits + data_bits + 1 bits
+                        weighted = Signal(signed(c.acc_width), name=f"w{r}_{j}")
                         m.d.comb += weighted.eq(Mux(digit_no == 0, prod, 0))
-                        for g in range(1, G):
+                        for g in range(1, n_digits):
                             with m.If(digit_no == g):
-                                m.d.comb += weighted.eq(prod << (g * bpc))
+                                m.d.comb += weighted.eq(prod << (g * digit_bits))
                         m.d.sync += acc[r][j].eq(acc[r][j] + weighted)
-                    m.d.sync += p_reg[r].eq(p_reg[r] >> bpc)
+                    m.d.sync += p_reg[r].eq(p_reg[r] >> digit_bits)
                 m.d.sync += digit_no.eq(Mux(last_digit, 0, digit_no + 1))
                 with m.If(last_digit):
                     m.d.sync += updating.eq(0)
 
         kv = self.kv_in.payload
-        with m.If(take_key & ~kv.skip):
+        with m.If(self.kv_in.valid & self.kv_in.ready & ~kv.skip):
             m.d.sync += [updating.eq(1), digit_no.eq(0),
-                         rescaling.eq(Cat(*[kv.shift[r] != 0 for r in range(R)]).any())]
-            m.d.sync += [p_reg[r].eq(kv.p[r]) for r in range(R)]
-            m.d.sync += [shift_reg[r].eq(kv.shift[r]) for r in range(R)]
-            m.d.sync += [v_reg[j].eq(kv.v[j]) for j in range(D)]
-
-        # -- normalisation: out = sat(sign(O) * floor((|O| 2^(f+1) + l) / (2 l))) --
-        f = c.out_frac_bits
-        Q = self.quotient_bits
-        nw = A + f + 2                       # numerator width
-        l_reg = [Signal(c.sum_width, name=f"l{r}") for r in range(R)]
-        n_rows = Signal(R.bit_length())
-        # The rows the normaliser divides: the array itself, or its copy.
-        src = [[Signal(signed(A), name=f"h{r}_{j}") for j in range(D)] for r in range(R)] if db else acc
-        row = Signal(c.row_bits)
-        phase = Signal(range(Q + 3))         # 0: load, 1..Q: quotient bits, Q+1: output
-        num = [Signal(nw + Q, name=f"num{j}") for j in range(D)]
-        quo = [Signal(Q, name=f"quo{j}") for j in range(D)]
-        neg = [Signal(name=f"neg{j}") for j in range(D)]
-        over = [Signal(name=f"over{j}") for j in range(D)]
-        den = Signal(c.sum_width + 1 + Q)
-        row_acc = [Signal(signed(A), name=f"row_o{j}") for j in range(D)]
-        row_l = Signal(c.sum_width)
-        with m.Switch(row):
-            for r in range(R):
-                with m.Case(r):
-                    m.d.comb += [row_acc[j].eq(src[r][j]) for j in range(D)]
-                    m.d.comb += row_l.eq(l_reg[r])
-            with m.Default():
-                m.d.comb += [row_acc[j].eq(0) for j in range(D)] + [row_l.eq(0)]
-
-        with m.If(self.norm_in.valid & self.norm_in.ready):
-            m.d.sync += [normalising.eq(1), row.eq(0), phase.eq(0), n_rows.eq(self.norm_in.payload.n_rows)]
-            m.d.sync += [l_reg[r].eq(self.norm_in.payload.l[r]) for r in range(R)]
-            if db:
-                for r in range(R):
-                    m.d.sync += [src[r][j].eq(acc[r][j]) for j in range(D)]
-                    m.d.sync += [acc[r][j].eq(0) for j in range(D)]
-        final_row = (row == R - 1) | (row + 1 >= n_rows)
-        stalled = (phase == Q + 2) & ~self.o_out.ready
-        m.d.comb += self.norm_active.eq(normalising & ~stalled)
-
-        lim = 1 << (c.out_bits - 1)
-        with m.If(normalising):
-            with m.If(phase == 0):
-                d0 = Mux(row_l == 0, 2, row_l << 1)
-                m.d.sync += den.eq(d0 << (Q - 1))
-                for j in range(D):
-                    mag = Mux(row_acc[j] < 0, -row_acc[j], row_acc[j])
-                    n0 = Signal(nw, name=f"n0_{j}")
-                    m.d.comb += n0.eq((mag.as_unsigned() << (f + 1)) + Mux(row_l == 0, 1, row_l))
-                    # A quotient of Q bits or more saturates whatever its low bits.
-                    m.d.sync += [num[j].eq(n0), quo[j].eq(0), neg[j].eq(row_acc[j] < 0),
-                                 over[j].eq(n0 >= (d0 << Q))]
-                m.d.sync += phase.eq(1)
-            with m.Elif(phase <= Q):
-                # Restoring division, one quotient bit a cycle, most significant first:
-                # one subtractor per column against the shared, shifting divisor.
-                for j in range(D):
-                    trial = Signal(nw + Q + 1, name=f"trial{j}")
-                    m.d.comb += trial.eq(num[j] - den)
-                    with m.If(~trial[-1]):
-                        m.d.sync += [num[j].eq(trial), quo[j].eq(Cat(1, quo[j][:-1]))]
-                    with m.Else():
-                        m.d.sync += quo[j].eq(Cat(0, quo[j][:-1]))
-                m.d.sync += [den.eq(den >> 1), phase.eq(phase + 1)]
-            with m.Elif(phase == Q + 1):
-                with m.If(~self.o_out.valid):
-                    for j in range(D):
-                        q = quo[j]
-                        pos = Mux(over[j] | (q > lim - 1), lim - 1, q)
-                        negv = Mux(over[j] | (q > lim), -lim, -q.as_signed())
-                        val = Mux(row_l == 0, 0, Mux(neg[j], negv, pos))
-                        m.d.sync += self.o_out.payload.o[j].eq(val)
-                    m.d.sync += [self.o_out.payload.row.eq(row), self.o_out.valid.eq(1), phase.eq(Q + 2)]
-            with m.Else():
-                with m.If(self.o_out.valid & self.o_out.ready):
-                    m.d.sync += self.o_out.valid.eq(0)
-                    with m.If(final_row):
-                        m.d.sync += normalising.eq(0)
-                        if not db:
-                            for r in range(R):
-                                m.d.sync += [acc[r][j].eq(0) for j in range(D)]
-                    with m.Else():
-                        m.d.sync += [row.eq(row + 1), phase.eq(0)]
-        return m
+                         rescaling.eq(Cat(*[kv.shift[r] != 0 for r in range(c.rows)]).any())]
+            m.d.sync += [p_reg[r].eq(kv.p[r]) for r in range(c.rows)]
+            m.d.sync += [shift_reg[r].eq(kv.shift[r]) for r in range(c.rows)]
+            m.d.sync += [v_reg[j].eq(kv.v[j]) for j in range(c.head_dim)]
+        # The next key may enter in the last digit cycle: keys go back to back.
+        return updating, ~updating | last_digit

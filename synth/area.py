@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 from ..config import EngineConfig
+from ..files import atomic_write, cache_root
 from ..generate import write_verilog
 
 __all__ = ["estimate", "AreaError", "sram_bits", "cache_dir"]
@@ -35,8 +35,7 @@ FLOW_VERSION = 2
 
 def cache_dir():
     """Where results are cached: ``$FUSIONCIM_CACHE/area`` (default ``~/.cache/fusioncim/area``)."""
-    root = os.environ.get("FUSIONCIM_CACHE") or Path.home() / ".cache" / "fusioncim"
-    return Path(root) / "area"
+    return cache_root() / "area"
 
 
 def sram_bits(block, cfg):
@@ -144,10 +143,7 @@ def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeo
         result["seconds"] = round(seconds, 1)
         result["sram_bits"] = sram_bits(block, cfg)
         if cache:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmpfile = cached.with_suffix(f".{os.getpid()}.tmp")
-            tmpfile.write_text(json.dumps(result))
-            tmpfile.replace(cached)         # atomic: parallel sweeps never read half a file
+            atomic_write(cached, lambda f: f.write(json.dumps(result)))   # parallel sweeps never read half a file
         result["cached"] = False
         return result
 

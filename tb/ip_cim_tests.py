@@ -22,9 +22,11 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from fusioncim.golden import ip_cim as golden
+from fusioncim.hw.common import data_row
+from fusioncim.hw.ip_cim import q_wr_layout, scores_layout
 
 from . import common
-from .streams import Scoreboard, StreamSink, StreamSource, pack, random_pattern, unpack
+from .streams import Scoreboard, StreamSink, StreamSource, decode, random_pattern
 
 
 class IpCimTB:
@@ -40,30 +42,28 @@ class IpCimTB:
         self.log.info("seed %d, config rows=%d head_dim=%d bits_per_cycle=%d", self.seed, cfg.rows,
                       cfg.head_dim, cfg.ip_bits_per_cycle)
         Clock(dut.clk, 10, unit="ns").start()
-        self.row_bits = cfg.row_bits
         self.q = np.zeros((cfg.rows, cfg.head_dim), np.int64)
-        self.q_src = StreamSource(dut, "q_wr", dut.clk, idle)
-        self.k_src = StreamSource(dut, "k", dut.clk, idle)
+        self.q_src = StreamSource(dut, "q_wr", dut.clk, idle, q_wr_layout(cfg))
+        self.k_src = StreamSource(dut, "k", dut.clk, idle, data_row(cfg))
         self.scores = Scoreboard(self.log, "scores")
         self.out_cycles = []
-        self.s_sink = StreamSink(dut, "s", dut.clk, self._on_scores, backpressure)
+        self.s_sink = StreamSink(dut, "s", dut.clk, self._on_scores, backpressure, scores_layout(cfg))
         dut.q_rd_row.value = 0
 
-    def _on_scores(self, cycle, word):
+    def _on_scores(self, cycle, scores):
         self.out_cycles.append(cycle)
-        self.scores.observe(unpack(word, self.cfg.score_bits, self.cfg.rows))
+        self.scores.observe(scores)
 
     async def reset(self):
         await common.reset(self.dut)
 
     async def write_q(self, row, values):
-        word = int(row) | (pack(values, self.cfg.data_bits) << self.row_bits)
-        await self.q_src.send(word)
+        await self.q_src.send({"row": row, "data": values})
         self.q[row] = values
 
     async def send_key(self, key):
         self.scores.expect([int(x) for x in golden.scores(self.q, np.asarray(key)[None, :])[:, 0]])
-        await self.k_src.send(pack(key, self.cfg.data_bits))
+        await self.k_src.send(key)
 
     async def finish(self, timeout_cycles=None):
         """Wait until every expected output arrived (or time out), then check everything."""
@@ -143,7 +143,7 @@ async def read_back(dut):
     for r in range(tb.cfg.rows):
         dut.q_rd_row.value = r
         await ReadOnly()
-        got = unpack(dut.q_rd_data.value.to_unsigned(), tb.cfg.data_bits, tb.cfg.head_dim)
+        got = decode(data_row(tb.cfg), dut.q_rd_data.value.to_unsigned())
         assert got == [int(x) for x in rows[r]], f"row {r}: got {got}, want {rows[r].tolist()}"
         await RisingEdge(dut.clk)
     await tb.finish()

@@ -22,9 +22,11 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
 from fusioncim.golden import op_cim as golden
+from fusioncim.hw.op_cim import acc_row_layout, kv_in_layout, norm_in_layout, o_out_layout
+from fusioncim.schedule import norm_cycles_per_row
 
 from . import common
-from .streams import Scoreboard, StreamSink, StreamSource, pack, random_pattern, unpack
+from .streams import Scoreboard, StreamSink, StreamSource, decode, random_pattern
 
 
 
@@ -40,34 +42,25 @@ class OpCimTB:
         self.log.info("seed %d, rows=%d head_dim=%d op_bits_per_cycle=%d", self.seed, c.rows, c.head_dim,
                       c.op_bits_per_cycle)
         Clock(dut.clk, 10, unit="ns").start()
-        self.kv_src = StreamSource(dut, "kv_in", dut.clk, random_pattern(prng, p_valid))
-        self.norm_src = StreamSource(dut, "norm_in", dut.clk, random_pattern(prng, p_valid))
+        self.kv_src = StreamSource(dut, "kv_in", dut.clk, random_pattern(prng, p_valid), kv_in_layout(c))
+        self.norm_src = StreamSource(dut, "norm_in", dut.clk, random_pattern(prng, p_valid), norm_in_layout(c))
         self.board = Scoreboard(self.log, "o_out")
-        self.sink = StreamSink(dut, "o_out", dut.clk, self._on_row, random_pattern(prng, p_ready))
+        self.sink = StreamSink(dut, "o_out", dut.clk, self._on_row, random_pattern(prng, p_ready), o_out_layout(c))
         self.O = np.zeros((c.rows, c.head_dim), np.int64)
         self.l = np.zeros(c.rows, np.int64)
         self.accepted_at = []
         dut.o_rd_row.value = 0
 
-    def _on_row(self, cycle, word):
-        c = self.cfg
-        row = word & ((1 << c.row_bits) - 1)
-        self.board.observe((row, unpack(word >> c.row_bits, c.out_bits, c.head_dim)))
+    def _on_row(self, cycle, beat):
+        self.board.observe((beat["row"], beat["o"]))
 
     async def reset(self):
         await common.reset(self.dut)
 
     async def send_key(self, p, shift, skip, v):
-        c = self.cfg
         if not skip:
             self.O, self.l = golden.update(self.O, self.l, p, shift, v)
-        word = pack(p, c.p_bits)
-        off = c.p_bits * c.rows
-        word |= pack(shift, c.shift_bits) << off
-        off += c.shift_bits * c.rows
-        word |= int(skip) << off
-        word |= pack(v, c.data_bits) << (off + 1)
-        await self.kv_src.send(word)
+        await self.kv_src.send({"p": p, "shift": shift, "skip": skip, "v": v})
         self.accepted_at.append(round(get_sim_time("ns") / 10))   # 10 ns clock: whole cycles
 
     async def normalise(self, l=None, n_rows=None):
@@ -78,7 +71,7 @@ class OpCimTB:
         want = golden.normalise(self.O, l, out_frac_bits=c.out_frac_bits, out_bits=c.out_bits)
         for r in range(n_rows):
             self.board.expect((r, [int(x) for x in want[r]]))
-        await self.norm_src.send(pack(l, c.sum_width) | (n_rows << (c.sum_width * c.rows)))
+        await self.norm_src.send({"l": l, "n_rows": n_rows})
         self.O[:] = 0
         self.l[:] = 0
 
@@ -97,16 +90,16 @@ class OpCimTB:
         for r in range(c.rows):
             self.dut.o_rd_row.value = r
             await ReadOnly()
-            got = unpack(self.dut.o_rd_data.value.to_unsigned(), c.acc_width, c.head_dim)
+            got = decode(acc_row_layout(c), self.dut.o_rd_data.value.to_unsigned())
             assert got == self.O[r].tolist(), f"row {r} accumulators {got}, golden {self.O[r].tolist()}"
             await RisingEdge(self.dut.clk)
 
     async def finish(self):
-        for _ in range(200 * (self.cfg.rows + 2) * self.cfg.div_cycles):
+        for _ in range(200 * (self.cfg.rows + 2) * norm_cycles_per_row(self.cfg)):
             if not self.board.expected:
                 break
             await RisingEdge(self.dut.clk)
-        await ClockCycles(self.dut.clk, 2 * self.cfg.div_cycles)
+        await ClockCycles(self.dut.clk, 2 * norm_cycles_per_row(self.cfg))
         self.board.check()
 
     def random_key(self, p_rescale=0.3, p_skip=0.1):

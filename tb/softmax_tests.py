@@ -16,11 +16,12 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
+from fusioncim.counters import SOFTMAX_COUNTERS
 from fusioncim.golden import softmax as golden
-from fusioncim.hw.softmax import COUNTERS
+from fusioncim.hw.softmax import p_out_layout, row_wr_layout, s_in_layout, sums_layout
 
 from . import common
-from .streams import Scoreboard, StreamSink, StreamSource, pack, random_pattern, unpack
+from .streams import Scoreboard, StreamSink, StreamSource, decode, random_pattern
 
 
 
@@ -35,25 +36,15 @@ class SoftmaxTB:
         prng = random.Random(self.seed ^ salt)
         self.log.info("seed %d, rows=%d, tiers=%s skip=%s key_skip=%s lazy=%d", self.seed, cfg.rows, cfg.tiers,
                       cfg.skip_threshold, cfg.key_skip, cfg.lazy_threshold)
-        self.pos_bits, self.cshift_bits, self.shift_bits = cfg.pos_bits, cfg.c_shift_bits, cfg.shift_bits
-        self.row_bits = cfg.row_bits
         Clock(dut.clk, 10, unit="ns").start()
-        self.row_src = StreamSource(dut, "row_wr", dut.clk, random_pattern(prng, p_valid))
-        self.key_src = StreamSource(dut, "s_in", dut.clk, random_pattern(prng, p_valid))
+        self.row_src = StreamSource(dut, "row_wr", dut.clk, random_pattern(prng, p_valid), row_wr_layout(cfg))
+        self.key_src = StreamSource(dut, "s_in", dut.clk, random_pattern(prng, p_valid), s_in_layout(cfg))
         self.board = Scoreboard(self.log, "p_out")
-        self.sink = StreamSink(dut, "p_out", dut.clk, self._on_out, random_pattern(prng, p_ready))
-        self.counters = dict.fromkeys(golden.UNIT_COUNTERS, 0)
+        self.sink = StreamSink(dut, "p_out", dut.clk, self._on_out, random_pattern(prng, p_ready), p_out_layout(cfg))
+        self.counters = dict.fromkeys(SOFTMAX_COUNTERS, 0)
 
-    def _on_out(self, cycle, word):
-        c = self.cfg
-        R = c.rows
-        p = unpack(word, c.p_bits, R, signed=False)
-        word >>= c.p_bits * R
-        shift = unpack(word, self.shift_bits, R, signed=False)
-        word >>= self.shift_bits * R
-        skip = word & 1
-        key_pos = word >> 1
-        self.board.observe((p, shift, skip, key_pos))
+    def _on_out(self, cycle, beat):
+        self.board.observe((beat["p"], beat["shift"], beat["skip"], beat["key_pos"]))
 
     async def reset(self):
         await common.reset(self.dut)
@@ -63,27 +54,21 @@ class SoftmaxTB:
         c = self.cfg
         R = c.rows
         for r in range(R):
-            word = r
-            off = self.row_bits
-            for val, width in ((c_mant[r], c.const_bits), (c_shift[r], self.cshift_bits), (q_pos[r], self.pos_bits),
-                               (active[r], 1), (causal[r], 1)):
-                word |= int(val) << off
-                off += width
-            await self.row_src.send(word)
+            await self.row_src.send({"row": r, "c_mant": c_mant[r], "c_shift": c_shift[r], "q_pos": q_pos[r],
+                                     "active": active[r], "causal": causal[r]})
         outputs, lsum, counters = golden.unit(scores, key_pos, c_mant, c_shift, q_pos, active, causal, c)
         for (p, shift, skip), kp in zip(outputs, key_pos):
             self.board.expect(([int(v) for v in p], [int(v) for v in shift], int(skip), int(kp)))
         for k in counters:
             self.counters[k] += counters[k]
         for n in range(scores.shape[1]):
-            word = pack(scores[:, n], c.score_bits) | (int(key_pos[n]) << (c.score_bits * R))
-            await self.key_src.send(word)
+            await self.key_src.send({"scores": scores[:, n], "key_pos": key_pos[n]})
         for _ in range(100 * (len(key_pos) + 10)):
             if not self.board.expected:
                 break
             await RisingEdge(self.dut.clk)
         await ReadOnly()
-        got = [self.dut.l.value.to_unsigned() >> (c.sum_width * r) & ((1 << c.sum_width) - 1) for r in range(R)]
+        got = decode(sums_layout(c), self.dut.l.value.to_unsigned())
         assert got == [int(v) for v in lsum], f"running sums {got}, golden {lsum.tolist()}"
         await RisingEdge(self.dut.clk)
 
@@ -91,7 +76,7 @@ class SoftmaxTB:
         await ClockCycles(self.dut.clk, 10)
         self.board.check()
         await ReadOnly()
-        got = {k: getattr(self.dut, k).value.to_unsigned() for k in COUNTERS}
+        got = {k: getattr(self.dut, k).value.to_unsigned() for k in SOFTMAX_COUNTERS}
         assert got == self.counters, f"counters {got}, golden {self.counters}"
         self.log.info("counters match: %s", got)
 

@@ -18,27 +18,72 @@ import random
 from collections import deque
 
 import cocotb
-from cocotb.triggers import ReadOnly, RisingEdge
+import numpy as np
+from amaranth.lib import data
+from cocotb.triggers import ReadOnly, RisingEdge, SimTimeoutError, with_timeout
+from cocotb.utils import get_sim_time
 
-__all__ = ["pack", "unpack", "random_pattern", "always", "StreamSource", "StreamSink", "Scoreboard"]
+__all__ = ["encode", "decode", "random_pattern", "always", "StreamSource", "StreamSink", "Scoreboard", "CLOCK_NS",
+           "cycle", "within", "Stalled"]
 
-
-def pack(values, width):
-    """Pack integers (element 0 at the least significant bits) into one integer."""
-    mask = (1 << width) - 1
-    out = 0
-    for i, v in enumerate(values):
-        out |= (int(v) & mask) << (i * width)
-    return out
+CLOCK_NS = 10           # every testbench's clock period
 
 
-def unpack(word, width, count, *, signed=True):
-    """Inverse of :func:`pack`."""
-    mask = (1 << width) - 1
-    vals = [(word >> (i * width)) & mask for i in range(count)]
-    if signed:
-        vals = [v - (1 << width) if v >> (width - 1) else v for v in vals]
-    return vals
+def cycle():
+    """The current clock cycle (simulation time in whole periods)."""
+    return int(get_sim_time("ns")) // CLOCK_NS
+
+
+class Stalled(AssertionError):
+    """The design made no progress within a test's cycle budget; the message says where each stream stood."""
+
+
+async def within(cycles, awaitable, streams, what):
+    """Await ``awaitable``; after ``cycles`` clock cycles fail with :class:`Stalled`, naming each stream's state.
+
+    Every wait of a testbench on the design goes through here (directly or in
+    :meth:`StreamSource.send`), so a deadlocked design fails in simulated
+    time proportional to the work, not at CI's limit.
+    """
+    try:
+        return await with_timeout(awaitable, int(cycles) * CLOCK_NS, "ns")
+    except SimTimeoutError:
+        where = "; ".join(s.state() for s in streams)
+        raise Stalled(f"{what}: no progress within {int(cycles)} cycles (cycle {cycle()}): {where}") from None
+
+
+def encode(layout, value):
+    """The bits of ``value`` (a mapping for a struct, a sequence for an array, an int) in ``layout``.
+
+    ``layout`` is the payload layout the block defines (``hw/<block>.py``), so
+    no testbench computes a bit offset of its own.
+    """
+    return layout.const(_plain(value)).as_bits()
+
+
+def _plain(value):
+    # numpy arrays and integers into lists and ints, which Layout.const takes.
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    return int(value)
+
+
+def decode(layout, word):
+    """Inverse of :func:`encode`: dicts, lists and ints."""
+    return _python(data.Const(layout, word))
+
+
+def _python(const):
+    layout = const.shape()
+    if isinstance(layout, data.StructLayout):
+        return {name: _value(const[name]) for name, _ in layout}
+    return [_value(v) for v in const]
+
+
+def _value(v):
+    return _python(v) if isinstance(v, data.Const) else int(v)
 
 
 def random_pattern(rng: random.Random, p_true: float):
@@ -52,14 +97,23 @@ def always():
 
 
 class StreamSource:
-    """Drives ``NAME__payload/valid``; :meth:`send` returns once the item is accepted."""
+    """Drives ``NAME__payload/valid``; :meth:`send` returns once the item is accepted.
 
-    def __init__(self, dut, name, clk, idle=None):
+    With ``layout``, :meth:`send` takes the payload as :func:`encode` does.
+    """
+
+    # A beat offered this many cycles without being taken is a stall, whatever the test.
+    MAX_WAIT = 200_000
+
+    def __init__(self, dut, name, clk, idle=None, layout=None):
+        self.name = name
+        self.last = None
         self.payload = getattr(dut, f"{name}__payload")
         self.valid = getattr(dut, f"{name}__valid")
         self.ready = getattr(dut, f"{name}__ready")
         self.clk = clk
         self.idle = idle if idle is not None else always()
+        self.layout = layout
         self.sent = 0
         self.valid.value = 0
 
@@ -68,28 +122,40 @@ class StreamSource:
         while not next(self.idle):
             self.valid.value = 0
             await RisingEdge(self.clk)
-        self.payload.value = value
+        self.payload.value = value if self.layout is None else encode(self.layout, value)
         self.valid.value = 1
-        while True:
+        for _ in range(self.MAX_WAIT):
             await ReadOnly()
             accepted = bool(self.ready.value)
             await RisingEdge(self.clk)
             if accepted:
                 break
+        else:
+            raise Stalled(f"{self.name}: beat {self.sent} offered for {self.MAX_WAIT} cycles and never taken")
         self.valid.value = 0
         self.sent += 1
+        self.last = cycle()
+
+    def state(self):
+        return _state(self.name, self.valid, self.ready, self.sent, self.last)
 
 
 class StreamSink:
-    """Drives ``NAME__ready`` from a pattern; hands each transfer ``(cycle, payload)`` to ``callback``."""
+    """Drives ``NAME__ready`` from a pattern; hands each transfer ``(cycle, payload)`` to ``callback``.
 
-    def __init__(self, dut, name, clk, callback, backpressure=None):
+    With ``layout`` the payload is decoded (:func:`decode`), else it is the integer.
+    """
+
+    def __init__(self, dut, name, clk, callback, backpressure=None, layout=None):
+        self.name = name
+        self.last = None
         self.payload = getattr(dut, f"{name}__payload")
         self.valid = getattr(dut, f"{name}__valid")
         self.ready = getattr(dut, f"{name}__ready")
         self.clk = clk
         self.callback = callback
         self.backpressure = backpressure if backpressure is not None else always()
+        self.layout = layout
         self.received = 0
         self.cycle = 0
         self.ready.value = 0
@@ -104,10 +170,23 @@ class StreamSink:
             await ReadOnly()
             if ready and self.valid.value == 1:
                 self.received += 1
-                self.callback(self.cycle, self.payload.value.to_unsigned())
+                self.last = cycle()
+                word = self.payload.value.to_unsigned()
+                self.callback(self.cycle, word if self.layout is None else decode(self.layout, word))
 
     def stop(self):
         self._task.cancel()
+
+    def state(self):
+        return _state(self.name, self.valid, self.ready, self.received, self.last)
+
+
+def _state(name, valid, ready, beats, last):
+    def bit(sig):
+        v = sig.value
+        return str(v) if not v.is_resolvable else str(int(v))
+    since = "no beat yet" if last is None else f"last beat at cycle {last}"
+    return f"{name} valid={bit(valid)} ready={bit(ready)} after {beats} beats ({since})"
 
 
 class Scoreboard:

@@ -33,7 +33,7 @@ def test_simulators_agree_cycle_for_cycle():
     runs = {}
     for sim in ("verilator", "icarus"):
         rtlsim.build("engine", CFG, sim)
-        results, outputs, _, failed = run_workloads(CFG, specs, sim=sim, seed=5)
+        results, outputs, _, failed, _ = run_workloads(CFG, specs, sim=sim, seed=5)
         assert failed == 0, sim
         runs[sim] = (results, outputs)
     (rv, ov), (ri, oi) = runs["verilator"], runs["icarus"]

@@ -81,7 +81,7 @@ def test_drawn_configs_and_workloads_match_golden(data, tmp_path_factory):
     path = generate.write_verilog("engine", cfg, tmp_path_factory.mktemp("lint") / "engine.v")
     assert verilator.lint(path) == []
     rtlsim.build("engine", cfg, "verilator")
-    results, _, test_dir, failed = run_workloads(cfg, specs, sim="verilator", seed=3)
+    results, _, test_dir, failed, _ = run_workloads(cfg, specs, sim="verilator", seed=3)
     assert failed == 0, f"see {test_dir / 'sim.log'}"
     for spec, res in zip(specs, results):
         assert res["mismatches"] == 0 and not res["errors"], (spec, res)

@@ -73,3 +73,41 @@ def test_engine_rtl(sim, name):
 def test_verilator_lint_clean(name, tmp_path):
     path = generate.write_verilog("engine", CONFIGS[name], tmp_path / "engine.v")
     assert verilator.lint(path) == []
+
+
+class _StuckEngine:
+    """A deadlocking mutant: the engine's output stream never offers a row, so it never goes idle."""
+
+    def __new__(cls, cfg):
+        from fusioncim.hw.engine import Engine
+
+        class Stuck(Engine):
+            def elaborate(self, platform):
+                m = super().elaborate(platform)
+                m.d.comb += self.o_out.valid.eq(0)
+                return m
+        return Stuck(cfg)
+
+
+def test_deadlocked_engine_fails_fast_and_says_where(monkeypatch):
+    # The cocotb test's cycle budget (derived from golden's schedule) ends the
+    # run in simulated time and names the stream that stalled.
+    monkeypatch.setitem(generate.BLOCKS, "engine_stuck", _StuckEngine)
+    cfg = CONFIGS["test"]
+    spec = workloads(cfg, SEED)[1]                                   # one tile
+    total, failed, xml = rtlsim.run("engine_stuck", cfg, "icarus", "fusioncim.tb.engine_tests",
+                                    testcase="workloads_bit_exact", seed=SEED, timeout=300,
+                                    extra_env={"FUSIONCIM_WORKLOADS": json.dumps([spec])})
+    assert (total, failed) == (1, 1)
+    log = (xml.parent / "sim.log").read_text()
+    assert "workload one-tile: no progress within" in log
+    assert "o_out valid=0 ready=1 after 0 beats" in log
+    assert "q_in valid=0 ready=0 after 4 beats" in log                # every Q row went in
+
+
+def test_simulator_killed_at_its_time_limit():
+    cfg = CONFIGS["test"]
+    spec = dict(workloads(cfg, SEED)[3])                             # full depth: thousands of cycles
+    with pytest.raises(rtlsim.SimTimeout, match="ran past 1 s and was killed"):
+        rtlsim.run("engine", cfg, "icarus", "fusioncim.tb.engine_tests", testcase="workloads_bit_exact",
+                   seed=SEED, timeout=1, extra_env={"FUSIONCIM_WORKLOADS": json.dumps([spec])})

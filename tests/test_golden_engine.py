@@ -5,6 +5,7 @@ import pytest
 
 from fusioncim.config import PRESETS
 from fusioncim.golden import engine, quant, reference
+from fusioncim.schedule import norm_cycles_per_row
 
 TEST = PRESETS["test"]          # d = 16, rows = 4
 
@@ -178,7 +179,7 @@ def test_invariants_on_structured_data():
     assert c.v_reads == keys - c.skipped_keys
     assert c.cim_writes == H * L and c.q_load_cycles == tiles * cfg.rows
     assert c.ideal_cycles == keys * cfg.ip_cycles_per_key == c.ip_busy
-    assert c.softmax_busy == keys * cfg.softmax_groups and c.norm_busy == H * L * cfg.div_cycles
+    assert c.softmax_busy == keys * cfg.softmax_groups and c.norm_busy == H * L * norm_cycles_per_row(cfg)
     assert c.kv_writes == 2 * L         # two KV heads, loaded once each
     assert c.cycles > c.ideal_cycles
     assert (r.l > 0).all()

@@ -7,6 +7,7 @@ from amaranth.sim import Simulator
 from fusioncim.config import EngineConfig
 from fusioncim.golden import op_cim as golden
 from fusioncim.hw.op_cim import OpCim
+from fusioncim.schedule import norm_cycles_per_row
 
 
 def _run(cfg, keys, l, n_rows=None, after=()):
@@ -33,7 +34,7 @@ def _run(cfg, keys, l, n_rows=None, after=()):
         ctx.set(dut.norm_in.valid, 0)
         key_cycles.clear()
         await send(ctx, after)
-        await ctx.tick().repeat(cfg.rows * cfg.div_cycles + 10)
+        await ctx.tick().repeat(cfg.rows * norm_cycles_per_row(cfg) + 10)
 
 
 
@@ -79,7 +80,7 @@ def test_matches_golden(bpc):
     rows, cycles, _ = _run(cfg, keys, l)
     want = _golden(cfg, keys, l)
     assert rows == [(r, want[r].tolist()) for r in range(3)]
-    assert np.diff(cycles).tolist() == [cfg.div_cycles] * 2
+    assert np.diff(cycles).tolist() == [norm_cycles_per_row(cfg)] * 2
 
 
 def test_skipped_and_rescaled_keys():

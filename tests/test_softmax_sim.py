@@ -8,7 +8,8 @@ from amaranth.sim import Simulator
 
 from fusioncim.config import EngineConfig
 from fusioncim.golden import softmax as golden
-from fusioncim.hw.softmax import COUNTERS, Softmax
+from fusioncim.counters import SOFTMAX_COUNTERS as COUNTERS
+from fusioncim.hw.softmax import Softmax
 
 
 def _run(cfg, scores, key_pos, params, *, seed=0, p_valid=1.0, p_ready=1.0):

@@ -1,0 +1,56 @@
+"""The exponent LUTs of the softmax unit: their contents and the rule a config must meet for them.
+
+One home for both: ``fusioncim.config`` validates ``prob_bits`` with
+:func:`distinct_entries_need`, ``golden.softmax`` computes with :func:`luts`,
+and ``hw/softmax.py`` fills its ROMs from :func:`luts`. Contents:
+docs/numerics.md section 4.
+
+>>> lut(8, 8, 2).tolist()       # 4 entries of p = 1 is 255
+[234, 197, 166, 139]
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = ["lut", "luts", "distinct_entries_need"]
+
+
+@lru_cache(maxsize=64)
+def lut(prob_bits: int, frac_bits: int, index_bits: int) -> np.ndarray:
+    """``2**index_bits`` entries; entry i serves every ``frac_bits``-bit fraction whose top bits are i.
+
+    It holds the mean of 2**-f over exactly those fractions, rounded to
+    ``prob_bits`` (p = 1 is ``2**prob_bits - 1``), so the LUT is unbiased for
+    uniformly spread fractions. Read-only int64.
+    """
+    pmax = (1 << prob_bits) - 1
+    per_bin = 1 << (frac_bits - index_bits)
+    f = np.arange(1 << frac_bits, dtype=np.float64) / (1 << frac_bits)
+    mean = np.exp2(-f).reshape(1 << index_bits, per_bin).mean(axis=1)
+    table = np.floor(pmax * mean + 0.5).astype(np.int64)
+    table.setflags(write=False)
+    return table
+
+
+def luts(cfg):
+    """The fine and coarse exponent LUTs ``(fine, coarse)`` of a config."""
+    return (lut(cfg.prob_bits, cfg.log_frac_bits, cfg.fine_lut_bits),
+            lut(cfg.prob_bits, cfg.log_frac_bits, cfg.coarse_lut_bits))
+
+
+def _distinct(table):
+    return len(table) < 2 or bool((table[1:] < table[:-1]).all())
+
+
+def distinct_entries_need(prob_bits: int, frac_bits: int, index_bits: int) -> int | None:
+    """None if the LUT's neighbouring entries all differ at ``prob_bits``; else the least width at which they do.
+
+    Equal neighbours mean the LUT has fewer distinct values than entries: the
+    probability width is too small for it.
+    """
+    if _distinct(lut(prob_bits, frac_bits, index_bits)):
+        return None
+    return next(pb for pb in range(prob_bits + 1, 40) if _distinct(lut(pb, frac_bits, index_bits)))
