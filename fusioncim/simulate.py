@@ -12,42 +12,83 @@ import json
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
 import numpy as np
 
-from . import rtlsim, workload
+from amaranth.lib import data
+
+from . import host, rtlsim, workload
 from .golden import engine, quant, reference
+from .hw.op_cim import o_out_layout
 
-__all__ = ["simulate", "run_workloads", "format_result"]
+__all__ = ["simulate", "plan", "run_workloads", "format_result", "Planned"]
 
 
-def run_workloads(cfg, specs, *, sim="verilator", seed=1, waves=False):
+@dataclass
+class Planned:
+    """One workload made in the parent process: its inputs, golden's result, and the host's beats."""
+    workload: workload.Workload
+    golden: engine.EngineResult
+    host: host.HostWorkload
+
+
+def plan(cfg, specs, *, seed=1):
+    """Make each workload spec, run golden once on it, and encode the host's beats (stall gaps seeded by ``seed``)."""
+    planned = []
+    for i, spec in enumerate(specs):
+        w = workload.make(spec, cfg)
+        z = w.z
+        args = (z.q, z.k, z.v, z.c_mant, z.c_shift, cfg)
+        gold = engine.run(*args, causal=w.causal, mode=w.mode)
+        prog = host.program(*args, causal=w.causal, mode=w.mode)
+        beats = host.encode(w.name, cfg, prog, gold.out, gold.counters.to_dict(), stall=w.stall,
+                            seed=seed * 7919 + i)
+        planned.append(Planned(w, gold, beats))
+    return planned
+
+
+def run_workloads(cfg, specs, *, sim="verilator", seed=1, waves=False, planned=None, testcase="workloads_bit_exact"):
     """Run workload specs one after another through ``tb/engine_tests.py`` on a cached build.
 
-    Returns ``(results, outputs, test_dir, failed, seconds)``: the testbench's
-    record per workload (RTL and golden counters, mismatches, errors), the RTL's
-    output of each, the run's folder (its ``sim.log``, a trace), the failed
-    cocotb tests, and the seconds cocotb reports for the test itself (the
+    ``testcase`` None runs the module's directed tests too (they take the
+    workloads named ``directed-small`` and ``directed-two-tiles``).
+    The workloads, golden's results and the host program are made here, once
+    (:func:`plan`, or ``planned`` if given); the cocotb process only drives
+    and compares. Returns ``(results, outputs, test_dir, failed, seconds)``:
+    the testbench's record per workload (RTL and golden counters, mismatches,
+    errors), the RTL's output of each ``[H, Lq, d]``, the run's folder (its
+    ``sim.log``, a trace, and ``program.txt``, the host program), the failed
+    cocotb tests, and the seconds cocotb reports for its test cases (the
     simulation and the testbench, without the simulator's start-up).
     """
+    planned = plan(cfg, specs, seed=seed) if planned is None else planned
     with tempfile.TemporaryDirectory(prefix="fusioncim-sim-") as tmp:
-        _, failed, xml = rtlsim.run("engine", cfg, sim, "fusioncim.tb.engine_tests", testcase="workloads_bit_exact",
-                                    seed=seed, waves=waves,
-                                    extra_env={"FUSIONCIM_WORKLOADS": json.dumps(specs), "FUSIONCIM_RESULTS": tmp})
+        prog = host.write_program(Path(tmp) / "program.txt", cfg, [p.host for p in planned])
+        total, failed, xml = rtlsim.run("engine", cfg, sim, "fusioncim.tb.engine_tests", testcase=testcase,
+                                        seed=seed, waves=waves,
+                                        extra_env={"FUSIONCIM_PROGRAM": str(prog), "FUSIONCIM_RESULTS": tmp})
+        shutil.copyfile(prog, xml.parent / "program.txt")
         path = Path(tmp) / "results.json"
         if not path.exists():
             raise RuntimeError(f"the simulation ended without results; see {xml.parent / 'sim.log'}")
         results = json.loads(path.read_text())
-        outputs = [np.load(Path(tmp) / f"out-{i}.npy") for i in range(len(results))]
+        layout = o_out_layout(cfg)
+        outputs = []
+        for i, p in enumerate(planned[:len(results)]):
+            words = [int(x, 16) for x in (Path(tmp) / f"observed-{i}.txt").read_text().split()]
+            out = np.zeros_like(p.golden.out)
+            for (head, qrow), word in zip(p.host.where, words):
+                out[head, qrow] = list(data.Const(layout, word).o)
+            outputs.append(out)
     return results, outputs, xml.parent, failed, _test_seconds(xml)
 
 
 def _test_seconds(xml):
-    # cocotb's results file: the test case's own wall time.
-    case = ElementTree.parse(xml).getroot().find(".//testcase")
-    return float(case.get("time")) if case is not None else float("nan")
+    # cocotb's results file: each test case's own wall time.
+    return sum(float(case.get("time", "nan")) for case in ElementTree.parse(xml).getroot().iter("testcase"))
 
 
 def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1):
@@ -58,9 +99,9 @@ def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1):
     """
     cfg = workload.config_for_spec(cfg, spec)
     cfg.check_engine()
-    w = workload.make(spec, cfg)              # checks the workload against the config
+    (planned,) = plan(cfg, [spec], seed=seed)            # checks the workload against the config
+    w, gold = planned.workload, planned.golden
     z = w.z
-    gold = engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=w.causal, mode=w.mode)
     why = rtlsim.available(sim)
     if why:
         raise RuntimeError(f"cannot simulate on {sim}: {why}")
@@ -68,20 +109,18 @@ def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1):
     progress(f"building the engine for {sim} (cached in {rtlsim.build_dir('engine', cfg, sim)}) ...")
     rtlsim.build("engine", cfg, sim, waves=bool(waves))
     progress(f"built in {time.perf_counter() - t0:.1f} s; simulating {gold.counters.keys} keys over "
-             f"{gold.counters.tiles} tiles (about {gold.counters.cycles} cycles) ...")
+             f"{gold.counters.tiles} tiles ({gold.counters.cycles} cycles in golden's schedule) ...")
     (res,), (out,), test_dir, failed, sim_seconds = run_workloads(cfg, [spec], sim=sim, seed=seed,
-                                                                  waves=bool(waves))
+                                                                  waves=bool(waves), planned=[planned])
     if waves:
         dump = rtlsim.wave_file(test_dir, sim)
         Path(waves).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(dump, waves)
     rtl = res["rtl"]
     ideal = rtl["keys"] * cfg.ip_cycles_per_key
-    err = None
-    if w.reference is not None:
-        m = reference.metrics(quant.dequantise(out, z, cfg), w.reference)
-        err = {"rel_l2_median": float(np.median(m["rel_l2"])), "rel_l2_max": float(np.max(m["rel_l2"])),
-               "max_abs": float(np.max(m["max_abs"])), "cosine_min": float(np.min(m["cosine"]))}
+    m = reference.metrics(quant.dequantise(out, z, cfg), w.reference)
+    err = {"rel_l2_median": float(np.median(m["rel_l2"])), "rel_l2_max": float(np.max(m["rel_l2"])),
+           "max_abs": float(np.max(m["max_abs"])), "cosine_min": float(np.min(m["cosine"]))}
     return {
         "workload": spec, "simulator": sim, "config": cfg.to_dict(),
         "heads": int(z.q.shape[0]), "kv_heads": int(z.k.shape[0]), "queries": int(z.q.shape[1]),

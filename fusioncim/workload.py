@@ -31,8 +31,8 @@ class Workload:
     z: quant.Quantised
     causal: bool
     mode: str
-    reference: np.ndarray | None     # float64 attention output [H, Lq, d], or None
-    stall: float
+    reference: np.ndarray            # float64 attention output [H, Lq, d]
+    stall: float                     # probability a stream stalls in a cycle (fusioncim.host.encode)
 
 
 def _spec_error(spec, key, rule):
@@ -52,7 +52,7 @@ def _random(spec, cfg):
     k[:, 0] += 1.5 * mu
     v = rng.normal(size=(Hkv, Lk, d))
     scale = spread / np.sqrt(d)
-    return q, k, v, scale, Lq, Lk
+    return q, k, v, scale
 
 
 def make(spec, cfg) -> Workload:
@@ -62,7 +62,7 @@ def make(spec, cfg) -> Workload:
     if mode not in engine.MODES:
         raise _spec_error(spec, "mode", f"must be one of {', '.join(engine.MODES)}")
     if kind == "random":
-        q, k, v, scale, _, _ = _random(spec, cfg)
+        q, k, v, scale = _random(spec, cfg)
         causal = bool(spec.get("causal", cfg.causal))
     elif kind == "npz":
         from .attnfile import load

@@ -24,7 +24,7 @@ from . import ip_cim, op_cim, softmax
 from .reference import query_positions
 
 __all__ = ["Counters", "Tiles", "EngineResult", "tiles_prefill", "tiles_decode", "key_order",
-           "run", "run_sequential", "MODES", "Command", "Segment", "program", "tile_span",
+           "run", "run_sequential", "MODES", "prepare", "tile_keys", "segments", "tile_span",
            "segment_cycles"]
 
 MODES = ("prefill", "decode")
@@ -121,9 +121,12 @@ def _check_inputs(q, k, v, c_mant, c_shift, cfg, mode):
     return q, k, v, cm, cs
 
 
-def _setup(q, k, v, c_mant, c_shift, cfg, causal, mode):
-    # What both forms of the engine start from: checked inputs, query
-    # positions, the tiles, and zeroed outputs.
+def prepare(q, k, v, c_mant, c_shift, cfg, causal, mode):
+    """What the engine's models and the host's program start from.
+
+    Returns ``(causal, q, k, v, c_mant, c_shift, qpos, tiles, out, lsum)``:
+    checked inputs, query positions, the tiles, and zeroed outputs.
+    """
     causal = cfg.causal if causal is None else bool(causal)
     q, k, v, cm, cs = _check_inputs(q, k, v, c_mant, c_shift, cfg, mode)
     H, Lq, d = q.shape
@@ -135,8 +138,8 @@ def _setup(q, k, v, c_mant, c_shift, cfg, causal, mode):
     return causal, q, k, v, cm, cs, query_positions(Lq, Lk), tiles, out, lsum
 
 
-def _tile_keys(qpos_rows, valid_rows, Lk, causal):
-    # Keys a tile streams: all of them, or under causal masking up to its latest query.
+def tile_keys(qpos_rows, valid_rows, Lk, causal):
+    """``(keys streamed, latest query)`` of a tile: all keys, or under causal masking up to its latest query."""
     if not valid_rows.any():
         return 0, 0
     hi = int(qpos_rows[valid_rows].max())
@@ -204,7 +207,7 @@ def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", chunk_ent
     -------
     EngineResult
     """
-    causal, q, k, v, cm, cs, qpos, tiles, out, lsum = _setup(q, k, v, c_mant, c_shift, cfg, causal, mode)
+    causal, q, k, v, cm, cs, qpos, tiles, out, lsum = prepare(q, k, v, c_mant, c_shift, cfg, causal, mode)
     Hkv, Lk, _ = k.shape
     total = Counters()
     fallback = 0
@@ -214,7 +217,7 @@ def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", chunk_ent
     # at most chunk_entries (row, key) pairs.
     valid = tiles.qrow >= 0
     pos = np.where(valid, qpos[np.maximum(tiles.qrow, 0)], -1)
-    span = np.array([_tile_keys(pos[t], valid[t], Lk, causal) for t in range(len(tiles))]).reshape(-1, 2)
+    span = np.array([tile_keys(pos[t], valid[t], Lk, causal) for t in range(len(tiles))]).reshape(-1, 2)
     tile_n = span[:, 0]
     spans = np.zeros(len(tiles), np.int64)
     for g in range(Hkv):
@@ -309,7 +312,7 @@ def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, span, cfg, causal, out, lsum
 
 def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"):
     """The same engine, one key at a time, from the block functions. Slow; for tests and traces."""
-    causal, q, k, v, cm, cs, qpos, tiles, out, lsum = _setup(q, k, v, c_mant, c_shift, cfg, causal, mode)
+    causal, q, k, v, cm, cs, qpos, tiles, out, lsum = prepare(q, k, v, c_mant, c_shift, cfg, causal, mode)
     Lk, d = k.shape[1:]
     total = Counters()
     R = cfg.rows
@@ -322,7 +325,7 @@ def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"
         rows_q = np.where(valid[:, None], q[hh, qr], 0)
         rcm = np.where(valid, cm[hh, qr], 0)
         rcs = np.where(valid, cs[hh, qr], 0)
-        n, hi = _tile_keys(pos, valid, Lk, causal)
+        n, hi = tile_keys(pos, valid, Lk, causal)
         state = softmax.initial_state(R)
         O = np.zeros((R, d), np.int64)
         l = np.zeros(R, np.int64)
@@ -357,51 +360,3 @@ def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"
         lsum[tiles.head[t][valid], tiles.qrow[t][valid]] = l[valid]
     _add_cycles(total, cfg, tiles, np.array(spans, np.int64), Lk)
     return EngineResult(out=out, l=lsum, counters=total)
-
-
-@dataclass
-class Command:
-    """One engine command (a Q tile) as the host sends it (hw/engine.py ``cmd`` and ``q_in``)."""
-    n_keys: int
-    causal: bool
-    pattern: bool
-    q: np.ndarray          # [n_rows, d]
-    pos: np.ndarray        # [n_rows]
-    c_mant: np.ndarray     # [n_rows]
-    c_shift: np.ndarray    # [n_rows]
-    head: np.ndarray       # [n_rows]: where each output row belongs
-    qrow: np.ndarray       # [n_rows]
-
-    @property
-    def n_rows(self):
-        return len(self.pos)
-
-
-@dataclass
-class Segment:
-    """The host's work for one KV head: load the buffer with ``k``/``v``, then run ``commands`` back to back."""
-    kv_head: int
-    k: np.ndarray          # [Lk, d]
-    v: np.ndarray
-    commands: list
-
-
-def program(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"):
-    """The command sequence that makes the engine compute :func:`run`'s result, tile for tile."""
-    causal, q, k, v, cm, cs, qpos, tiles, _, _ = _setup(q, k, v, c_mant, c_shift, cfg, causal, mode)
-    Lk = k.shape[1]
-    if Lk > cfg.kv_keys:
-        raise ValueError(f"{Lk} keys exceed the engine's KV buffer (kv_depth {cfg.kv_keys})")
-    out = []
-    for seg in segments(tiles):
-        g = int(tiles.kv[seg[0]])
-        cmds = []
-        for t in seg:
-            valid = tiles.qrow[t] >= 0
-            qr, hh = tiles.qrow[t][valid], tiles.head[t][valid]
-            pos = qpos[qr]
-            n, _ = _tile_keys(pos, np.ones(len(pos), bool), Lk, causal)
-            cmds.append(Command(n_keys=n, causal=causal, pattern=cfg.key_order == "pattern", q=q[hh, qr],
-                                pos=pos, c_mant=cm[hh, qr], c_shift=cs[hh, qr], head=hh, qrow=qr))
-        out.append(Segment(kv_head=g, k=k[g], v=v[g], commands=cmds))
-    return out

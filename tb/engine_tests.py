@@ -1,87 +1,76 @@
-"""cocotb tests of the generated engine against ``fusioncim.golden.engine``: every output row and every counter.
+"""cocotb tests of the generated engine: drive a host program, compare every output row and every counter.
 
-Run through ``tests/test_engine_rtl.py`` and ``fusioncim simulate``. Knobs
-(``tb/common.py``) plus ``FUSIONCIM_WORKLOADS``: a JSON list of workload specs
-(``fusioncim/workload.py``), run one after another with a reset between;
-``FUSIONCIM_RESULTS``: a folder for ``results.json`` (counters, mismatches,
-cycles per workload) and ``out-<i>.npy`` (the RTL's output of workload i).
+Run through ``fusioncim.simulate.run_workloads`` (the regression's
+``tests/test_engine_rtl.py``, ``fusioncim simulate``). The parent process
+makes the workloads, runs the golden model once and writes the host program
+(``fusioncim/host.py``: every stream beat with its stall gap, the expected
+output rows and golden's counters); this process computes nothing of its own.
+Knobs (``tb/common.py``) plus ``FUSIONCIM_PROGRAM``, the host-program file,
+and ``FUSIONCIM_RESULTS``, a folder for ``results.json`` (counters,
+mismatches, cycles per workload) and ``observed-<i>.txt`` (the RTL's output
+words of workload i, hexadecimal, one a line).
 
-The host follows ``golden.engine.program``: per KV head it waits for the
-engine to be idle, loads the KV buffer, then sends the commands and their Q
-rows back to back. Counters are compared exactly; ``cycles`` exactly when no
-external stream stalls, else it must not be below the golden count.
+Per segment the host waits for the engine to be idle, loads the KV buffer,
+then sends the commands and their Q rows back to back. Counters are
+compared exactly; ``cycles`` exactly when no beat has a stall gap, else it
+must not be below golden's count. Every wait has a cycle budget
+(``tb/streams.py`` ``within``): a stalled design fails and says where.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 from pathlib import Path
 
 import cocotb
-import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from fusioncim import workload as workloads
+from fusioncim.config import EngineConfig
 from fusioncim.counters import ENGINE_COUNTERS
-from fusioncim.golden import engine as golden
-from fusioncim.hw.controller import cmd_layout, q_layout
+from fusioncim.host import read_program
+from fusioncim.hw.controller import cmd_layout
 from fusioncim.hw.engine import ERR_KEYS, ERR_KV_ADDR, ERR_KV_BUSY, ERR_ROWS, kv_wr_layout
 from fusioncim.hw.op_cim import o_out_layout
 
 from . import common
-from .streams import Scoreboard, Stalled, StreamSink, StreamSource, always, encode, random_pattern, within
+from .streams import CLOCK_NS, Scoreboard, Stalled, StreamSink, StreamSource, decode, encode, within
+
+
+def _program():
+    path = os.environ.get("FUSIONCIM_PROGRAM")
+    assert path, "FUSIONCIM_PROGRAM names no host program"
+    config, workloads = read_program(path)
+    assert workloads, f"{path} holds no workload"
+    return EngineConfig(**config), workloads
 
 
 class EngineTB:
-    def __init__(self, dut, stall=0.0, salt=0, clock=True):
+    def __init__(self, dut, cfg, clock=True):
         self.dut = dut
-        self.cfg = common.config()
+        self.cfg = cfg
         self.log = dut._log
-        self.seed = common.seed()
-        prng = random.Random(self.seed * 7919 + salt)
-
-        def pattern():
-            return random_pattern(prng, 1.0 - stall) if stall else always()
-        self.stall = stall
         if clock:                              # one clock per cocotb test, however many workloads
-            Clock(dut.clk, 10, unit="ns").start()
-        c = self.cfg
-        self.kv_src = StreamSource(dut, "kv_wr", dut.clk, pattern(), kv_wr_layout(c))
-        self.cmd_src = StreamSource(dut, "cmd", dut.clk, pattern(), cmd_layout(c))
-        self.q_src = StreamSource(dut, "q_in", dut.clk, pattern(), q_layout(c))
+            Clock(dut.clk, CLOCK_NS, unit="ns").start()
+        self.kv_src = StreamSource(dut, "kv_wr", dut.clk)
+        self.cmd_src = StreamSource(dut, "cmd", dut.clk)
+        self.q_src = StreamSource(dut, "q_in", dut.clk)
         self.board = Scoreboard(self.log, "o_out")
-        self.out = None
-        self.where = []             # (head, qrow) of each expected output row, in order
-        self.sink = StreamSink(dut, "o_out", dut.clk, self._on_row, pattern(), o_out_layout(c))
+        self.observed = []
+        self.sink = StreamSink(dut, "o_out", dut.clk, self._on_row)
         dut.err_clear.value = 0
 
-    def _on_row(self, cycle, beat):
-        row, o = beat["row"], beat["o"]
-        idx = self.board.matched + len(self.board.errors)
-        if self.out is not None and idx < len(self.where):
-            h, i = self.where[idx]
-            self.out[h, i] = o
-        self.board.observe((row, o))
+    def _on_row(self, cycle, word):
+        self.observed.append(word)
+        self.board.observe(word)
 
-    async def reset(self):
-        await common.reset(self.dut)
-
-    # -- payloads (the engine's own layouts) ------------------------------------
-    @staticmethod
-    def kv_beat(addr, k, v):
-        return {"addr": addr, "k": k, "v": v}
-
-    @staticmethod
-    def cmd_beat(n_keys, n_rows, causal, pattern):
-        return {"n_keys": n_keys, "n_rows": n_rows, "causal": int(causal), "pattern": int(pattern)}
-
-    # -- host -------------------------------------------------------------------
     @property
     def streams(self):
         return (self.kv_src, self.cmd_src, self.q_src, self.sink)
+
+    async def reset(self):
+        await common.reset(self.dut)
 
     async def wait_idle(self, limit=100_000):
         """Wait until the engine is idle with every expected row out; :class:`Stalled` after ``limit`` cycles."""
@@ -94,35 +83,22 @@ class EngineTB:
         raise Stalled(f"engine not idle after {limit} cycles with {len(self.board.expected)} row(s) still "
                       f"expected: " + "; ".join(s.state() for s in self.streams))
 
-    async def load_kv(self, k, v):
-        for i in range(len(k)):
-            await self.kv_src.send(self.kv_beat(i, k[i], v[i]))
+    @staticmethod
+    async def send_all(src, beats):
+        for gap, word in beats:
+            await src.send(word, gap)
 
-    def expect(self, seg, expected):
-        """Expect every output row of the segment's commands, in order, from golden's ``expected [H, Lq, d]``."""
-        for cmd in seg.commands:
-            for r in range(cmd.n_rows):
-                self.board.expect((r, [int(x) for x in expected[cmd.head[r], cmd.qrow[r]]]))
-                self.where.append((int(cmd.head[r]), int(cmd.qrow[r])))
+    def expect(self, seg):
+        for gap, word in seg["o_out"]:
+            self.board.expect(word)
+            self.sink.gaps.append(gap)
 
-    async def send_command(self, cmd):
-        await self.cmd_src.send(self.cmd_beat(cmd.n_keys, cmd.n_rows, cmd.causal, cmd.pattern))
-
-    async def send_rows(self, commands):
-        for cmd in commands:
-            for r in range(cmd.n_rows):
-                await self.q_src.send({"q": cmd.q[r], "pos": cmd.pos[r], "c_mant": cmd.c_mant[r],
-                                       "c_shift": cmd.c_shift[r]})
-
-    async def run_segment(self, seg, expected):
+    async def run_segment(self, seg):
         await self.wait_idle()
-        await self.load_kv(seg.k, seg.v)
-        self.expect(seg, expected)
-
-        async def commands():
-            for cmd in seg.commands:
-                await self.send_command(cmd)
-        tasks = [cocotb.start_soon(commands()), cocotb.start_soon(self.send_rows(seg.commands))]
+        await self.send_all(self.kv_src, seg["kv_wr"])
+        self.expect(seg)
+        tasks = [cocotb.start_soon(self.send_all(self.cmd_src, seg["cmd"])),
+                 cocotb.start_soon(self.send_all(self.q_src, seg["q_in"]))]
         for t in tasks:
             await t
         await self.wait_idle()
@@ -140,69 +116,65 @@ class EngineTB:
         return e
 
 
-def compare_counters(rtl, gold: golden.Counters, *, exact_cycles):
-    """Mismatch messages between the RTL's counters and golden's (empty: all equal)."""
-    g = gold.to_dict()
+def compare_counters(rtl, gold, *, exact_cycles):
+    """Mismatch messages between the RTL's counters and golden's (a dict; empty: all equal)."""
     errors = []
     for name in ENGINE_COUNTERS:
         if name == "cycles" and not exact_cycles:
-            if rtl[name] < g[name]:
-                errors.append(f"cycles {rtl[name]} below the golden schedule's {g[name]} with stalls")
-        elif rtl[name] != g[name]:
-            errors.append(f"counter {name}: RTL {rtl[name]}, golden {g[name]}")
+            if rtl[name] < gold[name]:
+                errors.append(f"cycles {rtl[name]} below the golden schedule's {gold[name]} with stalls")
+        elif rtl[name] != gold[name]:
+            errors.append(f"counter {name}: RTL {rtl[name]}, golden {gold[name]}")
     return errors
 
 
-def plan(spec, cfg):
-    """A workload, golden's result for it, and the host's command sequence."""
-    w = workloads.make(spec, cfg)
-    z = w.z
-    args = (z.q, z.k, z.v, z.c_mant, z.c_shift, cfg)
-    gold = golden.run(*args, causal=w.causal, mode=w.mode)
-    return w, gold, golden.program(*args, causal=w.causal, mode=w.mode)
-
-
-def cycle_budget(gold, stall):
+def cycle_budget(w):
     """Cycles a workload may take before it counts as stalled: four times golden's schedule plus the
-    buffer loads, stretched for host stalls (a beat waits ``1 / (1 - stall)`` cycles on average on
+    buffer loads, stretched for stall gaps (a beat waits ``1 / (1 - stall)`` cycles on average on
     each side), and a fixed margin for resets and idle checks."""
-    c = gold.counters
-    return int(4 * (c.cycles + c.kv_writes + c.tiles) / (1.0 - stall) ** 2) + 1000
+    c = w.counters
+    return int(4 * (c["cycles"] + c["kv_writes"] + c["tiles"]) / (1.0 - w.stall) ** 2) + 1000
 
 
-async def run_workload(tb, spec):
-    cfg = tb.cfg
-    w, gold, prog = plan(spec, cfg)
-    tb.out = np.zeros_like(gold.out)
-    tb.where = []
+def mismatching_elements(cfg, observed, expected):
+    """Output elements (and row fields) that differ; a missing or extra row counts all its elements."""
+    layout = o_out_layout(cfg)
+    bad = abs(len(observed) - len(expected)) * cfg.head_dim
+    for got, want in zip(observed, expected):
+        if got != want:
+            g, w = decode(layout, got), decode(layout, want)
+            bad += sum(a != b for a, b in zip(g["o"], w["o"])) + (g["row"] != w["row"])
+    return bad
+
+
+async def run_workload(tb, w):
     start = tb.sink.cycle
 
     async def segments():
-        for seg in prog:
-            await tb.run_segment(seg, gold.out)
-    await within(cycle_budget(gold, tb.stall), segments(), tb.streams, f"workload {w.name}")
+        for seg in w.segments:
+            await tb.run_segment(seg)
+    await within(cycle_budget(w), segments(), tb.streams, f"workload {w.name}")
     rtl = await tb.counters()
-    errors = compare_counters(rtl, gold.counters, exact_cycles=tb.stall == 0)
-    mismatches = int((tb.out != gold.out).sum())
+    errors = compare_counters(rtl, w.counters, exact_cycles=w.exact_cycles)
+    expected = [word for seg in w.segments for _, word in seg["o_out"]]
     err = await tb.err()
     if err:
         errors.append(f"error flags {err:#x} raised by a legal workload")
-    return {"name": w.name, "rtl": rtl, "golden": gold.counters.to_dict(), "mismatches": mismatches,
-            "elements": int(gold.out.size), "wall_cycles": tb.sink.cycle - start, "errors": errors}, tb.out
+    return {"name": w.name, "rtl": rtl, "golden": w.counters,
+            "mismatches": mismatching_elements(tb.cfg, tb.observed, expected),
+            "elements": len(expected) * tb.cfg.head_dim, "wall_cycles": tb.sink.cycle - start, "errors": errors}
 
 
 @cocotb.test()
 async def workloads_bit_exact(dut):
-    """Every workload of FUSIONCIM_WORKLOADS: outputs and counters equal golden."""
-    specs = json.loads(os.environ.get("FUSIONCIM_WORKLOADS", "[]"))
-    assert specs, "FUSIONCIM_WORKLOADS names no workload"
-    results = []
+    """Every workload of the host program: outputs and counters equal golden."""
+    cfg, workloads = _program()
     outdir = os.environ.get("FUSIONCIM_RESULTS")
-    failures = []
-    for i, spec in enumerate(specs):
-        tb = EngineTB(dut, stall=float(spec.get("stall", 0.0)), salt=i, clock=i == 0)
+    results, failures = [], []
+    for i, w in enumerate(workloads):
+        tb = EngineTB(dut, cfg, clock=i == 0)
         await tb.reset()
-        res, out = await run_workload(tb, spec)
+        res = await run_workload(tb, w)
         tb.board.check()
         tb.sink.stop()
         res["index"] = i
@@ -211,7 +183,7 @@ async def workloads_bit_exact(dut):
                       res["rtl"]["cycles"], res["rtl"]["keys"], res["mismatches"])
         failures += [f"workload {i} ({res['name']}): {e}" for e in res["errors"]]
         if outdir:
-            np.save(Path(outdir) / f"out-{i}.npy", out)
+            (Path(outdir) / f"observed-{i}.txt").write_text("".join(f"{x:x}\n" for x in tb.observed))
     if outdir:
         (Path(outdir) / "results.json").write_text(json.dumps(results, indent=1))
     for f in failures:
@@ -219,26 +191,25 @@ async def workloads_bit_exact(dut):
     assert not failures, failures[0]
 
 
-def _small_program(cfg, seed, keys, queries):
-    spec = {"kind": "random", "heads": 1, "kv_heads": 1, "queries": queries, "keys": keys, "seed": seed,
-            "causal": False}
-    _, gold, prog = plan(spec, cfg)
-    return gold, prog[0]
+def _directed(workloads, name):
+    found = [w for w in workloads if w.name == name]
+    assert found, f"the host program has no workload {name!r} (tests/test_engine_rtl.py DIRECTED)"
+    return found[0].segments[0]
 
 
 @cocotb.test()
 async def bad_commands_flagged(dut):
     """n_keys 0 or beyond the buffer, n_rows 0 or beyond rows: error bit, nothing run, Q rows not taken."""
-    tb = EngineTB(dut)
-    c = tb.cfg
+    c, workloads = _program()
+    seg = _directed(workloads, "directed-small")
+    tb = EngineTB(dut, c)
     await tb.reset()
-    gold, seg = _small_program(c, tb.seed, keys=min(9, c.kv_keys), queries=min(3, c.kv_keys))
-    await tb.load_kv(seg.k, seg.v)
+    await tb.send_all(tb.kv_src, seg["kv_wr"])
     limit_rows = (1 << (c.n_rows_bits + 1)) - 1
     cases = [(0, 1, ERR_KEYS), (c.kv_keys + 1, 1, ERR_KEYS), (3, 0, ERR_ROWS), (3, c.rows + 1, ERR_ROWS),
              ((1 << c.n_keys_bits) - 1, limit_rows, None)]
     for n_keys, n_rows, bit in cases:
-        await tb.cmd_src.send(tb.cmd_beat(n_keys, n_rows, False, True))
+        await tb.cmd_src.send(encode(cmd_layout(c), {"n_keys": n_keys, "n_rows": n_rows, "causal": 0, "pattern": 1}))
         tb.dut.q_in__valid.value = 1              # a row on offer must not be taken
         for _ in range(8):
             await ReadOnly()
@@ -255,8 +226,7 @@ async def bad_commands_flagged(dut):
         assert await tb.err() == 0, "err_clear did not clear"
     assert tb.sink.received == 0, "a rejected command produced output"
     # The engine still works afterwards.
-    tb.out = np.zeros_like(gold.out)
-    await tb.run_segment(seg, gold.out)
+    await within(100_000, tb.run_segment(seg), tb.streams, "directed-small after bad commands")
     tb.board.check()
     assert await tb.err() == 0
 
@@ -264,21 +234,19 @@ async def bad_commands_flagged(dut):
 @cocotb.test()
 async def kv_write_while_busy_flagged(dut):
     """A KV write during a tile is dropped and flagged; a write beyond the depth too; commands wait while busy."""
-    tb = EngineTB(dut)
-    c = tb.cfg
+    c, workloads = _program()
+    seg = _directed(workloads, "directed-two-tiles")
+    assert len(seg["cmd"]) > 1
+    tb = EngineTB(dut, c)
     await tb.reset()
-    n = min(max(12, 2 * c.rows), c.kv_keys)        # two tiles at least
-    gold, seg = _small_program(c, tb.seed + 1, keys=n, queries=n)
-    await tb.load_kv(seg.k, seg.v)
-    tb.expect(seg, gold.out)
-    rtask = cocotb.start_soon(tb.send_rows(seg.commands))
-    await tb.send_command(seg.commands[0])
+    await tb.send_all(tb.kv_src, seg["kv_wr"])
+    tb.expect(seg)
+    rtask = cocotb.start_soon(tb.send_all(tb.q_src, seg["q_in"]))
+    await tb.cmd_src.send(seg["cmd"][0][1])
     await ClockCycles(tb.dut.clk, c.rows + 3)
     # Mid-tile: the next command is offered and must wait; a KV write is refused.
-    junk = np.full(c.head_dim, c.data_max)
-    assert len(seg.commands) > 1
-    nxt = seg.commands[1]
-    tb.dut.cmd__payload.value = encode(cmd_layout(c), tb.cmd_beat(nxt.n_keys, nxt.n_rows, nxt.causal, nxt.pattern))
+    junk = [c.data_max] * c.head_dim
+    tb.dut.cmd__payload.value = seg["cmd"][1][1]
     tb.dut.cmd__valid.value = 1
     for _ in range(4):
         await ReadOnly()
@@ -286,13 +254,12 @@ async def kv_write_while_busy_flagged(dut):
         assert tb.dut.cmd__ready.value == 0, "command accepted while a tile is in progress"
         await RisingEdge(tb.dut.clk)
     tb.dut.cmd__valid.value = 0
-    await tb.kv_src.send(tb.kv_beat(0, junk, junk))
+    await tb.kv_src.send(encode(kv_wr_layout(c), {"addr": 0, "k": junk, "v": junk}))
     assert (await tb.err()) == 1 << ERR_KV_BUSY
-    for cmd in seg.commands[1:]:
-        await tb.send_command(cmd)
+    await tb.send_all(tb.cmd_src, seg["cmd"][1:])
     await rtask
-    await tb.wait_idle()
+    await within(100_000, tb.wait_idle(), tb.streams, "directed-two-tiles")
     tb.board.check()                      # the refused write changed nothing
     if c.kv_keys < 1 << c.kv_addr_bits:
-        await tb.kv_src.send(tb.kv_beat(c.kv_keys, junk, junk))
+        await tb.kv_src.send(encode(kv_wr_layout(c), {"addr": c.kv_keys, "k": junk, "v": junk}))
         assert (await tb.err()) == (1 << ERR_KV_BUSY) | (1 << ERR_KV_ADDR)

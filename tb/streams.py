@@ -20,7 +20,7 @@ from collections import deque
 import cocotb
 import numpy as np
 from amaranth.lib import data
-from cocotb.triggers import ReadOnly, RisingEdge, SimTimeoutError, with_timeout
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 from cocotb.utils import get_sim_time
 
 __all__ = ["encode", "decode", "random_pattern", "always", "StreamSource", "StreamSink", "Scoreboard", "CLOCK_NS",
@@ -117,8 +117,14 @@ class StreamSource:
         self.sent = 0
         self.valid.value = 0
 
-    async def send(self, value):
-        # Call from the write phase of a cycle (after a RisingEdge).
+    async def send(self, value, gap=0):
+        """Offer ``value`` after ``gap`` idle cycles (and the idle pattern's); return once it is taken.
+
+        Call from the write phase of a cycle (after a RisingEdge).
+        """
+        if gap:
+            self.valid.value = 0
+            await ClockCycles(self.clk, gap)
         while not next(self.idle):
             self.valid.value = 0
             await RisingEdge(self.clk)
@@ -144,6 +150,8 @@ class StreamSink:
     """Drives ``NAME__ready`` from a pattern; hands each transfer ``(cycle, payload)`` to ``callback``.
 
     With ``layout`` the payload is decoded (:func:`decode`), else it is the integer.
+    ``gaps`` (a list that may grow while the sink runs): before transfer i,
+    ``ready`` stays low for ``gaps[i]`` cycles after the previous transfer.
     """
 
     def __init__(self, dut, name, clk, callback, backpressure=None, layout=None):
@@ -157,19 +165,24 @@ class StreamSink:
         self.backpressure = backpressure if backpressure is not None else always()
         self.layout = layout
         self.received = 0
+        self.gaps = []
         self.cycle = 0
         self.ready.value = 0
         self._task = cocotb.start_soon(self._run())
 
     async def _run(self):
+        since = 0                  # cycles since the last transfer
         while True:
             await RisingEdge(self.clk)
             self.cycle += 1
-            ready = next(self.backpressure)
+            gap = self.gaps[self.received] if self.received < len(self.gaps) else 0
+            ready = next(self.backpressure) and since >= gap
+            since += 1
             self.ready.value = int(ready)
             await ReadOnly()
             if ready and self.valid.value == 1:
                 self.received += 1
+                since = 0
                 self.last = cycle()
                 word = self.payload.value.to_unsigned()
                 self.callback(self.cycle, word if self.layout is None else decode(self.layout, word))

@@ -7,12 +7,11 @@ GQA decode with groups of 8 and of 3 query heads, and a run with random stalls
 on every external stream; on the config with MiniLM's head_dim, two heads of
 real MiniLM-L6 attention (SmolLM2 heads run in ``fusioncim simulate --npz``,
 see docs/engine.md). Then the bad-command and busy checks
-(tb/engine_tests.py). Every pattern-aware mechanism is switched off in one
+(tb/engine_tests.py, on the two DIRECTED workloads). Every pattern-aware mechanism is switched off in one
 config; softmax lanes, single buffering, one key bit a cycle and a lazy
 threshold are covered too.
 """
 
-import json
 import os
 from pathlib import Path
 
@@ -20,6 +19,8 @@ import pytest
 
 from fusioncim import generate, rtlsim, verilator
 from fusioncim.config import PRESETS
+from fusioncim import host
+from fusioncim.simulate import plan, run_workloads
 
 BASE = PRESETS["test"].replace(kv_depth=48)        # not a power of two: out-of-range writes are testable
 CONFIGS = {
@@ -52,6 +53,15 @@ def workloads(cfg, seed):
     ])]
 
 
+def directed(cfg, seed):
+    """The small programs the directed tests of tb/engine_tests.py take: one tile, and at least two."""
+    n = min(max(12, 2 * cfg.rows), cfg.kv_keys)
+    return [{"name": "directed-small", "kind": "random", "heads": 1, "kv_heads": 1, "queries": min(3, cfg.kv_keys),
+             "keys": min(9, cfg.kv_keys), "seed": seed, "causal": False},
+            {"name": "directed-two-tiles", "kind": "random", "heads": 1, "kv_heads": 1, "queries": n, "keys": n,
+             "seed": seed + 1, "causal": False}]
+
+
 def real_workloads(cfg):
     """Real MiniLM-L6 attention (layer 2, its first 64 tokens, two heads), on the config with its head_dim."""
     if cfg.head_dim != 32:
@@ -64,9 +74,13 @@ def real_workloads(cfg):
 @pytest.mark.parametrize("name", CONFIGS)
 def test_engine_rtl(sim, name):
     cfg = CONFIGS[name]
-    specs = workloads(cfg, SEED) + real_workloads(cfg)
-    rtlsim.check("engine", cfg, sim, "fusioncim.tb.engine_tests", tests=3, seed=SEED,
-                 extra_env={"FUSIONCIM_WORKLOADS": json.dumps(specs)})
+    specs = workloads(cfg, SEED) + real_workloads(cfg) + directed(cfg, SEED)
+    assert rtlsim.available(sim) is None, rtlsim.available(sim)
+    results, _, test_dir, failed, _ = run_workloads(cfg, specs, sim=sim, seed=SEED, testcase=None)
+    assert failed == 0, f"see {test_dir / 'sim.log'}"
+    assert [r["name"] for r in results] == [s["name"] for s in specs]
+    for r in results:
+        assert r["mismatches"] == 0 and not r["errors"], r
 
 
 @pytest.mark.parametrize("name", ["test", "rows5-lanes2"])
@@ -89,15 +103,20 @@ class _StuckEngine:
         return Stuck(cfg)
 
 
-def test_deadlocked_engine_fails_fast_and_says_where(monkeypatch):
+def _program(cfg, specs, folder):
+    return host.write_program(folder / "program.txt", cfg, [p.host for p in plan(cfg, specs, seed=SEED)])
+
+
+def test_deadlocked_engine_fails_fast_and_says_where(monkeypatch, tmp_path):
     # The cocotb test's cycle budget (derived from golden's schedule) ends the
     # run in simulated time and names the stream that stalled.
     monkeypatch.setitem(generate.BLOCKS, "engine_stuck", _StuckEngine)
     cfg = CONFIGS["test"]
     spec = workloads(cfg, SEED)[1]                                   # one tile
+    prog = _program(cfg, [spec], tmp_path)
     total, failed, xml = rtlsim.run("engine_stuck", cfg, "icarus", "fusioncim.tb.engine_tests",
                                     testcase="workloads_bit_exact", seed=SEED, timeout=300,
-                                    extra_env={"FUSIONCIM_WORKLOADS": json.dumps([spec])})
+                                    extra_env={"FUSIONCIM_PROGRAM": str(prog)})
     assert (total, failed) == (1, 1)
     log = (xml.parent / "sim.log").read_text()
     assert "workload one-tile: no progress within" in log
@@ -105,9 +124,9 @@ def test_deadlocked_engine_fails_fast_and_says_where(monkeypatch):
     assert "q_in valid=0 ready=0 after 4 beats" in log                # every Q row went in
 
 
-def test_simulator_killed_at_its_time_limit():
+def test_simulator_killed_at_its_time_limit(tmp_path):
     cfg = CONFIGS["test"]
-    spec = dict(workloads(cfg, SEED)[3])                             # full depth: thousands of cycles
+    prog = _program(cfg, [workloads(cfg, SEED)[3]], tmp_path)       # full depth: thousands of cycles
     with pytest.raises(rtlsim.SimTimeout, match="ran past 1 s and was killed"):
         rtlsim.run("engine", cfg, "icarus", "fusioncim.tb.engine_tests", testcase="workloads_bit_exact",
-                   seed=SEED, timeout=1, extra_env={"FUSIONCIM_WORKLOADS": json.dumps([spec])})
+                   seed=SEED, timeout=1, extra_env={"FUSIONCIM_PROGRAM": str(prog)})
