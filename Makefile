@@ -55,7 +55,7 @@ accuracy-real: real-data
 	$(PY) -m fusioncim accuracy --summary data/models/smollm2-*.npz
 	$(PY) -m fusioncim accuracy --summary data/models/minilm-*.npz
 
-# The score-pattern rates the report's LLaMA-3 workloads use (data/patterns, tracked):
+# The score-pattern rates the report's LLaMA-3 workloads use (fusioncim/data/patterns, tracked):
 # SmolLM2 attention on this project's own docs (fusioncim/data/long.txt) at each
 # workload length, six layers, measured by the golden model.
 PATTERN_LAYERS := 0,6,12,18,24,29
@@ -63,7 +63,7 @@ patterns: $(MODELS_STAMP)
 	for t in 512 2048 8192; do \
 	  $(PY) -m fusioncim extract smollm2 --text fusioncim/data/long.txt --tokens $$t --layers $(PATTERN_LAYERS) \
 	    --dtype float16 --out data/models/long && \
-	  $(PY) -m fusioncim patterns data/models/long/smollm2-L*-T$$t.npz --out data/patterns/smollm2-T$$t.json \
+	  $(PY) -m fusioncim patterns data/models/long/smollm2-L*-T$$t.npz --out fusioncim/data/patterns/smollm2-T$$t.json \
 	    || exit 1; \
 	done
 

@@ -7,7 +7,7 @@ The variants are made by swapping the golden model's LUT and exponent
 functions inside this process only.
 
 Run: ``.venv/bin/python bench/numerics_variants.py [FILE.npz ...]``
-(default: the files in data/real; ``make real-data`` gives every layer).
+(default: the files in fusioncim/data/real; ``make real-data`` gives every layer).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fusioncim.files import data_path
 from fusioncim import accuracy, attnfile, lut
 from fusioncim.config import PRESETS
 from fusioncim.golden import softmax
@@ -56,8 +57,7 @@ def measure(files, label):
 
 
 def main():
-    root = Path(__file__).resolve().parent.parent
-    files = [Path(a) for a in sys.argv[1:]] or sorted((root / "data" / "real").glob("*.npz"))
+    files = [Path(a) for a in sys.argv[1:]] or sorted(data_path("real").glob("*.npz"))
     for model in sorted({f.name.split("-")[0] for f in files}):
         group = [f for f in files if f.name.startswith(model + "-")]
         print(f"{model}: {len(group)} file(s), default config")

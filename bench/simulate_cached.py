@@ -1,6 +1,6 @@
 """Wall time of a cached ``fusioncim simulate`` of the demo workload, and what it spends it on.
 
-Runs ``fusioncim simulate --npz data/real/smollm2-L12-T256.npz --heads 0,1``
+Runs ``fusioncim simulate --npz fusioncim/data/real/smollm2-L12-T256.npz --heads 0,1``
 (the demo's workload on the default engine) ``--repeat`` times after one
 warm-up run that builds the model (not timed). Each timed run is a fresh
 process, as a user's command is: interpreter start, imports, loading and
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_once(python, cwd):
-    cmd = [python, "-m", "fusioncim", "simulate", "--npz", "data/real/smollm2-L12-T256.npz", "--heads", "0,1",
+    cmd = [python, "-m", "fusioncim", "simulate", "--npz", "fusioncim/data/real/smollm2-L12-T256.npz", "--heads", "0,1",
            "--json"]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=3600)

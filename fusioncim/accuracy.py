@@ -17,15 +17,7 @@ import numpy as np
 from .attnfile import Attention
 from .golden import engine, ip_cim, quant, reference
 
-__all__ = ["evaluate", "summarise", "config_for"]
-
-
-def config_for(cfg, att: Attention):
-    """The config with the file's head_dim, and a max_seq_len that covers the file."""
-    changes = {"head_dim": att.head_dim}
-    if att.k.shape[1] > cfg.max_seq_len:
-        changes["max_seq_len"] = att.k.shape[1]
-    return dataclasses.replace(cfg, **changes)
+__all__ = ["evaluate", "summarise"]
 
 
 def _exact_softmax(z, causal):
@@ -39,7 +31,7 @@ def _exact_softmax(z, causal):
 
 def evaluate(att: Attention, cfg, *, name="", rotate=True, v_anchor="sink"):
     """Per-head records for one attention file (see module docstring)."""
-    cfg = config_for(cfg, att)
+    cfg = cfg.fit(att.head_dim, att.k.shape[1])
     causal = cfg.causal if att.causal is None else att.causal
     ref = reference.attention(att.q, att.k, att.v, causal=causal, scale=att.scale)
     z = quant.quantise(att.q, att.k, att.v, cfg, scale=att.scale, rotate=rotate, v_anchor=v_anchor)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError
 from .files import atomic_write
 
 __all__ = ["AttnFileError", "Attention", "load", "save"]
@@ -36,7 +37,7 @@ REQUIRED = ("q", "k", "v")
 OPTIONAL = ("out", "causal", "scale", "source")
 
 
-class AttnFileError(ValueError):
+class AttnFileError(InputError):
     """A file that is not a valid attention ``.npz``."""
 
 

@@ -1,8 +1,10 @@
 """Command line: ``fusioncim COMMAND ...`` (also ``python -m fusioncim``).
 
-User errors (bad config, bad file, bad arguments) print one line
-``fusioncim: error: ...`` on stderr and exit with status 2; nothing is
-written to stdout or to output files in that case.
+User errors (bad config, bad file, bad arguments, data that does not fit:
+``fusioncim.errors.InputError``) print one line ``fusioncim: error: ...`` on
+stderr and exit with status 2; nothing is written to stdout or to output
+files in that case. Any other exception is a bug: its traceback is printed
+and the status is 1.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ import numpy as np
 from . import __version__
 from . import config as config_mod
 from . import schedule
-from .attnfile import AttnFileError
+from .errors import InputError
 
 EXIT_USAGE = 2
 
 
-class UserError(Exception):
-    """An error the user can fix; reported in one line, exit status 2."""
+class UserError(InputError):
+    """A bad command-line argument; reported in one line, exit status 2."""
 
 
 def _progress(quiet):
@@ -130,7 +132,7 @@ def _int_list(name, text):
 
 
 def cmd_simulate(args):
-    from . import simulate
+    from . import simulate, workload
     cfg = config_mod.load(args.config, args.set)
     say = _progress(args.quiet)
     for name in ("heads", "kv_heads", "queries", "keys"):
@@ -147,11 +149,13 @@ def cmd_simulate(args):
         if args.tokens is not None:
             spec["tokens"] = args.tokens
     else:
-        heads = int(args.heads) if args.heads else 2
+        d = workload.RANDOM_DEFAULTS
+        heads = int(args.heads) if args.heads else d["heads"]
         if heads < 1:
             raise UserError(f"--heads must be a positive integer, not {heads}")
-        spec = {"kind": "random", "heads": heads, "kv_heads": args.kv_heads or 1, "queries": args.queries or 40,
-                "keys": args.keys or args.queries or 40, "seed": args.seed}
+        queries = args.queries or d["queries"]
+        spec = {"kind": "random", "heads": heads, "kv_heads": args.kv_heads or d["kv_heads"], "queries": queries,
+                "keys": args.keys or queries, "seed": args.seed}
         if heads % spec["kv_heads"]:
             raise UserError(f"--heads {heads} must be a multiple of --kv-heads {spec['kv_heads']}")
         if spec["queries"] > spec["keys"]:
@@ -343,6 +347,7 @@ def cmd_demo(args):
 
 
 def build_parser():
+    from .workload import RANDOM_DEFAULTS
     p = argparse.ArgumentParser(prog="fusioncim", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"fusioncim {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -393,11 +398,11 @@ def build_parser():
                                         "check against golden, cycles and counters")
     s.add_argument("--npz", type=Path, metavar="FILE.npz", help="real attention (accuracy file format); "
                    "default: random data")
-    s.add_argument("--heads", help="query heads: a count for random data (default 2), or comma-separated "
+    s.add_argument("--heads", help=f"query heads: a count for random data (default {RANDOM_DEFAULTS['heads']}), or comma-separated "
                    "head numbers of the file (default 0,1)")
     s.add_argument("--tokens", type=int, help="keep the first N tokens of the --npz file (default: all)")
-    s.add_argument("--kv-heads", type=int, help="KV heads of random data (default 1)")
-    s.add_argument("--queries", type=int, help="query tokens of random data (default 40)")
+    s.add_argument("--kv-heads", type=int, help=f"KV heads of random data (default {RANDOM_DEFAULTS['kv_heads']})")
+    s.add_argument("--queries", type=int, help=f"query tokens of random data (default {RANDOM_DEFAULTS['queries']})")
     s.add_argument("--keys", type=int, help="key tokens of random data (default: --queries)")
     s.add_argument("--mode", choices=("prefill", "decode"), default="prefill",
                    help="how query rows form tiles (decode: the GQA group's heads at one position)")
@@ -422,7 +427,7 @@ def build_parser():
     r.add_argument("--node", type=float, metavar="NM", help="process node to scale the table to (default 45)")
     r.add_argument("--vdd", type=float, metavar="V", help="supply voltage to scale the table to (default 0.9)")
     r.add_argument("--patterns", type=Path, nargs="+", metavar="FILE.npz",
-                   help="real attention files the score-pattern rates are measured on (default: data/real/smollm2-*)")
+                   help="real attention files the score-pattern rates are measured on (default: fusioncim/data/real/smollm2-*)")
     out = r.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON document (a list, one entry per workload)")
     out.add_argument("--markdown", action="store_true", help="print Markdown tables (for docs)")
@@ -453,7 +458,7 @@ def build_parser():
     x.add_argument("--workload", default="llama3-8b-prefill-2048",
                    help="workload for energy, cycles and the area's head_dim (default llama3-8b-prefill-2048)")
     x.add_argument("--accuracy-file", type=Path, metavar="FILE.npz",
-                   help="real attention for the accuracy figures (default data/real/smollm2-L12-T256.npz)")
+                   help="real attention for the accuracy figures (default fusioncim/data/real/smollm2-L12-T256.npz)")
     x.add_argument("--out", type=Path, default=Path("explore-out"),
                    help="folder for results.jsonl and the plots (default explore-out); finished points are kept")
     x.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
@@ -465,7 +470,7 @@ def build_parser():
     d = sub.add_parser("demo", help="the main job: generate the engine, simulate a real head bit-exact on "
                                     "Verilator, synthesise it, print the report")
     d.add_argument("--npz", type=Path, default=None, metavar="FILE.npz",
-                   help="real attention to simulate (default data/real/smollm2-L12-T256.npz)")
+                   help="real attention to simulate (default fusioncim/data/real/smollm2-L12-T256.npz)")
     d.add_argument("--heads", default="0,1", help="comma-separated heads of the file (default 0,1)")
     d.add_argument("--tokens", type=int, help="keep the first N tokens (default: all)")
     d.add_argument("--no-synth", action="store_true", help="skip Yosys")
@@ -479,11 +484,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UserError, config_mod.ConfigError, AttnFileError) as exc:
-        print(f"fusioncim: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as exc:
-        # Validation errors raised by the models on the user's data.
+    except InputError as exc:
+        # Bad parameters, files or data (fusioncim/errors.py); any other
+        # exception is a bug and keeps its traceback (exit 1).
         print(f"fusioncim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:

@@ -14,12 +14,14 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import InputError
+
 __all__ = ["EngineConfig", "KEY_ORDERS", "PRESETS", "ConfigError", "preset", "from_toml", "from_mapping"]
 
 KEY_ORDERS = ("sequential", "pattern")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration file or mapping that cannot be turned into an :class:`EngineConfig`."""
 
 
@@ -29,7 +31,7 @@ def _check_int(name, value, lo, hi=None):
         raise TypeError(f"{name} must be an integer, not {value!r}")
     if value < lo or (hi is not None and value > hi):
         rule = f"at least {lo}" if hi is None else f"from {lo} to {hi}"
-        raise ValueError(f"{name} must be {rule}, not {value}")
+        raise InputError(f"{name} must be {rule}, not {value}")
 
 
 def _check_bool(name, value):
@@ -155,7 +157,7 @@ class EngineConfig:
             _check_int("skip_threshold", self.skip_threshold, 1)
         _check_bool("key_skip", self.key_skip)
         if self.key_order not in KEY_ORDERS:
-            raise ValueError(f"key_order must be one of {', '.join(KEY_ORDERS)}, not {self.key_order!r}")
+            raise InputError(f"key_order must be one of {', '.join(KEY_ORDERS)}, not {self.key_order!r}")
         _check_int("sink_keys", self.sink_keys, 0)
         _check_int("diag_window", self.diag_window, 0)
         _check_int("lazy_threshold", self.lazy_threshold, 0, 8)
@@ -170,56 +172,56 @@ class EngineConfig:
         _check_bool("double_buffer", self.double_buffer)
 
         if self.data_bits % self.ip_bits_per_cycle:
-            raise ValueError(
+            raise InputError(
                 f"ip_bits_per_cycle {self.ip_bits_per_cycle} must divide data_bits {self.data_bits}")
         if self.p_bits % self.op_bits_per_cycle:
-            raise ValueError(
+            raise InputError(
                 f"op_bits_per_cycle {self.op_bits_per_cycle} must divide the probability width "
                 f"p_bits {self.p_bits} (prob_bits {self.prob_bits} + lazy_threshold {self.lazy_threshold})")
         if self.softmax_groups > self.ip_cycles_per_key:
             need = -(-self.rows // self.ip_cycles_per_key)
-            raise ValueError(
+            raise InputError(
                 f"softmax_lanes {self.lanes} need {self.softmax_groups} cycles per key for {self.rows} rows, but the "
                 f"IP-CIM delivers a key every {self.ip_cycles_per_key} cycles (data_bits {self.data_bits} / "
                 f"ip_bits_per_cycle {self.ip_bits_per_cycle}); needs at least {need} lanes")
         if self.fine_lut_bits > self.log_frac_bits:
-            raise ValueError(
+            raise InputError(
                 f"fine_lut_bits {self.fine_lut_bits} cannot exceed log_frac_bits {self.log_frac_bits}: "
                 f"the LUT is indexed by the top bits of the fraction")
         if self.coarse_lut_bits > self.fine_lut_bits:
-            raise ValueError(
+            raise InputError(
                 f"coarse_lut_bits {self.coarse_lut_bits} cannot exceed fine_lut_bits {self.fine_lut_bits}")
         if self.skip_threshold is not None and self.tiers and self.skip_threshold <= self.fine_window:
-            raise ValueError(
+            raise InputError(
                 f"skip_threshold {self.skip_threshold} must be above fine_window {self.fine_window}")
         limit = 1 << (self.x_int_bits - 1)
         for name in ("fine_window", "skip_threshold"):
             value = getattr(self, name)
             if value is not None and value >= limit:
-                raise ValueError(
+                raise InputError(
                     f"{name} {value} is outside the log-domain range: distances below the max reach at most "
                     f"{limit - 1} units with x_int_bits {self.x_int_bits}")
         self._check_luts()
         if self.x_int_bits - 1 <= self.lazy_threshold + 1:
-            raise ValueError(f"x_int_bits {self.x_int_bits} leaves no range above lazy_threshold")
+            raise InputError(f"x_int_bits {self.x_int_bits} leaves no range above lazy_threshold")
         if self.acc_bits is not None:
             _check_int("acc_bits", self.acc_bits, 2, 62)
             if self.acc_bits < self.acc_bits_min:
-                raise ValueError(
+                raise InputError(
                     f"acc_bits {self.acc_bits} cannot hold {self.max_seq_len} keys of {self.p_bits}-bit p "
                     f"times {self.data_bits}-bit v; needs {self.acc_bits_min}")
         if self.sum_bits is not None:
             _check_int("sum_bits", self.sum_bits, 1, 62)
             if self.sum_bits < self.sum_bits_min:
-                raise ValueError(
+                raise InputError(
                     f"sum_bits {self.sum_bits} cannot hold the sum of {self.max_seq_len} keys of "
                     f"{self.p_bits}-bit p; needs {self.sum_bits_min}")
         if self.acc_width + self.out_frac_bits > 60:
-            raise ValueError(
+            raise InputError(
                 f"acc_bits {self.acc_width} plus out_frac_bits {self.out_frac_bits} exceed the 60 bits "
                 f"the models support (max_seq_len {self.max_seq_len})")
         if self.score_bits + self.const_bits > 62:
-            raise ValueError(
+            raise InputError(
                 f"score_bits {self.score_bits} (head_dim {self.head_dim}, data_bits {self.data_bits}) plus "
                 f"const_bits {self.const_bits} exceed 62 bits")
 
@@ -235,7 +237,7 @@ class EngineConfig:
                          if self.p_bits % b == 0 and self.p_bits // b + 1 <= self.ip_cycles_per_key), None)
             fix = (f"op_bits_per_cycle {need} would" if need else
                    "no op_bits_per_cycle can; lower ip_bits_per_cycle")
-            raise ValueError(
+            raise InputError(
                 f"op_bits_per_cycle {self.op_bits_per_cycle} gives the OP-CIM {self.op_cycles_per_key} + 1 "
                 f"(rescale) cycles per key, more than the IP-CIM's {self.ip_cycles_per_key} (data_bits "
                 f"{self.data_bits} / ip_bits_per_cycle {self.ip_bits_per_cycle}): the engine needs the OP-CIM "
@@ -247,7 +249,7 @@ class EngineConfig:
         for name, bits in (("fine", self.fine_lut_bits), ("coarse", self.coarse_lut_bits)):
             need = distinct_entries_need(self.prob_bits, self.log_frac_bits, bits)
             if need is not None:
-                raise ValueError(
+                raise InputError(
                     f"prob_bits {self.prob_bits} cannot represent the {1 << bits}-entry {name} LUT "
                     f"(neighbouring entries are equal); needs prob_bits >= {need}")
 
@@ -366,6 +368,19 @@ class EngineConfig:
     @property
     def data_max(self) -> int:
         return (1 << (self.data_bits - 1)) - 1
+
+    def fit(self, head_dim: int, keys: int) -> "EngineConfig":
+        """This config for data of ``head_dim`` and sequences of ``keys`` keys: the data's head_dim, and
+        ``max_seq_len`` and the KV buffer raised to hold the keys where they are smaller (never lowered).
+
+        The one rule every tool uses to fit a config to a workload (simulate, accuracy, the report).
+        """
+        changes = {"head_dim": head_dim}
+        if keys > self.max_seq_len:
+            changes["max_seq_len"] = keys
+        if self.kv_depth is not None and keys > self.kv_depth:
+            changes["kv_depth"] = keys
+        return dataclasses.replace(self, **changes)
 
     def replace(self, **changes) -> "EngineConfig":
         return dataclasses.replace(self, **changes)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError
 from . import schedule
 from .golden import engine
 from .golden.engine import Counters
@@ -44,7 +45,7 @@ from .synth import energy as energy_mod
 
 __all__ = ["Workload", "WORKLOADS", "Structure", "structure", "Patterns", "measure_patterns", "rates_of",
            "model_counters", "events_from_counters", "VARIANTS", "variant_events", "no_pattern_config",
-           "config_for_workload", "sizes_for", "ops"]
+           "sizes_for", "ops"]
 
 VARIANTS = ("baseline", "fusioncim", "no_fusion", "no_qo_stationary", "no_pattern")
 
@@ -72,11 +73,11 @@ class Workload:
         for f in ("heads", "kv_heads", "head_dim", "tokens"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"workload {f} must be a positive integer, not {v!r}")
+                raise InputError(f"workload {f} must be a positive integer, not {v!r}")
         if self.heads % self.kv_heads:
-            raise ValueError(f"workload heads {self.heads} must be a multiple of kv_heads {self.kv_heads}")
+            raise InputError(f"workload heads {self.heads} must be a multiple of kv_heads {self.kv_heads}")
         if self.mode not in engine.MODES:
-            raise ValueError(f"workload mode must be one of {', '.join(engine.MODES)}, not {self.mode!r}")
+            raise InputError(f"workload mode must be one of {', '.join(engine.MODES)}, not {self.mode!r}")
 
     @property
     def queries(self):
@@ -90,16 +91,6 @@ def _llama(size, mode, tokens):
 
 WORKLOADS = {w.name: w for w in [_llama(s, "prefill", t) for s in ("8b", "70b") for t in (512, 2048, 8192)]
              + [_llama(s, "decode", t) for s in ("8b", "70b") for t in (2048, 8192)]}
-
-
-def config_for_workload(cfg, wl):
-    """``cfg`` with the workload's head_dim and a KV buffer that holds its context."""
-    changes = {"head_dim": wl.head_dim}
-    if wl.tokens > cfg.max_seq_len:
-        changes["max_seq_len"] = wl.tokens
-    if cfg.kv_depth is not None and wl.tokens > cfg.kv_depth:
-        changes["kv_depth"] = wl.tokens
-    return dataclasses.replace(cfg, **changes)
 
 
 def no_pattern_config(cfg):
@@ -186,12 +177,12 @@ def measure_patterns(cfg, files, mode, *, decode_queries=32):
     prefill: every query, causal. decode: the last ``decode_queries`` tokens,
     each with its GQA group as one tile.
     """
-    from . import accuracy, attnfile
+    from . import attnfile
     from .golden import quant
     total = Counters()
     for path in files:
         att = attnfile.load(path)
-        c = accuracy.config_for(cfg, att)
+        c = cfg.fit(att.head_dim, att.k.shape[1])
         z = quant.quantise(att.q, att.k, att.v, c, scale=att.scale)
         if mode == "prefill":
             r = engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, c, causal=True)
@@ -341,7 +332,7 @@ def variant_events(variant, cfg, wl, counters, counters_no_pattern, st=None):
         return _no_fusion(cfg, wl, st, c)
     if variant == "no_qo_stationary":
         return _no_qo_stationary(cfg, wl, st, c)
-    raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
+    raise InputError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
 
 
 def sizes_for(cfg, wl):

@@ -1,7 +1,7 @@
 """The main job (``make demo``): generate, simulate bit-exact, synthesise, report.
 
 1. Generate the engine's Verilog for the config (default: the default preset).
-2. Run a real attention head (SmolLM2-135M, layer 12, from ``data/real``) on
+2. Run a real attention head (SmolLM2-135M, layer 12, from ``fusioncim/data/real``) on
    it in Verilator, checked element by element and counter by counter
    against the golden model.
 3. Synthesise the same engine with Yosys (in parallel with 2; cached, so a

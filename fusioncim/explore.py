@@ -72,7 +72,7 @@ def evaluate_point(job):
     try:
         cfg = config_mod.load(spec, sets)
         wl = df.WORKLOADS[opts["workload"]]
-        wcfg = df.config_for_workload(cfg, wl)
+        wcfg = cfg.fit(wl.head_dim, wl.tokens)
         wcfg.check_engine()
     except (ValueError, TypeError) as exc:
         rec["error"] = str(exc)
@@ -87,7 +87,7 @@ def evaluate_point(job):
     util = []
     for n in SEQ_LENS:
         w = df.Workload(f"prefill-{n}", wl.heads, wl.kv_heads, wl.head_dim, "prefill", n)
-        c = df.model_counters(df.config_for_workload(cfg, w), w, pats["prefill"][0])
+        c = df.model_counters(cfg.fit(w.head_dim, w.tokens), w, pats["prefill"][0])
         util.append(c.ideal_cycles / c.cycles)
     rec["utilisation"] = dict(zip(map(str, SEQ_LENS), util))
     att = attnfile.load(opts["accuracy_file"])

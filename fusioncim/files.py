@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import os
 import tempfile
+from importlib import resources
 from pathlib import Path
 
-__all__ = ["atomic_write", "cache_root"]
+__all__ = ["atomic_write", "cache_root", "data_path"]
+
+
+def data_path(*parts) -> Path:
+    """A file or folder shipped in the package (``fusioncim/data``), found through package resources,
+    so a checkout and an installed wheel find it alike."""
+    return Path(str(resources.files("fusioncim").joinpath("data", *parts)))
 
 
 def atomic_write(path, write, *, binary=False) -> Path:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import InputError
 from .golden.engine import prepare, segments, tile_keys
 
 __all__ = ["Command", "Segment", "program", "HostWorkload", "encode", "write_program", "read_program",
@@ -82,7 +83,7 @@ def program(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"):
     causal, q, k, v, cm, cs, qpos, tiles, _, _ = prepare(q, k, v, c_mant, c_shift, cfg, causal, mode)
     Lk = k.shape[1]
     if Lk > cfg.kv_keys:
-        raise ValueError(f"{Lk} keys exceed the engine's KV buffer (kv_depth {cfg.kv_keys})")
+        raise InputError(f"{Lk} keys exceed the engine's KV buffer (kv_depth {cfg.kv_keys})")
     out = []
     for seg in segments(tiles):
         g = int(tiles.kv[seg[0]])
@@ -172,7 +173,7 @@ def read_program(path):
         lines = iter(enumerate(f, 1))
         first = next(lines, (1, ""))[1].split()
         if first != [_HEADER, str(FORMAT)]:
-            raise ValueError(f"{path}: not a host program of format {FORMAT} (first line {' '.join(first)!r})")
+            raise InputError(f"{path}: not a host program of format {FORMAT} (first line {' '.join(first)!r})")
         for no, line in lines:
             kind, _, rest = line.rstrip("\n").partition(" ")
             try:
@@ -187,9 +188,9 @@ def read_program(path):
                     gap, word = rest.split()
                     workloads[-1].segments[-1][kind].append((int(gap), int(word, 16)))
                 elif kind:
-                    raise ValueError(f"unknown record {kind!r}")
+                    raise InputError(f"unknown record {kind!r}")
             except (ValueError, KeyError, IndexError) as exc:
-                raise ValueError(f"{path}:{no}: {exc}") from None
+                raise InputError(f"{path}:{no}: {exc}") from None
     if config is None:
-        raise ValueError(f"{path}: no config record")
+        raise InputError(f"{path}: no config record")
     return config, workloads

@@ -12,15 +12,14 @@ import json
 from pathlib import Path
 
 from . import dataflow as df
-from .files import atomic_write
+from .files import atomic_write, data_path
 from .synth import energy as energy_mod
 
 __all__ = ["CLAIMS", "REAL", "RATES", "evaluate", "patterns", "measure", "save_rates", "load_rates",
            "format_table", "format_markdown", "IDEAS"]
 
-DATA = Path(__file__).resolve().parent.parent / "data"
-REAL = DATA / "real"
-RATES = DATA / "patterns"
+REAL = data_path("real")
+RATES = data_path("patterns")
 
 # Config fields that do not change the softmax's data-dependent rates: a rates
 # file measured with one value of these serves every other.
@@ -67,10 +66,10 @@ def load_rates(path):
 def patterns(cfg, files=None, *, tokens=None):
     """Data-dependent rates for both modes, with and without the pattern-aware softmax, from real attention.
 
-    ``files`` given: measured on them. Else a rates file in ``data/patterns``
+    ``files`` given: measured on them. Else a rates file in ``fusioncim/data/patterns``
     measured at ``tokens`` with a config that matches ``cfg`` in every field
     that can change the rates (made by ``make patterns`` from longer SmolLM2
-    attention); else measured on ``data/real/smollm2-*.npz`` (256 tokens).
+    attention); else measured on ``fusioncim/data/real/smollm2-*.npz`` (256 tokens).
     """
     if files:
         return measure(cfg, sorted(files))
@@ -93,7 +92,7 @@ def evaluate(cfg, wl, pats=None, *, table=None, node_nm=None, vdd=None, counters
     at the rates in ``pats`` (from :func:`patterns`). The no-pattern ablation
     always uses the model at the no-pattern rates.
     """
-    cfg = df.config_for_workload(cfg, wl)
+    cfg = cfg.fit(wl.head_dim, wl.tokens)
     table = (table or energy_mod.load_table()).at(node_nm, vdd)
     st = df.structure(cfg, wl)
     pat, pat_np = pats[wl.mode]

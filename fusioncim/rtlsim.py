@@ -1,7 +1,8 @@
 """Build generated Verilog once per (block, config, simulator) and run cocotb test modules on it.
 
-Builds live in ``build/rtl/<block>-<config hash>-<simulator>/`` under the
-repository (override with ``FUSIONCIM_BUILD``); a build is reused while the
+Builds live in ``<cache>/rtl/<block>-<config hash>-<simulator>/``, where
+``<cache>`` is ``$FUSIONCIM_CACHE`` or ``~/.cache/fusioncim``
+(``FUSIONCIM_BUILD`` names another folder); a build is reused while the
 Verilog it was made from is unchanged. Used by the pytest entries in
 ``tests/test_*_rtl.py`` and by the benchmark scripts.
 
@@ -26,18 +27,18 @@ from pathlib import Path
 
 from . import verilator
 from .config import EngineConfig
+from .files import cache_root
 from .generate import verilog_text
 
 __all__ = ["SIMULATORS", "build_dir", "build", "run", "check", "available", "SimTimeout", "RUN_TIMEOUT"]
 
 SIMULATORS = ("verilator", "icarus")
-ROOT = Path(__file__).resolve().parent.parent
 TIMESCALE = ("1ns", "1ps")
 BUILD_RECIPE = "4: ports-only VPI, pch stub, Icarus time-0 evaluation, -O0"   # change to force rebuilds after editing build()
 
 
 def _root():
-    return Path(os.environ.get("FUSIONCIM_BUILD", ROOT / "build" / "rtl"))
+    return Path(os.environ.get("FUSIONCIM_BUILD") or cache_root() / "rtl")
 
 
 def config_json(cfg: EngineConfig) -> str:

@@ -5,7 +5,7 @@ cocotb process through the environment):
 
 ``{"kind": "random", "heads": 2, "kv_heads": 1, "queries": 7, "keys": 11,
 "mode": "prefill", "causal": true, "seed": 1}`` or
-``{"kind": "npz", "path": "data/real/x.npz", "heads": [0, 1], "mode": "prefill"}``
+``{"kind": "npz", "path": "fusioncim/data/real/x.npz", "heads": [0, 1], "mode": "prefill"}``
 (``"tokens": n`` keeps the first n tokens of the file)
 (optional for both: ``"stall"``, the probability that an external stream
 stalls in a cycle, and ``"name"``).
@@ -20,9 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import InputError
 from .golden import engine, quant, reference
 
-__all__ = ["Workload", "make", "config_for_spec"]
+__all__ = ["Workload", "make", "config_for_spec", "RANDOM_DEFAULTS"]
+
+RANDOM_DEFAULTS = {"heads": 2, "kv_heads": 1, "queries": 40, "spread": 2.5, "seed": 1}
+"""What a random spec leaves out (``keys`` defaults to ``queries``); ``fusioncim simulate`` shows the same."""
 
 
 @dataclass
@@ -36,16 +40,18 @@ class Workload:
 
 
 def _spec_error(spec, key, rule):
-    return ValueError(f"workload {spec.get('name', spec.get('kind'))!r}: {key} {spec.get(key)!r}: {rule}")
+    return InputError(f"workload {spec.get('name', spec.get('kind'))!r}: {key} {spec.get(key)!r}: {rule}")
 
 
 def _random(spec, cfg):
-    H, Hkv = int(spec.get("heads", 1)), int(spec.get("kv_heads", 1))
-    Lq, Lk = int(spec.get("queries", 8)), int(spec.get("keys", spec.get("queries", 8)))
-    rng = np.random.default_rng(int(spec.get("seed", 1)))
+    spec = {**RANDOM_DEFAULTS, **spec}
+    H, Hkv = int(spec["heads"]), int(spec["kv_heads"])
+    Lq = int(spec["queries"])
+    Lk = int(spec.get("keys", Lq))
+    rng = np.random.default_rng(int(spec["seed"]))
     d = cfg.head_dim
     # Logits with a spread of a few units and an attention sink on key 0.
-    spread = float(spec.get("spread", 2.5))
+    spread = float(spec["spread"])
     mu = rng.normal(size=d)
     q = rng.normal(size=(H, Lq, d)) + 0.5 * mu
     k = rng.normal(size=(Hkv, Lk, d))
@@ -91,7 +97,7 @@ def make(spec, cfg) -> Workload:
     else:
         raise _spec_error(spec, "kind", "must be random or npz")
     if k.shape[1] > cfg.kv_keys:
-        raise ValueError(f"workload has {k.shape[1]} keys but the KV buffer holds {cfg.kv_keys} "
+        raise InputError(f"workload has {k.shape[1]} keys but the KV buffer holds {cfg.kv_keys} "
                          f"(kv_depth {cfg.kv_depth}, max_seq_len {cfg.max_seq_len})")
     z = quant.quantise(q, k, v, cfg, scale=scale)
     ref = reference.attention(q, k, v, causal=causal, scale=scale)
@@ -103,11 +109,6 @@ def config_for_spec(cfg, spec):
     """The config adjusted to an ``npz`` workload's file (head_dim, sequence length); others unchanged."""
     if spec.get("kind") != "npz":
         return cfg
-    from .accuracy import config_for
     from .attnfile import load
     att = load(spec["path"])
-    cfg = config_for(cfg, att)
-    keys = min(att.k.shape[1], int(spec.get("tokens", att.k.shape[1])))
-    if cfg.kv_keys < keys:
-        cfg = cfg.replace(kv_depth=keys)
-    return cfg
+    return cfg.fit(att.head_dim, min(att.k.shape[1], int(spec.get("tokens", att.k.shape[1]))))

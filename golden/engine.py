@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
 from ..counters import SOFTMAX_COUNTERS, Counters
 from ..schedule import norm_cycles_per_row, tile_overhead
 from . import ip_cim, op_cim, softmax
@@ -92,32 +93,32 @@ class EngineResult:
 
 def _check_inputs(q, k, v, c_mant, c_shift, cfg, mode):
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        raise InputError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     q = ip_cim.check_range("q", q, cfg.data_bits)
     k = ip_cim.check_range("k", k, cfg.data_bits)
     v = ip_cim.check_range("v", v, cfg.data_bits)
     if q.ndim != 3 or k.ndim != 3 or v.ndim != 3:
-        raise ValueError(f"q, k, v must be [heads, length, head_dim]; got shapes {q.shape}, {k.shape}, {v.shape}")
+        raise InputError(f"q, k, v must be [heads, length, head_dim]; got shapes {q.shape}, {k.shape}, {v.shape}")
     H, Lq, d = q.shape
     Hkv, Lk, _ = k.shape
     if k.shape != v.shape:
-        raise ValueError(f"k and v shapes differ: {k.shape} vs {v.shape}")
+        raise InputError(f"k and v shapes differ: {k.shape} vs {v.shape}")
     if d != cfg.head_dim or k.shape[2] != cfg.head_dim:
-        raise ValueError(f"head_dim of the data ({d}, {k.shape[2]}) differs from the config's head_dim {cfg.head_dim}")
+        raise InputError(f"head_dim of the data ({d}, {k.shape[2]}) differs from the config's head_dim {cfg.head_dim}")
     if Hkv == 0 or H % Hkv:
-        raise ValueError(f"query heads {H} must be a multiple of KV heads {Hkv}")
+        raise InputError(f"query heads {H} must be a multiple of KV heads {Hkv}")
     if Lk > cfg.max_seq_len:
-        raise ValueError(f"{Lk} keys exceed max_seq_len {cfg.max_seq_len}")
+        raise InputError(f"{Lk} keys exceed max_seq_len {cfg.max_seq_len}")
     if Lq > Lk:
-        raise ValueError(f"{Lq} queries but only {Lk} keys; queries are the last tokens of the sequence")
+        raise InputError(f"{Lq} queries but only {Lk} keys; queries are the last tokens of the sequence")
     cm = np.asarray(c_mant, np.int64)
     cs = np.asarray(c_shift, np.int64)
     if cm.shape != (H, Lq) or cs.shape != (H, Lq):
-        raise ValueError(f"c_mant and c_shift must be [{H}, {Lq}]; got {cm.shape}, {cs.shape}")
+        raise InputError(f"c_mant and c_shift must be [{H}, {Lq}]; got {cm.shape}, {cs.shape}")
     if cm.size and (cm.min() < 0 or cm.max() >= (1 << cfg.const_bits)):
-        raise ValueError(f"c_mant must be in [0, 2**{cfg.const_bits})")
+        raise InputError(f"c_mant must be in [0, 2**{cfg.const_bits})")
     if cs.size and (cs.min() < 0 or cs.max() > cfg.score_bits + cfg.const_bits):
-        raise ValueError(f"c_shift must be in [0, {cfg.score_bits + cfg.const_bits}]")
+        raise InputError(f"c_shift must be in [0, {cfg.score_bits + cfg.const_bits}]")
     return q, k, v, cm, cs
 
 

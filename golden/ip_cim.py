@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["scores", "digits", "bitserial", "check_range"]
 
 
@@ -29,7 +31,7 @@ def check_range(name, a, data_bits):
         raise TypeError(f"{name} must hold integers, not {a.dtype}")
     lo, hi = -(1 << (data_bits - 1)), (1 << (data_bits - 1)) - 1
     if a.size and (a.min() < lo or a.max() > hi):
-        raise ValueError(f"{name} holds values outside the {data_bits}-bit signed range [{lo}, {hi}]")
+        raise InputError(f"{name} holds values outside the {data_bits}-bit signed range [{lo}, {hi}]")
     return a.astype(np.int64, copy=False)
 
 

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["Quantised", "quantise", "dequantise", "hadamard", "METHODS", "V_ANCHORS", "score_constant"]
 
 METHODS = ("fusioncim", "per-tensor")
@@ -69,7 +71,7 @@ def score_constant(score_scale, cfg):
     """
     c = np.asarray(score_scale, np.float64) * LOG2E * (1 << cfg.log_frac_bits)
     if not np.all(np.isfinite(c)) or np.any(c <= 0):
-        raise ValueError("score scale must be finite and positive")
+        raise InputError("score scale must be finite and positive")
     e = np.floor(np.log2(c)).astype(np.int64)
     shift = (cfg.const_bits - 1) - e
     max_shift = cfg.score_bits + cfg.const_bits
@@ -80,7 +82,7 @@ def score_constant(score_scale, cfg):
     mant = np.where(over & (shift > 0), np.rint(np.ldexp(c, (shift - 1).astype(np.int32))).astype(np.int64), mant)
     shift = np.where(over & (shift > 0), shift - 1, shift)
     if np.any(mant >= (1 << cfg.const_bits)):
-        raise ValueError(
+        raise InputError(
             f"score constant {float(c.max()):.3g} does not fit const_bits {cfg.const_bits} with a "
             f"non-negative shift; the scores are too small for the log-domain format")
     return mant, shift
@@ -91,10 +93,10 @@ def _float_input(name, a):
     if a.dtype.kind not in "fiu":
         raise TypeError(f"{name} must hold real numbers, not {a.dtype}")
     if a.ndim != 3 or 0 in a.shape:
-        raise ValueError(f"{name} must be a non-empty [heads, length, head_dim] array, not shape {a.shape}")
+        raise InputError(f"{name} must be a non-empty [heads, length, head_dim] array, not shape {a.shape}")
     a = a.astype(np.float64)
     if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} holds NaN or infinite values")
+        raise InputError(f"{name} holds NaN or infinite values")
     return a
 
 
@@ -117,19 +119,19 @@ def quantise(q, k, v, cfg, *, scale=None, method="fusioncim", rotate=True, v_anc
     so the attention sink's contribution is exact) or "mean".
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+        raise InputError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if v_anchor not in V_ANCHORS:
-        raise ValueError(f"v_anchor must be one of {', '.join(V_ANCHORS)}, not {v_anchor!r}")
+        raise InputError(f"v_anchor must be one of {', '.join(V_ANCHORS)}, not {v_anchor!r}")
     q, k, v = (_float_input(n, a) for n, a in (("q", q), ("k", k), ("v", v)))
     if k.shape != v.shape:
-        raise ValueError(f"k and v shapes differ: {k.shape} vs {v.shape}")
+        raise InputError(f"k and v shapes differ: {k.shape} vs {v.shape}")
     if q.shape[2] != k.shape[2] or q.shape[2] != cfg.head_dim:
-        raise ValueError(f"head_dim of q ({q.shape[2]}), k ({k.shape[2]}) and the config "
+        raise InputError(f"head_dim of q ({q.shape[2]}), k ({k.shape[2]}) and the config "
                          f"({cfg.head_dim}) must agree")
     if q.shape[0] % k.shape[0]:
-        raise ValueError(f"query heads {q.shape[0]} must be a multiple of KV heads {k.shape[0]}")
+        raise InputError(f"query heads {q.shape[0]} must be a multiple of KV heads {k.shape[0]}")
     if scale is not None and not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a positive finite number, not {scale!r}")
+        raise InputError(f"scale must be a positive finite number, not {scale!r}")
     H, Lq, d = q.shape
     Hkv = k.shape[0]
     group = H // Hkv

@@ -20,6 +20,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import InputError
+
 __all__ = ["EnergyTableError", "Table", "load_table", "DEFAULT_TABLE", "EVENTS", "CLASSES", "event_energies",
            "energy", "Sizes"]
 
@@ -32,7 +34,7 @@ TABLE_PARAMS = ("sram_bank_bytes", "sram_write_factor")
 SECTIONS = ("reference", "scaling", "events", "params")
 
 
-class EnergyTableError(ValueError):
+class EnergyTableError(InputError):
     """An energy table that cannot be used; the message names the file, the entry, the value and the rule."""
 
 
@@ -59,7 +61,7 @@ class Table:
         """This table scaled to another node (nm) and supply (V); DRAM is not scaled."""
         for name, val in (("node_nm", node_nm), ("vdd", vdd)):
             if val is not None and (isinstance(val, bool) or not isinstance(val, (int, float)) or not val > 0):
-                raise ValueError(f"{name} must be a positive number, not {val!r}")
+                raise InputError(f"{name} must be a positive number, not {val!r}")
         s = self.scale(node_nm, vdd)
         pj = {k: (v if k == "dram64" else v * s) for k, v in self.pj.items()}
         return Table(pj=pj, params=self.params, sources=self.sources,
@@ -245,7 +247,7 @@ def energy(counts, energies):
     """``{"total_pj", "by_class": {class: pJ}, "by_event": {event: pJ}}`` for ``counts`` (event -> count)."""
     unknown = sorted(set(counts) - set(EVENTS))
     if unknown:
-        raise ValueError(f"unknown event {unknown[0]!r}; events are {', '.join(EVENTS)}")
+        raise InputError(f"unknown event {unknown[0]!r}; events are {', '.join(EVENTS)}")
     by_event = {e: float(counts.get(e, 0)) * energies[e] for e in EVENTS}
     by_class = {c: 0.0 for c in CLASSES}
     for e, pj in by_event.items():

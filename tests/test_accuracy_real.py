@@ -1,19 +1,19 @@
-"""Engine numerics on real transformer attention shipped in data/real (SmolLM2-135M, all-MiniLM-L6-v2).
+"""Engine numerics on real transformer attention shipped in fusioncim/data/real (SmolLM2-135M, all-MiniLM-L6-v2).
 
 The files hold a subset of layers (``make real-data`` extracts all of them;
 ``make accuracy-real`` prints the README table from those).
 """
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fusioncim.files import data_path
 from fusioncim import accuracy, attnfile
 from fusioncim.config import PRESETS
 from fusioncim.golden import reference
 
-REAL = Path(__file__).resolve().parent.parent / "data" / "real"
+REAL = data_path("real")
 
 
 @pytest.fixture(scope="module", params=["smollm2", "minilm"])

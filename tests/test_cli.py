@@ -12,6 +12,7 @@ import pytest
 from fusioncim import attnfile
 from fusioncim.attnfile import Attention
 from fusioncim.cli import main
+from fusioncim.files import data_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,11 +102,22 @@ def test_argparse_errors_exit_2():
 
 
 @pytest.mark.slow
+def test_internal_error_is_a_traceback_and_exit_1():
+    # A bug (any exception but fusioncim.errors.InputError) must not pass for bad input.
+    code = ("import sys, fusioncim.cli as cli, fusioncim.config as config\n"
+            "def broken(*a, **k):\n    raise ValueError('an internal bug')\n"
+            "config.load = broken\nsys.exit(cli.main(['config']))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 1
+    assert "Traceback" in r.stderr and "ValueError: an internal bug" in r.stderr
+    assert "fusioncim: error" not in r.stderr
+
+
 def test_demo_runs(tmp_path):
     # The main job on a small engine (the default one takes Yosys about 15 minutes; this one-row
     # engine about a minute): generate, simulate a real MiniLM head bit-exact on Verilator,
     # synthesise, report.
-    real = Path(__file__).resolve().parent.parent / "data" / "real" / "minilm-L02-T256.npz"
+    real = data_path("real", "minilm-L02-T256.npz")
     r = subprocess.run([sys.executable, "-m", "fusioncim", "demo", "-q", "--config", "test", "--set", "rows=1",
                         "--npz", str(real), "--heads", "0", "--tokens", "24"], capture_output=True, text=True,
                        cwd=tmp_path)
@@ -184,7 +196,7 @@ def test_simulate_random_bit_exact_json():
 
 
 def test_simulate_real_attention_table(tmp_path):
-    f = ROOT / "data" / "real" / "minilm-L02-T256.npz"
+    f = data_path("real", "minilm-L02-T256.npz")
     r = run_cli("simulate", *ENGINE_TEST, "--set", "head_dim=32", "--npz", f, "--heads", "3", "--tokens", "20",
                 "--sim", "icarus", "--waves", tmp_path / "w.fst")
     assert r.returncode == 0, r.stderr

@@ -149,3 +149,13 @@ def test_engine_rule_names_the_fix():
         EngineConfig(ip_bits_per_cycle=4).check_engine()
     with pytest.raises(ValueError, match="no op_bits_per_cycle can; lower ip_bits_per_cycle"):
         EngineConfig(ip_bits_per_cycle=8).check_engine()
+
+
+def test_fit_raises_lengths_and_never_lowers_them():
+    cfg = config.PRESETS["test"]                            # max_seq_len 256, kv_depth None
+    assert cfg.fit(32, 100) == cfg.replace(head_dim=32)
+    assert cfg.fit(16, 300) == cfg.replace(max_seq_len=300)
+    small = cfg.replace(kv_depth=48)
+    assert small.fit(16, 64) == small.replace(kv_depth=64)
+    assert small.fit(16, 10) == small
+    assert small.fit(16, 400) == small.replace(max_seq_len=400, kv_depth=400)

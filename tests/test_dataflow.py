@@ -1,17 +1,17 @@
 """Dataflow models (fusioncim.dataflow): the engine's counters from its structure, and hand-computed events."""
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fusioncim.files import data_path
 from fusioncim import attnfile, dataflow as df
 from fusioncim.config import PRESETS
 from fusioncim.golden import engine, quant
 from fusioncim.schedule import norm_cycles_per_row
 
-REAL = Path(__file__).resolve().parent.parent / "data" / "real"
+REAL = data_path("real")
 
 STRUCTURAL = ("ideal_cycles", "q_load_cycles", "ip_busy", "softmax_busy", "norm_busy", "tiles", "keys", "k_reads",
               "masked_entries", "cim_writes", "kv_writes")

@@ -13,10 +13,10 @@ threshold are covered too.
 """
 
 import os
-from pathlib import Path
 
 import pytest
 
+from fusioncim.files import data_path
 from fusioncim import generate, rtlsim, verilator
 from fusioncim.config import PRESETS
 from fusioncim import host
@@ -33,7 +33,7 @@ CONFIGS = {
     "d32-r8": BASE.replace(head_dim=32, rows=8, kv_depth=64),
 }
 SEED = int(os.environ.get("FUSIONCIM_SEED", "2026"))
-REAL = Path(__file__).resolve().parent.parent / "data" / "real" / "minilm-L02-T256.npz"
+REAL = data_path("real", "minilm-L02-T256.npz")
 
 
 def workloads(cfg, seed):

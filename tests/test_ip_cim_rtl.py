@@ -1,6 +1,6 @@
 """The generated IP-CIM Verilog, cycle by cycle against the golden model, on Verilator and Icarus.
 
-Each config is built once per simulator (cached in build/rtl); the cocotb
+Each config is built once per simulator (cached in $FUSIONCIM_CACHE/rtl); the cocotb
 module ``fusioncim.tb.ip_cim_tests`` runs random data with stalls, extreme
 values, Q reloads between keys, read-back and back-to-back throughput.
 """

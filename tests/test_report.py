@@ -23,7 +23,7 @@ def test_report_is_consistent(pats):
     V = r["variants"]
     assert set(V) == set(df.VARIANTS)
     # fusioncim's energy is its counters' events x the table, by hand from the parts
-    wcfg = df.config_for_workload(cfg, wl)
+    wcfg = cfg.fit(wl.head_dim, wl.tokens)
     c = df.model_counters(wcfg, wl, pats["prefill"][0])
     en = E.event_energies(wcfg, E.load_table(), df.sizes_for(wcfg, wl))
     ev = df.events_from_counters(wcfg, c)
@@ -45,7 +45,7 @@ def test_report_is_consistent(pats):
 def test_counters_given_are_used_and_named(pats):
     cfg = PRESETS["default"]
     wl = df.WORKLOADS["llama3-8b-decode-2048"]
-    wcfg = df.config_for_workload(cfg, wl)
+    wcfg = cfg.fit(wl.head_dim, wl.tokens)
     c = df.model_counters(wcfg, wl, pats["decode"][0])
     c.cycles += 1000
     r = report.evaluate(cfg, wl, pats, counters=c, counters_source="RTL (Verilator)")
