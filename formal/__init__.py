@@ -2,7 +2,7 @@
 
 ``python -m fusioncim.formal`` (``make formal``) proves every property on the
 small formal configs (``formal/configs.py``) and shows each one failing on its
-broken variant; ``tests/test_*_formal.py`` run the same in the regression.
+broken variant; ``tests/test_formal.py`` runs the same in the regression, one test per block.
 See docs/formal.md for the list, the bounds and what each property means.
 """
 

@@ -427,7 +427,9 @@ def build_parser():
     r.add_argument("--node", type=float, metavar="NM", help="process node to scale the table to (default 45)")
     r.add_argument("--vdd", type=float, metavar="V", help="supply voltage to scale the table to (default 0.9)")
     r.add_argument("--patterns", type=Path, nargs="+", metavar="FILE.npz",
-                   help="real attention files the score-pattern rates are measured on (default: fusioncim/data/real/smollm2-*)")
+                   help="real attention files the score-pattern rates are measured on (default: the rates file in "
+                        "fusioncim/data/patterns for the workload's length when the config matches it, else "
+                        "fusioncim/data/real/smollm2-*.npz)")
     out = r.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON document (a list, one entry per workload)")
     out.add_argument("--markdown", action="store_true", help="print Markdown tables (for docs)")

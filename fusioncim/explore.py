@@ -1,4 +1,4 @@
-"""Design-space sweeps: ``fusioncim explore`` (docs/explore.md).
+"""Design-space sweeps: ``fusioncim explore`` (docs/energy.md, section "Sweeps").
 
 Every point of the grid (the product of the ``--sweep KEY=V1,V2,...`` lists
 applied to a base config) gets: energy per operation, TOPS/W, cycles and the
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import hashlib
+from functools import lru_cache
 import itertools
 import json
 import sys
@@ -60,15 +61,29 @@ def grid(sweeps):
 
 
 def _point_id(spec, sets, options):
-    text = json.dumps([spec, sets, options], sort_keys=True)
+    # Files count by name and content, not by path: a sweep resumes in another
+    # checkout, and the ids in a tracked results file say nothing of one machine.
+    portable = {**options, "accuracy_file": _file_id(options["accuracy_file"]),
+                "patterns": [_file_id(f) for f in options["patterns"]] if options.get("patterns") else None}
+    text = json.dumps([spec, sets, portable], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=64)
+def _file_id(path):
+    p = Path(path)
+    try:
+        return f"{p.name}:{hashlib.sha256(p.read_bytes()).hexdigest()[:16]}"
+    except OSError:
+        return p.name
 
 
 def evaluate_point(job):
     """One point (runs in a worker process). Returns a JSON-ready dict; a config error is recorded, not raised."""
     spec, sets, opts = job
     from . import accuracy, attnfile, report
-    rec = {"id": _point_id(spec, sets, opts), "sets": sets, "config": spec, "accuracy_file": opts["accuracy_file"]}
+    rec = {"id": _point_id(spec, sets, opts), "sets": sets, "config": spec,
+           "accuracy_file": Path(opts["accuracy_file"]).name}
     try:
         cfg = config_mod.load(spec, sets)
         wl = df.WORKLOADS[opts["workload"]]

@@ -17,6 +17,8 @@ stalls in a cycle, and ``"name"``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -37,6 +39,25 @@ class Workload:
     mode: str
     reference: np.ndarray            # float64 attention output [H, Lq, d]
     stall: float                     # probability a stream stalls in a cycle (fusioncim.host.encode)
+
+
+def _load(path):
+    # One read per file and version: fitting the config and making the workload both need it.
+    p = Path(path)
+    try:
+        stamp = p.stat().st_mtime_ns
+    except OSError:
+        stamp = None                          # attnfile.load reports the missing file
+    return _load_cached(str(p), stamp)
+
+
+@lru_cache(maxsize=4)
+def _load_cached(path, stamp):
+    from .attnfile import load
+    att = load(path)
+    for a in (att.q, att.k, att.v):
+        a.setflags(write=False)               # shared between callers: nobody may change it
+    return att
 
 
 def _spec_error(spec, key, rule):
@@ -71,8 +92,7 @@ def make(spec, cfg) -> Workload:
         q, k, v, scale = _random(spec, cfg)
         causal = bool(spec.get("causal", cfg.causal))
     elif kind == "npz":
-        from .attnfile import load
-        att = load(spec["path"])
+        att = _load(spec["path"])
         heads = spec.get("heads", [0])
         if not heads or any(h < 0 or h >= att.heads for h in heads):
             raise _spec_error(spec, "heads", f"must name query heads of the file (0 to {att.heads - 1})")
@@ -109,6 +129,5 @@ def config_for_spec(cfg, spec):
     """The config adjusted to an ``npz`` workload's file (head_dim, sequence length); others unchanged."""
     if spec.get("kind") != "npz":
         return cfg
-    from .attnfile import load
-    att = load(spec["path"])
+    att = _load(spec["path"])
     return cfg.fit(att.head_dim, min(att.k.shape[1], int(spec.get("tokens", att.k.shape[1]))))

@@ -1,1 +1,1 @@
-"""Amaranth generators for the engine's blocks (issues 3 to 6)."""
+"""Amaranth generators for the engine's blocks: one module per block (docs/architecture.md)."""

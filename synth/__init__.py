@@ -1,1 +1,1 @@
-"""Yosys area and event-count energy models (issue 7)."""
+"""Yosys area and event-count energy models (docs/energy.md)."""

@@ -28,7 +28,7 @@ __all__ = ["EnergyTableError", "Table", "load_table", "DEFAULT_TABLE", "EVENTS",
 DEFAULT_TABLE = Path(__file__).with_name("energy.toml")
 
 # Entries a table must have (all of them) and may have (no others).
-TABLE_EVENTS = ("add8", "add16", "add32", "mul8", "mul32", "fadd32", "fmul32", "sram64_8k", "sram64_32k",
+TABLE_EVENTS = ("add8", "add16", "add32", "mul8", "fadd32", "fmul32", "sram64_8k", "sram64_32k",
                 "sram64_1m", "dram64", "lut_read", "fexp32")
 TABLE_PARAMS = ("sram_bank_bytes", "sram_write_factor")
 SECTIONS = ("reference", "scaling", "events", "params")

@@ -75,3 +75,20 @@ def test_grid():
     assert explore.grid(sw) == [["rows=4", "tiers=true"], ["rows=4", "tiers=false"], ["rows=8", "tiers=true"],
                                 ["rows=8", "tiers=false"]]
     assert PRESETS["default"].rows == 16
+
+
+def test_point_ids_name_files_by_content_not_path(tmp_path):
+    # A sweep resumes in another checkout: the same file under two paths gives the same id, another file not.
+    src = report.REAL / "smollm2-L12-T256.npz"
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / src.name).write_bytes(src.read_bytes())
+    (b / src.name).write_bytes(src.read_bytes())
+    opts = {"workload": "llama3-8b-prefill-2048", "area": False, "patterns": None}
+    ida = explore._point_id(None, ["rows=8"], {**opts, "accuracy_file": str(a / src.name)})
+    idb = explore._point_id(None, ["rows=8"], {**opts, "accuracy_file": str(b / src.name)})
+    other = explore._point_id(None, ["rows=8"], {**opts, "accuracy_file": str(report.REAL / "smollm2-L00-T256.npz")})
+    assert ida == idb != other
+    rec = explore.evaluate_point((None, ["skip_threshold=none"], {**opts, "accuracy_file": str(a / src.name)}))
+    assert rec["accuracy_file"] == src.name and str(tmp_path) not in json.dumps(rec)
