@@ -179,8 +179,8 @@ class OpCim(Block):
 
     Throughput: a key every ``cycles_per_key = p_bits / op_bits_per_cycle``
     cycles back to back, plus one cycle when it rescales; a skipped key
-    takes one cycle and changes nothing. Normalisation: ``norm_cycles_per_row``
-    cycles per row, then the row waits on ``o_out``.
+    takes one cycle and changes nothing. Normalisation:
+    ``Normaliser.cycles_per_row`` cycles per row, then the row waits on ``o_out``.
 
     Parameters
     ----------
@@ -222,11 +222,6 @@ class OpCim(Block):
     @property
     def cycles_per_key(self):
         return self._cfg.op_cycles_per_key
-
-    @property
-    def norm_cycles_per_row(self):
-        """Cycles per normalised row with ``o_out`` always ready (:class:`Normaliser`)."""
-        return norm_cycles_per_row(self._cfg)
 
     def elaborate(self, platform):
         m = Module()

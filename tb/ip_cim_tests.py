@@ -18,7 +18,6 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from fusioncim.golden import ip_cim as golden
@@ -29,19 +28,14 @@ from . import common
 from .streams import Scoreboard, StreamSink, StreamSource, decode, random_pattern
 
 
-class IpCimTB:
+class IpCimTB(common.BlockTB):
     """Clock, reset, Q writes, key stream and a scoreboard fed by the golden model."""
 
     def __init__(self, dut, *, idle=None, backpressure=None):
-        self.dut = dut
-        self.cfg = cfg = common.config()
-        self.log = dut._log
-        self.seed = common.seed()
-        self.rng = random.Random(self.seed)
-        self.nrng = np.random.default_rng(self.seed)
+        super().__init__(dut)
+        cfg = self.cfg
         self.log.info("seed %d, config rows=%d head_dim=%d bits_per_cycle=%d", self.seed, cfg.rows,
                       cfg.head_dim, cfg.ip_bits_per_cycle)
-        Clock(dut.clk, 10, unit="ns").start()
         self.q = np.zeros((cfg.rows, cfg.head_dim), np.int64)
         self.q_src = StreamSource(dut, "q_wr", dut.clk, idle, q_wr_layout(cfg))
         self.k_src = StreamSource(dut, "k", dut.clk, idle, data_row(cfg))
@@ -53,9 +47,6 @@ class IpCimTB:
     def _on_scores(self, cycle, scores):
         self.out_cycles.append(cycle)
         self.scores.observe(scores)
-
-    async def reset(self):
-        await common.reset(self.dut)
 
     async def write_q(self, row, values):
         await self.q_src.send({"row": row, "data": values})
@@ -77,7 +68,7 @@ class IpCimTB:
         assert self.dut.busy.value == 0, "datapath still busy with nothing in flight"
 
     def random_rows(self, n):
-        return self.nrng.integers(self.cfg.data_min, self.cfg.data_max + 1, (n, self.cfg.head_dim))
+        return self.rng.integers(self.cfg.data_min, self.cfg.data_max + 1, (n, self.cfg.head_dim))
 
     async def load_random_tile(self):
         """Write random values into every Q row; returns them."""
@@ -93,8 +84,7 @@ class IpCimTB:
 async def random_data_with_stalls(dut):
     """Random Q tile and keys; random gaps on the inputs and stalls on the output."""
     rng = random.Random(common.seed() ^ 0x5EED)
-    tb = IpCimTB(dut, idle=random_pattern(rng, 0.7), backpressure=random_pattern(rng, 0.6))
-    await tb.reset()
+    tb = await IpCimTB.start(dut, idle=random_pattern(rng, 0.7), backpressure=random_pattern(rng, 0.6))
     await tb.load_random_tile()
     for key in tb.random_rows(common.keys()):
         await tb.send_key(key)
@@ -104,8 +94,7 @@ async def random_data_with_stalls(dut):
 @cocotb.test()
 async def extreme_values(dut):
     """-128 everywhere, +127 everywhere and alternating patterns, in Q and in K."""
-    tb = IpCimTB(dut, backpressure=(bool(x) for x in itertools.cycle([1, 1, 0])))
-    await tb.reset()
+    tb = await IpCimTB.start(dut, backpressure=(bool(x) for x in itertools.cycle([1, 1, 0])))
     cfg = tb.cfg
     d = cfg.head_dim
     lo, hi = cfg.data_min, cfg.data_max
@@ -123,8 +112,7 @@ async def extreme_values(dut):
 async def reload_between_keys(dut):
     """Q rows rewritten between keys, in random order, under random stalls: each key sees the writes before it."""
     rng = random.Random(common.seed() ^ 0xBEEF)
-    tb = IpCimTB(dut, idle=random_pattern(rng, 0.8), backpressure=random_pattern(rng, 0.5))
-    await tb.reset()
+    tb = await IpCimTB.start(dut, idle=random_pattern(rng, 0.8), backpressure=random_pattern(rng, 0.5))
     await tb.load_random_tile()
     for _ in range(common.keys()):
         if rng.random() < 0.4:
@@ -137,8 +125,7 @@ async def reload_between_keys(dut):
 @cocotb.test()
 async def read_back(dut):
     """Every written Q row reads back unchanged."""
-    tb = IpCimTB(dut)
-    await tb.reset()
+    tb = await IpCimTB.start(dut)
     rows = await tb.load_random_tile()
     for r in range(tb.cfg.rows):
         dut.q_rd_row.value = r
@@ -152,8 +139,7 @@ async def read_back(dut):
 @cocotb.test()
 async def throughput(dut):
     """Back-to-back keys, output always ready: one key every data_bits / bits_per_cycle cycles."""
-    tb = IpCimTB(dut)
-    await tb.reset()
+    tb = await IpCimTB.start(dut)
     await tb.load_random_tile()
     n = max(common.keys(), 8)
     start = tb.s_sink.cycle

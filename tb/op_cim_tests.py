@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
@@ -31,17 +29,12 @@ from .streams import Scoreboard, StreamSink, StreamSource, decode, random_patter
 
 
 
-class OpCimTB:
+class OpCimTB(common.BlockTB):
     def __init__(self, dut, *, p_valid=1.0, p_ready=1.0, salt=0):
-        self.dut = dut
-        self.cfg = c = common.config()
-        self.log = dut._log
-        self.seed = common.seed()
-        self.rng = np.random.default_rng(self.seed + salt)
-        prng = random.Random(self.seed ^ salt)
+        super().__init__(dut, salt)
+        c, prng = self.cfg, self.prng
         self.log.info("seed %d, rows=%d head_dim=%d op_bits_per_cycle=%d", self.seed, c.rows, c.head_dim,
                       c.op_bits_per_cycle)
-        Clock(dut.clk, 10, unit="ns").start()
         self.kv_src = StreamSource(dut, "kv_in", dut.clk, random_pattern(prng, p_valid), kv_in_layout(c))
         self.norm_src = StreamSource(dut, "norm_in", dut.clk, random_pattern(prng, p_valid), norm_in_layout(c))
         self.board = Scoreboard(self.log, "o_out")
@@ -53,9 +46,6 @@ class OpCimTB:
 
     def _on_row(self, cycle, beat):
         self.board.observe((beat["row"], beat["o"]))
-
-    async def reset(self):
-        await common.reset(self.dut)
 
     async def send_key(self, p, shift, skip, v):
         if not skip:
@@ -118,8 +108,7 @@ class OpCimTB:
 @cocotb.test()
 async def random_tiles_with_stalls(dut):
     """Back-to-back tiles of random keys (random rescales and skips), random gaps and output stalls."""
-    tb = OpCimTB(dut, p_valid=0.7, p_ready=0.5, salt=1)
-    await tb.reset()
+    tb = await OpCimTB.start(dut, p_valid=0.7, p_ready=0.5, salt=1)
     for _ in range(3):
         for _ in range(common.keys()):
             await tb.send_key(*tb.random_key())
@@ -130,8 +119,7 @@ async def random_tiles_with_stalls(dut):
 @cocotb.test()
 async def every_update_observed(dut):
     """Rescale on every key, on no key, and on random keys; the accumulators checked after each key."""
-    tb = OpCimTB(dut, salt=2)
-    await tb.reset()
+    tb = await OpCimTB.start(dut, salt=2)
     n = max(8, common.keys() // 4)
     for p_rescale in (1.0, 0.0, 0.4):
         for _ in range(n):
@@ -147,8 +135,7 @@ async def every_update_observed(dut):
 @cocotb.test()
 async def accumulators_at_their_limit(dut):
     """max_seq_len keys of maximal p with v at -128 and at +127: O reaches the edge of acc_width."""
-    tb = OpCimTB(dut, salt=3)
-    await tb.reset()
+    tb = await OpCimTB.start(dut, salt=3)
     c = tb.cfg
     pmax = np.full(c.rows, (c.prob_max << c.lazy_threshold))
     zero = np.zeros(c.rows, np.int64)
@@ -167,8 +154,7 @@ async def accumulators_at_their_limit(dut):
 @cocotb.test()
 async def throughput(dut):
     """Keys back to back: p_bits / op_bits_per_cycle cycles each, one more when they rescale."""
-    tb = OpCimTB(dut, salt=4)
-    await tb.reset()
+    tb = await OpCimTB.start(dut, salt=4)
     c = tb.cfg
     n = max(common.keys(), 8)
     ones = np.ones(c.rows, np.int64)

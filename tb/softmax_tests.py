@@ -9,11 +9,9 @@ final running sums and every counter are compared with the golden model.
 
 from __future__ import annotations
 
-import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from fusioncim.counters import SOFTMAX_COUNTERS
@@ -26,17 +24,12 @@ from .streams import Scoreboard, StreamSink, StreamSource, decode, random_patter
 
 
 
-class SoftmaxTB:
+class SoftmaxTB(common.BlockTB):
     def __init__(self, dut, *, p_valid=1.0, p_ready=1.0, salt=0):
-        self.dut = dut
-        self.cfg = cfg = common.config()
-        self.log = dut._log
-        self.seed = common.seed()
-        self.rng = np.random.default_rng(self.seed + salt)
-        prng = random.Random(self.seed ^ salt)
+        super().__init__(dut, salt)
+        cfg, prng = self.cfg, self.prng
         self.log.info("seed %d, rows=%d, tiers=%s skip=%s key_skip=%s lazy=%d", self.seed, cfg.rows, cfg.tiers,
                       cfg.skip_threshold, cfg.key_skip, cfg.lazy_threshold)
-        Clock(dut.clk, 10, unit="ns").start()
         self.row_src = StreamSource(dut, "row_wr", dut.clk, random_pattern(prng, p_valid), row_wr_layout(cfg))
         self.key_src = StreamSource(dut, "s_in", dut.clk, random_pattern(prng, p_valid), s_in_layout(cfg))
         self.board = Scoreboard(self.log, "p_out")
@@ -45,9 +38,6 @@ class SoftmaxTB:
 
     def _on_out(self, cycle, beat):
         self.board.observe((beat["p"], beat["shift"], beat["skip"], beat["key_pos"]))
-
-    async def reset(self):
-        await common.reset(self.dut)
 
     async def tile(self, scores, key_pos, c_mant, c_shift, q_pos, active, causal):
         """Set up every row, stream the keys, wait for the results, check l."""
@@ -96,8 +86,7 @@ class SoftmaxTB:
 @cocotb.test()
 async def random_streams_with_stalls(dut):
     """Random tiles, causal and not, some rows inactive; random gaps on both inputs and output stalls."""
-    tb = SoftmaxTB(dut, p_valid=0.7, p_ready=0.6, salt=1)
-    await tb.reset()
+    tb = await SoftmaxTB.start(dut, p_valid=0.7, p_ready=0.6, salt=1)
     c = tb.cfg
     for t in range(4):
         n = common.keys()
@@ -112,8 +101,7 @@ async def random_streams_with_stalls(dut):
 @cocotb.test()
 async def hard_shapes(dut):
     """All equal, rising ramp (new max every key), max on the last key only, one huge outlier."""
-    tb = SoftmaxTB(dut, p_valid=0.8, p_ready=0.7, salt=2)
-    await tb.reset()
+    tb = await SoftmaxTB.start(dut, p_valid=0.8, p_ready=0.7, salt=2)
     c = tb.cfg
     n = common.keys()
     R = c.rows
@@ -134,8 +122,7 @@ async def hard_shapes(dut):
 @cocotb.test()
 async def numeric_limits(dut):
     """Scores at both ends of the score width, with constants large enough to saturate x."""
-    tb = SoftmaxTB(dut, salt=3)
-    await tb.reset()
+    tb = await SoftmaxTB.start(dut, salt=3)
     c = tb.cfg
     lo, hi = -(1 << (c.score_bits - 1)), (1 << (c.score_bits - 1)) - 1
     n = 16
@@ -150,8 +137,7 @@ async def numeric_limits(dut):
 @cocotb.test()
 async def masking(dut):
     """A row that sees only key 0; a row whose first streamed key is masked; an inactive row."""
-    tb = SoftmaxTB(dut, p_valid=0.8, p_ready=0.8, salt=4)
-    await tb.reset()
+    tb = await SoftmaxTB.start(dut, p_valid=0.8, p_ready=0.8, salt=4)
     c = tb.cfg
     n = 20
     scores = tb.rng.integers(-5000, 5000, (c.rows, n))
@@ -167,8 +153,7 @@ async def masking(dut):
 @cocotb.test()
 async def long_sequence_fills_the_sum(dut):
     """max_seq_len equal scores: l reaches max_seq_len * (2**prob_bits - 1), the top of its derived width."""
-    tb = SoftmaxTB(dut, salt=5)
-    await tb.reset()
+    tb = await SoftmaxTB.start(dut, salt=5)
     c = tb.cfg
     n = c.max_seq_len
     # Every row sees every key at the same score, so p = LUT[0] each time: l

@@ -96,7 +96,29 @@ def always():
     return itertools.repeat(True)
 
 
-class StreamSource:
+class _Stream:
+    """The three signals of an Amaranth stream port ``NAME``, its payload layout, and its last transfer."""
+
+    def __init__(self, dut, name, clk, layout):
+        self.name = name
+        self.payload = getattr(dut, f"{name}__payload")
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.clk = clk
+        self.layout = layout
+        self.beats = 0
+        self.last = None            # cycle of the last transfer
+
+    def state(self):
+        """Where the stream stands, for a stall report."""
+        def bit(sig):
+            v = sig.value
+            return str(v) if not v.is_resolvable else str(int(v))
+        since = "no beat yet" if self.last is None else f"last beat at cycle {self.last}"
+        return f"{self.name} valid={bit(self.valid)} ready={bit(self.ready)} after {self.beats} beats ({since})"
+
+
+class StreamSource(_Stream):
     """Drives ``NAME__payload/valid``; :meth:`send` returns once the item is accepted.
 
     With ``layout``, :meth:`send` takes the payload as :func:`encode` does.
@@ -106,16 +128,13 @@ class StreamSource:
     MAX_WAIT = 200_000
 
     def __init__(self, dut, name, clk, idle=None, layout=None):
-        self.name = name
-        self.last = None
-        self.payload = getattr(dut, f"{name}__payload")
-        self.valid = getattr(dut, f"{name}__valid")
-        self.ready = getattr(dut, f"{name}__ready")
-        self.clk = clk
+        super().__init__(dut, name, clk, layout)
         self.idle = idle if idle is not None else always()
-        self.layout = layout
-        self.sent = 0
         self.valid.value = 0
+
+    @property
+    def sent(self):
+        return self.beats
 
     async def send(self, value, gap=0):
         """Offer ``value`` after ``gap`` idle cycles (and the idle pattern's); return once it is taken.
@@ -139,14 +158,11 @@ class StreamSource:
         else:
             raise Stalled(f"{self.name}: beat {self.sent} offered for {self.MAX_WAIT} cycles and never taken")
         self.valid.value = 0
-        self.sent += 1
+        self.beats += 1
         self.last = cycle()
 
-    def state(self):
-        return _state(self.name, self.valid, self.ready, self.sent, self.last)
 
-
-class StreamSink:
+class StreamSink(_Stream):
     """Drives ``NAME__ready`` from a pattern; hands each transfer ``(cycle, payload)`` to ``callback``.
 
     With ``layout`` the payload is decoded (:func:`decode`), else it is the integer.
@@ -155,16 +171,9 @@ class StreamSink:
     """
 
     def __init__(self, dut, name, clk, callback, backpressure=None, layout=None):
-        self.name = name
-        self.last = None
-        self.payload = getattr(dut, f"{name}__payload")
-        self.valid = getattr(dut, f"{name}__valid")
-        self.ready = getattr(dut, f"{name}__ready")
-        self.clk = clk
+        super().__init__(dut, name, clk, layout)
         self.callback = callback
         self.backpressure = backpressure if backpressure is not None else always()
-        self.layout = layout
-        self.received = 0
         self.gaps = []
         self.cycle = 0
         self.ready.value = 0
@@ -175,31 +184,24 @@ class StreamSink:
         while True:
             await RisingEdge(self.clk)
             self.cycle += 1
-            gap = self.gaps[self.received] if self.received < len(self.gaps) else 0
+            gap = self.gaps[self.beats] if self.beats < len(self.gaps) else 0
             ready = next(self.backpressure) and since >= gap
             since += 1
             self.ready.value = int(ready)
             await ReadOnly()
             if ready and self.valid.value == 1:
-                self.received += 1
+                self.beats += 1
                 since = 0
                 self.last = cycle()
                 word = self.payload.value.to_unsigned()
                 self.callback(self.cycle, word if self.layout is None else decode(self.layout, word))
 
+    @property
+    def received(self):
+        return self.beats
+
     def stop(self):
         self._task.cancel()
-
-    def state(self):
-        return _state(self.name, self.valid, self.ready, self.received, self.last)
-
-
-def _state(name, valid, ready, beats, last):
-    def bit(sig):
-        v = sig.value
-        return str(v) if not v.is_resolvable else str(int(v))
-    since = "no beat yet" if last is None else f"last beat at cycle {last}"
-    return f"{name} valid={bit(valid)} ready={bit(ready)} after {beats} beats ({since})"
 
 
 class Scoreboard:
