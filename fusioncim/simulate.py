@@ -53,11 +53,10 @@ def plan(cfg, specs, *, seed=1):
 def run_workloads(cfg, specs, *, sim="verilator", seed=1, waves=False, planned=None, testcase="workloads_bit_exact"):
     """Run workload specs one after another through ``tb/engine_tests.py`` on a cached build.
 
-    ``testcase`` None runs the module's directed tests too (they take the
-    workloads named ``directed-small`` and ``directed-two-tiles``).
     The workloads, golden's results and the host program are made here, once
     (:func:`plan`, or ``planned`` if given); the cocotb process only drives
-    and compares. Returns ``(results, outputs, test_dir, failed, seconds)``:
+    and compares. ``testcase`` None runs the module's directed tests too (they
+    take the workloads named ``directed-small`` and ``directed-two-tiles``). Returns ``(results, outputs, test_dir, failed, seconds)``:
     the testbench's record per workload (RTL and golden counters, mismatches,
     errors), the RTL's output of each ``[H, Lq, d]``, the run's folder (its
     ``sim.log``, a trace, and ``program.txt``, the host program), the failed
@@ -67,9 +66,9 @@ def run_workloads(cfg, specs, *, sim="verilator", seed=1, waves=False, planned=N
     planned = plan(cfg, specs, seed=seed) if planned is None else planned
     with tempfile.TemporaryDirectory(prefix="fusioncim-sim-") as tmp:
         prog = host.write_program(Path(tmp) / "program.txt", cfg, [p.host for p in planned])
-        total, failed, xml = rtlsim.run("engine", cfg, sim, "fusioncim.tb.engine_tests", testcase=testcase,
-                                        seed=seed, waves=waves,
-                                        extra_env={"FUSIONCIM_PROGRAM": str(prog), "FUSIONCIM_RESULTS": tmp})
+        _, failed, xml = rtlsim.run("engine", cfg, sim, "fusioncim.tb.engine_tests", testcase=testcase,
+                                    seed=seed, waves=waves,
+                                    extra_env={"FUSIONCIM_PROGRAM": str(prog), "FUSIONCIM_RESULTS": tmp})
         shutil.copyfile(prog, xml.parent / "program.txt")
         path = Path(tmp) / "results.json"
         if not path.exists():

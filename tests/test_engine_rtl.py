@@ -15,6 +15,7 @@ threshold are covered too.
 import os
 
 import pytest
+from cocotb_tools.runner import get_results
 
 from fusioncim.files import data_path
 from fusioncim import generate, rtlsim, verilator
@@ -78,6 +79,7 @@ def test_engine_rtl(sim, name):
     assert rtlsim.available(sim) is None, rtlsim.available(sim)
     results, _, test_dir, failed, _ = run_workloads(cfg, specs, sim=sim, seed=SEED, testcase=None)
     assert failed == 0, f"see {test_dir / 'sim.log'}"
+    assert get_results(test_dir / "results.xml")[0] == 3          # the workloads and both directed tests ran
     assert [r["name"] for r in results] == [s["name"] for s in specs]
     for r in results:
         assert r["mismatches"] == 0 and not r["errors"], r
