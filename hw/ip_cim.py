@@ -105,28 +105,28 @@ class IpCim(Block):
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
-        b, d, R, bpc = cfg.data_bits, cfg.head_dim, cfg.rows, cfg.ip_bits_per_cycle
-        G = self.cycles_per_key
+        width, dim, rows, digit_bits = cfg.data_bits, cfg.head_dim, cfg.rows, cfg.ip_bits_per_cycle
+        n_digits = self.cycles_per_key
 
-        # The array: R rows of d signed elements, written one row at a time.
-        q = [Signal(self.q_rd_data.shape(), name=f"q_row{r}") for r in range(R)]
+        # The array: `rows` rows of `dim` signed elements, written one row at a time.
+        q = [Signal(self.q_rd_data.shape(), name=f"q_row{r}") for r in range(rows)]
         with m.If(self.q_wr.valid & self.q_wr.ready):
-            for r in range(R):
+            for r in range(rows):
                 with m.If(self.q_wr.payload.row == r):
                     m.d.sync += q[r].eq(self.q_wr.payload.data)
         with m.Switch(self.q_rd_row):
-            for r in range(R):
+            for r in range(rows):
                 with m.Case(r):
                     m.d.comb += self.q_rd_data.eq(q[r])
             with m.Default():
                 m.d.comb += self.q_rd_data.eq(0)
 
-        # The key as bit-planes: a per-element shift register whose top bpc
-        # bits are the digit of the current cycle.
-        key = Signal(d * b)
-        cnt = Signal(range(max(G, 2)))
+        # The key as bit-planes: a per-element shift register whose top
+        # digit_bits bits are the digit of the current cycle.
+        key = Signal(dim * width)
+        digit_no = Signal(range(max(n_digits, 2)))
         busy = Signal()
-        last = busy & (cnt == G - 1)
+        last = busy & (digit_no == n_digits - 1)
         out_free = ~self.s.valid | self.s.ready
         # A stalled output holds the last digit cycle; nothing else moves.
         advance = busy & ~(last & ~out_free)
@@ -138,34 +138,34 @@ class IpCim(Block):
             self.k.ready.eq((~busy | (last & out_free)) & ~self.q_wr.valid),
         ]
 
-        elems = [key[j * b:(j + 1) * b] for j in range(d)]
-        first = cnt == 0
+        elems = [key[j * width:(j + 1) * width] for j in range(dim)]
+        first = digit_no == 0
         digits = []
         for e in elems:
-            top = e[b - bpc:]
+            top = e[width - digit_bits:]
             # Sign-extend the digit only in the first (most significant) cycle.
             digits.append(Cat(top, Mux(first, top[-1], 0)).as_signed())
 
-        partial_width = b + bpc + 1 + max(d - 1, 0).bit_length()
-        acc = [Signal(signed(cfg.score_bits), name=f"acc{r}") for r in range(R)]
+        partial_width = width + digit_bits + 1 + max(dim - 1, 0).bit_length()
+        acc = [Signal(signed(cfg.score_bits), name=f"acc{r}") for r in range(rows)]
         acc_next = []
-        for r in range(R):
-            prods = [q[r][j] * digits[j] for j in range(d)]
+        for r in range(rows):
+            prods = [q[r][j] * digits[j] for j in range(dim)]
             partial = Signal(signed(partial_width), name=f"partial{r}")
             m.d.comb += partial.eq(_adder_tree(prods))
             nxt = Signal(signed(cfg.score_bits), name=f"acc{r}_next")
-            m.d.comb += nxt.eq(Mux(first, 0, acc[r] << bpc) + partial)
+            m.d.comb += nxt.eq(Mux(first, 0, acc[r] << digit_bits) + partial)
             acc_next.append(nxt)
 
         with m.If(advance):
             m.d.sync += [a.eq(n) for a, n in zip(acc, acc_next)]
-            m.d.sync += key.eq(Cat(*[(e << bpc)[:b] for e in elems]))
-            m.d.sync += cnt.eq(Mux(last, 0, cnt + 1))
+            m.d.sync += key.eq(Cat(*[(e << digit_bits)[:width] for e in elems]))
+            m.d.sync += digit_no.eq(Mux(last, 0, digit_no + 1))
             with m.If(last):
                 m.d.sync += busy.eq(0)
-                m.d.sync += [self.s.payload[r].eq(acc_next[r]) for r in range(R)]
+                m.d.sync += [self.s.payload[r].eq(acc_next[r]) for r in range(rows)]
         with m.If(take_key):
-            m.d.sync += [key.eq(self.k.payload.as_value()), busy.eq(1), cnt.eq(0)]
+            m.d.sync += [key.eq(self.k.payload.as_value()), busy.eq(1), digit_no.eq(0)]
 
         with m.If(self.s.valid & self.s.ready):
             m.d.sync += self.s.valid.eq(0)

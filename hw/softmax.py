@@ -316,15 +316,15 @@ class _RowState:
     """Per-row tile parameters and running state (max, seen, sum)."""
 
     def __init__(self, c):
-        R = range(c.rows)
-        self.c_mant = [Signal(c.const_bits, name=f"c_mant{r}") for r in R]
-        self.c_shift = [Signal(c.c_shift_bits, name=f"c_shift{r}") for r in R]
-        self.q_pos = [Signal(c.pos_bits, name=f"q_pos{r}") for r in R]
-        self.active = [Signal(name=f"active{r}") for r in R]
-        self.causal = [Signal(name=f"causal{r}") for r in R]
-        self.run_max = [Signal(signed(c.x_bits + 2), name=f"m{r}") for r in R]   # ceil(x) can pass x_max
-        self.seen = [Signal(name=f"seen{r}") for r in R]
-        self.lsum = [Signal(c.sum_width, name=f"l{r}") for r in R]
+        rows = range(c.rows)
+        self.c_mant = [Signal(c.const_bits, name=f"c_mant{r}") for r in rows]
+        self.c_shift = [Signal(c.c_shift_bits, name=f"c_shift{r}") for r in rows]
+        self.q_pos = [Signal(c.pos_bits, name=f"q_pos{r}") for r in rows]
+        self.active = [Signal(name=f"active{r}") for r in rows]
+        self.causal = [Signal(name=f"causal{r}") for r in rows]
+        self.run_max = [Signal(signed(c.x_bits + 2), name=f"m{r}") for r in rows]   # ceil(x) can pass x_max
+        self.seen = [Signal(name=f"seen{r}") for r in rows]
+        self.lsum = [Signal(c.sum_width, name=f"l{r}") for r in rows]
 
 
 class _Pipeline:
@@ -332,17 +332,17 @@ class _Pipeline:
     exponent stage's group counter."""
 
     def __init__(self, c):
-        R = range(c.rows)
+        rows = range(c.rows)
         assert len(SOFTMAX_STAGES) == 3, "one register set per stage below"
         self.max_width = c.x_bits + 2            # running max
         self.dist_width = c.x_bits + 3           # distance m - x, sign included
         self.v0, self.v1, self.v2 = Signal(), Signal(), Signal()
         self.kpos0, self.kpos1, self.kpos2 = Signal(c.pos_bits), Signal(c.pos_bits), Signal(c.pos_bits)
         self.live0, self.live1, self.live2 = Signal(c.rows), Signal(c.rows), Signal(c.rows)
-        self.s0 = [Signal(signed(c.score_bits), name=f"s0_{r}") for r in R]
-        self.x1 = [Signal(signed(c.x_bits), name=f"x1_{r}") for r in R]
-        self.d2 = [Signal(signed(self.dist_width), name=f"d2_{r}") for r in R]
-        self.shift2 = [Signal(c.shift_bits, name=f"shift2_{r}") for r in R]
+        self.s0 = [Signal(signed(c.score_bits), name=f"s0_{r}") for r in rows]
+        self.x1 = [Signal(signed(c.x_bits), name=f"x1_{r}") for r in rows]
+        self.d2 = [Signal(signed(self.dist_width), name=f"d2_{r}") for r in rows]
+        self.shift2 = [Signal(c.shift_bits, name=f"shift2_{r}") for r in rows]
         self.resc2 = Signal(c.rows)
         self.group = Signal(range(max(c.softmax_groups, 2)))
         self.last = self.group == c.softmax_groups - 1
