@@ -5,7 +5,12 @@ One home for both: ``fusioncim.config`` validates ``prob_bits`` with
 and ``hw/softmax.py`` fills its ROMs from :func:`luts`. Contents:
 docs/numerics.md section 4.
 
->>> lut(8, 8, 2).tolist()       # 4 entries of p = 1 is 255
+Entry i of a ``2**b``-entry LUT over ``F`` fraction bits is the mean of a
+geometric series: ``pmax r**(n i) (1 - r**n) / (n (1 - r))`` with
+``r = 2**-(1/2**F)`` and ``n = 2**(F - b)`` fractions a bin, rounded. For
+``pmax = 255``, ``F = 8``, ``b = 2``: 234.45, 197.14, 165.78, 139.40:
+
+>>> lut(8, 8, 2).tolist()
 [234, 197, 166, 139]
 """
 
