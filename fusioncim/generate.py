@@ -6,13 +6,14 @@ for streams). The output is deterministic: no source locations are emitted.
 
 Generated Verilog is cached in ``cache_root()/verilog`` under a hash of the
 block, the config, Amaranth's version and the text of every source file of
-the generator (``hw/*.py`` and the modules it imports from ``fusioncim``), so
+the generator (``hw/*.py`` and every ``fusioncim`` module they import), so
 an edit to the generator is never served stale; converting the default engine
 takes about 20 s, reading it back well under one.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from dataclasses import asdict
@@ -49,9 +50,6 @@ def _engine(cfg):
 
 BLOCKS = {"ip_cim": _ip_cim, "softmax": _softmax, "op_cim": _op_cim, "engine": _engine}
 _CACHED = frozenset(BLOCKS)        # blocks whose source files are known (a test may register others)
-_PKG = Path(__file__).resolve().parent
-# What the generated Verilog depends on besides the config.
-_SOURCES = ("config.py", "counters.py", "lut.py", "schedule.py", "generate.py")
 
 
 def build(block: str, cfg: EngineConfig):
@@ -63,14 +61,50 @@ def build(block: str, cfg: EngineConfig):
     return BLOCKS[block](cfg)
 
 
+def generator_sources() -> list:
+    """The source files the generated Verilog depends on: ``hw/*.py``, this module, and every
+    ``fusioncim`` module they import, followed import by import (so a new import is never missed)."""
+    import importlib.util
+    from . import hw
+    todo = sorted(Path(hw.__file__).resolve().parent.glob("*.py")) + [Path(__file__).resolve()]
+    seen = {}
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen[path] = True
+        package = "fusioncim.hw" if path.parent.name == "hw" else "fusioncim"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+                names = [base] + [f"{base}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                if name.startswith("fusioncim"):
+                    spec = importlib.util.find_spec(name) if _importable(name) else None
+                    if spec is not None and spec.origin and spec.origin.endswith(".py"):
+                        todo.append(Path(spec.origin).resolve())
+    return sorted(seen)
+
+
+def _importable(name):
+    # find_spec of "a.b.c" imports "a.b"; a name that is an attribute, not a module, is skipped.
+    import importlib.util
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 @lru_cache(maxsize=1)
 def generator_digest() -> str:
-    """Hash of the generator's own source files and Amaranth's version."""
+    """Hash of the generator's own source files (:func:`generator_sources`) and Amaranth's version."""
     import amaranth
-    from . import hw
     h = hashlib.sha256(amaranth.__version__.encode())
-    files = sorted(Path(hw.__file__).resolve().parent.glob("*.py")) + [_PKG / name for name in _SOURCES]
-    for f in files:
+    for f in generator_sources():
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
 
