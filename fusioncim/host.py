@@ -120,6 +120,7 @@ def encode(name, cfg, prog, expected, counters, *, stall=0.0, seed=0) -> HostWor
     source offers a beat in a cycle with probability ``1 - stall``, and the
     sink is ready in a cycle with the same probability.
     """
+    from .hw.common import encode as pack
     from .hw.controller import cmd_layout, q_layout
     from .hw.engine import kv_wr_layout
     from .hw.op_cim import o_out_layout
@@ -132,17 +133,17 @@ def encode(name, cfg, prog, expected, counters, *, stall=0.0, seed=0) -> HostWor
         return (rng.geometric(1.0 - stall, n) - 1).tolist()
 
     def beats(layout, values):
-        words = [layout.const(v).as_bits() for v in values]
+        words = [pack(layout, v) for v in values]
         return list(zip(gaps(len(words)), words))
 
     w = HostWorkload(name=name, stall=float(stall), counters=dict(counters))
     for seg in prog:
-        kv = [{"addr": i, "k": seg.k[i].tolist(), "v": seg.v[i].tolist()} for i in range(len(seg.k))]
+        kv = [{"addr": i, "k": seg.k[i], "v": seg.v[i]} for i in range(len(seg.k))]
         cmds = [{"n_keys": c.n_keys, "n_rows": c.n_rows, "causal": int(c.causal), "pattern": int(c.pattern)}
                 for c in seg.commands]
-        rows = [{"q": c.q[r].tolist(), "pos": int(c.pos[r]), "c_mant": int(c.c_mant[r]), "c_shift": int(c.c_shift[r])}
+        rows = [{"q": c.q[r], "pos": c.pos[r], "c_mant": c.c_mant[r], "c_shift": c.c_shift[r]}
                 for c in seg.commands for r in range(c.n_rows)]
-        outs = [{"row": r, "o": expected[c.head[r], c.qrow[r]].tolist()} for c in seg.commands for r in range(c.n_rows)]
+        outs = [{"row": r, "o": expected[c.head[r], c.qrow[r]]} for c in seg.commands for r in range(c.n_rows)]
         w.where += [(int(c.head[r]), int(c.qrow[r])) for c in seg.commands for r in range(c.n_rows)]
         w.segments.append({"kv_wr": beats(kv_l, kv), "cmd": beats(cmd_l, cmds), "q_in": beats(q_l, rows),
                            "o_out": beats(o_l, outs)})

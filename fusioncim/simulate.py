@@ -18,10 +18,9 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from amaranth.lib import data
-
 from . import host, rtlsim, workload
 from .golden import engine, quant, reference
+from .hw.common import decode
 from .hw.op_cim import o_out_layout
 
 __all__ = ["simulate", "plan", "run_workloads", "format_result", "Planned"]
@@ -80,7 +79,7 @@ def run_workloads(cfg, specs, *, sim="verilator", seed=1, waves=False, planned=N
             words = [int(x, 16) for x in (Path(tmp) / f"observed-{i}.txt").read_text().split()]
             out = np.zeros_like(p.golden.out)
             for (head, qrow), word in zip(p.host.where, words):
-                out[head, qrow] = list(data.Const(layout, word).o)
+                out[head, qrow] = decode(layout, word)["o"]
             outputs.append(out)
     return results, outputs, xml.parent, failed, _test_seconds(xml)
 

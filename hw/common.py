@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth.hdl import signed
 from amaranth.lib import data, wiring
 
 from ..config import EngineConfig
 
-__all__ = ["require_config", "Block", "data_row"]
+__all__ = ["require_config", "Block", "data_row", "encode", "decode"]
 
 
 def data_row(c: EngineConfig):
@@ -49,3 +50,37 @@ class Block(wiring.Component):
     @property
     def config(self):
         return self._cfg
+
+
+def encode(layout, value):
+    """The bits of ``value`` (a mapping for a struct, a sequence for an array, an int) in ``layout``.
+
+    ``layout`` is the payload layout the block defines (``hw/<block>.py``), so
+    no testbench or host program computes a bit offset of its own.
+    """
+    return layout.const(_plain(value)).as_bits()
+
+
+def _plain(value):
+    # numpy arrays and integers into lists and ints, which Layout.const takes.
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    return int(value)
+
+
+def decode(layout, word):
+    """Inverse of :func:`encode`: dicts, lists and ints."""
+    return _python(data.Const(layout, word))
+
+
+def _python(const):
+    layout = const.shape()
+    if isinstance(layout, data.StructLayout):
+        return {name: _value(const[name]) for name, _ in layout}
+    return [_value(v) for v in const]
+
+
+def _value(v):
+    return _python(v) if isinstance(v, data.Const) else int(v)

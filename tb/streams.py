@@ -18,10 +18,10 @@ import random
 from collections import deque
 
 import cocotb
-import numpy as np
-from amaranth.lib import data
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 from cocotb.utils import get_sim_time
+
+from fusioncim.hw.common import decode, encode
 
 __all__ = ["encode", "decode", "random_pattern", "always", "StreamSource", "StreamSink", "Scoreboard", "CLOCK_NS",
            "cycle", "within", "Stalled"]
@@ -50,40 +50,6 @@ async def within(cycles, awaitable, streams, what):
     except SimTimeoutError:
         where = "; ".join(s.state() for s in streams)
         raise Stalled(f"{what}: no progress within {int(cycles)} cycles (cycle {cycle()}): {where}") from None
-
-
-def encode(layout, value):
-    """The bits of ``value`` (a mapping for a struct, a sequence for an array, an int) in ``layout``.
-
-    ``layout`` is the payload layout the block defines (``hw/<block>.py``), so
-    no testbench computes a bit offset of its own.
-    """
-    return layout.const(_plain(value)).as_bits()
-
-
-def _plain(value):
-    # numpy arrays and integers into lists and ints, which Layout.const takes.
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    return int(value)
-
-
-def decode(layout, word):
-    """Inverse of :func:`encode`: dicts, lists and ints."""
-    return _python(data.Const(layout, word))
-
-
-def _python(const):
-    layout = const.shape()
-    if isinstance(layout, data.StructLayout):
-        return {name: _value(const[name]) for name, _ in layout}
-    return [_value(v) for v in const]
-
-
-def _value(v):
-    return _python(v) if isinstance(v, data.Const) else int(v)
 
 
 def random_pattern(rng: random.Random, p_true: float):
