@@ -50,7 +50,7 @@ def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, o
     with cf.ThreadPoolExecutor(max_workers=1) as pool:
         fut = pool.submit(_synth, ecfg) if synth else None
         if synth:
-            say("synthesising the engine with Yosys in the background (about 15 minutes for the default "
+            say("synthesising the engine with Yosys in the background (about 10 minutes for the default "
                 "config on this machine; cached afterwards) ...")
         r = simulate.simulate(ecfg, spec, sim="verilator", progress=say)
         print(f"2. simulated on Verilator: {simulate.format_result(r).splitlines()[0].removeprefix('workload      ')}")
