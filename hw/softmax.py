@@ -336,13 +336,14 @@ class _Pipeline:
         assert len(SOFTMAX_STAGES) == 3, "one register set per stage below"
         self.max_width = c.x_bits + 2            # running max
         self.dist_width = c.x_bits + 3           # distance m - x, sign included
-        self.v0, self.v1, self.v2 = Signal(), Signal(), Signal()
-        self.kpos0, self.kpos1, self.kpos2 = Signal(c.pos_bits), Signal(c.pos_bits), Signal(c.pos_bits)
-        self.live0, self.live1, self.live2 = Signal(c.rows), Signal(c.rows), Signal(c.rows)
+        # Named explicitly: Amaranth infers names from local variables, not attributes.
+        self.v0, self.v1, self.v2 = (Signal(name=f"v{i}") for i in range(3))
+        self.kpos0, self.kpos1, self.kpos2 = (Signal(c.pos_bits, name=f"kpos{i}") for i in range(3))
+        self.live0, self.live1, self.live2 = (Signal(c.rows, name=f"live{i}") for i in range(3))
         self.s0 = [Signal(signed(c.score_bits), name=f"s0_{r}") for r in rows]
         self.x1 = [Signal(signed(c.x_bits), name=f"x1_{r}") for r in rows]
         self.d2 = [Signal(signed(self.dist_width), name=f"d2_{r}") for r in rows]
         self.shift2 = [Signal(c.shift_bits, name=f"shift2_{r}") for r in rows]
-        self.resc2 = Signal(c.rows)
-        self.group = Signal(range(max(c.softmax_groups, 2)))
+        self.resc2 = Signal(c.rows, name="resc2")
+        self.group = Signal(range(max(c.softmax_groups, 2)), name="group")
         self.last = self.group == c.softmax_groups - 1
