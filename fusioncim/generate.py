@@ -83,20 +83,19 @@ def generator_sources() -> list:
             else:
                 continue
             for name in names:
-                if name.startswith("fusioncim"):
-                    spec = importlib.util.find_spec(name) if _importable(name) else None
-                    if spec is not None and spec.origin and spec.origin.endswith(".py"):
-                        todo.append(Path(spec.origin).resolve())
+                spec = _module_spec(name) if name.startswith("fusioncim") else None
+                if spec is not None and spec.origin and spec.origin.endswith(".py"):
+                    todo.append(Path(spec.origin).resolve())
     return sorted(seen)
 
 
-def _importable(name):
-    # find_spec of "a.b.c" imports "a.b"; a name that is an attribute, not a module, is skipped.
+def _module_spec(name):
+    # find_spec of "a.b.c" imports "a.b"; a name that is an attribute, not a module, gives None.
     import importlib.util
     try:
-        return importlib.util.find_spec(name) is not None
+        return importlib.util.find_spec(name)
     except (ImportError, ValueError):
-        return False
+        return None
 
 
 @lru_cache(maxsize=1)
