@@ -20,7 +20,6 @@ import numpy as np
 
 from . import __version__
 from . import config as config_mod
-from . import schedule
 from .errors import InputError
 
 EXIT_USAGE = 2
@@ -90,14 +89,16 @@ def cmd_extract(args):
 
 DERIVED = ("score_bits", "x_bits", "prob_max", "p_bits", "acc_width", "sum_width", "out_bits",
            "ip_cycles_per_key", "op_cycles_per_key", "kv_keys")
-# Figures of the hardware's structure (fusioncim/schedule.py), printed beside the widths.
-SCHEDULE = {"div_cycles": schedule.norm_cycles_per_row, "softmax_latency": schedule.softmax_latency}
+# Figures of the hardware's structure (fusioncim/schedule.py, which imports Amaranth: loaded only
+# by the config command, not at every start), printed beside the widths.
+SCHEDULE = {"div_cycles": "norm_cycles_per_row", "softmax_latency": "softmax_latency"}
 
 
 def cmd_config(args):
+    from . import schedule
     cfg = config_mod.load(args.config, args.set)
     doc = {"fields": cfg.to_dict(), "derived": {**{k: getattr(cfg, k) for k in DERIVED},
-                                                **{k: f(cfg) for k, f in SCHEDULE.items()}}}
+                                                **{k: getattr(schedule, f)(cfg) for k, f in SCHEDULE.items()}}}
     if args.json:
         json.dump(doc, sys.stdout, indent=1)
         print()
