@@ -44,5 +44,5 @@ def atomic_write(path, write, *, binary=False) -> Path:
 
 
 def cache_root() -> Path:
-    """``$FUSIONCIM_CACHE`` or ``~/.cache/fusioncim``: cached area results and generated Verilog."""
+    """``$FUSIONCIM_CACHE`` or ``~/.cache/fusioncim``: generated Verilog, simulator builds and area results."""
     return Path(os.environ.get("FUSIONCIM_CACHE") or Path.home() / ".cache" / "fusioncim")
