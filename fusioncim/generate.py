@@ -4,6 +4,21 @@ The module name is the block name; ports follow Amaranth's naming
 (``clk``, ``rst``, and ``NAME__payload`` / ``NAME__valid`` / ``NAME__ready``
 for streams). The output is deterministic: no source locations are emitted.
 
+The netlist is hierarchical: every repeated cell of an array (``hw.common.Cell``:
+an IP-CIM row, an OP-CIM column, a divider column, a softmax row, an
+exponent lane) and every block inside the engine is written once as a
+module and instantiated where it is used (``hw.common.Hierarchy``), so the
+default engine is a few hundred kilobytes of Verilog, not megabytes, and
+Yosys synthesises each distinct module once. ``flat=True`` writes the same
+design as Amaranth elaborates it for simulation, every cell inlined,
+flattened by Yosys into one module: the form a tool that wants a single
+module takes, and the reference the equivalence check compares against
+(``tests/test_generate.py``, ``bench/build_speed.py``).
+
+The engine's KV buffer has no initial contents in the Verilog (an SRAM
+has none; the host writes every key it uses before the tile that reads it),
+which saves the simulators one initialiser per word.
+
 Generated Verilog is cached in ``cache_root()/verilog`` under a hash of the
 block, the config, Amaranth's version and the text of every source file of
 the generator (``hw/*.py`` and every ``fusioncim`` module they import), so
@@ -20,7 +35,7 @@ from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 
 from .config import EngineConfig
 from .files import atomic_write, cache_root
@@ -108,22 +123,53 @@ def generator_digest() -> str:
     return h.hexdigest()
 
 
-def verilog_path(block: str, cfg: EngineConfig) -> Path:
+def verilog_path(block: str, cfg: EngineConfig, *, flat=False) -> Path:
     """Where the cached Verilog of ``block`` for ``cfg`` lives (it may not exist yet)."""
-    key = json.dumps([block, asdict(cfg), generator_digest()], sort_keys=True)
-    return cache_root() / "verilog" / f"{block}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.v"
+    key = json.dumps([block, asdict(cfg), generator_digest(), flat], sort_keys=True)
+    return cache_root() / "verilog" / f"{block}-{hashlib.sha256(key.encode()).hexdigest()[:20]}{'-flat' if flat else ''}.v"
 
 
-def verilog_text(block: str, cfg: EngineConfig, *, cache=True) -> str:
+# Memories that are SRAMs in the design: no initial contents in the Verilog.
+_UNINITIALISED = ("k_mem", "v_mem")
+
+
+def rtlil_modules(block: str, cfg: EngineConfig, *, flat=False) -> list:
+    """The RTLIL texts of the design: the block first, then one per distinct cell (none with ``flat``)."""
+    from .hw.common import Hierarchy
+    if flat:
+        return [rtlil.convert(build(block, cfg), name=block, emit_src=False)]
+    hier = Hierarchy()
+    top = rtlil.convert(build(block, cfg), name=block, platform=hier, emit_src=False)
+    return [top] + [text for name, text in hier.modules.items() if name != block]
+
+
+def convert(block: str, cfg: EngineConfig, *, flat=False) -> str:
+    """Convert ``block`` to Verilog now (no cache): hierarchical, or one flattened module with ``flat``."""
+    from amaranth._toolchain.yosys import find_yosys
+    script = [f"read_rtlil <<rtlil\n{text}\nrtlil" for text in rtlil_modules(block, cfg, flat=flat)]
+    # `hierarchy` also checks that every instance names a module that exists, with ports it has.
+    script += [f"hierarchy -check -top {block}", "proc -nomux -norom"]
+    if flat:
+        script += ["flatten", "opt_clean -purge"]
+    for mem in _UNINITIALISED:
+        script.append(f"delete t:$meminit_v2 r:MEMID=\\{mem} %i")     # the intersection of the two
+    script += ["memory_collect", "write_verilog -norename"]
+    # The version Amaranth's own Verilog backend requires; its warnings (processes
+    # that cannot be written as Verilog) are the ones that backend squashes too.
+    yosys = find_yosys(lambda ver: ver >= (0, 40))
+    return yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=True)
+
+
+def verilog_text(block: str, cfg: EngineConfig, *, cache=True, flat=False) -> str:
     """The Verilog of ``block`` for ``cfg``: from the cache, or converted (and cached) now."""
     if not (cache and block in _CACHED):
-        return verilog.convert(build(block, cfg), name=block, emit_src=False)
-    path = verilog_path(block, cfg)
+        return convert(block, cfg, flat=flat)
+    path = verilog_path(block, cfg, flat=flat)
     try:
         return path.read_text()
     except OSError:
         pass
-    text = verilog.convert(build(block, cfg), name=block, emit_src=False)
+    text = convert(block, cfg, flat=flat)
     try:
         atomic_write(path, lambda f: f.write(text))
     except OSError:
@@ -131,7 +177,7 @@ def verilog_text(block: str, cfg: EngineConfig, *, cache=True) -> str:
     return text
 
 
-def write_verilog(block: str, cfg: EngineConfig, path) -> Path:
+def write_verilog(block: str, cfg: EngineConfig, path, *, flat=False) -> Path:
     """Generate and write atomically: on any error no file appears at ``path``."""
-    text = verilog_text(block, cfg)
+    text = verilog_text(block, cfg, flat=flat)
     return atomic_write(path, lambda f: f.write(text))

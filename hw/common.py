@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
-from amaranth.hdl import signed
+from amaranth.hdl import ClockSignal, Instance, ResetSignal, ValueCastable, signed
 from amaranth.lib import data, wiring
 
 from ..config import EngineConfig
 
-__all__ = ["require_config", "Block", "data_row", "encode", "decode"]
+__all__ = ["require_config", "Block", "Cell", "Hierarchy", "add_cell", "data_row", "encode", "decode"]
 
 
 def data_row(c: EngineConfig):
@@ -50,6 +52,80 @@ class Block(wiring.Component):
     @property
     def config(self):
         return self._cfg
+
+
+class Cell(Block):
+    """A repeated piece of an array (a row, a column, a lane): every instance has the same ports.
+
+    A cell depends on nothing but its config, so all the cells of one class in
+    a design are one Verilog module, instantiated N times (:class:`Hierarchy`).
+    """
+
+
+class Hierarchy:
+    """The platform of a hierarchical conversion (``fusioncim.generate``): cells become instances.
+
+    :func:`add_cell` asks it for the module of a cell; the first time a
+    (class, config) pair is seen, the cell is converted to RTLIL on its own
+    (cells inside it become instances in turn) under a stable name: the
+    class's name in snake case, numbered from 2 if one design had two
+    variants. ``modules`` keeps the RTLIL of every distinct cell, in order.
+    """
+
+    def __init__(self):
+        self._names = {}              # (class, config) -> module name
+        self._clocked = {}            # module name -> has clk and rst ports
+        self.modules = {}             # module name -> RTLIL text
+
+    def module_for(self, cell):
+        from amaranth.back import rtlil
+        key = (type(cell), cell.config)
+        if key not in self._names:
+            base = _snake(type(cell).__name__)
+            name = base
+            n = 1
+            while name in self._clocked:
+                n += 1
+                name = f"{base}_{n}"
+            self._names[key] = name
+            text = rtlil.convert(type(cell)(cell.config), name=name, platform=self, emit_src=False)
+            if isinstance(cell, Cell):
+                # Synthesis keeps a repeated cell as a module of its own (Yosys flattens
+                # the single-instance blocks around it, and their constants with them).
+                text = text.replace(f"\nmodule \\{name}\n", f"\nattribute \\keep_hierarchy 1\nmodule \\{name}\n", 1)
+            self._clocked[name] = re.search(r"^\s*wire (?:width 1 )?input \d+\s+\\clk$", text, flags=re.M) is not None
+            self.modules[name] = text
+        name = self._names[key]
+        return name, self._clocked[name]
+
+
+def _snake(name):
+    return "".join(f"_{ch.lower()}" if ch.isupper() and i else ch.lower() for i, ch in enumerate(name))
+
+
+def add_cell(m, name, cell, platform):
+    """Add ``cell`` to ``m`` as submodule ``name``.
+
+    Elaborated for simulation (``platform`` is not a :class:`Hierarchy`) the
+    cell is an ordinary submodule, so Amaranth's simulator and the formal
+    flow see its logic. In a hierarchical conversion it becomes an
+    ``Instance`` of the cell's one shared module, wired to the same port
+    signals, so the parent's code is the same either way.
+    """
+    if not isinstance(platform, Hierarchy):
+        m.submodules[name] = cell
+        return cell
+    module, clocked = platform.module_for(cell)
+    cell._MustUse__silence = True         # stands for its module; never elaborated itself
+    ports = {}
+    for path, member, value in cell.signature.flatten(cell):
+        if isinstance(value, ValueCastable):
+            value = value.as_value()
+        ports[("i_" if member.flow == wiring.In else "o_") + "__".join(map(str, path))] = value
+    if clocked:
+        ports.update(i_clk=ClockSignal(), i_rst=ResetSignal())
+    m.submodules[name] = Instance(module, **ports)
+    return cell
 
 
 def encode(layout, value):

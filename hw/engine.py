@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 from ..config import EngineConfig
 from ..counters import COUNTER_BITS, ENGINE_COUNTERS, SOFTMAX_COUNTERS
 from ..schedule import ip_depth
-from .common import Block, data_row
+from .common import Block, add_cell, data_row
 from .controller import Controller, ERR_KEYS, ERR_ROWS, cmd_layout, q_layout
 from .ip_cim import IpCim
 from .op_cim import OpCim, o_out_layout
@@ -93,10 +93,11 @@ class Engine(Block):
     def elaborate(self, platform):
         m = Module()
         c = self._cfg
-        m.submodules.ctrl = ctrl = Controller(c)
-        m.submodules.ip = ip = IpCim(c)
-        m.submodules.sm = sm = Softmax(c)
-        m.submodules.op = op = OpCim(c)
+        # Each block is a module of its own in the Verilog, the same one `fusioncim generate BLOCK` writes.
+        ctrl = add_cell(m, "ctrl", Controller(c), platform)
+        ip = add_cell(m, "ip", IpCim(c), platform)
+        sm = add_cell(m, "sm", Softmax(c), platform)
+        op = add_cell(m, "op", OpCim(c), platform)
         m.submodules.k_mem = k_mem = Memory(shape=data_row(c), depth=c.kv_keys, init=[])
         m.submodules.v_mem = v_mem = Memory(shape=data_row(c), depth=c.kv_keys, init=[])
         kv_written = self._kv_buffer(m, ctrl, k_mem.write_port(), v_mem.write_port())

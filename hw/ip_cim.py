@@ -17,9 +17,9 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import EngineConfig
 from ..schedule import ip_latency
-from .common import Block, data_row
+from .common import Block, Cell, add_cell, data_row
 
-__all__ = ["IpCim", "q_wr_layout", "scores_layout"]
+__all__ = ["IpCim", "IpRow", "q_wr_layout", "scores_layout"]
 
 
 def q_wr_layout(c: EngineConfig):
@@ -109,15 +109,12 @@ class IpCim(Block):
         n_digits = self.cycles_per_key
 
         # The array: `rows` rows of `dim` signed elements, written one row at a time.
-        q = [Signal(self.q_rd_data.shape(), name=f"q_row{r}") for r in range(rows)]
-        with m.If(self.q_wr.valid & self.q_wr.ready):
-            for r in range(rows):
-                with m.If(self.q_wr.payload.row == r):
-                    m.d.sync += q[r].eq(self.q_wr.payload.data)
+        cells = [add_cell(m, f"row{r}", IpRow(cfg), platform) for r in range(rows)]
+        write = self.q_wr.valid & self.q_wr.ready
         with m.Switch(self.q_rd_row):
-            for r in range(rows):
+            for r, row in enumerate(cells):
                 with m.Case(r):
-                    m.d.comb += self.q_rd_data.eq(q[r])
+                    m.d.comb += self.q_rd_data.eq(row.q)
             with m.Default():
                 m.d.comb += self.q_rd_data.eq(0)
 
@@ -140,30 +137,21 @@ class IpCim(Block):
 
         elems = [key[j * width:(j + 1) * width] for j in range(dim)]
         first = digit_no == 0
-        digits = []
-        for e in elems:
+        digits = Signal(cells[0].digits.shape())          # the same digits go to every row
+        for j, e in enumerate(elems):
             top = e[width - digit_bits:]
             # Sign-extend the digit only in the first (most significant) cycle.
-            digits.append(Cat(top, Mux(first, top[-1], 0)).as_signed())
-
-        partial_width = width + digit_bits + 1 + max(dim - 1, 0).bit_length()
-        acc = [Signal(signed(cfg.score_bits), name=f"acc{r}") for r in range(rows)]
-        acc_next = []
-        for r in range(rows):
-            prods = [q[r][j] * digits[j] for j in range(dim)]
-            partial = Signal(signed(partial_width), name=f"partial{r}")
-            m.d.comb += partial.eq(_adder_tree(prods))
-            nxt = Signal(signed(cfg.score_bits), name=f"acc{r}_next")
-            m.d.comb += nxt.eq(Mux(first, 0, acc[r] << digit_bits) + partial)
-            acc_next.append(nxt)
+            m.d.comb += digits[j].eq(Cat(top, Mux(first, top[-1], 0)).as_signed())
+        for r, row in enumerate(cells):
+            m.d.comb += [row.wr_en.eq(write & (self.q_wr.payload.row == r)), row.wr_data.eq(self.q_wr.payload.data),
+                         row.digits.eq(digits), row.first.eq(first), row.advance.eq(advance)]
 
         with m.If(advance):
-            m.d.sync += [a.eq(n) for a, n in zip(acc, acc_next)]
             m.d.sync += key.eq(Cat(*[(e << digit_bits)[:width] for e in elems]))
             m.d.sync += digit_no.eq(Mux(last, 0, digit_no + 1))
             with m.If(last):
                 m.d.sync += busy.eq(0)
-                m.d.sync += [self.s.payload[r].eq(acc_next[r]) for r in range(rows)]
+                m.d.sync += [self.s.payload[r].eq(row.acc_next) for r, row in enumerate(cells)]
         with m.If(take_key):
             m.d.sync += [key.eq(self.k.payload.as_value()), busy.eq(1), digit_no.eq(0)]
 
@@ -171,4 +159,48 @@ class IpCim(Block):
             m.d.sync += self.s.valid.eq(0)
         with m.If(advance & last):
             m.d.sync += self.s.valid.eq(1)
+        return m
+
+
+class IpRow(Cell):
+    """One row of the IP-CIM array: a stored Q vector, its multipliers and adder tree, and the row's
+    shift-accumulator ``acc = acc * 2**bpc + partial`` (the first digit clears it).
+
+    Members
+    -------
+    wr_en : In(1), wr_data : In(data_row)
+        Store a Q vector.
+    digits : In(ArrayLayout(signed(ip_bits_per_cycle + 1), head_dim))
+        This cycle's key digit of every element, sign-extended in the first cycle.
+    first, advance : In(1)
+        The first (most significant) digit; the datapath moves this cycle.
+    q : Out(data_row)
+        The stored vector.
+    acc_next : Out(signed(score_bits))
+        The accumulator after this cycle's digit: the score once the last digit is in.
+    """
+
+    def ports(self, c: EngineConfig):
+        return {
+            "wr_en": In(1),
+            "wr_data": In(data_row(c)),
+            "digits": In(data.ArrayLayout(signed(c.ip_bits_per_cycle + 1), c.head_dim)),
+            "first": In(1),
+            "advance": In(1),
+            "q": Out(data_row(c)),
+            "acc_next": Out(signed(c.score_bits)),
+        }
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._cfg
+        with m.If(self.wr_en):
+            m.d.sync += self.q.eq(self.wr_data)
+        partial_width = c.data_bits + c.ip_bits_per_cycle + 1 + max(c.head_dim - 1, 0).bit_length()
+        partial = Signal(signed(partial_width))
+        m.d.comb += partial.eq(_adder_tree([self.q[j] * self.digits[j] for j in range(c.head_dim)]))
+        acc = Signal(signed(c.score_bits))
+        m.d.comb += self.acc_next.eq(Mux(self.first, 0, acc << c.ip_bits_per_cycle) + partial)
+        with m.If(self.advance):
+            m.d.sync += acc.eq(self.acc_next)
         return m

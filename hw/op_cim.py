@@ -23,10 +23,10 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..config import EngineConfig
 from ..schedule import NormPhase, norm_cycles_per_row, quotient_bits
-from .common import Block, data_row
+from .common import Block, Cell, add_cell, data_row
 from .softmax import sums_layout
 
-__all__ = ["OpCim", "Normaliser", "kv_in_layout", "norm_in_layout", "o_out_layout", "acc_row_layout"]
+__all__ = ["OpCim", "Normaliser", "OpColumn", "DivColumn", "kv_in_layout", "norm_in_layout", "o_out_layout", "acc_row_layout"]
 
 
 def kv_in_layout(c: EngineConfig):
@@ -94,8 +94,6 @@ class Normaliser(Block):
         m = Module()
         c = self._cfg
         n_quot = quotient_bits(c)
-        frac = c.out_frac_bits
-        num_width = c.acc_width + frac + 2
         l_reg = [Signal(c.sum_width, name=f"l{r}") for r in range(c.rows)]
         n_rows = Signal(c.n_rows_bits)
         row = self.row_sel
@@ -114,48 +112,36 @@ class Normaliser(Block):
             with m.Default():
                 m.d.comb += row_l.eq(0)
 
-        num = [Signal(num_width + n_quot, name=f"num{j}") for j in range(c.head_dim)]
-        quo = [Signal(n_quot, name=f"quo{j}") for j in range(c.head_dim)]
-        neg = [Signal(name=f"neg{j}") for j in range(c.head_dim)]
-        over = [Signal(name=f"over{j}") for j in range(c.head_dim)]
         den = Signal(c.sum_width + 1 + n_quot)
+        divisor = Signal(c.sum_width + 1)
+        m.d.comb += divisor.eq(Mux(row_l == 0, 2, row_l << 1))
         handing_over = phase == NormPhase.HANDOVER
         taken = self.o_out.valid & self.o_out.ready
         final_row = (row == c.rows - 1) | (row + 1 >= n_rows)
         m.d.comb += [self.active.eq(busy & ~(handing_over & ~self.o_out.ready)),
                      self.done.eq(busy & handing_over & taken & final_row)]
+        rounding = busy & (phase == NormPhase.ROUND) & ~self.o_out.valid
+        out_row = Signal(c.row_bits)
+        m.d.comb += self.o_out.payload.row.eq(out_row)
+        for j in range(c.head_dim):
+            col = add_cell(m, f"div{j}", DivColumn(c), platform)
+            m.d.comb += [col.acc.eq(self.row_o[j]), col.row_l.eq(row_l), col.divisor.eq(divisor), col.den.eq(den),
+                         col.load.eq(busy & (phase == NormPhase.LOAD)),
+                         col.step.eq(busy & (phase == NormPhase.DIVIDE)), col.round.eq(rounding),
+                         self.o_out.payload.o[j].eq(col.o)]
 
         # An if-chain rather than a case: Verilator reports a case statement
         # whose arms assign combinational signals as incomplete (CASEINCOMPLETE).
         with m.If(busy):
             with m.If(phase == NormPhase.LOAD):
-                divisor = Mux(row_l == 0, 2, row_l << 1)
                 m.d.sync += [den.eq(divisor << (n_quot - 1)), bit_no.eq(0), phase.eq(NormPhase.DIVIDE)]
-                for j, acc in enumerate(self.row_o):
-                    mag = Mux(acc < 0, -acc, acc)
-                    num0 = Signal(num_width, name=f"n0_{j}")
-                    m.d.comb += num0.eq((mag.as_unsigned() << (frac + 1)) + Mux(row_l == 0, 1, row_l))
-                    # A quotient of n_quot bits or more saturates whatever its low bits.
-                    m.d.sync += [num[j].eq(num0), quo[j].eq(0), neg[j].eq(acc < 0),
-                                 over[j].eq(num0 >= (divisor << n_quot))]
             with m.Elif(phase == NormPhase.DIVIDE):
-                # Restoring division, one quotient bit a cycle, most significant first:
-                # one subtractor per column against the shared, shifting divisor.
-                for j in range(c.head_dim):
-                    trial = Signal(num_width + n_quot + 1, name=f"trial{j}")
-                    m.d.comb += trial.eq(num[j] - den)
-                    with m.If(~trial[-1]):
-                        m.d.sync += [num[j].eq(trial), quo[j].eq(Cat(1, quo[j][:-1]))]
-                    with m.Else():
-                        m.d.sync += quo[j].eq(Cat(0, quo[j][:-1]))
                 m.d.sync += [den.eq(den >> 1), bit_no.eq(bit_no + 1)]
                 with m.If(bit_no == n_quot - 1):
                     m.d.sync += phase.eq(NormPhase.ROUND)
             with m.Elif(phase == NormPhase.ROUND):
                 with m.If(~self.o_out.valid):
-                    self._round(m, quo, neg, over, row_l)
-                    m.d.sync += [self.o_out.payload.row.eq(row), self.o_out.valid.eq(1),
-                                 phase.eq(NormPhase.HANDOVER)]
+                    m.d.sync += [out_row.eq(row), self.o_out.valid.eq(1), phase.eq(NormPhase.HANDOVER)]
             with m.Else():                                   # NormPhase.HANDOVER
                 with m.If(taken):
                     m.d.sync += self.o_out.valid.eq(0)
@@ -165,13 +151,67 @@ class Normaliser(Block):
                         m.d.sync += [row.eq(row + 1), phase.eq(NormPhase.LOAD)]
         return m
 
-    def _round(self, m, quo, neg, over, row_l):
-        # Sign and saturation to out_bits; a row whose sum is 0 (no live key) is 0.
-        lim = 1 << (self._cfg.out_bits - 1)
-        for j, q in enumerate(quo):
-            pos = Mux(over[j] | (q > lim - 1), lim - 1, q)
-            negv = Mux(over[j] | (q > lim), -lim, -q.as_signed())
-            m.d.sync += self.o_out.payload.o[j].eq(Mux(row_l == 0, 0, Mux(neg[j], negv, pos)))
+
+class DivColumn(Cell):
+    """One column of the normaliser: a restoring divider ``|O| 2^(f+1) + l`` by ``2l``, one quotient
+    bit a cycle, then sign and saturation to ``out_bits`` (0 for a row whose sum is 0).
+
+    Members
+    -------
+    acc : In(signed(acc_width)), row_l : In(sum_width)
+        The row's accumulator in this column and the row's sum, read in the load cycle.
+    divisor, den : In
+        ``2l`` (2 when l is 0), and the shared divisor shifted to this cycle's quotient bit.
+    load, step, round : In(1)
+        The phase: take the numerator; one quotient bit; form the output.
+    o : Out(signed(out_bits))
+        The normalised value, from the round cycle on.
+    """
+
+    def ports(self, c: EngineConfig):
+        n_quot = quotient_bits(c)
+        return {
+            "acc": In(signed(c.acc_width)),
+            "row_l": In(unsigned(c.sum_width)),
+            "divisor": In(unsigned(c.sum_width + 1)),
+            "den": In(unsigned(c.sum_width + 1 + n_quot)),
+            "load": In(1),
+            "step": In(1),
+            "round": In(1),
+            "o": Out(signed(c.out_bits)),
+        }
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._cfg
+        n_quot = quotient_bits(c)
+        frac = c.out_frac_bits
+        num_width = c.acc_width + frac + 2
+        num = Signal(num_width + n_quot)
+        quo = Signal(n_quot)
+        neg = Signal()
+        over = Signal()
+        acc, row_l = self.acc, self.row_l
+        with m.If(self.load):
+            mag = Mux(acc < 0, -acc, acc)
+            num0 = Signal(num_width)
+            m.d.comb += num0.eq((mag.as_unsigned() << (frac + 1)) + Mux(row_l == 0, 1, row_l))
+            # A quotient of n_quot bits or more saturates whatever its low bits.
+            m.d.sync += [num.eq(num0), quo.eq(0), neg.eq(acc < 0), over.eq(num0 >= (self.divisor << n_quot))]
+        with m.If(self.step):
+            # One subtractor per column against the shared, shifting divisor.
+            trial = Signal(num_width + n_quot + 1)
+            m.d.comb += trial.eq(num - self.den)
+            with m.If(~trial[-1]):
+                m.d.sync += [num.eq(trial), quo.eq(Cat(1, quo[:-1]))]
+            with m.Else():
+                m.d.sync += quo.eq(Cat(0, quo[:-1]))
+        with m.If(self.round):
+            lim = 1 << (c.out_bits - 1)
+            pos = Mux(over | (quo > lim - 1), lim - 1, quo)
+            negv = Mux(over | (quo > lim), -lim, -quo.as_signed())
+            m.d.sync += self.o.eq(Mux(row_l == 0, 0, Mux(neg, negv, pos)))
+        return m
 
 
 class OpCim(Block):
@@ -226,11 +266,10 @@ class OpCim(Block):
     def elaborate(self, platform):
         m = Module()
         c = self._cfg
-        acc = [[Signal(signed(c.acc_width), name=f"o{r}_{j}") for j in range(c.head_dim)] for r in range(c.rows)]
-        self._read_row(m, acc, self.o_rd_row, self.o_rd_data)
-        updating, take_next = self._key_update(m, acc)
+        cols = [add_cell(m, f"col{j}", OpColumn(c), platform) for j in range(c.head_dim)]
+        updating, rescaling, digit_no, take_next = self._key_update(m, cols)
 
-        m.submodules.norm = norm = Normaliser(c)
+        norm = add_cell(m, "norm", Normaliser(c), platform)
         # A tile ends once no key is in flight; single-buffered, the normaliser
         # owns the array until it is done.
         ends = ~updating & ~self.kv_in.valid
@@ -243,35 +282,25 @@ class OpCim(Block):
                      self.norm_active.eq(norm.active)]
         connect(m, norm.o_out, flipped(self.o_out))
         start = norm.start.valid & norm.start.ready
-        if c.double_buffer:
-            # The rows the normaliser divides: a copy taken as the tile ends.
-            bank = [[Signal(signed(c.acc_width), name=f"h{r}_{j}") for j in range(c.head_dim)] for r in range(c.rows)]
-            with m.If(start):
-                for r in range(c.rows):
-                    m.d.sync += [bank[r][j].eq(acc[r][j]) for j in range(c.head_dim)]
-                    m.d.sync += [acc[r][j].eq(0) for j in range(c.head_dim)]
-        else:
-            bank = acc
-            with m.If(norm.done):
-                for r in range(c.rows):
-                    m.d.sync += [acc[r][j].eq(0) for j in range(c.head_dim)]
-        self._read_row(m, bank, norm.row_sel, norm.row_o)
+        for j, col in enumerate(cols):
+            m.d.comb += [col.step.eq(updating & ~rescaling), col.rescale.eq(updating & rescaling),
+                         col.digit_no.eq(digit_no),
+                         # Double-buffered the tile's O moves to the bank as the tile ends;
+                         # single-buffered the array is cleared once its last row is out.
+                         col.end_tile.eq(start if c.double_buffer else norm.done),
+]
+        # The row reads are here, not in the columns, so a read nobody uses (the test port
+        # o_rd inside the engine) is removed by synthesis like any unused logic.
+        _read(m, [[col.acc[r] for col in cols] for r in range(c.rows)], self.o_rd_row, self.o_rd_data)
+        bank = [[(col.held if c.double_buffer else col.acc)[r] for col in cols] for r in range(c.rows)]
+        _read(m, bank, norm.row_sel, norm.row_o)
         return m
 
-    @staticmethod
-    def _read_row(m, rows, sel, out):
-        # Combinational read of one row of registers; 0 for an address past the last row.
-        with m.Switch(sel):
-            for r, regs in enumerate(rows):
-                with m.Case(r):
-                    m.d.comb += [out[j].eq(reg) for j, reg in enumerate(regs)]
-            with m.Default():
-                m.d.comb += out.eq(0)
+    def _key_update(self, m, cols):
+        """The key's registers and digit counter: ``O = (O >> shift) + p * v``, bit-serial over p, in the columns.
 
-    def _key_update(self, m, acc):
-        """The array's key update: ``O = (O >> shift) + p * v``, bit-serial over p.
-
-        Returns ``(updating, take_next)``: a key is in the array / the array can take the next key.
+        Returns ``(updating, rescaling, digit_no, take_next)``: a key is in the array, its rescale cycle,
+        the digit, the array can take the next key.
         """
         c = self._cfg
         digit_bits, n_digits = c.op_bits_per_cycle, c.op_cycles_per_key
@@ -282,25 +311,19 @@ class OpCim(Block):
         rescaling = Signal()
         updating = Signal()
         last_digit = updating & ~rescaling & (digit_no == n_digits - 1)
+        # Every column sees the same digits and shifts.
+        digits = Signal(cols[0].digits.shape())
+        shifts = Signal(cols[0].shifts.shape())
+        m.d.comb += [digits[r].eq(p_reg[r][:digit_bits]) for r in range(c.rows)]
+        m.d.comb += [shifts[r].eq(shift_reg[r]) for r in range(c.rows)]
+        for j, col in enumerate(cols):
+            m.d.comb += [col.v.eq(v_reg[j]), col.digits.eq(digits), col.shifts.eq(shifts)]
 
         with m.If(updating):
             with m.If(rescaling):
-                for r in range(c.rows):
-                    m.d.sync += [acc[r][j].eq(acc[r][j] >> shift_reg[r]) for j in range(c.head_dim)]
                 m.d.sync += rescaling.eq(0)
             with m.Else():
-                for r in range(c.rows):
-                    digit = Signal(digit_bits, name=f"digit{r}")
-                    m.d.comb += digit.eq(p_reg[r][:digit_bits])
-                    for j in range(c.head_dim):
-                        prod = digit.as_unsigned() * v_reg[j]              # signed, digit_bits + data_bits + 1 bits
-                        weighted = Signal(signed(c.acc_width), name=f"w{r}_{j}")
-                        m.d.comb += weighted.eq(Mux(digit_no == 0, prod, 0))
-                        for g in range(1, n_digits):
-                            with m.If(digit_no == g):
-                                m.d.comb += weighted.eq(prod << (g * digit_bits))
-                        m.d.sync += acc[r][j].eq(acc[r][j] + weighted)
-                    m.d.sync += p_reg[r].eq(p_reg[r] >> digit_bits)
+                m.d.sync += [p_reg[r].eq(p_reg[r] >> digit_bits) for r in range(c.rows)]
                 m.d.sync += digit_no.eq(Mux(last_digit, 0, digit_no + 1))
                 with m.If(last_digit):
                     m.d.sync += updating.eq(0)
@@ -313,4 +336,74 @@ class OpCim(Block):
             m.d.sync += [shift_reg[r].eq(kv.shift[r]) for r in range(c.rows)]
             m.d.sync += [v_reg[j].eq(kv.v[j]) for j in range(c.head_dim)]
         # The next key may enter in the last digit cycle: keys go back to back.
-        return updating, ~updating | last_digit
+        return updating, rescaling, digit_no, ~updating | last_digit
+
+
+class OpColumn(Cell):
+    """One column of the OP-CIM array: the ``rows`` accumulators of one output element, their
+    multiply-accumulate ``O = (O >> shift) + p * v`` (a digit of p a cycle), and with
+    ``double_buffer`` the column's bank for the normaliser.
+
+    Members
+    -------
+    v : In(signed(data_bits))
+        This column's element of the key's value row.
+    digits : In(ArrayLayout(op_bits_per_cycle, rows)), shifts : In(ArrayLayout(shift_bits, rows))
+        Every row's current digit of p, and its rescale shift.
+    digit_no : In
+        Which digit (its weight).
+    step, rescale : In(1)
+        Add this cycle's digit products; shift every accumulator right by its row's shift.
+    end_tile : In(1)
+        The tile ends (double-buffered: copy into the bank and clear) or its last row is out
+        (single-buffered: clear).
+    acc : Out(ArrayLayout(signed(acc_width), rows))
+        The accumulators.
+    held : Out(ArrayLayout(signed(acc_width), rows))
+        With ``double_buffer`` only: the bank the normaliser divides.
+    """
+
+    def ports(self, c: EngineConfig):
+        return {
+            "v": In(signed(c.data_bits)),
+            "digits": In(data.ArrayLayout(unsigned(c.op_bits_per_cycle), c.rows)),
+            "shifts": In(data.ArrayLayout(unsigned(c.shift_bits), c.rows)),
+            "digit_no": In(range(max(c.op_cycles_per_key, 2))),
+            "step": In(1),
+            "rescale": In(1),
+            "end_tile": In(1),
+            "acc": Out(data.ArrayLayout(signed(c.acc_width), c.rows)),
+            **({"held": Out(data.ArrayLayout(signed(c.acc_width), c.rows))} if c.double_buffer else {}),
+        }
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._cfg
+        digit_bits, n_digits = c.op_bits_per_cycle, c.op_cycles_per_key
+        acc = list(self.acc)
+        with m.If(self.rescale):
+            m.d.sync += [a.eq(a >> self.shifts[r]) for r, a in enumerate(acc)]
+        with m.If(self.step):
+            for r, a in enumerate(acc):
+                prod = self.digits[r].as_unsigned() * self.v              # signed, digit_bits + data_bits + 1 bits
+                weighted = Signal(signed(c.acc_width), name=f"w{r}")
+                m.d.comb += weighted.eq(Mux(self.digit_no == 0, prod, 0))
+                for g in range(1, n_digits):
+                    with m.If(self.digit_no == g):
+                        m.d.comb += weighted.eq(prod << (g * digit_bits))
+                m.d.sync += a.eq(a + weighted)
+        with m.If(self.end_tile):
+            if c.double_buffer:
+                m.d.sync += [h.eq(a) for h, a in zip(self.held, acc)]
+            m.d.sync += [a.eq(0) for a in acc]
+        return m
+
+
+def _read(m, rows, sel, out):
+    # Combinational read of one row of registers; 0 for an address past the last row.
+    with m.Switch(sel):
+        for r, regs in enumerate(rows):
+            with m.Case(r):
+                m.d.comb += [out[j].eq(reg) for j, reg in enumerate(regs)]
+        with m.Default():
+            m.d.comb += out.eq(0)

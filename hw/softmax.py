@@ -25,9 +25,9 @@ from ..config import EngineConfig
 from ..counters import COUNTER_BITS, SOFTMAX_COUNTERS
 from ..lut import luts
 from ..schedule import SOFTMAX_STAGES, softmax_latency
-from .common import Block
+from .common import Block, Cell, add_cell
 
-__all__ = ["Softmax", "row_wr_layout", "s_in_layout", "p_out_layout", "sums_layout"]
+__all__ = ["Softmax", "SoftmaxRow", "ExpLane", "row_wr_layout", "s_in_layout", "p_out_layout", "sums_layout"]
 
 
 def row_wr_layout(c: EngineConfig):
@@ -109,47 +109,11 @@ class Softmax(Block):
         """Cycles between accepted keys at full rate: ``ceil(rows / lanes)``."""
         return self._cfg.softmax_groups
 
-    def _exponent(self, m, ln, d, live, fine_rom, coarse_rom, dw):
-        """One exponent lane: p and the (fine, coarse, skipped, masked) flags for distance ``d``."""
-        c = self._cfg
-        F = c.log_frac_bits
-        n = Signal(signed(dw - F + 1), name=f"n{ln}")
-        f = Signal(F, name=f"f{ln}")
-        m.d.comb += [n.eq(d >> F), f.eq(d[:F])]
-        use_coarse = Signal(name=f"coarse{ln}")
-        m.d.comb += use_coarse.eq((d >= (c.fine_window << F)) if c.tiers else 0)
-        base = Signal(c.prob_bits, name=f"base{ln}")
-        fine_idx = f[F - c.fine_lut_bits:] if c.fine_lut_bits else Const(0, 1)
-        coarse_idx = f[F - c.coarse_lut_bits:] if c.coarse_lut_bits else Const(0, 1)
-        # Asynchronous ROM read ports: emitted as continuous assignments, which
-        # every simulator evaluates at time 0 (a constant case table in an
-        # always block stays X in Icarus until its index first changes).
-        fine_rd = fine_rom.read_port(domain="comb")
-        coarse_rd = coarse_rom.read_port(domain="comb")
-        m.d.comb += [fine_rd.addr.eq(fine_idx), coarse_rd.addr.eq(coarse_idx)]
-        m.d.comb += base.eq(Mux(use_coarse, coarse_rd.data, fine_rd.data))
-        # Right shift with round-half-up, saturating at prob_bits + 1 (docs/numerics.md section 4).
-        rs = Signal(range(c.prob_bits + 2), name=f"rs{ln}")
-        m.d.comb += rs.eq(Mux(n < 0, 0, Mux(n > c.prob_bits + 1, c.prob_bits + 1, n)))
-        right = Signal(c.prob_bits + 1, name=f"right{ln}")
-        m.d.comb += right.eq((base + ((Const(1, c.prob_bits + 2) << rs) >> 1)) >> rs)
-        p = Signal(c.p_bits, name=f"p{ln}")
-        if c.lazy_threshold:
-            ls = Signal(range(c.lazy_threshold + 1), name=f"ls{ln}")
-            m.d.comb += ls.eq(Mux(-n > c.lazy_threshold, c.lazy_threshold, -n))
-            m.d.comb += p.eq(Mux(n < 0, base << ls, right))
-        else:
-            m.d.comb += p.eq(right)
-        skip = (d >= (c.skip_threshold << F)) if c.skip_threshold is not None else Const(0, 1)
-        p_final = Signal(c.p_bits, name=f"p_final{ln}")
-        m.d.comb += p_final.eq(Mux(live & ~skip, p, 0))
-        return p_final, (live & ~skip & ~use_coarse, live & ~skip & use_coarse, live & skip, ~live)
-
     def elaborate(self, platform):
         m = Module()
         c = self._cfg
-        rows = _RowState(c)
-        m.d.comb += [self.l[r].eq(rows.lsum[r]) for r in range(c.rows)]
+        cells = [add_cell(m, f"row{r}", SoftmaxRow(c), platform) for r in range(c.rows)]
+        m.d.comb += [self.l[r].eq(row.lsum) for r, row in enumerate(cells)]
         st = _Pipeline(c)
         # Each stage takes the previous stage's key when it is empty or its
         # own key moves on (an elastic pipeline), so a key can wait in the
@@ -163,14 +127,24 @@ class Softmax(Block):
             self.s_in.ready.eq(free0 & ~self.row_wr.valid),
             self.row_wr.ready.eq(~(st.v0 | st.v1 | st.v2)),
         ]
-        self._row_setup(m, rows)
-        self._accept(m, rows, st, free0)
-        self._log2(m, rows, st, free1)
-        self._running_max(m, rows, st, free2)
+        setup = self.row_wr.valid & self.row_wr.ready
+        for r, row in enumerate(cells):
+            m.d.comb += [row.setup.eq(setup & (self.row_wr.payload.row == r)), row.wr.eq(self.row_wr.payload),
+                         row.score.eq(self.s_in.payload.scores[r]), row.key_pos.eq(self.s_in.payload.key_pos),
+                         row.free0.eq(free0), row.free1.eq(free1), row.free2.eq(free2), row.v1.eq(st.v1),
+                         row.live1.eq(st.live1[r])]
+        # Stage "accept": which rows see this key; the rows' stages move with the valid bits.
+        with m.If(free0):
+            m.d.sync += [st.v0.eq(self.s_in.valid & self.s_in.ready), st.kpos0.eq(self.s_in.payload.key_pos),
+                         st.live0.eq(Cat(*[row.live for row in cells]))]
+        with m.If(free1):
+            m.d.sync += [st.v1.eq(st.v0), st.kpos1.eq(st.kpos0), st.live1.eq(st.live0)]
+        with m.If(free2):
+            m.d.sync += [st.v2.eq(st.v1), st.kpos2.eq(st.kpos1), st.live2.eq(st.live1)]
         commit = st.v2 & (~st.last | out_free)
         m.d.comb += self.active.eq(commit)
-        lane_p, tiers = self._exponent_stage(m, st)
-        p_row = self._sum_and_stage(m, rows, st, lane_p, commit)
+        lane_p, tiers = self._exponent_stage(m, st, cells, platform)
+        p_row = self._sum_and_stage(m, cells, st, lane_p, commit)
         all_zero = Signal()
         m.d.comb += all_zero.eq(Cat(*[p != 0 for p in p_row]) == 0)
         skip = all_zero if c.key_skip else 0
@@ -180,94 +154,29 @@ class Softmax(Block):
             m.d.sync += [self.p_out.valid.eq(st.v2), self.p_out.payload.key_pos.eq(st.kpos2),
                          self.p_out.payload.skip.eq(skip)]
             m.d.sync += [self.p_out.payload.p[r].eq(p_row[r]) for r in range(c.rows)]
-            m.d.sync += [self.p_out.payload.shift[r].eq(st.shift2[r]) for r in range(c.rows)]
-        self._count(m, st, tiers, commit, skip)
+            m.d.sync += [self.p_out.payload.shift[r].eq(row.shift2) for r, row in enumerate(cells)]
+        self._count(m, st, cells, tiers, commit, skip)
         return m
 
-    def _row_setup(self, m, rows):
-        # Row set-up: parameters, and a fresh running max and sum.
-        wr = self.row_wr.payload
-        with m.If(self.row_wr.valid & self.row_wr.ready):
-            for r in range(self._cfg.rows):
-                with m.If(wr.row == r):
-                    m.d.sync += [rows.c_mant[r].eq(wr.c_mant), rows.c_shift[r].eq(wr.c_shift),
-                                 rows.q_pos[r].eq(wr.q_pos), rows.active[r].eq(wr.active),
-                                 rows.causal[r].eq(wr.causal), rows.seen[r].eq(0), rows.lsum[r].eq(0),
-                                 rows.run_max[r].eq(0)]
-
-    def _accept(self, m, rows, st, free0):
-        # Stage "accept": the scores, and which rows see this key.
-        kin = self.s_in.payload.key_pos
-        live_in = Cat(*[rows.active[r] & (~rows.causal[r] | (kin <= rows.q_pos[r])) for r in range(self._cfg.rows)])
-        with m.If(free0):
-            m.d.sync += [st.v0.eq(self.s_in.valid & self.s_in.ready), st.kpos0.eq(kin), st.live0.eq(live_in)]
-            m.d.sync += [st.s0[r].eq(self.s_in.payload.scores[r]) for r in range(self._cfg.rows)]
-
-    def _log2(self, m, rows, st, free1):
-        # Stage "log2": x = sat(round_half_up(s * c_mant / 2**c_shift)).
-        c = self._cfg
-        prod_width = c.score_bits + c.const_bits + 1
-        with m.If(free1):
-            m.d.sync += [st.v1.eq(st.v0), st.kpos1.eq(st.kpos0), st.live1.eq(st.live0)]
-            for r in range(c.rows):
-                prod = Signal(signed(prod_width), name=f"prod{r}")
-                half = Signal(prod_width, name=f"half{r}")
-                m.d.comb += [prod.eq(st.s0[r] * rows.c_mant[r]),
-                             half.eq((Const(1, prod_width) << rows.c_shift[r])[:prod_width] >> 1)]
-                rounded = Signal(signed(prod_width + 1), name=f"rounded{r}")
-                m.d.comb += rounded.eq((prod + half) >> rows.c_shift[r])
-                m.d.sync += st.x1[r].eq(Mux(rounded > c.x_max, c.x_max, Mux(rounded < c.x_min, c.x_min, rounded)))
-
-    def _running_max(self, m, rows, st, free2):
-        # Stage "running max": state read and written here, one key a cycle, in order.
-        c = self._cfg
-        F = c.log_frac_bits
-        tau = c.lazy_threshold << F
-        with m.If(free2):
-            m.d.sync += [st.v2.eq(st.v1), st.kpos2.eq(st.kpos1), st.live2.eq(st.live1)]
-            for r in range(c.rows):
-                x, run_max, seen = st.x1[r], rows.run_max[r], rows.seen[r]
-                ceil_x = Signal(signed(st.max_width), name=f"ceil{r}")
-                m.d.comb += ceil_x.eq(((x + ((1 << F) - 1)) >> F) << F)
-                grow = Signal(name=f"grow{r}")
-                m.d.comb += grow.eq(st.live1[r] & (~seen | (x > run_max + tau)))
-                new_m = Signal(signed(st.max_width), name=f"new_m{r}")
-                m.d.comb += new_m.eq(Mux(grow, ceil_x, run_max))
-                delta = Signal(st.max_width + 1, name=f"delta{r}")
-                m.d.comb += delta.eq((new_m - run_max) >> F)
-                rescale_now = grow & seen
-                counted = rescale_now if c.rescale_on_growth_only else (st.live1[r] & seen)
-                m.d.sync += [
-                    st.d2[r].eq(new_m - x),
-                    st.shift2[r].eq(Mux(rescale_now, Mux(delta > c.acc_width, c.acc_width, delta), 0)),
-                    st.resc2[r].eq(counted),
-                ]
-                with m.If(st.v1):
-                    m.d.sync += [run_max.eq(new_m), seen.eq(seen | st.live1[r])]
-
-    def _exponent_stage(self, m, st):
+    def _exponent_stage(self, m, st, cells, platform):
         """The exponent lanes: ``lanes`` rows a cycle, ``groups`` cycles a key. Returns (p, tier flags) per lane."""
         c = self._cfg
-        fine, coarse = luts(c)
-        m.submodules.fine_lut = fine_rom = Memory(shape=unsigned(c.prob_bits), depth=len(fine),
-                                                  init=[int(vv) for vv in fine])
-        m.submodules.coarse_lut = coarse_rom = Memory(shape=unsigned(c.prob_bits), depth=len(coarse),
-                                                      init=[int(vv) for vv in coarse])
         lanes, groups = c.lanes, c.softmax_groups
+        dist = signed(_dist_width(c))
         if groups == 1:
-            lane_d = st.d2
+            lane_d = [row.d2 for row in cells]
             lane_live = [st.live2[r] for r in range(c.rows)]
             lane_ok = [Const(1, 1)] * lanes
         else:
             # Pad to every value the index can take, so each mux case is covered.
             span = 1 << (st.group * lanes + (lanes - 1)).shape().width
             pad = span - c.rows
-            d_arr = Array(st.d2 + [Const(0, signed(st.dist_width))] * pad)
+            d_arr = Array([row.d2 for row in cells] + [Const(0, dist)] * pad)
             live_arr = Array([st.live2[r] for r in range(c.rows)] + [Const(0, 1)] * pad)
             lane_d, lane_live, lane_ok = [], [], []
             for ln in range(lanes):
                 idx = st.group * lanes + ln
-                ld = Signal(signed(st.dist_width), name=f"lane_d{ln}")
+                ld = Signal(dist, name=f"lane_d{ln}")
                 lv = Signal(name=f"lane_live{ln}")
                 m.d.comb += [ld.eq(d_arr[idx]), lv.eq(live_arr[idx])]
                 lane_d.append(ld)
@@ -275,26 +184,33 @@ class Softmax(Block):
                 lane_ok.append(idx < c.rows)
         lane_p, tiers = [], []
         for ln in range(lanes):
-            p, flags = self._exponent(m, ln, lane_d[ln], lane_live[ln], fine_rom, coarse_rom, st.dist_width)
-            lane_p.append(p)
+            lane = add_cell(m, f"lane{ln}", ExpLane(c), platform)
+            m.d.comb += [lane.d.eq(lane_d[ln]), lane.live.eq(lane_live[ln])]
+            lane_p.append(lane.p)
+            flags = (lane.fine, lane.coarse, lane.skipped, lane.masked)
             tiers.append(tuple(flag & lane_ok[ln] for flag in flags))
         return lane_p, tiers
 
-    def _sum_and_stage(self, m, rows, st, lane_p, commit):
-        # Running sums; rows of earlier groups wait in p_stage, the last group goes straight out.
+    def _sum_and_stage(self, m, cells, st, lane_p, commit):
+        # Running sums (in the rows); rows of earlier groups wait in p_stage, the last group goes straight out.
         c = self._cfg
         lanes, groups = c.lanes, c.softmax_groups
-        p_stage = [Signal(c.p_bits, name=f"p_stage{r}") for r in range(c.rows)]
-        p_row = [lane_p[r % lanes] if r // lanes == groups - 1 else p_stage[r] for r in range(c.rows)]
-        for r in range(c.rows):
-            with m.If(commit & (st.group == r // lanes)):
-                m.d.sync += [p_stage[r].eq(lane_p[r % lanes]),
-                             rows.lsum[r].eq((rows.lsum[r] >> st.shift2[r]) + lane_p[r % lanes])]
+        p_row = []
+        for r, row in enumerate(cells):
+            summing = commit & (st.group == r // lanes)
+            m.d.comb += [row.sum_en.eq(summing), row.p.eq(lane_p[r % lanes])]
+            if r // lanes == groups - 1:
+                p_row.append(lane_p[r % lanes])
+            else:
+                p_stage = Signal(c.p_bits, name=f"p_stage{r}")
+                with m.If(summing):
+                    m.d.sync += p_stage.eq(lane_p[r % lanes])
+                p_row.append(p_stage)
         with m.If(commit):
             m.d.sync += st.group.eq(Mux(st.last, 0, st.group + 1))
         return p_row
 
-    def _count(self, m, st, tiers, commit, skip):
+    def _count(self, m, st, cells, tiers, commit, skip):
         def popcount(bits):
             return sum(b.as_unsigned() for b in bits)
         with m.If(commit):
@@ -308,42 +224,186 @@ class Softmax(Block):
             m.d.sync += [
                 self.keys.eq(self.keys + 1),
                 self.skipped_keys.eq(self.skipped_keys + skip),
-                self.rescales.eq(self.rescales + popcount(st.resc2[r] for r in range(self._cfg.rows))),
+                self.rescales.eq(self.rescales + popcount(row.resc2 for row in cells)),
             ]
 
 
-class _RowState:
-    """Per-row tile parameters and running state (max, seen, sum)."""
+def _max_width(c):
+    return c.x_bits + 2            # the running max: ceil(x) can pass x_max
 
-    def __init__(self, c):
-        rows = range(c.rows)
-        self.c_mant = [Signal(c.const_bits, name=f"c_mant{r}") for r in rows]
-        self.c_shift = [Signal(c.c_shift_bits, name=f"c_shift{r}") for r in rows]
-        self.q_pos = [Signal(c.pos_bits, name=f"q_pos{r}") for r in rows]
-        self.active = [Signal(name=f"active{r}") for r in rows]
-        self.causal = [Signal(name=f"causal{r}") for r in rows]
-        self.run_max = [Signal(signed(c.x_bits + 2), name=f"m{r}") for r in rows]   # ceil(x) can pass x_max
-        self.seen = [Signal(name=f"seen{r}") for r in rows]
-        self.lsum = [Signal(c.sum_width, name=f"l{r}") for r in rows]
+
+def _dist_width(c):
+    return c.x_bits + 3            # the distance m - x, sign included
+
+
+class SoftmaxRow(Cell):
+    """One row of the softmax unit: its tile parameters, running max and sum, and its slice of the
+    accept, log2 and running-max stages.
+
+    Members
+    -------
+    setup : In(1), wr : In(row_wr_layout)
+        Set the row up for a new tile (parameters; max, seen and sum cleared).
+    score : In(signed(score_bits)), key_pos : In(pos_bits)
+        The key on ``s_in``.
+    free0, free1, free2 : In(1)
+        Stages accept / log2 / running max take the previous stage's key.
+    v1 : In(1), live1 : In(1)
+        A key is in the log2 stage; it is live in this row.
+    sum_en : In(1), p : In(p_bits)
+        Add this row's p to the sum (after the key's rescale).
+    live : Out(1)
+        The key on ``s_in`` is live in this row (active and, if causal, not after the row's position).
+    d2 : Out(signed), shift2 : Out(shift_bits), resc2 : Out(1)
+        The running-max stage's results: distance ``m - x``, rescale shift, and whether the row counts a rescale.
+    lsum : Out(sum_width)
+        The running sum l.
+    """
+
+    def ports(self, c: EngineConfig):
+        return {
+            "setup": In(1),
+            "wr": In(row_wr_layout(c)),
+            "score": In(signed(c.score_bits)),
+            "key_pos": In(unsigned(c.pos_bits)),
+            "free0": In(1),
+            "free1": In(1),
+            "free2": In(1),
+            "v1": In(1),
+            "live1": In(1),
+            "sum_en": In(1),
+            "p": In(unsigned(c.p_bits)),
+            "live": Out(1),
+            "d2": Out(signed(_dist_width(c))),
+            "shift2": Out(unsigned(c.shift_bits)),
+            "resc2": Out(1),
+            "lsum": Out(unsigned(c.sum_width)),
+        }
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._cfg
+        c_mant, c_shift = Signal(c.const_bits), Signal(c.c_shift_bits)
+        q_pos, active, causal = Signal(c.pos_bits), Signal(), Signal()
+        run_max = Signal(signed(_max_width(c)))
+        seen = Signal()
+        # Row set-up: parameters, and a fresh running max and sum.
+        with m.If(self.setup):
+            m.d.sync += [c_mant.eq(self.wr.c_mant), c_shift.eq(self.wr.c_shift), q_pos.eq(self.wr.q_pos),
+                         active.eq(self.wr.active), causal.eq(self.wr.causal), seen.eq(0), self.lsum.eq(0),
+                         run_max.eq(0)]
+        # Stage "accept": the score, and whether the row sees this key.
+        m.d.comb += self.live.eq(active & (~causal | (self.key_pos <= q_pos)))
+        s0 = Signal(signed(c.score_bits))
+        with m.If(self.free0):
+            m.d.sync += s0.eq(self.score)
+        # Stage "log2": x = sat(round_half_up(s * c_mant / 2**c_shift)).
+        prod_width = c.score_bits + c.const_bits + 1
+        x1 = Signal(signed(c.x_bits))
+        with m.If(self.free1):
+            prod = Signal(signed(prod_width))
+            half = Signal(prod_width)
+            m.d.comb += [prod.eq(s0 * c_mant), half.eq((Const(1, prod_width) << c_shift)[:prod_width] >> 1)]
+            rounded = Signal(signed(prod_width + 1))
+            m.d.comb += rounded.eq((prod + half) >> c_shift)
+            m.d.sync += x1.eq(Mux(rounded > c.x_max, c.x_max, Mux(rounded < c.x_min, c.x_min, rounded)))
+        # Stage "running max": state read and written here, one key a cycle, in order.
+        F = c.log_frac_bits
+        tau = c.lazy_threshold << F
+        with m.If(self.free2):
+            ceil_x = Signal(signed(_max_width(c)))
+            m.d.comb += ceil_x.eq(((x1 + ((1 << F) - 1)) >> F) << F)
+            grow = Signal()
+            m.d.comb += grow.eq(self.live1 & (~seen | (x1 > run_max + tau)))
+            new_m = Signal(signed(_max_width(c)))
+            m.d.comb += new_m.eq(Mux(grow, ceil_x, run_max))
+            delta = Signal(_max_width(c) + 1)
+            m.d.comb += delta.eq((new_m - run_max) >> F)
+            rescale_now = grow & seen
+            counted = rescale_now if c.rescale_on_growth_only else (self.live1 & seen)
+            m.d.sync += [
+                self.d2.eq(new_m - x1),
+                self.shift2.eq(Mux(rescale_now, Mux(delta > c.acc_width, c.acc_width, delta), 0)),
+                self.resc2.eq(counted),
+            ]
+            with m.If(self.v1):
+                m.d.sync += [run_max.eq(new_m), seen.eq(seen | self.live1)]
+        # The running sum: l = (l >> shift) + p.
+        with m.If(self.sum_en):
+            m.d.sync += self.lsum.eq((self.lsum >> self.shift2) + self.p)
+        return m
+
+
+class ExpLane(Cell):
+    """One exponent lane: ``p = 2^-(d / 2^F)`` from the fine or coarse LUT with a rounding shift,
+    0 past the skip threshold or for a masked row; combinational.
+
+    Members
+    -------
+    d : In(signed), live : In(1)
+        The distance ``m - x`` of the row in this lane, and whether the key is live in it.
+    p : Out(p_bits)
+    fine, coarse, skipped, masked : Out(1)
+        Which way the entry went (the softmax unit's lookup counters).
+    """
+
+    def ports(self, c: EngineConfig):
+        return {"d": In(signed(_dist_width(c))), "live": In(1), "p": Out(unsigned(c.p_bits)),
+                "fine": Out(1), "coarse": Out(1), "skipped": Out(1), "masked": Out(1)}
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._cfg
+        d, live = self.d, self.live
+        fine, coarse = luts(c)
+        m.submodules.fine_lut = fine_rom = Memory(shape=unsigned(c.prob_bits), depth=len(fine),
+                                                  init=[int(vv) for vv in fine])
+        m.submodules.coarse_lut = coarse_rom = Memory(shape=unsigned(c.prob_bits), depth=len(coarse),
+                                                      init=[int(vv) for vv in coarse])
+        F = c.log_frac_bits
+        n = Signal(signed(_dist_width(c) - F + 1))
+        f = Signal(F)
+        m.d.comb += [n.eq(d >> F), f.eq(d[:F])]
+        use_coarse = Signal()
+        m.d.comb += use_coarse.eq((d >= (c.fine_window << F)) if c.tiers else 0)
+        base = Signal(c.prob_bits)
+        fine_idx = f[F - c.fine_lut_bits:] if c.fine_lut_bits else Const(0, 1)
+        coarse_idx = f[F - c.coarse_lut_bits:] if c.coarse_lut_bits else Const(0, 1)
+        # Asynchronous ROM read ports: emitted as continuous assignments, which
+        # every simulator evaluates at time 0 (a constant case table in an
+        # always block stays X in Icarus until its index first changes).
+        fine_rd = fine_rom.read_port(domain="comb")
+        coarse_rd = coarse_rom.read_port(domain="comb")
+        m.d.comb += [fine_rd.addr.eq(fine_idx), coarse_rd.addr.eq(coarse_idx)]
+        m.d.comb += base.eq(Mux(use_coarse, coarse_rd.data, fine_rd.data))
+        # Right shift with round-half-up, saturating at prob_bits + 1 (docs/numerics.md section 4).
+        rs = Signal(range(c.prob_bits + 2))
+        m.d.comb += rs.eq(Mux(n < 0, 0, Mux(n > c.prob_bits + 1, c.prob_bits + 1, n)))
+        right = Signal(c.prob_bits + 1)
+        m.d.comb += right.eq((base + ((Const(1, c.prob_bits + 2) << rs) >> 1)) >> rs)
+        p = Signal(c.p_bits)
+        if c.lazy_threshold:
+            ls = Signal(range(c.lazy_threshold + 1))
+            m.d.comb += ls.eq(Mux(-n > c.lazy_threshold, c.lazy_threshold, -n))
+            m.d.comb += p.eq(Mux(n < 0, base << ls, right))
+        else:
+            m.d.comb += p.eq(right)
+        skip = (d >= (c.skip_threshold << F)) if c.skip_threshold is not None else Const(0, 1)
+        m.d.comb += [self.p.eq(Mux(live & ~skip, p, 0)),
+                     self.fine.eq(live & ~skip & ~use_coarse), self.coarse.eq(live & ~skip & use_coarse),
+                     self.skipped.eq(live & skip), self.masked.eq(~live)]
+        return m
 
 
 class _Pipeline:
-    """The key's registers between stages (one set per entry of ``schedule.SOFTMAX_STAGES``), and the
-    exponent stage's group counter."""
+    """The key's control registers between stages (one set per entry of ``schedule.SOFTMAX_STAGES``;
+    the rows' data registers are in :class:`SoftmaxRow`), and the exponent stage's group counter."""
 
     def __init__(self, c):
-        rows = range(c.rows)
         assert len(SOFTMAX_STAGES) == 3, "one register set per stage below"
-        self.max_width = c.x_bits + 2            # running max
-        self.dist_width = c.x_bits + 3           # distance m - x, sign included
         # Named explicitly: Amaranth infers names from local variables, not attributes.
         self.v0, self.v1, self.v2 = (Signal(name=f"v{i}") for i in range(3))
         self.kpos0, self.kpos1, self.kpos2 = (Signal(c.pos_bits, name=f"kpos{i}") for i in range(3))
         self.live0, self.live1, self.live2 = (Signal(c.rows, name=f"live{i}") for i in range(3))
-        self.s0 = [Signal(signed(c.score_bits), name=f"s0_{r}") for r in rows]
-        self.x1 = [Signal(signed(c.x_bits), name=f"x1_{r}") for r in rows]
-        self.d2 = [Signal(signed(self.dist_width), name=f"d2_{r}") for r in rows]
-        self.shift2 = [Signal(c.shift_bits, name=f"shift2_{r}") for r in rows]
-        self.resc2 = Signal(c.rows, name="resc2")
         self.group = Signal(range(max(c.softmax_groups, 2)), name="group")
         self.last = self.group == c.softmax_groups - 1
