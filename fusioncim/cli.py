@@ -116,10 +116,27 @@ def cmd_config(args):
 def cmd_generate(args):
     from . import generate
     cfg = config_mod.load(args.config, args.set)
-    out = args.out or Path(f"{args.block}.v")
-    generate.write_verilog(args.block, cfg, out)
+    if args.block == "engine":
+        cfg.check_engine()
+    _require_cache()
+    out = args.out or Path(f"{args.block}{'-flat' if args.flat else ''}.v")
+    generate.write_verilog(args.block, cfg, out, flat=args.flat)
     print(out)
     return 0
+
+
+def _require_cache():
+    """Fail with one line (exit 2) when the cache folder cannot be written; nothing is created elsewhere."""
+    from .files import cache_root
+    root = cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"the cache folder {str(root)!r} cannot be written ({exc.strerror}); "
+                        "set FUSIONCIM_CACHE to a writable folder") from None
 
 
 # -- simulate ----------------------------------------------------------------
@@ -235,6 +252,7 @@ def cmd_area(args):
         cfg.check_engine()
     if args.liberty is not None and not args.liberty.is_file():
         raise UserError(f"--liberty {str(args.liberty)!r} is not a file")
+    _require_cache()
     say = _progress(args.quiet)
     say(f"synthesising {args.block} with Yosys (results cached in {area.cache_dir()}) ...")
     try:
@@ -246,15 +264,29 @@ def cmd_area(args):
         json.dump(r, sys.stdout, indent=1)
         print()
         return 0
-    print(f"{args.block}: {r['transistors']:,}{'+' if r['lower_bound'] else ''} transistors "
-          f"(Yosys stat -tech cmos; flip-flops excluded), {r['flip_flops']:,} flip-flops"
-          + (f", {r['sram_bits']:,} bits of SRAM (not in the figures)" if r["sram_bits"] else ""))
-    if "area_um2" in r:
-        print(f"{args.block}: {r['area_um2']:,.1f} area units of {args.liberty} (usually square micrometres), "
-              f"{sum(r['lib_cells'].values()):,} cells")
-    took = "result from the cache" if r["cached"] else f"{r['seconds']:.1f} s"
-    print(f"Yosys: {took}")
+    for line in area_lines(args.block, r):
+        print(line)
     return 0
+
+
+def area_lines(block, r):
+    """The area report of :func:`synth.area.estimate`'s result, as printed by ``fusioncim area`` and the demo."""
+    lines = [f"{block}: {r['area_um2']:,.0f} µm² = {r['area_um2'] / 1e6:.3f} mm² of logic, mapped to {r['liberty']} "
+             f"({sum(r['lib_cells'].values()):,} cells)",
+             f"{block}: {r['transistors']:,}{'+' if r['lower_bound'] else ''} transistors "
+             f"(Yosys stat -tech cmos; flip-flops excluded), {r['flip_flops']:,} flip-flops"]
+    if r["sram_bits"]:
+        lines.append(f"{block}: KV buffer {r['sram_bits']:,} bits of SRAM, estimated {r['sram_um2'] / 1e6:.3f} mm² "
+                     f"(45 nm bit cell / array efficiency); total {(r['area_um2'] + r['sram_um2']) / 1e6:.3f} mm²")
+    if r["clock_mhz"] is None:
+        lines.append(f"{block}: no clock estimate: the liberty file gives no delays")
+    else:
+        lines.append(f"{block}: estimated clock {r['clock_mhz']:,.0f} MHz ({r['clock_ns']:.2f} ns: longest logic "
+                     f"path {r['logic_ns']:.2f} ns in {r['critical_module']}, plus flip-flop clock-to-Q and setup)")
+    cells = ", ".join(f"{m['instances']} x {name}" for name, m in sorted(r.get("modules", {}).items()))
+    took = "result from the cache" if r["cached"] else f"{r['seconds']:.1f} s"
+    lines.append(f"Yosys: {took}" + (f"; cells synthesised once each: {cells}" if cells else ""))
+    return lines
 
 
 # -- patterns ----------------------------------------------------------------
@@ -391,7 +423,9 @@ def build_parser():
     from .generate import BLOCKS
     g = sub.add_parser("generate", help="write the Verilog of one block for a config")
     g.add_argument("block", choices=sorted(BLOCKS))
-    g.add_argument("--out", type=Path, help="output file (default: BLOCK.v in the current folder)")
+    g.add_argument("--out", type=Path, help="output file (default: BLOCK.v, or BLOCK-flat.v, in the current folder)")
+    g.add_argument("--flat", action="store_true", help="one flattened module (default: one module per distinct "
+                                                       "cell, instantiated where it is used)")
     common(g)
     g.set_defaults(func=cmd_generate)
 
@@ -437,10 +471,11 @@ def build_parser():
     common(r)
     r.set_defaults(func=cmd_report)
 
-    ar = sub.add_parser("area", help="Yosys area of a block or the engine: transistors, flip-flops, and µm² "
-                                     "with a liberty file")
+    ar = sub.add_parser("area", help="Yosys area of a block or the engine: µm² at 45 nm, an estimated clock, "
+                                     "transistors and flip-flops")
     ar.add_argument("block", choices=sorted(BLOCKS))
-    ar.add_argument("--liberty", type=Path, metavar="FILE.lib", help="map to this cell library and report its area")
+    ar.add_argument("--liberty", type=Path, metavar="FILE.lib",
+                    help="map to this cell library instead of the bundled generic 45 nm one")
     ar.add_argument("--no-cache", action="store_true", help="synthesise even if a cached result exists")
     ar.add_argument("--json", action="store_true")
     common(ar)

@@ -5,7 +5,8 @@
    it in Verilator, checked element by element and counter by counter
    against the golden model.
 3. Synthesise the same engine with Yosys (in parallel with 2; cached, so a
-   second run is quick).
+   second run is quick): area in mm² at 45 nm and the estimated clock, and
+   with it the simulated head's time.
 4. Print the report: the simulated head with the RTL's own counters, and
    LLaMA-3-8B prefill 2048 and decode 8192 from the model (docs/energy.md).
 """
@@ -50,7 +51,7 @@ def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, o
     with cf.ThreadPoolExecutor(max_workers=1) as pool:
         fut = pool.submit(_synth, ecfg) if synth else None
         if synth:
-            say("synthesising the engine with Yosys in the background (about 10 minutes for the default "
+            say("synthesising the engine with Yosys in the background (under a minute for the default "
                 "config on this machine; cached afterwards) ...")
         r = simulate.simulate(ecfg, spec, sim="verilator", progress=say)
         print(f"2. simulated on Verilator: {simulate.format_result(r).splitlines()[0].removeprefix('workload      ')}")
@@ -62,10 +63,14 @@ def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, o
         if synth:
             say("waiting for Yosys ...")
             a = fut.result()
-            took = "cached" if a["cached"] else f"{a['seconds']:.0f} s"
-            print(f"3. synthesised (Yosys, {took}): "
-                  f"{a['transistors']:,}{'+' if a['lower_bound'] else ''} transistors (flip-flops excluded), "
-                  f"{a['flip_flops']:,} flip-flops, {a['sram_bits']:,} bits of KV SRAM")
+            from .cli import area_lines
+            print("3. synthesised (Yosys, hierarchical: each distinct cell once)")
+            for line in area_lines("engine", a):
+                print("   " + line)
+            ops = 2 * 2 * r["elements"] * w.z.k.shape[1]       # QK^T and PV multiply-adds of the head, 2 ops each
+            secs = r["cycles"] * a["clock_ns"] * 1e-9
+            print(f"   at the estimated clock the simulated head takes {secs * 1e6:,.1f} µs "
+                  f"({r['cycles']:,} cycles x {a['clock_ns']:.2f} ns), {ops / secs / 1e12:.2f} TOPS dense-equivalent")
     say(f"({time.perf_counter() - t0:.0f} s)")
     if not r["bit_exact"]:
         print("MISMATCH between RTL and golden: no report", file=sys.stderr)

@@ -35,7 +35,7 @@ from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
-from amaranth.back import rtlil, verilog
+from amaranth.back import rtlil
 
 from .config import EngineConfig
 from .files import atomic_write, cache_root

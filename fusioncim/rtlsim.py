@@ -45,9 +45,9 @@ def config_json(cfg: EngineConfig) -> str:
     return json.dumps(asdict(cfg), sort_keys=True)
 
 
-def build_dir(block, cfg, sim, waves=False) -> Path:
+def build_dir(block, cfg, sim, waves=False, flat=False) -> Path:
     digest = hashlib.sha256(config_json(cfg).encode()).hexdigest()[:12]
-    return _root() / f"{block}-{digest}-{sim}{'-waves' if waves else ''}"
+    return _root() / f"{block}-{digest}-{sim}{'-flat' if flat else ''}{'-waves' if waves else ''}"
 
 
 def wave_file(test_dir, sim) -> Path:
@@ -146,15 +146,16 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def build(block, cfg, sim, waves=False):
+def build(block, cfg, sim, waves=False, flat=False):
     """Generate the Verilog and build it for ``sim`` unless an identical build exists; returns the folder.
 
-    ``waves`` builds a separate, traced copy.
+    ``waves`` builds a separate, traced copy; ``flat`` builds the flattened netlist (for comparison:
+    ``bench/build_speed.py``).
     """
     if sim not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
-    out = build_dir(block, cfg, sim, waves)
-    text = verilog_text(block, cfg)
+    out = build_dir(block, cfg, sim, waves, flat)
+    text = verilog_text(block, cfg, flat=flat)
     # The lock lives beside the folder, which a stale build removes.
     with _locked(out.with_name(out.name + ".lock")):
         _build_unless_stamped(block, cfg, sim, waves, out, text)
@@ -201,12 +202,13 @@ def _build_unless_stamped(block, cfg, sim, waves, out, text):
     stamp.write_text(digest)
 
 
-def run(block, cfg, sim, test_module, *, testcase=None, seed=1, extra_env=None, waves=False, timeout=None):
+def run(block, cfg, sim, test_module, *, testcase=None, seed=1, extra_env=None, waves=False, timeout=None,
+        flat=False):
     """Run cocotb tests on a (cached) build; returns ``(tests, failed, results_xml)``.
 
     The simulator is killed after ``timeout`` seconds (default :data:`RUN_TIMEOUT`), raising :class:`SimTimeout`.
     """
-    out = build(block, cfg, sim, waves)
+    out = build(block, cfg, sim, waves, flat)
     env = {"FUSIONCIM_CONFIG": config_json(cfg), "FUSIONCIM_SEED": str(seed)}
     env.update(extra_env or {})
     name = testcase if isinstance(testcase, str) else "all"

@@ -49,7 +49,8 @@ def plan(cfg, specs, *, seed=1):
     return planned
 
 
-def run_workloads(cfg, specs, *, sim="verilator", seed=1, waves=False, planned=None, testcase="workloads_bit_exact"):
+def run_workloads(cfg, specs, *, sim="verilator", seed=1, waves=False, planned=None, testcase="workloads_bit_exact",
+                  flat=False, native=False):
     """Run workload specs one after another through ``tb/engine_tests.py`` on a cached build.
 
     The workloads, golden's results and the host program are made here, once
@@ -61,32 +62,69 @@ def run_workloads(cfg, specs, *, sim="verilator", seed=1, waves=False, planned=N
     ``sim.log``, a trace, and ``program.txt``, the host program), the failed
     cocotb tests, and the seconds cocotb reports for its test cases (the
     simulation and the testbench, without the simulator's start-up).
+    ``flat`` simulates the flattened netlist (``bench/build_speed.py``). ``native`` runs the program
+    on the native Verilator harness instead of cocotb (:mod:`fusioncim.native`); the records are the
+    same, judged by the same rules (``tb/checks.py``), and the seconds are the harness's run.
     """
     planned = plan(cfg, specs, seed=seed) if planned is None else planned
+    if native:
+        return _run_native(cfg, planned)
     with tempfile.TemporaryDirectory(prefix="fusioncim-sim-") as tmp:
         prog = host.write_program(Path(tmp) / "program.txt", cfg, [p.host for p in planned])
         _, failed, xml = rtlsim.run("engine", cfg, sim, "fusioncim.tb.engine_tests", testcase=testcase,
-                                    seed=seed, waves=waves,
+                                    seed=seed, waves=waves, flat=flat,
                                     extra_env={"FUSIONCIM_PROGRAM": str(prog), "FUSIONCIM_RESULTS": tmp})
         shutil.copyfile(prog, xml.parent / "program.txt")
         path = Path(tmp) / "results.json"
         if not path.exists():
             raise RuntimeError(f"the simulation ended without results; see {xml.parent / 'sim.log'}")
         results = json.loads(path.read_text())
-        layout = o_out_layout(cfg)
-        outputs = []
-        for i, p in enumerate(planned[:len(results)]):
-            words = [int(x, 16) for x in (Path(tmp) / f"observed-{i}.txt").read_text().split()]
-            out = np.zeros_like(p.golden.out)
-            for (head, qrow), word in zip(p.host.where, words):
-                out[head, qrow] = decode(layout, word)["o"]
-            outputs.append(out)
+        outputs = [_outputs(cfg, p, [int(x, 16) for x in (Path(tmp) / f"observed-{i}.txt").read_text().split()])
+                   for i, p in enumerate(planned[:len(results)])]
     return results, outputs, xml.parent, failed, _test_seconds(xml)
+
+
+def _outputs(cfg, p, words):
+    # The observed output words of one workload, decoded into its [H, Lq, d] array.
+    layout = o_out_layout(cfg)
+    out = np.zeros_like(p.golden.out)
+    for (head, qrow), word in zip(p.host.where, words):
+        out[head, qrow] = decode(layout, word)["o"]
+    return out
 
 
 def _test_seconds(xml):
     # cocotb's results file: each test case's own wall time.
     return sum(float(case.get("time", "nan")) for case in ElementTree.parse(xml).getroot().iter("testcase"))
+
+
+def _run_native(cfg, planned):
+    from . import native
+    from .tb.checks import compare_counters, mismatching_elements
+    folder = Path(tempfile.mkdtemp(prefix="fusioncim-native-"))
+    try:
+        prog = host.write_program(folder / "program.txt", cfg, [p.host for p in planned])
+        records, observed, seconds = native.run(cfg, planned, prog)
+    finally:
+        keep = rtlsim.build_dir("engine", cfg, "native") / "last-run"
+        shutil.rmtree(keep, ignore_errors=True)
+        if keep.parent.exists():
+            shutil.copytree(folder, keep)
+        shutil.rmtree(folder, ignore_errors=True)
+    results, outputs = [], []
+    for i, (p, rec, words) in enumerate(zip(planned, records, observed)):
+        w = p.host
+        errors = compare_counters(rec["rtl"], w.counters, exact_cycles=w.exact_cycles)
+        if rec["err"]:
+            errors.append(f"error flags {rec['err']:#x} raised by a legal workload")
+        expected = [word for seg in w.segments for _, word in seg["o_out"]]
+        results.append({"name": w.name, "rtl": rec["rtl"], "golden": w.counters, "index": i,
+                        "mismatches": mismatching_elements(cfg, words, expected),
+                        "elements": len(expected) * cfg.head_dim, "wall_cycles": rec["wall_cycles"],
+                        "errors": errors})
+        outputs.append(_outputs(cfg, p, words))
+    failed = sum(bool(r["errors"]) or r["mismatches"] > 0 for r in results)
+    return results, outputs, keep, failed, seconds
 
 
 def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1):

@@ -91,7 +91,7 @@ class LibertyError(InputError):
     """The cell library cannot map the design: it lacks a cell the mapping needs."""
 
 
-def _worker(verilog, top, workdir, liberty):
+def _worker(verilog, top, workdir, liberty, timed="timed"):
     # Runs in the child process.
     from pyosys import libyosys as ys
     d = ys.Design()
@@ -106,7 +106,8 @@ def _worker(verilog, top, workdir, liberty):
     ys.run_pass(f"tee -q -o {work / 'stat.txt'} stat -tech cmos", d)
     # The same netlist mapped to the library's cells: flip-flops, then logic, then ABC's timing report.
     ys.run_pass(f"dfflibmap -liberty {liberty}", d)
-    ys.run_pass(f"abc -liberty {liberty} -script +strash;dch;map;topo;stime,-p", d)
+    # ABC's timing report needs the library's delays (it aborts on a library without any).
+    ys.run_pass(f"abc -liberty {liberty} -script +strash;dch;map" + (";topo;stime,-p" if timed == "timed" else ""), d)
     ys.run_pass("opt_clean", d)
     ys.run_pass(f"tee -q -o {work / 'stat_lib.txt'} stat -liberty {liberty}", d)
 
@@ -183,7 +184,7 @@ def _liberty_check(path):
     return text.encode()
 
 
-def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeout=3600, cache=True):
+def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeout=3600, cache=True, flat=False):
     """Synthesise ``block`` for ``cfg`` (hierarchically: each distinct cell once).
 
     Returns ``{"transistors", "lower_bound", "flip_flops", "cells", "modules", "area_um2", "lib_cells",
@@ -193,7 +194,11 @@ def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeo
     reported beside it. ``area_um2`` is the netlist mapped to ``liberty`` (default :data:`GENERIC_LIBERTY`),
     without the KV buffer, whose SRAM estimate is ``sram_um2``. ``logic_ns`` is the longest logic path
     ABC finds within one module (``critical_module``); a path that crosses a cell's boundary is timed
-    in two parts, so the clock is an estimate from below of the period.
+    in two parts, so the clock is an estimate from below of the period. A library without delays
+    (no ``cell_rise``) gives area only: the clock fields are None.
+
+    ``flat=True`` synthesises the flattened netlist instead (``fusioncim generate --flat``): the
+    reference the hierarchical result is compared with (``bench/build_speed.py``).
 
     Results are cached in :func:`cache_dir` under a hash of the Verilog, the
     liberty file's contents and the Yosys script, so a sweep does not
@@ -207,7 +212,7 @@ def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeo
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
-        verilog = write_verilog(block, cfg, work / f"{block}.v")
+        verilog = write_verilog(block, cfg, work / f"{block}.v", flat=flat)
         key = hashlib.sha256(b"%d\0%s\0" % (FLOW_VERSION, block.encode()) + verilog.read_bytes() + b"\0"
                              + lib_text).hexdigest()[:24]
         cached = cache_dir() / f"{block}-{key}.json"
@@ -220,7 +225,8 @@ def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeo
                 pass                        # a damaged cache entry: synthesise again
         log = work / "yosys.log"
         t = time.perf_counter()
-        args = [sys.executable, "-m", "fusioncim.synth.area", str(verilog), block, str(work), str(liberty)]
+        timed = "timed" if re.search(rb"\bcell_rise\b", lib_text) else "untimed"
+        args = [sys.executable, "-m", "fusioncim.synth.area", str(verilog), block, str(work), str(liberty), timed]
         with open(log, "w") as f:
             proc = subprocess.run(args, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
         seconds = time.perf_counter() - t
@@ -233,9 +239,10 @@ def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeo
         result["liberty"] = "generic45 (bundled)" if liberty == GENERIC_LIBERTY else str(liberty)
         delays = parse_delays(log.read_text(errors="replace"))
         module = max(delays, key=delays.get) if delays else None
-        result["logic_ns"] = round(delays[module], 3) if module else 0.0
+        result["logic_ns"] = round(delays[module], 3) if module else None
         result["critical_module"] = module
-        result["clock_ns"], result["clock_mhz"] = (round(v, 3) for v in clock_estimate(result["logic_ns"]))
+        result["clock_ns"], result["clock_mhz"] = ((round(v, 3) for v in clock_estimate(result["logic_ns"]))
+                                                   if module else (None, None))
         result["seconds"] = round(seconds, 1)
         result["sram_bits"] = sram_bits(block, cfg)
         result["sram_um2"] = round(sram_area_um2(result["sram_bits"]), 1)
@@ -246,4 +253,4 @@ def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeo
 
 
 if __name__ == "__main__":
-    _worker(*sys.argv[1:5])
+    _worker(*sys.argv[1:6])

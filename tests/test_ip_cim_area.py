@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from fusioncim.config import EngineConfig
-from fusioncim.synth.area import AreaError, estimate, parse_stat
+from fusioncim.synth.area import AreaError, LibertyError, estimate, parse_stat
 
 
 def test_small_configs_synthesise_and_scale():
@@ -52,5 +52,5 @@ def test_results_are_cached_by_design(tmp_path, monkeypatch):
     other = estimate("ip_cim", cfg.replace(rows=2))
     assert not other["cached"]
     assert len(list((tmp_path / "area").glob("ip_cim-*.json"))) == 2
-    with pytest.raises(AreaError, match="cannot read liberty file"):
+    with pytest.raises(LibertyError, match="cannot read liberty file"):
         estimate("ip_cim", cfg, liberty=tmp_path / "none.lib")

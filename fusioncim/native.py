@@ -1,0 +1,124 @@
+"""The native simulation path: a Verilator model driven by a C++ harness, no Python in the cycle loop.
+
+cocotb stays the regression's cycle-by-cycle check (``tb/engine_tests.py``);
+for long workloads (a causal head of thousands of tokens is millions of
+cycles) ``fusioncim simulate`` can run the same host program through
+``tb/native_main.cpp`` instead. The harness drives the program's beats with
+their stall gaps exactly as the cocotb testbench does and writes every output
+word, the counters, the error flags and the cycles taken; this module
+compares them with golden element by element and counter by counter (the
+same functions the cocotb test uses), so both paths give the same record.
+
+The model is built once per design in ``<cache>/rtl/engine-<hash>-native``
+(compiled with ``-O2`` by default: slower to build than the cocotb model's
+``-O0``, faster to run), under the same lock and stamp rules as
+:mod:`fusioncim.rtlsim`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from . import verilator
+from .counters import ENGINE_COUNTERS
+from .generate import verilog_text
+from .rtlsim import SimTimeout, _locked, _root, build_dir, config_json
+
+__all__ = ["build", "run", "HARNESS"]
+
+HARNESS = Path(__file__).resolve().parent / "tb" / "native_main.cpp"
+RECIPE = "1: -O2, harness, counters header"
+
+
+def _harness():
+    # In a checkout tb/ sits beside fusioncim/; installed, it is the fusioncim.tb package.
+    from . import tb
+    return Path(tb.__file__).resolve().parent / "native_main.cpp"
+
+
+def build(cfg, *, opt="-O2", jobs=None):
+    """Build (unless an identical build exists) the native model of the engine for ``cfg``; returns the binary."""
+    out = build_dir("engine", cfg, "native")
+    text = verilog_text("engine", cfg)
+    harness = _harness().read_text()
+    digest = hashlib.sha256((text + harness + RECIPE + opt + ",".join(ENGINE_COUNTERS)).encode()).hexdigest()
+    binary = out / "engine_native"
+    with _locked(out.with_name(out.name + ".lock")):
+        stamp = out / "fusioncim.stamp"
+        if stamp.exists() and stamp.read_text() == digest and binary.exists():
+            return binary
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        (out / "engine.v").write_text(text)
+        (out / "config.json").write_text(config_json(cfg))
+        (out / "fusioncim_counters.h").write_text(
+            "#define FUSIONCIM_COUNTERS(X) " + " ".join(f"X({n})" for n in ENGINE_COUNTERS) + "\n")
+        shutil.copyfile(_harness(), out / "native_main.cpp")
+        # The wheel's verilated.mk passes the precompiled header's name to the compiler as an
+        # input file (rtlsim.py says why); an empty file of that name is harmless.
+        (out / "Vengine__pch.h.fast").touch()
+        (out / "Vengine__pch.h.slow").touch()
+        env = verilator.setup_env(dict(os.environ))
+        cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs or os.cpu_count() or 1),
+               "--top-module", "engine", "--prefix", "Vengine", "-o", "engine_native", "-Mdir", str(out),
+               "-CFLAGS", opt, "-MAKEFLAGS", f"OPT_FAST={opt} OPT_SLOW=-O0",
+               str(verilator.waiver_file(out)), str(out / "engine.v"), str(out / "native_main.cpp")]
+        with open(out / "build.log", "w") as log:
+            done = subprocess.run(cmd, cwd=out, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=3600)
+        if done.returncode != 0 or not binary.exists():
+            tail = (out / "build.log").read_text(errors="replace").splitlines()[-5:]
+            raise RuntimeError(f"the native model did not build (exit {done.returncode}): {' | '.join(tail)}")
+        stamp.write_text(digest)
+    return binary
+
+
+def run(cfg, planned, program, *, timeout=None):
+    """Run the host program ``program`` (written from ``planned``) on the native model.
+
+    Returns ``(records, observed, seconds)``: per workload the RTL's counters, error flags and wall cycles;
+    the output words of each workload; and the seconds the harness ran (the simulation only).
+    """
+    from .rtlsim import RUN_TIMEOUT
+    from .tb.engine_tests import cycle_budget
+    binary = build(cfg)
+    work = Path(program).parent
+    budgets = work / "budgets.txt"
+    budgets.write_text("".join(f"{cycle_budget(p.host)}\n" for p in planned))
+    result = work / "native-results.txt"
+    t = time.perf_counter()
+    try:
+        done = subprocess.run([str(binary), str(program), str(budgets), str(result)], capture_output=True,
+                              text=True, timeout=RUN_TIMEOUT if timeout is None else timeout)
+    except subprocess.TimeoutExpired:
+        raise SimTimeout(f"the native model ran past {timeout or RUN_TIMEOUT:.0f} s and was killed "
+                         f"(FUSIONCIM_SIM_TIMEOUT)") from None
+    seconds = time.perf_counter() - t
+    if done.returncode != 0:
+        raise RuntimeError(f"the native model failed (exit {done.returncode}): {done.stderr.strip()}")
+    records, observed = [], []
+    for line in result.read_text().splitlines():
+        kind, *rest = line.split()
+        if kind == "workload":
+            records.append({"wall_cycles": int(rest[1]), "err": int(rest[2]), "rtl": {}})
+            observed.append([])
+        elif kind == "counter":
+            records[-1]["rtl"][rest[0]] = int(rest[1])
+        elif kind == "o_out":
+            observed[-1].append(int(rest[0], 16))
+    return records, observed, seconds
+
+
+def available():
+    """None if the native path can build here, else why not."""
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        return "no C++ compiler"
+    return None
+
+
+_ = _root    # the native builds share rtlsim's folder

@@ -1,0 +1,111 @@
+"""The hierarchical netlist: one module per distinct cell, the same design as the flat one, and its area.
+
+Expected instance counts come from the config (rows, head_dim, lanes); the
+flat netlist (Amaranth's own elaboration, every cell inlined, flattened by
+Yosys) is the reference for the equivalence check and the area comparison.
+"""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from fusioncim import generate
+from fusioncim.config import PRESETS, EngineConfig
+from fusioncim.equiv import compare
+from fusioncim.synth.area import GENERIC_LIBERTY, LibertyError, estimate
+
+TEST = PRESETS["test"]
+# The test preset's logic with a 16-word KV buffer, which the Icarus miter holds as flip-flops.
+TEST_SMALL_KV = TEST.replace(kv_depth=16)
+OTHER = EngineConfig(rows=3, head_dim=4, softmax_lanes=2, double_buffer=False, key_order="sequential",
+                     max_seq_len=64, kv_depth=8, sink_keys=2, diag_window=4, ip_bits_per_cycle=1)
+
+
+def _modules(text):
+    return re.findall(r"^module (\S+?)\(", text, flags=re.M)
+
+
+def _instances(text, module):
+    return len(re.findall(rf"^\s+{re.escape(module)} \S+ \(", text, flags=re.M))
+
+
+@pytest.mark.parametrize("cfg", [TEST, OTHER], ids=["test", "other"])
+def test_each_distinct_cell_is_one_module_instantiated_where_used(cfg):
+    text = generate.verilog_text("engine", cfg)
+    mods = _modules(text)
+    assert len(mods) == len(set(mods))
+    want = {"ip_row": cfg.rows, "op_column": cfg.head_dim, "div_column": cfg.head_dim,
+            "softmax_row": cfg.rows, "exp_lane": cfg.lanes,
+            "controller": 1, "ip_cim": 1, "softmax": 1, "op_cim": 1, "normaliser": 1}
+    assert {m: _instances(text, m) for m in want} == want
+    assert set(want) | {"engine", "\\engine.pos_fifo"} == set(mods)
+    flat = generate.verilog_text("engine", cfg, flat=True)
+    assert _modules(flat) == ["engine"]
+    assert len(text) * 2 < len(flat)
+
+
+def test_sram_has_no_initial_contents_and_the_luts_keep_theirs():
+    text = generate.verilog_text("engine", TEST)
+    assert re.search(r"reg \[\d+:0\] k_mem \[", text) and "k_mem[0] =" not in text and "v_mem[0] =" not in text
+    assert "fine_lut[0] =" in text and "coarse_lut[0] =" in text
+
+
+@pytest.mark.parametrize("block", ["ip_cim", "softmax", "op_cim", "engine"])
+@pytest.mark.parametrize("cfg", [TEST_SMALL_KV, OTHER], ids=["test", "other"])
+def test_flat_and_hierarchical_are_the_same_design(block, cfg, tmp_path):
+    flat, hier = tmp_path / "flat.v", tmp_path / "hier.v"
+    flat.write_text(generate.verilog_text(block, cfg, flat=True))
+    hier.write_text(generate.verilog_text(block, cfg))
+    differ, unknown, _ = compare(flat, hier, block, 3000, tmp_path)
+    assert (differ, unknown) == (0, 0)
+
+
+def test_the_equivalence_check_can_fail(tmp_path):
+    a, b = tmp_path / "a.v", tmp_path / "b.v"
+    a.write_text(generate.verilog_text("op_cim", OTHER, flat=True))
+    b.write_text(generate.verilog_text("op_cim", OTHER.replace(double_buffer=True)))
+    differ, _, _ = compare(a, b, "op_cim", 3000, tmp_path)
+    assert differ > 0
+
+
+@pytest.mark.parametrize("block,cfg", [("engine", TEST), ("op_cim", OTHER), ("softmax", OTHER.replace(rows=4))],
+                         ids=["engine-test", "op_cim-other", "softmax-other"])
+def test_hierarchical_area_equals_flat(block, cfg):
+    hier = estimate(block, cfg)
+    flat = estimate(block, cfg, flat=True)
+    assert hier["transistors"] == pytest.approx(flat["transistors"], rel=0.01)
+    assert hier["flip_flops"] == flat["flip_flops"]
+    assert hier["area_um2"] == pytest.approx(flat["area_um2"], rel=0.02)
+    assert hier["modules"] and not flat["modules"]
+    assert hier["clock_mhz"] > 0 and hier["critical_module"]
+
+
+def test_a_liberty_without_a_flip_flop_is_refused(tmp_path):
+    lib = tmp_path / "noff.lib"
+    text = GENERIC_LIBERTY.read_text()
+    lib.write_text(re.sub(r"  cell \(DFF_X1\) \{.*?\n  \}\n", "", text, flags=re.S))
+    with pytest.raises(LibertyError, match="no flip-flop cell"):
+        estimate("ip_cim", OTHER, liberty=lib)
+    out = subprocess.run([sys.executable, "-m", "fusioncim", "area", "ip_cim", "--config", "test",
+                          "--liberty", str(lib)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and "flip-flop" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unwritable_cache_is_one_line_and_exit_2(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    env = {"FUSIONCIM_CACHE": str(blocker / "cache"), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "fusioncim", "generate", "ip_cim", "--config", "test",
+                          "--out", str(tmp_path / "x.v")], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "cache folder" in out.stderr
+    assert not (tmp_path / "x.v").exists()
+
+
+def test_generate_flat_from_the_cli(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "fusioncim", "generate", "softmax", "--config", "test", "--flat",
+                          "--out", str(tmp_path / "s.v")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert _modules((tmp_path / "s.v").read_text()) == ["softmax"]
