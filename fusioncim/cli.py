@@ -159,6 +159,8 @@ def cmd_simulate(args):
             raise UserError(f"--{name.replace('_', '-')} must be a positive integer, not {v}")
     if not 0 <= args.stall < 1:
         raise UserError(f"--stall must be a probability in [0, 1), not {args.stall}")
+    if args.path == "native" and (args.sim != "verilator" or args.waves is not None):
+        raise UserError("--path native runs Verilator without a trace: it takes neither --sim icarus nor --waves")
     if args.waves is not None and args.waves.suffix not in (".vcd", ".fst"):
         raise UserError(f"--waves must name a .vcd or .fst file, not {str(args.waves)!r}")
     if args.npz:
@@ -187,7 +189,7 @@ def cmd_simulate(args):
     if args.waves is not None and args.waves.exists() and args.waves.is_dir():
         raise UserError(f"--waves {str(args.waves)!r} is a folder")
     try:
-        r = simulate.simulate(cfg, spec, sim=args.sim, waves=args.waves, progress=say, seed=args.seed)
+        r = simulate.simulate(cfg, spec, sim=args.sim, waves=args.waves, progress=say, seed=args.seed, path=args.path)
     except RuntimeError as exc:
         print(f"fusioncim: {exc}", file=sys.stderr)
         return 1
@@ -240,7 +242,21 @@ def cmd_report(args):
     else:
         fmt = report.format_markdown if args.markdown else report.format_table
         print("\n\n".join(fmt(r) for r in results))
+        print()
+        print(_area_note(cfg))
     return 0
+
+
+def _area_note(cfg):
+    # The engine's area and clock if `fusioncim area engine` has synthesised this config; never synthesises.
+    from .synth import area
+    r = area.cached_result("engine", cfg)
+    if r is None:
+        return ("Area and clock of this config: not synthesised yet; `fusioncim area engine` (with the same "
+                "--config/--set) makes them, under a minute for the default config.")
+    return (f"Area of this config's engine (cached from `fusioncim area engine`): {r['area_um2'] / 1e6:.3f} mm² of "
+            f"logic at 45 nm plus {r['sram_um2'] / 1e6:.3f} mm² of KV SRAM (estimate); estimated clock "
+            f"{r['clock_mhz']:,.0f} MHz.")
 
 
 # -- area --------------------------------------------------------------------
@@ -447,6 +463,10 @@ def build_parser():
     s.add_argument("--stall", type=float, default=0.0,
                    help="probability that each external stream stalls in a cycle (default 0)")
     s.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    s.add_argument("--path", choices=("auto", "cocotb", "native"), default="auto",
+                   help="cocotb drives the model cycle by cycle from Python; native runs a C++ harness on a "
+                        "Verilator model (no Python per cycle, about 10x faster, built at -O2 once). auto: native "
+                        "for workloads over 200,000 cycles on Verilator without --waves (default)")
     s.add_argument("--waves", type=Path, metavar="FILE", help="write a trace (.vcd from Verilator, .fst from Icarus)")
     s.add_argument("--json", action="store_true", help="print one JSON document")
     common(s)

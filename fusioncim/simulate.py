@@ -127,8 +127,27 @@ def _run_native(cfg, planned):
     return results, outputs, keep, failed, seconds
 
 
-def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1):
+NATIVE_FROM_CYCLES = 200_000
+"""``path="auto"`` runs a workload on the native harness when golden's schedule is longer than this."""
+
+
+def choose_path(path, sim, waves, golden_cycles):
+    """``"cocotb"`` or ``"native"`` for ``path`` (``auto``, ``cocotb``, ``native``)."""
+    if path != "auto":
+        return path
+    long_run = golden_cycles > NATIVE_FROM_CYCLES
+    return "native" if long_run and sim == "verilator" and not waves and native_available() is None else "cocotb"
+
+
+def native_available():
+    from .native import available
+    return available()
+
+
+def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1, path="auto"):
     """Run one workload spec on the generated engine; returns a JSON-ready dict.
+
+    ``path`` picks cocotb or the native harness (:func:`choose_path`); the result says which ran.
 
     Raises ValueError for a config that cannot make an engine or a workload
     that does not fit it (before anything is built).
@@ -141,13 +160,22 @@ def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1):
     why = rtlsim.available(sim)
     if why:
         raise RuntimeError(f"cannot simulate on {sim}: {why}")
+    path = choose_path(path, sim, waves, gold.counters.cycles)
     t0 = time.perf_counter()
-    progress(f"building the engine for {sim} (cached in {rtlsim.build_dir('engine', cfg, sim)}) ...")
-    rtlsim.build("engine", cfg, sim, waves=bool(waves))
+    if path == "native":
+        from . import native
+        progress(f"building the native model (C++ harness, Verilator -O2; cached in "
+                 f"{rtlsim.build_dir('engine', cfg, 'native')}) ...")
+        native.build(cfg)
+    else:
+        progress(f"building the engine for {sim} (cached in {rtlsim.build_dir('engine', cfg, sim)}) ...")
+        rtlsim.build("engine", cfg, sim, waves=bool(waves))
     progress(f"built in {time.perf_counter() - t0:.1f} s; simulating {gold.counters.keys} keys over "
-             f"{gold.counters.tiles} tiles ({gold.counters.cycles} cycles in golden's schedule) ...")
+             f"{gold.counters.tiles} tiles ({gold.counters.cycles} cycles in golden's schedule) on the "
+             f"{path} path ...")
     (res,), (out,), test_dir, failed, sim_seconds = run_workloads(cfg, [spec], sim=sim, seed=seed,
-                                                                  waves=bool(waves), planned=[planned])
+                                                                  waves=bool(waves), planned=[planned],
+                                                                  native=path == "native")
     if waves:
         dump = rtlsim.wave_file(test_dir, sim)
         Path(waves).parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +186,7 @@ def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1):
     err = {"rel_l2_median": float(np.median(m["rel_l2"])), "rel_l2_max": float(np.max(m["rel_l2"])),
            "max_abs": float(np.max(m["max_abs"])), "cosine_min": float(np.min(m["cosine"]))}
     return {
-        "workload": spec, "simulator": sim, "config": cfg.to_dict(),
+        "workload": spec, "simulator": sim, "path": path, "config": cfg.to_dict(),
         "heads": int(z.q.shape[0]), "kv_heads": int(z.k.shape[0]), "queries": int(z.q.shape[1]),
         "keys_per_head": int(z.k.shape[1]), "mode": w.mode, "causal": w.causal,
         "cycles": rtl["cycles"], "ideal_cycles": ideal,
@@ -182,7 +210,8 @@ def format_result(r):
     src = sp.get("path") or f"random (seed {sp.get('seed', 1)})"
     lines.append(f"workload      {src}: {r['heads']} query heads, {r['kv_heads']} KV heads, {r['queries']} queries, "
                  f"{r['keys_per_head']} keys, {r['mode']}, {'causal' if r['causal'] else 'non-causal'}")
-    lines.append(f"simulator     {r['simulator']}, {r['sim_seconds']:.1f} s")
+    lines.append(f"simulator     {r['simulator']} ({'native C++ harness' if r['path'] == 'native' else 'cocotb'}), "
+                 f"{r['sim_seconds']:.1f} s, {r['cycles'] / max(r['sim_seconds'], 1e-9):,.0f} cycles/s")
     lines.append(f"cycles        {r['cycles']}   ideal {r['ideal_cycles']} (keys x {r['config']['data_bits'] // r['config']['ip_bits_per_cycle']} cycles per key)"
                  f"   ideal/cycles {r['utilisation']['ideal_over_cycles']:.1%}")
     u = r["utilisation"]

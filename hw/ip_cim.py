@@ -137,14 +137,12 @@ class IpCim(Block):
 
         elems = [key[j * width:(j + 1) * width] for j in range(dim)]
         first = digit_no == 0
-        digits = Signal(cells[0].digits.shape())          # the same digits go to every row
-        for j, e in enumerate(elems):
-            top = e[width - digit_bits:]
-            # Sign-extend the digit only in the first (most significant) cycle.
-            m.d.comb += digits[j].eq(Cat(top, Mux(first, top[-1], 0)).as_signed())
+        # Every row takes the whole key register and cuts its digits itself: one event per cycle
+        # for an event-driven simulator, where a digit bus assembled from pieces would wake every
+        # row's multipliers once per piece.
         for r, row in enumerate(cells):
             m.d.comb += [row.wr_en.eq(write & (self.q_wr.payload.row == r)), row.wr_data.eq(self.q_wr.payload.data),
-                         row.digits.eq(digits), row.first.eq(first), row.advance.eq(advance)]
+                         row.key.eq(key), row.first.eq(first), row.advance.eq(advance)]
 
         with m.If(advance):
             m.d.sync += key.eq(Cat(*[(e << digit_bits)[:width] for e in elems]))
@@ -170,8 +168,9 @@ class IpRow(Cell):
     -------
     wr_en : In(1), wr_data : In(data_row)
         Store a Q vector.
-    digits : In(ArrayLayout(signed(ip_bits_per_cycle + 1), head_dim))
-        This cycle's key digit of every element, sign-extended in the first cycle.
+    key : In(head_dim * data_bits)
+        The key's shift register: the top ``ip_bits_per_cycle`` bits of each element are this cycle's
+        digit, sign-extended in the first cycle.
     first, advance : In(1)
         The first (most significant) digit; the datapath moves this cycle.
     q : Out(data_row)
@@ -184,7 +183,7 @@ class IpRow(Cell):
         return {
             "wr_en": In(1),
             "wr_data": In(data_row(c)),
-            "digits": In(data.ArrayLayout(signed(c.ip_bits_per_cycle + 1), c.head_dim)),
+            "key": In(c.head_dim * c.data_bits),
             "first": In(1),
             "advance": In(1),
             "q": Out(data_row(c)),
@@ -197,8 +196,14 @@ class IpRow(Cell):
         with m.If(self.wr_en):
             m.d.sync += self.q.eq(self.wr_data)
         partial_width = c.data_bits + c.ip_bits_per_cycle + 1 + max(c.head_dim - 1, 0).bit_length()
+        width, digit_bits = c.data_bits, c.ip_bits_per_cycle
+        digits = []
+        for j in range(c.head_dim):
+            top = self.key[(j + 1) * width - digit_bits:(j + 1) * width]
+            # Sign-extend the digit only in the first (most significant) cycle.
+            digits.append(Cat(top, Mux(self.first, top[-1], 0)).as_signed())
         partial = Signal(signed(partial_width))
-        m.d.comb += partial.eq(_adder_tree([self.q[j] * self.digits[j] for j in range(c.head_dim)]))
+        m.d.comb += partial.eq(_adder_tree([self.q[j] * digits[j] for j in range(c.head_dim)]))
         acc = Signal(signed(c.score_bits))
         m.d.comb += self.acc_next.eq(Mux(self.first, 0, acc << c.ip_bits_per_cycle) + partial)
         with m.If(self.advance):

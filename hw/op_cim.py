@@ -291,9 +291,9 @@ class OpCim(Block):
 ]
         # The row reads are here, not in the columns, so a read nobody uses (the test port
         # o_rd inside the engine) is removed by synthesis like any unused logic.
-        _read(m, [[col.acc[r] for col in cols] for r in range(c.rows)], self.o_rd_row, self.o_rd_data)
+        _read(m, [[col.acc[r] for col in cols] for r in range(c.rows)], self.o_rd_row, self.o_rd_data, "o_rd")
         bank = [[(col.held if c.double_buffer else col.acc)[r] for col in cols] for r in range(c.rows)]
-        _read(m, bank, norm.row_sel, norm.row_o)
+        _read(m, bank, norm.row_sel, norm.row_o, "row_o")
         return m
 
     def _key_update(self, m, cols):
@@ -304,8 +304,11 @@ class OpCim(Block):
         """
         c = self._cfg
         digit_bits, n_digits = c.op_bits_per_cycle, c.op_cycles_per_key
-        p_reg = [Signal(c.p_bits, name=f"p{r}") for r in range(c.rows)]
-        shift_reg = [Signal(c.shift_bits, name=f"shift{r}") for r in range(c.rows)]
+        # One register each for all rows' p and shifts, so the buses every column reads change in
+        # one event a cycle (an event-driven simulator wakes every reader once per changed piece).
+        p_all = Signal(data.ArrayLayout(unsigned(c.p_bits), c.rows), name="p")
+        shift_all = Signal(data.ArrayLayout(unsigned(c.shift_bits), c.rows), name="shift")
+        p_reg = list(p_all)
         v_reg = [Signal(signed(c.data_bits), name=f"v{j}") for j in range(c.head_dim)]
         digit_no = Signal(range(max(n_digits, 2)))
         rescaling = Signal()
@@ -314,8 +317,7 @@ class OpCim(Block):
         # Every column sees the same digits and shifts.
         digits = Signal(cols[0].digits.shape())
         shifts = Signal(cols[0].shifts.shape())
-        m.d.comb += [digits[r].eq(p_reg[r][:digit_bits]) for r in range(c.rows)]
-        m.d.comb += [shifts[r].eq(shift_reg[r]) for r in range(c.rows)]
+        m.d.comb += [digits.eq(Cat(*[p[:digit_bits] for p in p_reg])), shifts.eq(shift_all)]
         for j, col in enumerate(cols):
             m.d.comb += [col.v.eq(v_reg[j]), col.digits.eq(digits), col.shifts.eq(shifts)]
 
@@ -323,7 +325,7 @@ class OpCim(Block):
             with m.If(rescaling):
                 m.d.sync += rescaling.eq(0)
             with m.Else():
-                m.d.sync += [p_reg[r].eq(p_reg[r] >> digit_bits) for r in range(c.rows)]
+                m.d.sync += p_all.eq(Cat(*[p >> digit_bits for p in p_reg]))
                 m.d.sync += digit_no.eq(Mux(last_digit, 0, digit_no + 1))
                 with m.If(last_digit):
                     m.d.sync += updating.eq(0)
@@ -332,8 +334,7 @@ class OpCim(Block):
         with m.If(self.kv_in.valid & self.kv_in.ready & ~kv.skip):
             m.d.sync += [updating.eq(1), digit_no.eq(0),
                          rescaling.eq(Cat(*[kv.shift[r] != 0 for r in range(c.rows)]).any())]
-            m.d.sync += [p_reg[r].eq(kv.p[r]) for r in range(c.rows)]
-            m.d.sync += [shift_reg[r].eq(kv.shift[r]) for r in range(c.rows)]
+            m.d.sync += [p_all.eq(kv.p), shift_all.eq(kv.shift)]
             m.d.sync += [v_reg[j].eq(kv.v[j]) for j in range(c.head_dim)]
         # The next key may enter in the last digit cycle: keys go back to back.
         return updating, rescaling, digit_no, ~updating | last_digit
@@ -399,11 +400,15 @@ class OpColumn(Cell):
         return m
 
 
-def _read(m, rows, sel, out):
-    # Combinational read of one row of registers; 0 for an address past the last row.
-    with m.Switch(sel):
-        for r, regs in enumerate(rows):
-            with m.Case(r):
-                m.d.comb += [out[j].eq(reg) for j, reg in enumerate(regs)]
-        with m.Default():
-            m.d.comb += out.eq(0)
+def _read(m, rows, sel, out, name):
+    # Combinational read of one row of registers; 0 for an address past the last row. One
+    # multiplexer per column, each its own signal, so a column's change re-evaluates only its own.
+    for j in range(len(rows[0])):
+        col = Signal.like(out[j], name=f"{name}{j}")
+        with m.Switch(sel):
+            for r, regs in enumerate(rows):
+                with m.Case(r):
+                    m.d.comb += col.eq(regs[j])
+            with m.Default():
+                m.d.comb += col.eq(0)
+        m.d.comb += out[j].eq(col)

@@ -48,7 +48,7 @@ __all__ = ["estimate", "AreaError", "LibertyError", "sram_bits", "cache_dir", "G
 
 SRAM_CELL = "$__fusioncim_sram"
 # Bump when the Yosys script changes: cached results of the old script are then not reused.
-FLOW_VERSION = 3
+FLOW_VERSION = 4
 GENERIC_LIBERTY = Path(__file__).resolve().parent / "generic45.lib"
 # 45 nm six-transistor SRAM bit cell: 0.346 um^2 (K. Mistry et al., "A 45nm Logic Technology with
 # High-k+Metal Gate Transistors ...", IEDM 2007). The array efficiency (bit cells over macro area,
@@ -169,7 +169,11 @@ def parse_liberty_stat(text):
     m = re.findall(r"Chip area for (?:top )?module '?\\?[^:]*'?:\s+([0-9.]+)", total)
     if not m:
         raise AreaError("no chip area in the Yosys statistics: does the liberty file give cell areas?")
-    cells = {name: int(n) for n, name in re.findall(r"^\s+(\d+)\s+[0-9.]+\s+([A-Za-z_][\w$]*)\s*$", total, flags=re.M)
+    # The cell lines come before the submodule list; an area may be printed as 2.45E+03.
+    listed = re.split(r"^\s+\d+\s+\S+\s+cells\s*$", total, maxsplit=1, flags=re.M)[-1]
+    listed = re.split(r"^\s+\d+\s+\S+\s+submodules\s*$", listed, maxsplit=1, flags=re.M)[0]
+    cells = {name: int(n) for n, name in re.findall(r"^\s+(\d+)\s+[0-9.]+(?:E[+-]?\d+)?\s+([A-Za-z_][\w$]*)\s*$",
+                                                    listed, flags=re.M)
              if name != "cells"}           # the total line
     return float(m[-1]), cells
 
@@ -248,8 +252,29 @@ def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeo
         result["sram_um2"] = round(sram_area_um2(result["sram_bits"]), 1)
         if cache:
             atomic_write(cached, lambda f: f.write(json.dumps(result)))   # parallel sweeps never read half a file
+            if not flat and liberty == GENERIC_LIBERTY:
+                atomic_write(_by_config(block, cfg), lambda f: f.write(json.dumps(result)))
         result["cached"] = False
         return result
+
+
+def _by_config(block, cfg):
+    # The result for a (block, config, generator, flow) without generating the Verilog to hash it.
+    from dataclasses import asdict
+
+    from ..generate import generator_digest
+    key = json.dumps([block, asdict(cfg), generator_digest(), FLOW_VERSION], sort_keys=True)
+    return cache_dir() / "by-config" / f"{block}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+
+
+def cached_result(block, cfg):
+    """The cached result of :func:`estimate` with the bundled library for ``cfg``, or None (nothing is run)."""
+    try:
+        result = json.loads(_by_config(block, cfg).read_text())
+    except (OSError, ValueError):
+        return None
+    result["cached"] = True
+    return result
 
 
 if __name__ == "__main__":

@@ -77,7 +77,10 @@ def test_hierarchical_area_equals_flat(block, cfg):
     flat = estimate(block, cfg, flat=True)
     assert hier["transistors"] == pytest.approx(flat["transistors"], rel=0.01)
     assert hier["flip_flops"] == flat["flip_flops"]
-    assert hier["area_um2"] == pytest.approx(flat["area_um2"], rel=0.02)
+    # Mapped to cells, each module on its own: ABC cannot carry a signal's polarity across a module
+    # port, so the hierarchical mapping needs more inverters and ends some percent above the flat one
+    # (12% at the test preset; docs/engine.md). Never below it.
+    assert flat["area_um2"] <= hier["area_um2"] <= 1.2 * flat["area_um2"]
     assert hier["modules"] and not flat["modules"]
     assert hier["clock_mhz"] > 0 and hier["critical_module"]
 
@@ -109,3 +112,13 @@ def test_generate_flat_from_the_cli(tmp_path):
                           "--out", str(tmp_path / "s.v")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert _modules((tmp_path / "s.v").read_text()) == ["softmax"]
+
+
+def test_report_shows_cached_area_and_never_synthesises(monkeypatch, tmp_path):
+    from fusioncim.cli import _area_note
+    monkeypatch.setenv("FUSIONCIM_CACHE", str(tmp_path))
+    assert "not synthesised yet" in _area_note(OTHER)
+    r = estimate("engine", OTHER)
+    note = _area_note(OTHER)
+    assert f"{r['area_um2'] / 1e6:.3f} mm²" in note and f"{r['clock_mhz']:,.0f} MHz" in note
+    assert "not synthesised yet" in _area_note(OTHER.replace(rows=2))
