@@ -268,6 +268,8 @@ def cmd_area(args):
         cfg.check_engine()
     if args.liberty is not None and not args.liberty.is_file():
         raise UserError(f"--liberty {str(args.liberty)!r} is not a file")
+    if args.liberty is not None:
+        area.check_liberty(args.liberty)         # a library lacking a cell: one line, before anything runs
     _require_cache()
     say = _progress(args.quiet)
     say(f"synthesising {args.block} with Yosys (results cached in {area.cache_dir()}) ...")

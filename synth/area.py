@@ -44,7 +44,7 @@ from ..errors import InputError
 from ..files import atomic_write, cache_root
 from ..generate import write_verilog
 
-__all__ = ["estimate", "AreaError", "LibertyError", "sram_bits", "cache_dir", "GENERIC_LIBERTY", "clock_estimate"]
+__all__ = ["estimate", "AreaError", "LibertyError", "check_liberty", "sram_bits", "cache_dir", "GENERIC_LIBERTY", "clock_estimate"]
 
 SRAM_CELL = "$__fusioncim_sram"
 # Bump when the Yosys script changes: cached results of the old script are then not reused.
@@ -178,8 +178,8 @@ def parse_liberty_stat(text):
     return float(m[-1]), cells
 
 
-def _liberty_check(path):
-    # The cells the mapping cannot do without, named before Yosys runs.
+def check_liberty(path):
+    """The library's text (bytes) if it has the cells the mapping needs; :class:`LibertyError` naming the one it lacks."""
     text = path.read_text(errors="replace")
     if not re.search(r"\bff\s*\(", text):
         raise LibertyError(f"liberty file {str(path)!r} has no flip-flop cell: the mapping needs {_NEEDS['DFF']}")
@@ -210,7 +210,7 @@ def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeo
     """
     liberty = GENERIC_LIBERTY if liberty is None else Path(liberty).resolve()
     try:
-        lib_text = _liberty_check(liberty)
+        lib_text = check_liberty(liberty)
     except OSError as exc:
         raise LibertyError(f"cannot read liberty file {str(liberty)!r}: {exc.strerror}") from None
     with tempfile.TemporaryDirectory() as tmp:

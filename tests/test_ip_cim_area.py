@@ -21,7 +21,7 @@ def test_small_configs_synthesise_and_scale():
 def test_parse_stat_by_hand():
     text = "   Number of cells: 3\n     2   $_AND_\n     1   $_DFF_P_\n   Estimated number of transistors:   12+\n"
     assert parse_stat(text) == {"transistors": 12, "lower_bound": True, "flip_flops": 1,
-                                "cells": {"$_AND_": 2, "$_DFF_P_": 1}, "sram_cells": 0}
+                                "cells": {"$_AND_": 2, "$_DFF_P_": 1}, "sram_cells": 0, "modules": {}}
     assert parse_stat(text + "     2   $__fusioncim_sram\n")["sram_cells"] == 2
     with pytest.raises(AreaError, match="no transistor estimate"):
         parse_stat("nothing here")
