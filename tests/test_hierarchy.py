@@ -14,6 +14,7 @@ import pytest
 from fusioncim import generate
 from fusioncim.config import PRESETS, EngineConfig
 from fusioncim.equiv import compare
+from fusioncim.formal.configs import FORMAL
 from fusioncim.synth.area import GENERIC_LIBERTY, LibertyError, estimate
 
 TEST = PRESETS["test"]
@@ -52,8 +53,9 @@ def test_sram_has_no_initial_contents_and_the_luts_keep_theirs():
     assert "fine_lut[0] =" in text and "coarse_lut[0] =" in text
 
 
-@pytest.mark.parametrize("block", ["ip_cim", "softmax", "op_cim", "engine"])
-@pytest.mark.parametrize("cfg", [TEST_SMALL_KV, OTHER], ids=["test", "other"])
+@pytest.mark.parametrize("block,cfg", [(b, TEST_SMALL_KV) for b in ("ip_cim", "softmax", "op_cim", "engine")]
+                         + [("engine", OTHER)], ids=["ip_cim-test", "softmax-test", "op_cim-test", "engine-test",
+                                                     "engine-other"])
 def test_flat_and_hierarchical_are_the_same_design(block, cfg, tmp_path):
     flat, hier = tmp_path / "flat.v", tmp_path / "hier.v"
     flat.write_text(generate.verilog_text(block, cfg, flat=True))
@@ -70,8 +72,10 @@ def test_the_equivalence_check_can_fail(tmp_path):
     assert differ > 0
 
 
-@pytest.mark.parametrize("block,cfg", [("engine", TEST), ("op_cim", OTHER), ("softmax", OTHER.replace(rows=4))],
-                         ids=["engine-test", "op_cim-other", "softmax-other"])
+# The test preset's largest block, the whole engine at the formal config, and a softmax with two lanes
+# (the whole engine at the test preset, 50 s of flat synthesis, is in `bench/build_speed.py --configs test`).
+@pytest.mark.parametrize("block,cfg", [("op_cim", TEST), ("engine", FORMAL), ("softmax", OTHER.replace(rows=4))],
+                         ids=["op_cim-test", "engine-formal", "softmax-other"])
 def test_hierarchical_area_equals_flat(block, cfg):
     hier = estimate(block, cfg)
     flat = estimate(block, cfg, flat=True)
