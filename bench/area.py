@@ -42,8 +42,8 @@ SWEEPS = {
                      + [(4, 1, 16), (4, 16, 16), (4, 4, 8), (4, 4, 64)]),
                _grid("op_bits_per_cycle", [(b, 2, 8) for b in (1, 4, 12)] + [(4, 1, 8)])),
     # The whole engine; the KV buffer is SRAM, reported in bits, not in the transistor count.
-    # The default takes Yosys about 15 minutes (its single-buffered variant over 40, so the
-    # double-buffering cost is shown on the test preset, where both take under a minute).
+    # The default takes Yosys about a minute on the hierarchical netlist (bench/build_speed.py); the
+    # double-buffering cost is shown on the test preset, where both variants take seconds.
     "engine": ([("default (16 x 64, double buffer)", PRESETS["default"])],
                [("test preset (4 x 16, double buffer)", PRESETS["test"]),
                 ("test preset, single buffer", PRESETS["test"].replace(double_buffer=False))]),
