@@ -27,11 +27,10 @@ from pathlib import Path
 from . import verilator
 from .counters import ENGINE_COUNTERS
 from .generate import verilog_text
-from .rtlsim import SimTimeout, _locked, _root, build_dir, config_json
+from .rtlsim import SimTimeout, _locked, build_dir, config_json
 
-__all__ = ["build", "run", "HARNESS"]
+__all__ = ["build", "run", "available"]
 
-HARNESS = Path(__file__).resolve().parent / "tb" / "native_main.cpp"
 RECIPE = "1: -O2, harness, counters header"
 
 
@@ -120,5 +119,3 @@ def available():
         return "no C++ compiler"
     return None
 
-
-_ = _root    # the native builds share rtlsim's folder
