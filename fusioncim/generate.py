@@ -140,7 +140,7 @@ def rtlil_modules(block: str, cfg: EngineConfig, *, flat=False) -> list:
         return [rtlil.convert(build(block, cfg), name=block, emit_src=False)]
     hier = Hierarchy()
     top = rtlil.convert(build(block, cfg), name=block, platform=hier, emit_src=False)
-    return [top] + [text for name, text in hier.modules.items() if name != block]
+    return [top, *hier.modules.values()]
 
 
 def convert(block: str, cfg: EngineConfig, *, flat=False) -> str:

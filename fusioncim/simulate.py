@@ -100,7 +100,7 @@ def _test_seconds(xml):
 
 def _run_native(cfg, planned):
     from . import native
-    from .tb.checks import compare_counters, mismatching_elements
+    from .tb.checks import record
     folder = Path(tempfile.mkdtemp(prefix="fusioncim-native-"))
     try:
         prog = host.write_program(folder / "program.txt", cfg, [p.host for p in planned])
@@ -113,15 +113,7 @@ def _run_native(cfg, planned):
         shutil.rmtree(folder, ignore_errors=True)
     results, outputs = [], []
     for i, (p, rec, words) in enumerate(zip(planned, records, observed)):
-        w = p.host
-        errors = compare_counters(rec["rtl"], w.counters, exact_cycles=w.exact_cycles)
-        if rec["err"]:
-            errors.append(f"error flags {rec['err']:#x} raised by a legal workload")
-        expected = [word for seg in w.segments for _, word in seg["o_out"]]
-        results.append({"name": w.name, "rtl": rec["rtl"], "golden": w.counters, "index": i,
-                        "mismatches": mismatching_elements(cfg, words, expected),
-                        "elements": len(expected) * cfg.head_dim, "wall_cycles": rec["wall_cycles"],
-                        "errors": errors})
+        results.append({**record(cfg, p.host, rec["rtl"], rec["err"], words, rec["wall_cycles"]), "index": i})
         outputs.append(_outputs(cfg, p, words))
     failed = sum(bool(r["errors"]) or r["mismatches"] > 0 for r in results)
     return results, outputs, keep, failed, seconds

@@ -11,7 +11,7 @@ from fusioncim.counters import ENGINE_COUNTERS
 from fusioncim.hw.common import decode
 from fusioncim.hw.op_cim import o_out_layout
 
-__all__ = ["compare_counters", "cycle_budget", "mismatching_elements"]
+__all__ = ["compare_counters", "cycle_budget", "mismatching_elements", "record"]
 
 
 def compare_counters(rtl, gold, *, exact_cycles):
@@ -43,3 +43,18 @@ def mismatching_elements(cfg, observed, expected):
             g, w = decode(layout, got), decode(layout, want)
             bad += sum(a != b for a, b in zip(g["o"], w["o"])) + (g["row"] != w["row"])
     return bad
+
+
+def record(cfg, w, rtl, err, observed, wall_cycles):
+    """A workload's run judged against golden: counters, error flags and every output word.
+
+    ``w`` is the host workload (``fusioncim.host.HostWorkload``), ``rtl`` the engine's counters, ``err``
+    its error flags, ``observed`` its output words in order. The record both paths return.
+    """
+    errors = compare_counters(rtl, w.counters, exact_cycles=w.exact_cycles)
+    if err:
+        errors.append(f"error flags {err:#x} raised by a legal workload")
+    expected = [word for seg in w.segments for _, word in seg["o_out"]]
+    return {"name": w.name, "rtl": rtl, "golden": w.counters,
+            "mismatches": mismatching_elements(cfg, observed, expected),
+            "elements": len(expected) * cfg.head_dim, "wall_cycles": wall_cycles, "errors": errors}

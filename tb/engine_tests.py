@@ -34,7 +34,7 @@ from fusioncim.hw.controller import cmd_layout
 from fusioncim.hw.engine import ERR_KEYS, ERR_KV_ADDR, ERR_KV_BUSY, ERR_ROWS, kv_wr_layout
 
 from . import common
-from .checks import compare_counters, cycle_budget, mismatching_elements
+from .checks import cycle_budget, record
 from .streams import CLOCK_NS, Scoreboard, Stalled, StreamSink, StreamSource, encode, within
 
 
@@ -124,14 +124,8 @@ async def run_workload(tb, w):
             await tb.run_segment(seg)
     await within(cycle_budget(w), segments(), tb.streams, f"workload {w.name}")
     rtl = await tb.counters()
-    errors = compare_counters(rtl, w.counters, exact_cycles=w.exact_cycles)
-    expected = [word for seg in w.segments for _, word in seg["o_out"]]
     err = await tb.err()
-    if err:
-        errors.append(f"error flags {err:#x} raised by a legal workload")
-    return {"name": w.name, "rtl": rtl, "golden": w.counters,
-            "mismatches": mismatching_elements(tb.cfg, tb.observed, expected),
-            "elements": len(expected) * tb.cfg.head_dim, "wall_cycles": tb.sink.cycle - start, "errors": errors}
+    return record(tb.cfg, w, rtl, err, tb.observed, tb.sink.cycle - start)
 
 
 @cocotb.test()
