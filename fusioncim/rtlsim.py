@@ -30,10 +30,23 @@ from .config import EngineConfig
 from .files import cache_root
 from .generate import verilog_text
 
-__all__ = ["SIMULATORS", "build_dir", "build", "run", "check", "available", "SimTimeout", "RUN_TIMEOUT"]
+__all__ = ["SIMULATORS", "sim_cases", "build_dir", "build", "run", "check", "available", "SimTimeout", "RUN_TIMEOUT"]
 
 SIMULATORS = ("verilator", "icarus")
 TIMESCALE = ("1ns", "1ps")
+
+
+def sim_cases(configs, verilator):
+    """The regression's (config name, simulator) pairs: every config on Icarus, the ones named in
+    ``verilator`` on Verilator too. Icarus builds a config in a second or two where Verilator's C++
+    build takes 10-30 s, so Verilator gets the configs that cover each mechanism once; the lint tests
+    and tests/test_engine_cross_sim.py hold the two simulators to each other."""
+    unknown = set(verilator) - set(configs)
+    if unknown:
+        raise ValueError(f"verilator: no config named {sorted(unknown)}")
+    return [(name, sim) for name in configs for sim in SIMULATORS if sim == "icarus" or name in verilator]
+
+
 BUILD_RECIPE = "4: ports-only VPI, pch stub, Icarus time-0 evaluation, -O0"   # change to force rebuilds after editing build()
 
 

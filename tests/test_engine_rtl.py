@@ -71,8 +71,11 @@ def real_workloads(cfg):
             for h in (0, 1)]
 
 
-@pytest.mark.parametrize("sim", rtlsim.SIMULATORS)
-@pytest.mark.parametrize("name", CONFIGS)
+# Verilator on test, rows5-lanes2, single-buffer-ip1-lazy2; Icarus on every config (rtlsim.sim_cases).
+CASES = rtlsim.sim_cases(CONFIGS, verilator=["test", "rows5-lanes2", "single-buffer-ip1-lazy2"])
+
+
+@pytest.mark.parametrize("name, sim", CASES, ids=[f"{n}-{s}" for n, s in CASES])
 def test_engine_rtl(sim, name):
     cfg = CONFIGS[name]
     specs = workloads(cfg, SEED) + real_workloads(cfg) + directed(cfg, SEED)
