@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp / "dist"), str(ROOT)], check=True, capture_output=True, timeout=300)
+    # -v shows the build backend's own output, where setuptools prints its warnings about pyproject.toml.
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v", "-w",
+                            str(tmp / "dist"), str(ROOT)], check=True, capture_output=True, text=True, timeout=300)
     (wheel,) = (tmp / "dist").glob("fusioncim-*.whl")
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
@@ -38,18 +39,26 @@ def installed(tmp_path_factory):
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     elsewhere = tmp / "elsewhere"
     elsewhere.mkdir()
-    return venv / "bin" / "python", elsewhere
+    return venv / "bin" / "python", elsewhere, build.stdout + build.stderr
+
+
+def test_packaging_gives_no_warnings(installed):
+    # Our pyproject.toml gave setuptools deprecation warnings (the license table) and "package would be
+    # ignored" for the data folders; pip's own notes ("byte-compiling is disabled") are not ours.
+    warnings = [line.strip() for line in installed[2].splitlines()
+                if "Warning" in line or "!!" in line or "deprecat" in line.lower()]
+    assert warnings == []
 
 
 def _run(installed, *args):
-    python, cwd = installed
+    python, cwd, _ = installed
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run([str(python), "-m", "fusioncim", *args], capture_output=True, text=True, cwd=cwd, env=env,
                           timeout=900)
 
 
 def test_wheel_imports_from_itself(installed):
-    python, cwd = installed
+    python, cwd, _ = installed
     r = subprocess.run([str(python), "-c", "import fusioncim.hw.engine as e, fusioncim.files as f; "
                         "print(e.__file__); print(f.data_path('real'))"], capture_output=True, text=True, cwd=cwd)
     assert r.returncode == 0, r.stderr
