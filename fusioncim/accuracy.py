@@ -99,7 +99,15 @@ def format_table(records):
             f"{100 * r['rel_l2_exact_softmax']:>7.3f} {100 * r['rel_l2_per_tensor']:>8.3f} {r['cosine']:>8.5f} "
             f"{100 * r['fine_frac']:>6.1f} {100 * r['coarse_frac']:>7.1f} {100 * r['skip_frac']:>6.1f} "
             f"{r['rescales_per_row_pattern']:>12.2f} {r['rescales_per_row_sequential']:>6.2f}")
-    return "\n".join(lines)
+    return "\n".join(lines + [COLUMNS])
+
+
+COLUMNS = """\
+rel_l2%: the engine's output against float64 attention (relative L2 error); exact%: the same quantisation
+with an exact float softmax; int8pt%: per-tensor int8 quantisation with an exact softmax (a common baseline);
+cosine: the engine's output against float64; fine% / coarse% / skip%: score entries in the fine LUT tier,
+the coarse tier and skipped; resc/row pat / seq: rescales per query row in pattern-aware and in sequential
+key order."""
 
 
 def format_summary(s, label=""):

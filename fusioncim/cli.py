@@ -75,6 +75,7 @@ def cmd_extract(args):
             raise UserError(f"--layers must be comma-separated integers, not {args.layers!r}") from None
     if args.tokens < 1:
         raise UserError(f"--tokens must be a positive integer, not {args.tokens}")
+    _output_path("--out", args.out, folder=True)
     try:
         paths = extract.extract(args.model, args.out, tokens=args.tokens, layers=layers, progress=say, text=args.text,
                                 dtype=np.dtype(args.dtype))
@@ -103,11 +104,7 @@ def cmd_config(args):
         json.dump(doc, sys.stdout, indent=1)
         print()
     else:
-        for section, items in doc.items():
-            print(f"[{section}]")
-            for k, v in items.items():
-                # TOML has no null: an unset width is derived, shown as a comment.
-                print(f"# {k}: derived" if v is None else f"{k} = {json.dumps(v)}")
+        print(config_mod.to_toml(cfg, doc["derived"]), end="")
     return 0
 
 
@@ -118,11 +115,37 @@ def cmd_generate(args):
     cfg = config_mod.load(args.config, args.set)
     if args.block == "engine":
         cfg.check_engine()
+    out = _output_path("--out", args.out or Path(f"{args.block}{'-flat' if args.flat else ''}.v"))
     _require_cache()
-    out = args.out or Path(f"{args.block}{'-flat' if args.flat else ''}.v")
-    generate.write_verilog(args.block, cfg, out, flat=args.flat)
+    try:
+        generate.write_verilog(args.block, cfg, out, flat=args.flat)
+    except OSError as exc:
+        raise _write_error("--out", out, exc) from None
     print(out)
     return 0
+
+
+def _output_path(option, path, *, folder=False):
+    """Check an output path before anything runs: one line naming the option and the rule, exit 2.
+
+    A file must not be a folder, and its folder must exist and be writable (nothing is created for
+    it); a ``folder`` output may be created, but only inside a folder that exists."""
+    path = Path(path)
+    if not folder and path.is_dir():
+        raise UserError(f"{option} {str(path)!r} is a folder; name a file")
+    if folder and path.exists() and not path.is_dir():
+        raise UserError(f"{option} {str(path)!r} exists and is not a folder")
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise UserError(f"{option} {str(path)!r}: the folder {str(parent)!r} does not exist (it is not created)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {str(path)!r}: the folder {str(parent)!r} cannot be written")
+    return path
+
+
+def _write_error(option, path, exc):
+    """An OSError while writing an output, as one line."""
+    return UserError(f"{option} {str(path)!r} cannot be written ({exc.strerror or exc})")
 
 
 def _require_cache():
@@ -161,10 +184,20 @@ def cmd_simulate(args):
         raise UserError(f"--stall must be a probability in [0, 1), not {args.stall}")
     if args.path == "native" and (args.sim != "verilator" or args.waves is not None):
         raise UserError("--path native runs Verilator without a trace: it takes neither --sim icarus nor --waves")
-    if args.waves is not None and args.waves.suffix not in (".vcd", ".fst"):
-        raise UserError(f"--waves must name a .vcd or .fst file, not {str(args.waves)!r}")
+    if args.waves is not None:
+        # Each simulator writes one format: Verilator VCD, Icarus FST (cocotb's runner); the suffix must say it.
+        suffix = {"verilator": ".vcd", "icarus": ".fst"}[args.sim]
+        if args.waves.suffix != suffix:
+            raise UserError(f"--waves {str(args.waves)!r}: {args.sim} writes {suffix[1:].upper()} traces; name a "
+                            f"{suffix} file (Verilator writes .vcd, Icarus .fst)")
+        _output_path("--waves", args.waves)
     if args.npz:
         # A bad file fails in simulate(), before anything is built.
+        for name in ("queries", "keys", "kv_heads"):
+            if getattr(args, name) is not None:
+                raise UserError(f"--{name.replace('_', '-')} sets random data; with --npz the file gives them "
+                                f"(--tokens keeps its first N tokens, --heads picks its heads)")
+        _check_head_dim(args.set, args.npz)
         spec = {"kind": "npz", "path": str(args.npz.resolve()), "heads": _int_list("--heads", args.heads or "0,1")}
         if args.tokens is not None:
             spec["tokens"] = args.tokens
@@ -186,8 +219,6 @@ def cmd_simulate(args):
         spec["causal"] = args.causal
     if args.stall:
         spec["stall"] = args.stall
-    if args.waves is not None and args.waves.exists() and args.waves.is_dir():
-        raise UserError(f"--waves {str(args.waves)!r} is a folder")
     try:
         r = simulate.simulate(cfg, spec, sim=args.sim, waves=args.waves, progress=say, seed=args.seed, path=args.path)
     except RuntimeError as exc:
@@ -199,6 +230,17 @@ def cmd_simulate(args):
     else:
         print(simulate.format_result(r))
     return 0 if r["bit_exact"] else 1
+
+
+def _check_head_dim(sets, npz):
+    """An explicit ``--set head_dim=N`` that differs from the attention file's head_dim is an error."""
+    from . import attnfile
+    wanted = [item.partition("=")[2].strip() for item in sets if item.partition("=")[0].strip() == "head_dim"]
+    if wanted:
+        have = attnfile.load(npz).head_dim
+        if wanted[-1] != str(have):
+            raise UserError(f"--set head_dim={wanted[-1]} conflicts with {str(npz)!r}, whose head_dim is {have}: "
+                            f"the engine's head_dim comes from the file; drop --set head_dim")
 
 
 # -- report ----------------------------------------------------------------
@@ -228,6 +270,8 @@ def cmd_report(args):
     for f in args.patterns or []:
         if not f.is_file():
             raise UserError(f"--patterns file {str(f)!r} does not exist")
+    if args.patterns:
+        report.check_rates_file(cfg, args.patterns)
     results = []
     pats = {}
     for i, n in enumerate(names, 1):
@@ -321,10 +365,14 @@ def cmd_patterns(args):
                         + ", ".join(f"{k}: {v}" for k, v in lengths.items()))
     if args.out.suffix != ".json":
         raise UserError(f"--out must name a .json file, not {str(args.out)!r}")
+    _output_path("--out", args.out)
     tokens = next(iter(lengths.values()))
     say(f"measuring on {len(args.files)} file(s) of {tokens} tokens (golden model) ...")
     pats = report.measure(cfg, sorted(args.files))
-    report.save_rates(args.out, cfg, sorted(args.files), pats, tokens)
+    try:
+        report.save_rates(args.out, cfg, sorted(args.files), pats, tokens)
+    except OSError as exc:
+        raise _write_error("--out", args.out, exc) from None
     for mode, (p, q) in pats.items():
         print(f"{mode:<8} keys skipped {p.key_skip:.1%}; entries fine {p.fine:.1%}, coarse {p.coarse:.1%}, "
               f"skipped {p.skipped:.1%}; rescales per entry {p.rescale:.4f} (no pattern-aware softmax: {q.rescale:.4f})")
@@ -352,18 +400,30 @@ def cmd_explore(args):
         raise UserError(f"--jobs must be a positive integer, not {args.jobs}")
     acc = args.accuracy_file or report.REAL / "smollm2-L12-T256.npz"
     attnfile.load(acc)                               # a bad file fails before the sweep starts
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"--out {str(args.out)!r} exists and is not a folder")
+    _output_path("--out", args.out, folder=True)
     base = args.config
     if args.set:
         # The base overrides go in front of each point's.
         sweeps = {**{k: [v] for k, _, v in (s.partition("=") for s in args.set)}, **sweeps}
+    errors = [(sets, explore.point_error(base, sets, args.workload)) for sets in explore.grid(sweeps)]
+    if all(why for _, why in errors):
+        sets, why = errors[0]
+        raise UserError(f"no point of the sweep can make an engine for {args.workload} (e.g. "
+                        f"{', '.join(sets) or 'the base config'}: {why})")
+    for f in args.patterns or []:
+        if not f.is_file():
+            raise UserError(f"--patterns file {str(f)!r} does not exist")
+    if args.patterns:
+        for sets in explore.grid(sweeps):        # a rates file must fit every point, checked before anything runs
+            if explore.point_error(base, sets, args.workload) is None:
+                report.check_rates_file(config_mod.load(base, sets), args.patterns)
     records = explore.run(base, sweeps, args.out, workload=args.workload, accuracy_file=acc, area=not args.no_area,
-                          jobs=args.jobs, progress=not args.quiet)
+                          jobs=args.jobs, progress=not args.quiet, patterns=args.patterns)
     if args.json:
         json.dump(records, sys.stdout, indent=1)
         print()
         return 0
+    print(explore.rates_heading(records, sweeps, base, args.workload))
     print(f"{'point':<48} {'pJ/op':>7} {'TOPS/W':>7} {'E vs base':>9} {'speed':>6} {'util@2k':>7} "
           f"{'relL2 med':>9} {'transistors':>12}")
     for r in records:
@@ -389,6 +449,8 @@ def cmd_demo(args):
     heads = _int_list("--heads", args.heads)
     if args.tokens is not None and args.tokens < 1:
         raise UserError(f"--tokens must be a positive integer, not {args.tokens}")
+    _check_head_dim(args.set, args.npz or demo.DEFAULT_FILE)
+    _require_cache()                                 # the demo's Verilog goes into the cache folder
     try:
         return demo.main(cfg, npz=args.npz, heads=heads, tokens=args.tokens, synth=not args.no_synth,
                          quiet=args.quiet)
@@ -433,8 +495,10 @@ def build_parser():
     common(e, config=False)
     e.set_defaults(func=cmd_extract)
 
-    c = sub.add_parser("config", help="show a config with its derived widths")
-    c.add_argument("--json", action="store_true")
+    c = sub.add_parser("config", help="print a config as TOML that --config reads back, with its derived "
+                                      "widths as comments")
+    c.add_argument("--json", action="store_true", help='print one JSON document: {"fields": ..., "derived": ...} '
+                                                       '(null for a field that is none)')
     common(c)
     c.set_defaults(func=cmd_config)
 
@@ -447,7 +511,7 @@ def build_parser():
     common(g)
     g.set_defaults(func=cmd_generate)
 
-    s = sub.add_parser("simulate", help="run attention heads on the generated engine (Verilator), bit-exact "
+    s = sub.add_parser("simulate", help="run attention heads on the generated engine (Verilator or Icarus), bit-exact "
                                         "check against golden, cycles and counters")
     s.add_argument("--npz", type=Path, metavar="FILE.npz", help="real attention (accuracy file format); "
                    "default: random data")
@@ -469,7 +533,7 @@ def build_parser():
                    help="cocotb drives the model cycle by cycle from Python; native runs a C++ harness on a "
                         "Verilator model (no Python per cycle, about 10x faster, built at -O2 once). auto: native "
                         "for workloads over 200,000 cycles on Verilator without --waves (default)")
-    s.add_argument("--waves", type=Path, metavar="FILE", help="write a trace (.vcd from Verilator, .fst from Icarus)")
+    s.add_argument("--waves", type=Path, metavar="FILE", help="write a trace: a .vcd file with Verilator, a .fst file with Icarus (its folder must exist)")
     s.add_argument("--json", action="store_true", help="print one JSON document")
     common(s)
     s.set_defaults(func=cmd_simulate)
@@ -483,10 +547,11 @@ def build_parser():
                    "(default: synth/energy.toml, Horowitz ISSCC 2014 at 45 nm)")
     r.add_argument("--node", type=float, metavar="NM", help="process node to scale the table to (default 45)")
     r.add_argument("--vdd", type=float, metavar="V", help="supply voltage to scale the table to (default 0.9)")
-    r.add_argument("--patterns", type=Path, nargs="+", metavar="FILE.npz",
-                   help="real attention files the score-pattern rates are measured on (default: the rates file in "
-                        "fusioncim/data/patterns for the workload's length when the config matches it, else "
-                        "fusioncim/data/real/smollm2-*.npz)")
+    r.add_argument("--patterns", type=Path, nargs="+", metavar="FILE",
+                   help="score-pattern rates: .npz attention files to measure them on, or one .json rates file from "
+                        "`fusioncim patterns --out` (default: the stored rates in fusioncim/data/patterns for the "
+                        "workload's length when the config matches them, else measured on the shipped 256-token "
+                        "files fusioncim/data/real/smollm2-*.npz); the output's heading says which")
     out = r.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON document (a list, one entry per workload)")
     out.add_argument("--markdown", action="store_true", help="print Markdown tables (for docs)")
@@ -499,7 +564,8 @@ def build_parser():
     ar.add_argument("--liberty", type=Path, metavar="FILE.lib",
                     help="map to this cell library instead of the bundled generic 45 nm one")
     ar.add_argument("--no-cache", action="store_true", help="synthesise even if a cached result exists")
-    ar.add_argument("--json", action="store_true")
+    ar.add_argument("--json", action="store_true", help="print the full result as one JSON document (area, "
+                    "transistors, flip-flops, cells, clock, SRAM, per-module figures)")
     common(ar)
     ar.set_defaults(func=cmd_area)
 
@@ -522,6 +588,10 @@ def build_parser():
     x.add_argument("--out", type=Path, default=Path("explore-out"),
                    help="folder for results.jsonl and the plots (default explore-out); finished points are kept")
     x.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    x.add_argument("--patterns", type=Path, nargs="+", metavar="FILE",
+                   help="score-pattern rates for every point: .npz attention files (measured at each point) or one "
+                        ".json rates file from `fusioncim patterns --out` (default: the stored rates when every "
+                        "point has them for the workload's length, else measured on the shipped 256-token files)")
     x.add_argument("--no-area", action="store_true", help="skip Yosys (no Pareto plot); much faster")
     x.add_argument("--json", action="store_true", help="print the records as one JSON document")
     common(x)

@@ -10,6 +10,7 @@ The number formats these fields control are specified in ``docs/numerics.md``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -390,6 +391,21 @@ class EngineConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(EngineConfig)}
+OPTIONAL = tuple(name for name, f in _FIELDS.items() if "None" in str(f.type))
+"""The fields that can be None (written ``"none"`` in TOML, ``none`` after ``--set``)."""
+
+
+def to_toml(cfg: "EngineConfig", derived: dict | None = None) -> str:
+    """``cfg`` as TOML that :func:`load` reads back to the same config: every field, None as ``"none"``;
+    ``derived`` values follow as comments, which the loader ignores."""
+    lines = ["# fusioncim engine config: read it back with --config FILE.toml"]
+    for key, value in cfg.to_dict().items():
+        lines.append(f"{key} = {json.dumps('none' if value is None else value)}")
+    if derived:
+        lines.append("")
+        lines.append("# Derived from the fields above (comments: --config ignores them).")
+        lines += [f"# {key} = {json.dumps(value)}" for key, value in derived.items()]
+    return "\n".join(lines) + "\n"
 
 PRESETS: dict[str, EngineConfig] = {
     "default": EngineConfig(),
@@ -423,6 +439,12 @@ def from_mapping(data: dict, *, source: str = "config") -> EngineConfig:
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"{source}: unknown key {unknown[0]!r}; known keys: preset, {', '.join(_FIELDS)}")
+    for key, value in data.items():
+        # TOML has no null: "none" says None for the fields that take it (what `fusioncim config` writes).
+        if isinstance(value, str) and value.strip().lower() == "none":
+            if key not in OPTIONAL:
+                raise ConfigError(f"{source}: {key} = {value!r}: only {', '.join(OPTIONAL)} can be none")
+            data[key] = None
     try:
         return dataclasses.replace(base, **data)
     except (TypeError, ValueError) as exc:

@@ -157,6 +157,9 @@ class Patterns:
     rescale: float
     op_rescale: float
     source: str
+    tokens: int = 0          # the sequence length the rates were measured at (0: files of several lengths)
+    origin: str = ""         # where they came from, in words (fusioncim.report.patterns)
+    stored: bool = False     # read from the rates files shipped in fusioncim/data/patterns
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -180,8 +183,10 @@ def measure_patterns(cfg, files, mode, *, decode_queries=32):
     from . import attnfile
     from .golden import quant
     total = Counters()
+    lengths = set()
     for path in files:
         att = attnfile.load(path)
+        lengths.add(att.k.shape[1])
         c = cfg.fit(att.head_dim, att.k.shape[1])
         z = quant.quantise(att.q, att.k, att.v, c, scale=att.scale)
         if mode == "prefill":
@@ -192,7 +197,8 @@ def measure_patterns(cfg, files, mode, *, decode_queries=32):
                            mode="decode")
         total = total + r.counters
     names = ", ".join(sorted({Path(f).name for f in files}))
-    return rates_of(total, cfg, source=f"golden model, {mode}, on {names}")
+    return dataclasses.replace(rates_of(total, cfg, source=f"golden model, {mode}, on {names}"),
+                               tokens=lengths.pop() if len(lengths) == 1 else 0)
 
 
 def model_counters(cfg, wl, pat: Patterns, st=None):

@@ -21,6 +21,7 @@ from pathlib import Path
 from . import dataflow as df
 from . import report, simulate, workload
 from .config import PRESETS
+from .files import cache_root
 from .generate import write_verilog
 from .golden.engine import Counters
 
@@ -34,7 +35,7 @@ def _synth(cfg):
     return area.estimate("engine", cfg)
 
 
-def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, out=Path("build/demo"), quiet=False):
+def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, out=None, quiet=False):
     say = (lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     cfg = cfg or PRESETS["default"]
     npz = npz or DEFAULT_FILE
@@ -44,9 +45,12 @@ def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, o
     ecfg = workload.config_for_spec(cfg, spec)
     ecfg.check_engine()
     w = workload.make(spec, ecfg)             # a bad file or head list fails here, before anything runs
+    out = Path(out) if out else cache_root() / "demo"         # beside the RTL builds, not in the current folder
     out.mkdir(parents=True, exist_ok=True)
     verilog = write_verilog("engine", ecfg, out / "engine.v")
-    print(f"1. generated {verilog} ({ecfg.rows} rows x head_dim {ecfg.head_dim}, KV buffer {ecfg.kv_keys} keys)")
+    step = iter(range(1, 5))
+    print(f"{next(step)}. generated {verilog} ({ecfg.rows} rows x head_dim {ecfg.head_dim}, KV buffer "
+          f"{ecfg.kv_keys} keys; {'; '.join(workload.fit_notes(cfg, ecfg, spec))})")
     t0 = time.perf_counter()
     with cf.ThreadPoolExecutor(max_workers=1) as pool:
         fut = pool.submit(_synth, ecfg) if synth else None
@@ -54,7 +58,7 @@ def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, o
             say("synthesising the engine with Yosys in the background (under a minute for the default "
                 "config on this machine; cached afterwards) ...")
         r = simulate.simulate(ecfg, spec, sim="verilator", progress=say)
-        print(f"2. simulated on Verilator: {simulate.format_result(r).splitlines()[0].removeprefix('workload      ')}")
+        print(f"{next(step)}. simulated on Verilator: {simulate.format_result(r).splitlines()[0].removeprefix('workload      ')}")
         e = r["error_vs_float64"]
         print(f"   {r['cycles']:,} cycles (ideal {r['ideal_cycles']:,}, IP-CIM busy {r['utilisation']['ip_cim']:.1%}); "
               f"{r['mismatching_elements']} of {r['elements']} output elements and "
@@ -64,10 +68,10 @@ def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, o
             say("waiting for Yosys ...")
             a = fut.result()
             from .cli import area_lines
-            print("3. synthesised (Yosys, hierarchical: each distinct cell once)")
+            print(f"{next(step)}. synthesised (Yosys, hierarchical: each distinct cell once)")
             for line in area_lines("engine", a):
                 print("   " + line)
-    say(f"({time.perf_counter() - t0:.0f} s)")
+    say(f"(simulation{' and synthesis' if synth else ''}: {time.perf_counter() - t0:.0f} s)")
     if not r["bit_exact"]:
         print("MISMATCH between RTL and golden: no report", file=sys.stderr)
         return 1
@@ -87,6 +91,6 @@ def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, o
         print(f"   at the estimated clock the simulated heads take {secs * 1e6:,.1f} µs ({r['cycles']:,} cycles x "
               f"{a['clock_ns']:.2f} ns): {results[0]['ops'] / secs / 1e12:.2f} TOPS on the report's "
               f"{results[0]['ops']:,} operations")
-    print("4. report (docs/energy.md)\n")
+    print(f"{next(step)}. report (docs/energy.md)\n")
     print("\n\n".join(report.format_table(x) for x in results))
     return 0

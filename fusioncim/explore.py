@@ -23,6 +23,7 @@ from functools import lru_cache
 import itertools
 import json
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -78,24 +79,40 @@ def _file_id(path):
         return p.name
 
 
+def point_error(spec, sets, workload):
+    """Why the point ``sets`` (on base ``spec``) cannot make an engine for ``workload``, or None."""
+    try:
+        cfg = config_mod.load(spec, sets)
+        wl = df.WORKLOADS[workload]
+        cfg.fit(wl.head_dim, wl.tokens).check_engine()
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    return None
+
+
 def evaluate_point(job):
     """One point (runs in a worker process). Returns a JSON-ready dict; a config error is recorded, not raised."""
     spec, sets, opts = job
     from . import accuracy, attnfile, report
     rec = {"id": _point_id(spec, sets, opts), "sets": sets, "config": spec,
            "accuracy_file": Path(opts["accuracy_file"]).name}
-    try:
-        cfg = config_mod.load(spec, sets)
-        wl = df.WORKLOADS[opts["workload"]]
-        wcfg = cfg.fit(wl.head_dim, wl.tokens)
-        wcfg.check_engine()
-    except (ValueError, TypeError) as exc:
-        rec["error"] = str(exc)
+    why = point_error(spec, sets, opts["workload"])
+    if why:
+        rec["error"] = why
         return rec
+    cfg = config_mod.load(spec, sets)
+    wl = df.WORKLOADS[opts["workload"]]
+    wcfg = cfg.fit(wl.head_dim, wl.tokens)
     t0 = time.perf_counter()
-    # Rates measured on the same files at every point, so points compare like with like.
-    pats = report.patterns(cfg, opts.get("patterns") or sorted(report.REAL.glob("smollm2-*.npz")))
+    # One source of rates for every point (run() picks it), so points compare like with like.
+    if opts.get("patterns"):
+        pats = report.patterns(cfg, opts["patterns"])
+    elif opts.get("rates") == "stored":
+        pats = report.stored_rates(cfg, wl.tokens)
+    else:
+        pats = report.shipped_rates(cfg)
     r = report.evaluate(cfg, wl, pats)
+    rec["rates_note"] = r["rates_note"]
     f = r["variants"]["fusioncim"]
     rec.update(workload=wl.name, pj_per_op=f["energy_pj"] / r["ops"], tops_w=f["tops_w"], cycles=f["cycles"],
                energy_ratio=r["summary"]["energy_ratio"], speed_ratio=r["summary"]["speed_ratio"])
@@ -128,13 +145,41 @@ def _bar(done, total, t0, width=30):
     return f"\r[{'#' * fill}{'-' * (width - fill)}] {done}/{total} points, {el:.0f} s{left}   "
 
 
+def rates_source(spec, sweeps, workload):
+    """The sweep's one source of score-pattern rates when none are given: ``"stored"`` if every buildable
+    point has stored rates for the workload's length (``report.stored_rates``), else ``"shipped"``
+    (measured on the shipped 256-token files at every point). Mixing the two would compare points
+    measured on different data."""
+    from . import report
+    tokens = df.WORKLOADS[workload].tokens
+    points = [sets for sets in grid(sweeps) if point_error(spec, sets, workload) is None]
+    stored = all(report.stored_rates(config_mod.load(spec, sets), tokens) is not None for sets in points)
+    return "stored" if points and stored else "shipped"
+
+
+def rates_heading(records, sweeps, spec, workload):
+    """The sweep's heading line about its rates (printed by ``fusioncim explore``)."""
+    from . import report
+    notes = {r["rates_note"] for r in records if "rates_note" in r}
+    tokens = df.WORKLOADS[workload].tokens
+    points = [sets for sets in grid(sweeps) if point_error(spec, sets, workload) is None]
+    have = sum(report.stored_rates(config_mod.load(spec, sets), tokens) is not None for sets in points)
+    text = "; ".join(sorted(notes))
+    if have and have < len(points):
+        text += (f". Stored {tokens}-token rates exist for {have} of the {len(points)} points; a sweep takes its "
+                 f"rates from one source for every point, so these figures differ from `fusioncim report` at those "
+                 f"points")
+    return text
+
+
 def run(spec, sweeps, out, *, workload, accuracy_file, area=True, jobs=2, patterns=None, progress=True):
     """Sweep the grid into ``out/results.jsonl`` (resuming), then draw the plots; returns the records."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     opts = {"workload": workload, "accuracy_file": str(accuracy_file), "area": bool(area),
-            "patterns": [str(p) for p in patterns] if patterns else None}
+            "patterns": [str(p) for p in patterns] if patterns else None,
+            "rates": None if patterns else rates_source(spec, sweeps, workload)}
     done = {}
     if results.exists():
         for line in results.read_text().splitlines():
@@ -176,61 +221,109 @@ def _label(rec):
 
 def plot(records, out, sweeps):
     """Write ``pareto.png`` (with area), ``utilisation.png`` and ``accuracy.png`` into ``out``."""
+    import matplotlib.pyplot as plt
+    written = []
+    for name, fig in figures(records, sweeps).items():
+        fig.savefig(Path(out) / name, dpi=120)
+        plt.close(fig)
+        written.append(name)
+    return written
+
+
+SAME_WITHIN = 0.005
+"""A metric whose values across a sweep stay within this fraction of their size is said in a caption, not plotted."""
+
+
+def _same(values):
+    """True when a metric does not vary across the points (within ``SAME_WITHIN``): a flat plot would say nothing."""
+    values = np.asarray(values, float)
+    if values.size < 2 or not np.all(np.isfinite(values)):
+        return False
+    return bool(np.ptp(values) <= SAME_WITHIN * max(np.max(np.abs(values)), 1e-12))
+
+
+def _caption(ax, text):
+    # In place of a flat or overlapping plot: the value, said once, inside the axes.
+    ax.text(0.5, 0.5, textwrap.fill(text, 48), ha="center", va="center", transform=ax.transAxes, fontsize=9,
+            bbox={"boxstyle": "round", "facecolor": "whitesmoke", "edgecolor": "grey"})
+
+
+def _title(fig, text, width_in):
+    # Wrapped to the figure's width (about 13 characters per inch at this size) so it never runs off.
+    fig.suptitle(textwrap.fill(text, max(30, int(13 * width_in))), fontsize=10)
+
+
+def figures(records, sweeps):
+    """The sweep's figures by file name (``pareto.png``, ``utilisation.png``, ``accuracy.png``).
+
+    Titles are wrapped inside the figure and legends sit outside the axes (constrained layout makes
+    room); a metric that is the same at every point is said in a caption instead of being drawn flat.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     ok = [r for r in records if "error" not in r]
-    out = Path(out)
-    written = []
-    if ok and all("transistors" in r for r in ok):
-        fig, ax = plt.subplots(figsize=(7, 5))
+    figs = {}
+    if not ok:
+        return figs
+    swept = ", ".join(sweeps) or "the base config"
+    change = f"{swept} {'does' if len(sweeps) < 2 else 'do'} not change"
+    if all("transistors" in r for r in ok):
+        fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
         xs = np.array([r["transistors"] for r in ok], float)
         ys = np.array([r["pj_per_op"] for r in ok])
         ax.scatter(xs / 1e6, ys, color="tab:blue")
         for r, x, y in zip(ok, xs, ys):
             ax.annotate(_label(r), (x / 1e6, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        front = _pareto(xs, ys)
-        ax.plot(xs[front] / 1e6, ys[front], color="tab:red", label="Pareto front")
+        if len(ok) > 1 and not (_same(xs) or _same(ys)):
+            front = _pareto(xs, ys)
+            ax.plot(xs[front] / 1e6, ys[front], color="tab:red", label="Pareto front")
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+        elif _same(ys):
+            _caption(ax, f"energy per operation is {np.mean(ys):.3f} pJ/op at every point (within {SAME_WITHIN:.1%}): "
+                         f"{change} it")
         ax.set_xlabel("compute-block area (million transistors, Yosys stat -tech cmos, flip-flops excluded)")
         ax.set_ylabel("on-chip energy per operation (pJ/op)")
-        ax.set_title(f"area vs energy/op, {ok[0]['workload']}")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "pareto.png", dpi=120)
-        plt.close(fig)
-        written.append("pareto.png")
-    if ok:
-        fig, ax = plt.subplots(figsize=(7, 5))
-        for r in ok:
-            ax.plot(SEQ_LENS, [100 * r["utilisation"][str(n)] for n in SEQ_LENS], marker="o", label=_label(r))
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("sequence length (LLaMA-3-8B prefill shape, causal)")
-        ax.set_ylabel("IP-CIM utilisation, ideal / cycles (%)")
-        ax.set_ylim(0, 100)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "utilisation.png", dpi=120)
-        plt.close(fig)
-        written.append("utilisation.png")
-        keys = list(sweeps) or ["(base)"]
-        fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 4), squeeze=False)
-        for ax, key in zip(axes[0], keys):
-            vals = sweeps.get(key, ["base"])
-            for stat, style in (("rel_l2_median", "o-"), ("rel_l2_max", "s--")):
-                ys = [np.mean([100 * r[stat] for r in ok if f"{key}={v}" in r["sets"] or key == "(base)"] or [np.nan])
-                      for v in vals]
+        _title(fig, f"area vs energy per operation, {ok[0]['workload']}", 8)
+        figs["pareto.png"] = fig
+    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
+    curves = np.array([[100 * r["utilisation"][str(n)] for n in SEQ_LENS] for r in ok])
+    if len(ok) > 1 and all(_same(curves[:, j]) for j in range(len(SEQ_LENS))):
+        ax.plot(SEQ_LENS, curves[0], marker="o", color="tab:blue")
+        _caption(ax, f"the same at every point of the sweep (within {SAME_WITHIN:.1%}): {change} utilisation")
+    else:
+        for r, ys in zip(ok, curves):
+            ax.plot(SEQ_LENS, ys, marker="o", label=_label(r))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("sequence length (LLaMA-3-8B prefill shape, causal)")
+    ax.set_ylabel("IP-CIM utilisation, ideal / cycles (%)")
+    ax.set_ylim(0, 100)
+    _title(fig, f"IP-CIM utilisation against sequence length, sweeping {swept}", 8)
+    figs["utilisation.png"] = fig
+    keys = list(sweeps) or ["(base)"]
+    width = max(6.0, 4.5 * len(keys))
+    fig, axes = plt.subplots(1, len(keys), figsize=(width, 4.5), squeeze=False, layout="constrained")
+    for ax, key in zip(axes[0], keys):
+        vals = sweeps.get(key, ["base"])
+        stats = {stat: [np.mean([100 * r[stat] for r in ok if f"{key}={v}" in r["sets"] or key == "(base)"]
+                                or [np.nan]) for v in vals] for stat in ("rel_l2_median", "rel_l2_max")}
+        if len(vals) > 1 and all(_same(ys) for ys in stats.values()):
+            ax.set_yticks([])
+            _caption(ax, f"{key} does not change the accuracy (by less than {SAME_WITHIN:.1%} of it): rel L2 median "
+                         f"{np.mean(stats['rel_l2_median']):.2f}%, max {np.mean(stats['rel_l2_max']):.2f}% at every "
+                         f"value")
+        else:
+            for (stat, ys), style in zip(stats.items(), ("o-", "s--")):
                 ax.plot(range(len(vals)), ys, style, label=stat.replace("rel_l2_", "rel L2 "))
-            ax.set_xticks(range(len(vals)), vals)
-            ax.set_xlabel(key)
-            ax.set_ylabel("rel L2 error vs float64 (%)")
-            ax.legend(fontsize=7)
-        fig.suptitle(f"accuracy on {Path(ok[0].get('accuracy_file', '')).name or 'real attention'} "
-                     f"(golden model; mean over the other swept parameters)", fontsize=10)
-        fig.tight_layout()
-        fig.savefig(out / "accuracy.png", dpi=120)
-        plt.close(fig)
-        written.append("accuracy.png")
-    return written
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+        ax.set_xticks(range(len(vals)), vals)
+        ax.set_xlabel(key)
+        ax.set_ylabel("rel L2 error vs float64 (%)")
+    _title(fig, f"accuracy on {Path(ok[0].get('accuracy_file', '')).name or 'real attention'} (golden model; mean "
+                f"over the other swept parameters)", width)
+    figs["accuracy.png"] = fig
+    return figs
 
 
 def _pareto(xs, ys):

@@ -12,10 +12,12 @@ import json
 from pathlib import Path
 
 from . import dataflow as df
+from .errors import InputError
 from .files import atomic_write, data_path
 from .synth import energy as energy_mod
 
-__all__ = ["CLAIMS", "REAL", "RATES", "evaluate", "patterns", "measure", "save_rates", "load_rates",
+__all__ = ["CLAIMS", "REAL", "RATES", "evaluate", "patterns", "measure", "save_rates", "load_rates", "stored_rates",
+           "rates_note", "RatesFileError",
            "format_table", "format_markdown", "IDEAS"]
 
 REAL = data_path("real")
@@ -55,33 +57,117 @@ def save_rates(path, cfg, files, pats, tokens):
     atomic_write(path, lambda f: f.write(json.dumps(doc, indent=1) + "\n"))
 
 
-def load_rates(path):
-    """``(doc, {mode: (Patterns, Patterns)})`` from a rates file."""
-    doc = json.loads(Path(path).read_text())
-    pats = {m: (df.Patterns(**doc["rates"][m]), df.Patterns(**doc["rates_no_pattern"][m]))
-            for m in ("prefill", "decode")}
+def load_rates(path, *, stored=False):
+    """``(doc, {mode: (Patterns, Patterns)})`` from a rates file (``fusioncim patterns --out``).
+
+    A file that is not one raises :class:`RatesFileError` (one line, naming it)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        origin = f"stored in fusioncim/data/patterns/{path.name}" if stored else f"read from rates file {path}"
+        extra = {"tokens": int(doc["tokens"]), "origin": origin, "stored": stored}
+        pats = {m: (df.Patterns(**{**doc["rates"][m], **extra}), df.Patterns(**{**doc["rates_no_pattern"][m], **extra}))
+                for m in ("prefill", "decode")}
+        if not isinstance(doc["config"], dict):
+            raise TypeError("config is not a table")
+    except OSError as exc:
+        raise RatesFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RatesFileError(f"{path}: not a rates file from `fusioncim patterns --out` ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     return doc, pats
 
 
-def patterns(cfg, files=None, *, tokens=None):
-    """Data-dependent rates for both modes, with and without the pattern-aware softmax, from real attention.
+class RatesFileError(InputError):
+    """A rates file that cannot be read or does not fit the config."""
 
-    ``files`` given: measured on them. Else a rates file in ``fusioncim/data/patterns``
-    measured at ``tokens`` with a config that matches ``cfg`` in every field
-    that can change the rates (made by ``make patterns`` from longer SmolLM2
-    attention); else measured on ``fusioncim/data/real/smollm2-*.npz`` (256 tokens).
-    """
-    if files:
-        return measure(cfg, sorted(files))
-    if tokens is not None:
-        for path in sorted(RATES.glob("*.json")):
-            doc, pats = load_rates(path)
-            if doc["tokens"] == tokens and doc["config"] == _rate_key(cfg):
-                return pats
+
+def stored_rates(cfg, tokens):
+    """The rates shipped in ``fusioncim/data/patterns`` for ``tokens`` and ``cfg`` (every field that can change
+    them equal), or None."""
+    for path in sorted(RATES.glob("*.json")):
+        doc, pats = load_rates(path, stored=True)
+        if doc["tokens"] == tokens and doc["config"] == _rate_key(cfg):
+            return pats
+    return None
+
+
+def shipped_files():
+    """The real attention files the rates are measured on when none are stored or given (256 tokens)."""
     real = sorted(REAL.glob("smollm2-*.npz"))
     if not real:
         raise FileNotFoundError(f"no real attention files (smollm2-*.npz) in {REAL}")
-    return measure(cfg, real)
+    return real
+
+
+def patterns(cfg, files=None, *, tokens=None):
+    """Data-dependent rates for both modes, with and without the pattern-aware softmax: the one rule.
+
+    1. ``files`` given: ``.npz`` attention files are measured now (golden model); one ``.json`` rates
+       file (``fusioncim patterns --out``) is read, and must have been measured with a config equal to
+       ``cfg`` in every field that can change the rates.
+    2. Else the stored rates (``fusioncim/data/patterns``, made by ``make patterns`` from longer SmolLM2
+       attention) for exactly ``tokens`` and this config.
+    3. Else measured now on the shipped 256-token files, ``fusioncim/data/real/smollm2-*.npz``.
+
+    Each :class:`dataflow.Patterns` says which (``origin``, ``tokens``, ``stored``); :func:`rates_note`
+    puts it in words for the output's heading.
+    """
+    if files:
+        files = [Path(f) for f in files]
+        if check_rates_file(cfg, files):
+            return load_rates(files[0])[1]
+        return _with_origin(measure(cfg, sorted(files)), "measured now on the given files")
+    if tokens is not None:
+        pats = stored_rates(cfg, tokens)
+        if pats is not None:
+            return pats
+    return shipped_rates(cfg)
+
+
+def check_rates_file(cfg, files):
+    """True if ``files`` is one ``.json`` rates file that fits ``cfg``; False for attention files; else
+    :class:`RatesFileError` naming the rule (several files with a .json among them, or a field that
+    changes the rates measured with another value)."""
+    files = [Path(f) for f in files]
+    jsons = [f for f in files if f.suffix == ".json"]
+    if not jsons:
+        return False
+    if len(files) > 1:
+        raise RatesFileError(f"--patterns takes one .json rates file or .npz attention files, not "
+                             f"{', '.join(str(f) for f in files)}")
+    doc, _ = load_rates(jsons[0])
+    want = _rate_key(cfg)
+    differ = [k for k in sorted(set(want) | set(doc["config"])) if doc["config"].get(k) != want.get(k)]
+    if differ:
+        k = differ[0]
+        raise RatesFileError(f"{jsons[0]}: measured with {k} = {doc['config'].get(k)!r}, but the config has "
+                             f"{k} = {want.get(k)!r} ({len(differ)} field(s) that change the rates differ); "
+                             f"measure rates for this config with `fusioncim patterns`, or pass .npz files")
+    return True
+
+
+def shipped_rates(cfg):
+    """Step 3 of :func:`patterns`: measured now on the shipped 256-token files."""
+    return _with_origin(measure(cfg, shipped_files()), "measured now on the shipped files "
+                                                       "fusioncim/data/real/smollm2-*.npz")
+
+
+def _with_origin(pats, origin):
+    import dataclasses
+    return {m: (dataclasses.replace(p, origin=origin), dataclasses.replace(q, origin=origin))
+            for m, (p, q) in pats.items()}
+
+
+def rates_note(pat, tokens):
+    """One line for an output's heading: where the score-pattern rates came from, and whether they are the
+    stored rates for exactly this length and config."""
+    at = f"at {pat.tokens} tokens" if pat.tokens else "on files of several lengths"
+    line = f"score-pattern rates: {pat.origin or pat.source}, {at}"
+    if pat.stored and pat.tokens == tokens:
+        return line + " for this config"
+    return (line + f"; NOT stored rates for this config at {tokens} tokens, so figures can differ from those the "
+            f"stored rates give (fusioncim/data/patterns holds the configs and lengths `make patterns` measured)")
 
 
 def evaluate(cfg, wl, pats=None, *, table=None, node_nm=None, vdd=None, counters=None, counters_source=None):
@@ -107,7 +193,8 @@ def evaluate(cfg, wl, pats=None, *, table=None, node_nm=None, vdd=None, counters
     out = {"workload": wl.name, "shape": {"heads": wl.heads, "kv_heads": wl.kv_heads, "head_dim": wl.head_dim,
                                           "mode": wl.mode, "tokens": wl.tokens},
            "ops": ops, "node_nm": table.node_nm, "vdd": table.vdd, "energy_table": table.path,
-           "counters_source": counters_source, "patterns": pat.to_dict(), "variants": {}}
+           "counters_source": counters_source, "patterns": pat.to_dict(),
+           "rates_note": rates_note(pat, wl.tokens), "variants": {}}
     for v in df.VARIANTS:
         ev, cycles = df.variant_events(v, cfg, wl, counters, c_np, st)
         e = energy_mod.energy(ev, energy_mod.event_energies(npc if v == "no_pattern" else cfg, table, sizes))
@@ -223,6 +310,7 @@ def format_table(r):
     sh = r["shape"]
     out = [f"{r['workload']}: {sh['heads']} query heads / {sh['kv_heads']} KV heads, head_dim {sh['head_dim']}, "
            f"{sh['mode']} {sh['tokens']} tokens; {r['ops']:,} ops; {r['node_nm']:g} nm, {r['vdd']:g} V",
+           r["rates_note"],
            line(head), line(["-" * w for w in widths]), *map(line, rows),
            f"gain from each idea (switching it off): {_shares_text(r)}",
            "", "paper's claims:"]
@@ -238,6 +326,7 @@ def format_markdown(r):
     sh = r["shape"]
     out = [f"**{r['workload']}** ({sh['heads']} query heads / {sh['kv_heads']} KV heads, head_dim "
            f"{sh['head_dim']}, {sh['mode']} {sh['tokens']} tokens, {r['ops']:,} ops, {r['node_nm']:g} nm)", "",
+           r["rates_note"] + ".", "",
            "| | " + " | ".join(df.VARIANTS) + " |", "|---|" + "---:|" * len(df.VARIANTS)]
     for row in _cells(r):
         out.append("| " + " | ".join(row) + " |")

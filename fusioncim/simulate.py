@@ -144,7 +144,7 @@ def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1, 
     Raises ValueError for a config that cannot make an engine or a workload
     that does not fit it (before anything is built).
     """
-    cfg = workload.config_for_spec(cfg, spec)
+    given, cfg = cfg, workload.config_for_spec(cfg, spec)
     cfg.check_engine()
     (planned,) = plan(cfg, [spec], seed=seed)            # checks the workload against the config
     w, gold = planned.workload, planned.golden
@@ -160,7 +160,8 @@ def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1, 
                  f"{rtlsim.build_dir('engine', cfg, 'native')}) ...")
         native.build(cfg)
     else:
-        progress(f"building the engine for {sim} (cached in {rtlsim.build_dir('engine', cfg, sim)}) ...")
+        progress(f"building the engine for {sim} (cached in {rtlsim.build_dir('engine', cfg, sim, waves=bool(waves))}) "
+                 f"...")
         rtlsim.build("engine", cfg, sim, waves=bool(waves))
     progress(f"built in {time.perf_counter() - t0:.1f} s; simulating {gold.counters.keys} keys over "
              f"{gold.counters.tiles} tiles ({gold.counters.cycles} cycles in golden's schedule) on the "
@@ -170,7 +171,6 @@ def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1, 
                                                                   native=path == "native")
     if waves:
         dump = rtlsim.wave_file(test_dir, sim)
-        Path(waves).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(dump, waves)
     rtl = res["rtl"]
     ideal = rtl["keys"] * cfg.ip_cycles_per_key
@@ -179,6 +179,7 @@ def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1, 
            "max_abs": float(np.max(m["max_abs"])), "cosine_min": float(np.min(m["cosine"]))}
     return {
         "workload": spec, "simulator": sim, "path": path, "config": cfg.to_dict(),
+        "config_notes": workload.fit_notes(given, cfg, spec),
         "heads": int(z.q.shape[0]), "kv_heads": int(z.k.shape[0]), "queries": int(z.q.shape[1]),
         "keys_per_head": int(z.k.shape[1]), "mode": w.mode, "causal": w.causal,
         "cycles": rtl["cycles"], "ideal_cycles": ideal,
@@ -196,12 +197,18 @@ def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1, 
     }
 
 
+def _count(n, one, many=None):
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 def format_result(r):
     lines = []
     sp = r["workload"]
     src = sp.get("path") or f"random (seed {sp.get('seed', 1)})"
-    lines.append(f"workload      {src}: {r['heads']} query heads, {r['kv_heads']} KV heads, {r['queries']} queries, "
-                 f"{r['keys_per_head']} keys, {r['mode']}, {'causal' if r['causal'] else 'non-causal'}")
+    lines.append(f"workload      {src}: {_count(r['heads'], 'query head')}, {_count(r['kv_heads'], 'KV head')}, "
+                 f"{_count(r['queries'], 'query', 'queries')}, {_count(r['keys_per_head'], 'key')}, {r['mode']}, {'causal' if r['causal'] else 'non-causal'}")
+    if r.get("config_notes"):
+        lines.append("config        " + "; ".join(r["config_notes"]))
     lines.append(f"simulator     {r['simulator']} ({'native C++ harness' if r['path'] == 'native' else 'cocotb'}), "
                  f"{r['sim_seconds']:.1f} s, {r['cycles'] / max(r['sim_seconds'], 1e-9):,.0f} cycles/s")
     lines.append(f"cycles        {r['cycles']}   ideal {r['ideal_cycles']} (keys x {r['config']['data_bits'] // r['config']['ip_bits_per_cycle']} cycles per key)"

@@ -25,7 +25,7 @@ import numpy as np
 from .errors import InputError
 from .golden import engine, quant, reference
 
-__all__ = ["Workload", "make", "config_for_spec", "RANDOM_DEFAULTS"]
+__all__ = ["Workload", "make", "config_for_spec", "fit_notes", "RANDOM_DEFAULTS"]
 
 RANDOM_DEFAULTS = {"heads": 2, "kv_heads": 1, "queries": 40, "spread": 2.5, "seed": 1}
 """What a random spec leaves out (``keys`` defaults to ``queries``); ``fusioncim simulate`` shows the same."""
@@ -117,8 +117,13 @@ def make(spec, cfg) -> Workload:
     else:
         raise _spec_error(spec, "kind", "must be random or npz")
     if k.shape[1] > cfg.kv_keys:
-        raise InputError(f"workload has {k.shape[1]} keys but the KV buffer holds {cfg.kv_keys} "
-                         f"(kv_depth {cfg.kv_depth}, max_seq_len {cfg.max_seq_len})")
+        n = k.shape[1]
+        if cfg.kv_depth is None:
+            depth, fix = f"kv_depth unset: max_seq_len {cfg.max_seq_len}", f"--set max_seq_len={n}"
+        else:
+            depth = f"kv_depth {cfg.kv_depth}"
+            fix = f"--set kv_depth={n}" if n <= cfg.max_seq_len else f"--set max_seq_len={n} --set kv_depth={n}"
+        raise InputError(f"workload has {n} keys but the KV buffer holds {cfg.kv_keys} ({depth}); use {fix}")
     z = quant.quantise(q, k, v, cfg, scale=scale)
     ref = reference.attention(q, k, v, causal=causal, scale=scale)
     return Workload(name=str(spec.get("name", kind)), z=z, causal=causal, mode=mode, reference=ref,
@@ -131,3 +136,15 @@ def config_for_spec(cfg, spec):
         return cfg
     att = _load(spec["path"])
     return cfg.fit(att.head_dim, min(att.k.shape[1], int(spec.get("tokens", att.k.shape[1]))))
+
+
+def fit_notes(before, after, spec):
+    """What :func:`config_for_spec` took from an ``npz`` workload's file, in words, e.g.
+    ``["head_dim 64, from the file"]``; the tools print these beside their results."""
+    if spec.get("kind") != "npz":
+        return []
+    notes = [f"head_dim {after.head_dim}, from the file"]
+    for key in ("max_seq_len", "kv_depth"):
+        if getattr(before, key) != getattr(after, key):
+            notes.append(f"{key} {getattr(after, key)}, raised from {getattr(before, key)} to hold the file's keys")
+    return notes

@@ -73,7 +73,11 @@ def test_truncated_and_not_npz(tmp_path):
         attnfile.load(p)
     t = tmp_path / "text.npz"
     t.write_text("hello")
-    with pytest.raises(AttnFileError, match="not a readable"):
+    with pytest.raises(AttnFileError, match=r"not an .npz archive of q, k, v arrays \(not a zip file\)$") as info:
+        attnfile.load(t)
+    assert "pickle" not in str(info.value)
+    t.write_bytes(b"")
+    with pytest.raises(AttnFileError, match=r"\(an empty file\)$"):
         attnfile.load(t)
     n = tmp_path / "single.npz"
     with open(n, "wb") as f:
@@ -84,3 +88,25 @@ def test_truncated_and_not_npz(tmp_path):
         attnfile.load(tmp_path / "missing.npz")
     with pytest.raises(AttnFileError, match="is a directory"):
         attnfile.load(tmp_path)
+
+
+def _with_flag(data, flag):
+    # Set a general-purpose flag bit in every local and central zip header (offsets 6 and 8).
+    data = bytearray(data)
+    for sig, at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        i = data.find(sig)
+        while i >= 0:
+            data[i + at] |= flag
+            i = data.find(sig, i + 4)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("flag, what", [(0x01, "encrypted"), (0x20, "patched data")])
+def test_container_failures_the_fuzzer_found_are_bad_input(tmp_path, flag, what):
+    # zipfile raises RuntimeError for a member that claims encryption and NotImplementedError for
+    # compressed patched data: both are a bad file, one line.
+    p = _write(tmp_path, **GOOD)
+    p.write_bytes(_with_flag(p.read_bytes(), flag))
+    with pytest.raises(AttnFileError, match="not a readable .npz attention file") as info:
+        attnfile.load(p)
+    assert "\n" not in str(info.value) and str(p) in str(info.value)

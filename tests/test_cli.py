@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -123,11 +124,22 @@ def test_demo_runs(tmp_path):
                        cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    assert "1. generated build/demo/engine.v" in out and (tmp_path / "build" / "demo" / "engine.v").exists()
+    # The Verilog goes beside the RTL builds in the cache folder, nothing into the current folder.
+    verilog = Path(os.environ["FUSIONCIM_CACHE"]) / "demo" / "engine.v"
+    assert f"1. generated {verilog} (1 rows x head_dim 32, KV buffer 256 keys; head_dim 32, from the file)" in out
+    assert verilog.exists() and list(tmp_path.iterdir()) == []
     assert "0 of 768 output elements and 0 of 19 counters differ from golden" in out
-    assert "3. synthesised" in out and "transistors" in out
+    assert "3. synthesised" in out and "transistors" in out and "4. report" in out
     assert "RTL (Verilator) counters of the simulated engine" in out
     assert "llama3-8b-prefill-2048" in out and "llama3-8b-decode-8192" in out
+    # Without Yosys the steps are still numbered in order, and the time says what it measured.
+    r = subprocess.run([sys.executable, "-m", "fusioncim", "demo", "--config", "test", "--set", "rows=1",
+                        "--npz", str(real), "--heads", "0", "--tokens", "24", "--no-synth"], capture_output=True,
+                       text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    steps = re.findall(r"^(\d)\. ", r.stdout, flags=re.M)
+    assert steps == ["1", "2", "3"] and "3. report" in r.stdout
+    assert re.search(r"^\(simulation: \d+ s\)$", r.stderr, flags=re.M) and "synthesis" not in r.stderr
 
 
 def _toml(t, text):
@@ -143,7 +155,7 @@ def _trunc(t):
 
 
 def test_generate_writes_verilog(tmp_path):
-    out = tmp_path / "v" / "ip.v"
+    out = tmp_path / "ip.v"
     r = run_cli("generate", "ip_cim", "--config", "test", "--set", "rows=2", "--out", out)
     assert r.returncode == 0, r.stderr
     text = out.read_text()
@@ -208,11 +220,11 @@ def test_simulate_real_attention_table(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--stall", "1.5"], "--stall must be a probability in [0, 1), not 1.5"),
     (["--queries", "10", "--keys", "5"], "--queries 10 cannot exceed --keys 5"),
-    (["--keys", "60"], "workload has 60 keys but the KV buffer holds 48"),
+    (["--keys", "60"], "workload has 60 keys but the KV buffer holds 48 (kv_depth 48); use --set kv_depth=60"),
     (["--heads", "3", "--kv-heads", "2"], "--heads 3 must be a multiple of --kv-heads 2"),
     (["--set", "ip_bits_per_cycle=8"], "the engine needs the OP-CIM to keep up"),
     (["--npz", "missing.npz"], "no such file"),
-    (["--waves", "w.txt"], "--waves must name a .vcd or .fst file"),
+    (["--waves", "w.txt"], "--waves 'w.txt': verilator writes VCD traces; name a .vcd file"),
 ])
 def test_simulate_user_errors(tmp_path, args, message):
     r = run_cli("simulate", *ENGINE_TEST, *args)

@@ -31,6 +31,11 @@ def test_sweep_records_resume_and_plots(tmp_path):
     f = rep["variants"]["fusioncim"]
     assert rec["pj_per_op"] == pytest.approx(f["energy_pj"] / rep["ops"])
     assert rec["energy_ratio"] == pytest.approx(rep["summary"]["energy_ratio"])
+    # One source of rates for the whole sweep, said in the heading: rows=16 alone has stored rates.
+    assert ("score-pattern rates: measured now on the shipped files fusioncim/data/real/smollm2-*.npz, at 256 "
+            "tokens; NOT stored rates") in r.stdout
+    assert "Stored 2048-token rates exist for 1 of the 2 points" in r.stdout
+    assert all(x["rates_note"].startswith("score-pattern rates: measured now on the shipped files") for x in recs)
     # run again: nothing is redone
     again = _cli("--no-area", "--sweep", "rows=8,16", "--out", str(out))
     assert again.returncode == 0 and "2 of 2 points already in" in again.stderr
@@ -56,12 +61,59 @@ def test_pareto_plot_and_front(tmp_path):
     assert written == ["pareto.png", "utilisation.png", "accuracy.png"]
 
 
+def _inside(inner, outer, slack=1.0):
+    return (inner.x0 >= outer.x0 - slack and inner.y0 >= outer.y0 - slack and inner.x1 <= outer.x1 + slack
+            and inner.y1 <= outer.y1 + slack)
+
+
+def test_figures_keep_titles_inside_legends_outside_and_caption_flat_metrics():
+    import matplotlib.pyplot as plt
+    # Two rows values: utilisation and energy vary, accuracy does not (as when sweeping rows).
+    recs = [{"workload": "llama3-8b-prefill-2048", "sets": [f"rows={r}"], "transistors": t, "pj_per_op": e,
+             "utilisation": {str(n): u * n / (n + 64) for n in explore.SEQ_LENS}, "rel_l2_median": 0.0141,
+             "rel_l2_max": 0.0216, "accuracy_file": "smollm2-L12-T256.npz"}
+            for r, t, e, u in ((4, 1e6, 0.47, 0.9), (32, 9e6, 0.24, 0.6))]
+    figs = explore.figures(recs, {"rows": ["4", "32"]})
+    assert list(figs) == ["pareto.png", "utilisation.png", "accuracy.png"]
+    for name, fig in figs.items():
+        fig.canvas.draw()
+        title = fig.get_suptitle()
+        assert title, name
+        assert _inside(fig._suptitle.get_window_extent(), fig.bbox), name
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            if legend is not None:
+                assert not legend.get_window_extent().overlaps(ax.get_window_extent()), name
+                assert _inside(legend.get_window_extent(), fig.bbox), name
+        plt.close(fig)
+    # accuracy does not vary: a caption with the values, no curves
+    acc = explore.figures(recs, {"rows": ["4", "32"]})["accuracy.png"]
+    (ax,) = acc.axes
+    assert len(ax.get_lines()) == 0
+    (caption,) = [t.get_text().replace("\n", " ") for t in ax.texts]
+    assert "rows does not change the accuracy" in caption and "median 1.41%, max 2.16%" in caption
+    # utilisation and energy vary: curves, one per point, and the Pareto front
+    util = explore.figures(recs, {"rows": ["4", "32"]})["utilisation.png"]
+    assert len(util.axes[0].get_lines()) == 2 and len(util.axes[0].texts) == 0
+    # a long sweep title on a one-key accuracy plot is wrapped, not cut
+    many = [{**recs[0], "sets": ["fine_lut_bits=4"], "rel_l2_median": 0.02},
+            {**recs[1], "sets": ["fine_lut_bits=7"], "rel_l2_median": 0.01}]
+    fig = explore.figures(many, {"fine_lut_bits": ["4", "7"]})["accuracy.png"]
+    fig.canvas.draw()
+    assert "\n" in fig.get_suptitle() and _inside(fig._suptitle.get_window_extent(), fig.bbox)
+    assert len(fig.axes[0].get_lines()) == 2
+    plt.close("all")
+
+
 @pytest.mark.parametrize("args,message", [
     (["--sweep", "colour=1,2"], "--sweep: unknown key 'colour'"),
     (["--sweep", "rows"], "--sweep 'rows' must be KEY=V1,V2,..."),
     (["--sweep", "rows=4,0"], "--sweep point rows=0: rows must be from 1 to 1024, not 0"),
     (["--workload", "bert"], "--workload 'bert' is not one of"),
     (["--jobs", "0"], "--jobs must be a positive integer, not 0"),
+    (["--sweep", "ip_bits_per_cycle=8"], "no point of the sweep can make an engine for llama3-8b-prefill-2048 (e.g. "
+                                         "ip_bits_per_cycle=8: op_bits_per_cycle 4 gives the OP-CIM"),
+    (["--out", "missing/ex"], "the folder"),
 ])
 def test_errors_leave_nothing(tmp_path, args, message):
     r = _cli("--no-area", "--out", "ex", *args, cwd=tmp_path)

@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,26 @@ def test_config_mappings(data):
         assert "\n" not in str(exc)
     else:
         assert isinstance(cfg, config_mod.EngineConfig)
+        _round_trips(cfg)
+
+
+def _round_trips(cfg):
+    # What `fusioncim config` prints, read back by --config, is the same config.
+    back = config_mod.from_mapping(tomllib.loads(config_mod.to_toml(cfg, {"score_bits": cfg.score_bits})))
+    assert back == cfg
+
+
+@BUDGET
+@given(preset=st.sampled_from(list(config_mod.PRESETS)),
+       changes=st.dictionaries(st.sampled_from(FIELDS), st.one_of(st.none(), st.integers(0, 300), st.booleans(),
+                                                                  st.sampled_from(["pattern", "sequential"])),
+                               max_size=5))
+def test_config_text_round_trips(preset, changes):
+    try:
+        cfg = config_mod.PRESETS[preset].replace(**changes)
+    except (TypeError, ValueError):
+        return
+    _round_trips(cfg)
 
 
 TABLE = energy.DEFAULT_TABLE.read_text().splitlines()

@@ -1,5 +1,6 @@
 """fusioncim report: the table's numbers hang together, and the CLI's outputs and errors."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -101,7 +102,10 @@ def test_rates_files_are_used_only_when_they_match(tmp_path, monkeypatch):
     pats = report.measure(cfg, files)
     report.save_rates(tmp_path / "r.json", cfg, files, pats, 256)
     doc, back = report.load_rates(tmp_path / "r.json")
-    assert back == pats and doc["tokens"] == 256 and doc["files"] == ["smollm2-L12-T256.npz"]
+    # The same rates, now saying where they came from.
+    assert {m: tuple(dataclasses.replace(x, origin="") for x in pq) for m, pq in back.items()} == pats
+    assert back["prefill"][0].origin == f"read from rates file {tmp_path / 'r.json'}"
+    assert doc["tokens"] == 256 and doc["files"] == ["smollm2-L12-T256.npz"]
     assert "SmolLM2" in doc["sources"][0]
     monkeypatch.setattr(report, "RATES", tmp_path)
     # Doctor the file so it can be told apart from a fresh measurement.
@@ -145,7 +149,7 @@ def test_committed_rates_serve_the_default_config():
     lengths = sorted({w.tokens for w in df.WORKLOADS.values()})
     for t in lengths:
         path = report.RATES / f"smollm2-T{t}.json"
-        doc, pats = report.load_rates(path)
+        doc, pats = report.load_rates(path, stored=True)
         assert doc["tokens"] == t and len(doc["files"]) == 6
         assert report.patterns(cfg, tokens=t) == pats
         for mode in ("prefill", "decode"):
