@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fusioncim-installed
 MODELS_STAMP := $(VENV)/.fusioncim-models
 
-.PHONY: demo test formal install models real-data accuracy-real patterns bench clean
+.PHONY: demo test fuzz formal install models real-data accuracy-real patterns bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,15 @@ demo: $(STAMP)
 # against 19), the two cores sharing one core's throughput.
 test: $(STAMP)
 	$(PY) -m pytest --durations=15
+
+# Every fuzzer at a large budget (docs/formal.md): 3,000 hypothesis examples per property of the input
+# readers and the golden model's bounds, and 20 drawn engine configs on Verilator. Run it before
+# resolving anything that touches input handling. Same derandomised examples each run.
+FUZZ_EXAMPLES ?= 3000
+ENGINE_FUZZ ?= 20
+fuzz: $(STAMP)
+	FUSIONCIM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUSIONCIM_ENGINE_FUZZ=$(ENGINE_FUZZ) $(PY) -m pytest --durations=10 \
+	  tests/test_fuzz_inputs.py tests/test_golden_bounds.py tests/test_engine_fuzz.py
 
 # Formal proofs (SymbiYosys with z3 and ABC, from the dev extra): every property
 # on the small formal configs, each shown failing on its broken variant; prints

@@ -606,6 +606,9 @@ def build_parser():
     d.add_argument("--no-synth", action="store_true", help="skip Yosys")
     common(d)
     d.set_defaults(func=cmd_demo)
+    # Each command's --help opens with the line the top-level list shows for it.
+    for action in sub._choices_actions:
+        sub.choices[action.dest].description = action.help
     return p
 
 
