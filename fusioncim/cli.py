@@ -88,8 +88,6 @@ def cmd_extract(args):
 
 # -- config ----------------------------------------------------------------
 
-DERIVED = ("score_bits", "x_bits", "prob_max", "p_bits", "acc_width", "sum_width", "out_bits",
-           "ip_cycles_per_key", "op_cycles_per_key", "kv_keys")
 # Figures of the hardware's structure (fusioncim/schedule.py, which imports Amaranth: loaded only
 # by the config command, not at every start), printed beside the widths.
 SCHEDULE = {"div_cycles": "norm_cycles_per_row", "softmax_latency": "softmax_latency"}
@@ -98,7 +96,7 @@ SCHEDULE = {"div_cycles": "norm_cycles_per_row", "softmax_latency": "softmax_lat
 def cmd_config(args):
     from . import schedule
     cfg = config_mod.load(args.config, args.set)
-    doc = {"fields": cfg.to_dict(), "derived": {**{k: getattr(cfg, k) for k in DERIVED},
+    doc = {"fields": cfg.to_dict(), "derived": {**{k: getattr(cfg, k) for k in config_mod.DERIVED},
                                                 **{k: getattr(schedule, f)(cfg) for k, f in SCHEDULE.items()}}}
     if args.json:
         json.dump(doc, sys.stdout, indent=1)
@@ -111,17 +109,38 @@ def cmd_config(args):
 # -- generate --------------------------------------------------------------
 
 def cmd_generate(args):
-    from . import generate
+    from . import generate, verilator
+    from .files import atomic_write
     cfg = config_mod.load(args.config, args.set)
     if args.block == "engine":
         cfg.check_engine()
     out = _output_path("--out", args.out or Path(f"{args.block}{'-flat' if args.flat else ''}.v"))
     _require_cache()
+    vlt = out.with_suffix(".vlt")
+    if vlt == out:
+        raise UserError(f"--out {str(out)!r}: the Verilog file cannot end in .vlt (the waiver file's name)")
     try:
         generate.write_verilog(args.block, cfg, out, flat=args.flat)
+        # Beside the Verilog: its Verilator waivers, so `verilator --lint-only -Wall X.v X.vlt` is clean.
+        atomic_write(vlt, lambda f: f.write(verilator.waiver_text()))
     except OSError as exc:
+        out.unlink(missing_ok=True)
         raise _write_error("--out", out, exc) from None
     print(out)
+    print(vlt)
+    return 0
+
+
+def cmd_ports(args):
+    from . import ports
+    cfg = config_mod.load(args.config, args.set)
+    if args.block == "engine":
+        cfg.check_engine()
+    if args.json:
+        json.dump(ports.to_json(args.block, cfg), sys.stdout, indent=1)
+        print()
+    else:
+        print((ports.markdown if args.markdown else ports.text)(args.block, cfg), end="")
     return 0
 
 
@@ -510,6 +529,16 @@ def build_parser():
                                                        "cell, instantiated where it is used)")
     common(g)
     g.set_defaults(func=cmd_generate)
+
+    po = sub.add_parser("ports", help="every port of a block's Verilog with direction and width, and each "
+                                      "stream payload's fields with bit offsets (from the hardware's own layouts)")
+    po.add_argument("block", choices=sorted(BLOCKS))
+    fmt = po.add_mutually_exclusive_group()
+    fmt.add_argument("--markdown", action="store_true", help="the tables docs/ carries")
+    fmt.add_argument("--json", action="store_true", help='one JSON document: {"block", "config", "ports": '
+                                                         '[{name, direction, width, description, fields}]}')
+    common(po)
+    po.set_defaults(func=cmd_ports)
 
     s = sub.add_parser("simulate", help="run attention heads on the generated engine (Verilator or Icarus), bit-exact "
                                         "check against golden, cycles and counters")

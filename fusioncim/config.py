@@ -391,6 +391,8 @@ class EngineConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(EngineConfig)}
+DERIVED = tuple(name for name, value in vars(EngineConfig).items() if isinstance(value, property))
+"""Every value derived from the fields (widths, limits, rates), in definition order: ``fusioncim config`` prints them."""
 OPTIONAL = tuple(name for name, f in _FIELDS.items() if "None" in str(f.type))
 """The fields that can be None (written ``"none"`` in TOML, ``none`` after ``--set``)."""
 

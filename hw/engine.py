@@ -68,8 +68,10 @@ class Engine(Block):
         ``{row, o[head_dim]}``: the tile's normalised rows, slot 0 first.
     idle : Out(1)
         Nothing in progress and no output pending.
-    err : Out(4), err_clear : In(1)
-        Sticky error bits (``ERRORS``), cleared by ``err_clear``.
+    err : Out(4)
+        Sticky error bits (``ERRORS``), set by a refused command or KV write.
+    err_clear : In(1)
+        Clears every error bit at the clock edge where it is high.
     cycles, ... ip_stalls : Out(40)
         Counters since reset (``fusioncim.counters.ENGINE_COUNTERS``).
     """

@@ -160,7 +160,32 @@ def test_generate_writes_verilog(tmp_path):
     assert r.returncode == 0, r.stderr
     text = out.read_text()
     assert "module ip_cim(" in text and "k__payload" in text and "s__valid" in text
-    assert r.stdout.strip() == str(out)
+    assert r.stdout.split() == [str(out), str(tmp_path / "ip.vlt")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ip.v", "ip.vlt"]
+
+
+def test_generated_verilog_lints_clean_with_its_waiver_file(tmp_path):
+    # Plain Verilator, as an integrator runs it: `verilator --lint-only -Wall X.v X.vlt`, exit 0 and no
+    # warning; without the waiver file the same command fails, so the file is what makes it clean.
+    import shutil
+    from fusioncim import verilator
+    out = tmp_path / "engine.v"
+    assert run_cli("generate", "engine", "--config", "test", "--out", out).returncode == 0
+    vlt = tmp_path / "engine.vlt"
+    for rule, _, reason in verilator.WAIVERS:
+        assert f"// {rule}: {reason}" in vlt.read_text()
+    env = verilator.setup_env(dict(os.environ))
+    exe = shutil.which("verilator", path=env["PATH"])
+    lint = [exe, "--lint-only", "-Wall", str(out)]
+    clean = subprocess.run(lint + [str(vlt)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert clean.returncode == 0 and "%Warning" not in clean.stderr, clean.stderr[-2000:]
+    bare = subprocess.run(lint, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert bare.returncode != 0 and "%Warning-" in bare.stderr
+
+
+def test_generate_refuses_a_vlt_name(tmp_path):
+    r = run_cli("generate", "ip_cim", "--config", "test", "--out", tmp_path / "x.vlt")
+    assert r.returncode == 2 and "cannot end in .vlt" in r.stderr and list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("block, port", [("softmax", "p_out__payload"), ("op_cim", "o_out__payload")])
