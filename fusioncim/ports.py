@@ -145,7 +145,7 @@ def to_json(block: str, cfg: EngineConfig, table=None) -> dict:
 def markdown(block: str, cfg: EngineConfig, table=None) -> str:
     """The port table and, per stream payload, its field table (the form ``docs/`` carries)."""
     table = ports(block, cfg) if table is None else table
-    lines = [f"| port | direction | width | description |", "|---|---|---:|---|"]
+    lines = ["| port | direction | width | description |", "|---|---|---:|---|"]
     for p in table:
         lines.append(f"| `{p.name}` | {p.direction} | {p.width} | {p.description} |")
     for p in table:
