@@ -111,9 +111,12 @@ def cmd_config(args):
 def cmd_generate(args):
     from . import generate, verilator
     from .files import atomic_write
+    _bus(args)
     cfg = config_mod.load(args.config, args.set)
-    if args.block == "engine":
+    if args.block.startswith("engine"):
         cfg.check_engine()
+    if args.fusesoc is not None:
+        return _generate_core(args, cfg)
     out = _output_path("--out", args.out or Path(f"{args.block}{'-flat' if args.flat else ''}.v"))
     _require_cache()
     vlt = out.with_suffix(".vlt")
@@ -131,16 +134,65 @@ def cmd_generate(args):
     return 0
 
 
+def _bus(args):
+    """The block ``--bus axi`` names: the engine behind AXI4-Stream/AXI4-Lite (``engine_axi``)."""
+    if getattr(args, "bus", "none") == "axi":
+        if args.block not in ("engine", "engine_axi"):
+            raise UserError(f"--bus axi wraps the engine, not {args.block!r}: use it with `engine`")
+        args.block = "engine_axi"
+    if args.block == "engine_axi" and getattr(args, "flat", False):
+        raise UserError("--flat is not available for the AXI top (engine_axi); generate engine --flat instead")
+    return args.block
+
+
+def _generate_core(args, cfg):
+    from . import fusesoc, generate, verilator
+    if args.out is not None:
+        raise UserError("--out and --fusesoc cannot be used together: --fusesoc DIR names the files itself")
+    folder = _output_path("--fusesoc", args.fusesoc, folder=True)
+    _require_cache()
+    try:
+        written = fusesoc.write_core(folder, args.block, cfg, generate.verilog_text(args.block, cfg, flat=args.flat),
+                                     verilator.waiver_text())
+    except OSError as exc:
+        raise _write_error("--fusesoc", folder, exc) from None
+    for path in written:
+        print(path)
+    print(f"fusesoc --cores-root {folder} run --target lint {fusesoc.core_name(args.block)}")
+    return 0
+
+
 def cmd_ports(args):
     from . import ports
+    _bus(args)
     cfg = config_mod.load(args.config, args.set)
-    if args.block == "engine":
+    if args.block.startswith("engine"):
         cfg.check_engine()
     if args.json:
         json.dump(ports.to_json(args.block, cfg), sys.stdout, indent=1)
         print()
     else:
         print((ports.markdown if args.markdown else ports.text)(args.block, cfg), end="")
+    return 0
+
+
+def cmd_regmap(args):
+    from . import regmap
+    cfg = config_mod.load(args.config, args.set)
+    cfg.check_engine()
+    outputs = {"--rdl": args.rdl, "--c": args.c, "--html": args.html}
+    for option, path in outputs.items():
+        if path is not None:
+            _output_path(option, path, folder=option == "--html")
+    if not any(outputs.values()):
+        print(regmap.markdown(cfg), end="")
+        return 0
+    try:
+        written = regmap.write_outputs(cfg, rdl_path=args.rdl, c_path=args.c, html_dir=args.html)
+    except OSError as exc:
+        raise UserError(f"the register map outputs cannot be written ({exc.strerror or exc})") from None
+    for path in written:
+        print(path)
     return 0
 
 
@@ -326,8 +378,9 @@ def _area_note(cfg):
 
 def cmd_area(args):
     from .synth import area
+    _bus(args)
     cfg = config_mod.load(args.config, args.set)
-    if args.block == "engine":
+    if args.block.startswith("engine"):
         cfg.check_engine()
     if args.liberty is not None and not args.liberty.is_file():
         raise UserError(f"--liberty {str(args.liberty)!r} is not a file")
@@ -525,8 +578,12 @@ def build_parser():
     g = sub.add_parser("generate", help="write the Verilog of one block for a config")
     g.add_argument("block", choices=sorted(BLOCKS))
     g.add_argument("--out", type=Path, help="output file (default: BLOCK.v, or BLOCK-flat.v, in the current folder)")
+    g.add_argument("--fusesoc", type=Path, metavar="DIR", help="write the Verilog, its waiver file and a "
+                   "FuseSoC core (CAPI2, lint and sim targets) into DIR")
     g.add_argument("--flat", action="store_true", help="one flattened module (default: one module per distinct "
                                                        "cell, instantiated where it is used)")
+    g.add_argument("--bus", choices=("none", "axi"), default="none",
+                    help="axi: the engine behind AXI4-Stream and AXI4-Lite (block engine_axi; docs/integration.md)")
     common(g)
     g.set_defaults(func=cmd_generate)
 
@@ -537,8 +594,18 @@ def build_parser():
     fmt.add_argument("--markdown", action="store_true", help="the tables docs/ carries")
     fmt.add_argument("--json", action="store_true", help='one JSON document: {"block", "config", "ports": '
                                                          '[{name, direction, width, description, fields}]}')
+    po.add_argument("--bus", choices=("none", "axi"), default="none",
+                    help="axi: the engine behind AXI4-Stream and AXI4-Lite (block engine_axi; docs/integration.md)")
     common(po)
     po.set_defaults(func=cmd_ports)
+
+    rm = sub.add_parser("regmap", help="the AXI top's register map (generate engine --bus axi): a table, or "
+                                       "SystemRDL, a C header and HTML docs made from it with PeakRDL")
+    rm.add_argument("--rdl", type=Path, metavar="FILE.rdl", help="write the SystemRDL description")
+    rm.add_argument("--c", type=Path, metavar="FILE.h", help="write a C header (peakrdl-cheader)")
+    rm.add_argument("--html", type=Path, metavar="DIR", help="write HTML register docs into DIR (peakrdl-html)")
+    common(rm)
+    rm.set_defaults(func=cmd_regmap)
 
     s = sub.add_parser("simulate", help="run attention heads on the generated engine (Verilator or Icarus), bit-exact "
                                         "check against golden, cycles and counters")
@@ -595,6 +662,8 @@ def build_parser():
     ar.add_argument("--no-cache", action="store_true", help="synthesise even if a cached result exists")
     ar.add_argument("--json", action="store_true", help="print the full result as one JSON document (area, "
                     "transistors, flip-flops, cells, clock, SRAM, per-module figures)")
+    ar.add_argument("--bus", choices=("none", "axi"), default="none",
+                    help="axi: the engine behind AXI4-Stream and AXI4-Lite (block engine_axi; docs/integration.md)")
     common(ar)
     ar.set_defaults(func=cmd_area)
 

@@ -63,7 +63,12 @@ def _engine(cfg):
     return Engine(cfg)
 
 
-BLOCKS = {"ip_cim": _ip_cim, "softmax": _softmax, "op_cim": _op_cim, "engine": _engine}
+def _engine_axi(cfg):
+    from .hw.axi import EngineAxi
+    return EngineAxi(cfg)
+
+
+BLOCKS = {"ip_cim": _ip_cim, "softmax": _softmax, "op_cim": _op_cim, "engine": _engine, "engine_axi": _engine_axi}
 _CACHED = frozenset(BLOCKS)        # blocks whose source files are known (a test may register others)
 
 

@@ -117,12 +117,13 @@ def ports(block: str, cfg: EngineConfig) -> list:
     comp = build(block, cfg)
     comp._MustUse__silence = True              # read for its signature, never elaborated
     docs = _member_docs(comp)
-    out = [Port(name, "input", 1, doc) for name, doc in CLOCK_RESET]
+    axi = "aclk" in comp.signature.members
+    out = [] if axi else [Port(name, "input", 1, doc) for name, doc in CLOCK_RESET]
     for path, member, value in comp.signature.flatten(comp):
         name = "__".join(map(str, path))
         width = Shape.cast(member.shape).width
         direction = "input" if member.flow == wiring.In else "output"
-        desc = docs.get(str(path[0]), "")
+        desc = _axi_doc(name) if axi else docs.get(str(path[0]), "")
         if len(path) == 2 and path[1] == "valid":
             desc = f"{path[0]}: the source offers a beat"
         elif len(path) == 2 and path[1] == "ready":
@@ -131,8 +132,45 @@ def ports(block: str, cfg: EngineConfig) -> list:
             from .hw.engine import ERRORS
             desc += " " + "; ".join(f"bit {bit}: {what}" for bit, what in sorted(ERRORS.items()))
         fields = _fields(member.shape) if isinstance(member.shape, data.Layout) else []
+        if axi and name.endswith("_tdata"):
+            fields = _fields(_tdata_layout(name, cfg))
+            pad = width - sum(f.bits for f in fields)
+            if pad:
+                fields.append(Field("(zero)", width - pad, pad))
         out.append(Port(name, direction, width, desc.replace("``", "`"), fields))
     return out
+
+
+_AXI_STREAMS = {"s_axis_kv": "K/V rows in: one beat per key, `{addr, k, v}` (tlast ignored)",
+                "s_axis_q": "Q rows in: the tile's n_rows beats, tlast on the last",
+                "m_axis_o": "output rows: one frame per tile, slot order, tlast on the last row"}
+_AXI_SIGNALS = {"tdata": "the engine's payload, zero-extended to whole bytes (fields below)",
+                "tvalid": "the source offers a beat", "tready": "the sink takes it",
+                "tlast": "last beat of a tile"}
+
+
+def _tdata_layout(name, cfg):
+    from .hw.controller import q_layout
+    from .hw.engine import kv_wr_layout
+    from .hw.op_cim import o_out_layout
+    return {"s_axis_kv_tdata": kv_wr_layout, "s_axis_q_tdata": q_layout, "m_axis_o_tdata": o_out_layout}[name](cfg)
+
+
+def _axi_doc(name):
+    """Descriptions of the AXI top's ports (AXI4-Stream, AXI4-Lite), by their standard names."""
+    if name == "aclk":
+        return "clock, rising edge"
+    if name == "aresetn":
+        return "reset: synchronous, active low; every register to its reset value"
+    if name == "irq":
+        return "interrupt, active high: IRQ_STATUS & IRQ_ENABLE is not 0 (docs/integration.md)"
+    for prefix, what in _AXI_STREAMS.items():
+        if name.startswith(prefix + "_"):
+            signal = name[len(prefix) + 1:]
+            return f"{what}" if signal == "tdata" else _AXI_SIGNALS[signal]
+    if name.startswith("s_axil_"):
+        return "AXI4-Lite slave, 32-bit data, 12-bit byte address: the registers (`fusioncim regmap`)"
+    return ""
 
 
 def to_json(block: str, cfg: EngineConfig, table=None) -> dict:
@@ -164,7 +202,9 @@ def text(block: str, cfg: EngineConfig, table=None) -> str:
     """A plain listing for the terminal: one port a line, then each payload's fields."""
     table = ports(block, cfg) if table is None else table
     w = max(len(p.name) for p in table)
-    lines = [f"{block}: {len(table)} ports (clk and rst: rising edge, synchronous active-high reset)"]
+    clock = ("aclk and aresetn: rising edge, synchronous active-low reset" if table[0].name == "aclk" else
+             "clk and rst: rising edge, synchronous active-high reset")
+    lines = [f"{block}: {len(table)} ports ({clock})"]
     lines += [f"  {p.name:<{w}}  {p.direction:<6} {p.width:>5}" for p in table]
     for p in table:
         if p.fields:

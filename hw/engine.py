@@ -153,12 +153,13 @@ class Engine(Block):
                      k_wr.addr.eq(kv.addr), k_wr.data.eq(kv.k), k_wr.en.eq(write),
                      v_wr.addr.eq(kv.addr), v_wr.data.eq(kv.v), v_wr.en.eq(write)]
         err_kv = Signal(2)
+        # Clear first, so an error in the clearing cycle is kept (as in the controller).
+        with m.If(self.err_clear):
+            m.d.sync += err_kv.eq(0)
         with m.If(wr & ~ctrl.idle):
             m.d.sync += err_kv[0].eq(1)
         with m.If(wr & ~in_range):
             m.d.sync += err_kv[1].eq(1)
-        with m.If(self.err_clear):
-            m.d.sync += err_kv.eq(0)
         m.d.comb += [self.err.eq(ctrl.err | (err_kv << ERR_KV_BUSY)), ctrl.err_clear.eq(self.err_clear)]
         return write
 

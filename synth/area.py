@@ -69,7 +69,7 @@ def cache_dir():
 
 def sram_bits(block, cfg):
     """Bits of SRAM the block holds outside the logic estimate (the engine's K and V buffers)."""
-    return 2 * cfg.kv_keys * cfg.head_dim * cfg.data_bits if block == "engine" else 0
+    return 2 * cfg.kv_keys * cfg.head_dim * cfg.data_bits if block in ("engine", "engine_axi") else 0
 
 
 def sram_area_um2(bits):
@@ -99,7 +99,7 @@ def _worker(verilog, top, workdir, liberty, timed="timed"):
     ys.run_pass(f"read_verilog {verilog}", d)
     # Flattens the single-instance blocks; the cells marked keep_hierarchy stay modules.
     ys.run_pass(f"synth -top {top} -flatten -run :fine", d)
-    ys.run_pass(f"chtype -set {SRAM_CELL} n:k_mem n:v_mem", d)
+    ys.run_pass(f"chtype -set {SRAM_CELL} n:k_mem n:v_mem n:*.k_mem n:*.v_mem", d)
     # The rest of `synth` up to (not including) its final hierarchy check,
     # which would reject the black-box cell type.
     ys.run_pass(f"synth -top {top} -run fine:check", d)

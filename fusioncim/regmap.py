@@ -1,0 +1,276 @@
+"""The AXI top's register map, defined once: the hardware, SystemRDL, the C header and the docs read it.
+
+:func:`registers` lists every 32-bit register of ``hw/axi.py``'s AXI4-Lite
+slave for a config: its byte offset, its fields (bit position, width, software
+access, reset value) and what it means. The RTL register block is built from
+this list (``hw/axi.py`` loops over it: decode, read mux, write effects), and
+:func:`rdl` writes the same list as SystemRDL, from which PeakRDL makes the C
+header and the HTML docs (``fusioncim regmap``). ``tests/test_regmap.py``
+compiles the RDL with ``systemrdl-compiler`` and checks every address, field
+and access type against this list, so the three cannot drift.
+
+Access kinds (``Field.access``):
+
+``const``  read-only, a constant of the generated configuration (ID registers)
+``ro``     read-only, driven by the hardware
+``rw``     read/write, stored
+``w1c``    read-only state set by the hardware, each bit cleared by writing 1
+``w1p``    write 1 to act (a one-cycle pulse to the hardware); reads 0
+
+Any access to an unmapped address, and a write to a register with no writable
+field, answers SLVERR and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import __version__
+from .config import EngineConfig
+from .counters import COUNTER_BITS, ENGINE_COUNTERS, Counters
+
+__all__ = ["RegField", "Register", "registers", "by_name", "rdl", "MAGIC", "COUNTER_BASE", "ERROR_BITS",
+           "IRQ_BITS", "ACCESS", "version_word", "stream_bytes"]
+
+MAGIC = 0x4643494D                 # "FCIM"
+COUNTER_BASE = 0x100               # counter i: LO at COUNTER_BASE + 8 i, HI at + 4
+ACCESS = ("const", "ro", "rw", "w1c", "w1p")
+
+# Bits of ERROR (sticky, write 1 to clear). 0-3 are the engine's own error bits (hw/engine.py ERRORS).
+ERROR_BITS = {
+    "n_keys": (0, "a command's n_keys was 0 or beyond the KV buffer; the tile was dropped"),
+    "n_rows": (1, "a command's n_rows was 0 or beyond rows; the tile was dropped"),
+    "kv_busy": (2, "a KV beat arrived while a tile was in progress; it was dropped"),
+    "kv_addr": (3, "a KV beat's address was beyond the buffer; it was dropped"),
+    "q_beats": (4, "a tile's Q stream had too few or too many beats before tlast; the tile's output was dropped"),
+    "cmd_overrun": (5, "CMD was written while a command was still pending; the write was dropped"),
+}
+IRQ_BITS = {"done": (0, "a tile's last output row left on m_axis (or its output was dropped)"),
+            "error": (1, "an ERROR bit was set")}
+
+
+@dataclass(frozen=True)
+class RegField:
+    name: str
+    lsb: int
+    width: int
+    access: str
+    desc: str
+    reset: int = 0
+
+    @property
+    def mask(self):
+        return ((1 << self.width) - 1) << self.lsb
+
+
+@dataclass(frozen=True)
+class Register:
+    name: str
+    offset: int
+    desc: str
+    fields: tuple = field(default_factory=tuple)
+
+    @property
+    def writable(self):
+        return any(f.access in ("rw", "w1c", "w1p") for f in self.fields)
+
+    @property
+    def reset(self):
+        return sum(f.reset << f.lsb for f in self.fields)
+
+
+def version_word(version=__version__):
+    major, minor, patch = (int(x) for x in version.split(".")[:3])
+    return (major << 16) | (minor << 8) | patch
+
+
+def stream_bytes(cfg: EngineConfig):
+    """``tdata`` bytes of the three streams: the engine's payloads rounded up to whole bytes."""
+    from .hw.controller import q_layout
+    from .hw.engine import kv_wr_layout
+    from .hw.op_cim import o_out_layout
+    return {name: -(-layout.size // 8) for name, layout in
+            (("kv", kv_wr_layout(cfg)), ("q", q_layout(cfg)), ("o", o_out_layout(cfg)))}
+
+
+def _const(name, lsb, width, value, desc):
+    if not 0 <= value < (1 << width):
+        raise ValueError(f"{name} = {value} does not fit {width} bits")
+    return RegField(name, lsb, width, "const", desc, value)
+
+
+def registers(cfg: EngineConfig) -> list:
+    """Every register of the AXI top for ``cfg``, in address order."""
+    sb = stream_bytes(cfg)
+    major_minor_patch = version_word()
+    regs = [
+        Register("ID", 0x00, "identifies a fusioncim engine", (
+            _const("magic", 0, 32, MAGIC, 'the ASCII "FCIM"'),)),
+        Register("VERSION", 0x04, "the generator version that wrote this design", (
+            _const("patch", 0, 8, major_minor_patch & 0xFF, "patch"),
+            _const("minor", 8, 8, (major_minor_patch >> 8) & 0xFF, "minor"),
+            _const("major", 16, 8, major_minor_patch >> 16, "major"))),
+        Register("ROWS", 0x08, "array geometry", (
+            _const("rows", 0, 16, cfg.rows, "query rows per tile (the arrays' rows)"),
+            _const("lanes", 16, 16, cfg.lanes, "exponent lanes of the softmax unit"))),
+        Register("DIMS", 0x0C, "vector sizes", (
+            _const("head_dim", 0, 16, cfg.head_dim, "elements per Q, K, V and O row"),
+            _const("data_bits", 16, 8, cfg.data_bits, "bits per Q, K, V element (signed)"),
+            _const("out_bits", 24, 8, cfg.out_bits, "bits per O element (signed)"))),
+        Register("KV_DEPTH", 0x10, "KV buffer", (
+            _const("keys", 0, 32, cfg.kv_keys, "keys the buffer holds"),)),
+        Register("WIDTHS", 0x14, "widths of the Q beat's fields", (
+            _const("pos_bits", 0, 8, cfg.pos_bits, "bits of a token position"),
+            _const("const_bits", 8, 8, cfg.const_bits, "bits of c_mant"),
+            _const("c_shift_bits", 16, 8, cfg.c_shift_bits, "bits of c_shift"),
+            _const("out_frac_bits", 24, 8, cfg.out_frac_bits, "fraction bits of an O element"))),
+        Register("FEATURES", 0x18, "switches of the generated design", (
+            _const("double_buffer", 0, 1, int(cfg.double_buffer), "a second bank of O registers"),
+            _const("key_skip", 1, 1, int(cfg.key_skip), "keys below the threshold in every row skip V"),
+            _const("tiers", 2, 1, int(cfg.tiers), "fine and coarse exponent LUTs"),
+            _const("pattern_order", 3, 1, int(cfg.key_order == "pattern"), "pattern-aware key order "
+                   "available (CMD.pattern)"))),
+        Register("STREAM_BYTES", 0x1C, "tdata bytes of each stream", (
+            _const("kv", 0, 16, sb["kv"], "s_axis_kv"),
+            _const("q", 16, 16, sb["q"], "s_axis_q"))),
+        Register("STREAM_BYTES_O", 0x20, "tdata bytes of the output stream", (
+            _const("o", 0, 16, sb["o"], "m_axis_o"),)),
+        Register("CMD_KEYS", 0x40, "the next command's key count", (
+            RegField("n_keys", 0, 24, "rw", "keys [0, n_keys) of the buffer, 1 to KV_DEPTH.keys"),)),
+        Register("CMD", 0x44, "the next command; a write starts it (STATUS.cmd_ready must be 1)", (
+            RegField("n_rows", 0, 16, "rw", "Q rows of the tile, 1 to ROWS.rows; s_axis_q carries them, "
+                     "tlast on the last"),
+            RegField("causal", 16, 1, "rw", "mask keys after each row's position"),
+            RegField("pattern", 17, 1, "rw", "pattern-aware key order (else keys in order)"))),
+        Register("STATUS", 0x48, "state", (
+            RegField("idle", 0, 1, "ro", "nothing in progress, no command pending, no output waiting"),
+            RegField("cmd_ready", 1, 1, "ro", "CMD may be written (no command pending)"))),
+        Register("ERROR", 0x4C, "sticky error bits; write 1 to clear", tuple(
+            RegField(name, bit, 1, "w1c", desc) for name, (bit, desc) in ERROR_BITS.items())),
+        Register("IRQ_ENABLE", 0x50, "irq is high while a bit is set in both IRQ_ENABLE and IRQ_STATUS", tuple(
+            RegField(name, bit, 1, "rw", f"enable: {desc}") for name, (bit, desc) in IRQ_BITS.items())),
+        Register("IRQ_STATUS", 0x54, "interrupt causes; write 1 to clear", tuple(
+            RegField(name, bit, 1, "w1c", desc) for name, (bit, desc) in IRQ_BITS.items())),
+        Register("SNAPSHOT", 0x58, "counter snapshot", (
+            RegField("take", 0, 1, "w1p", "copy every counter into the COUNTER registers at once"),)),
+    ]
+    docs = {f: Counters.__dataclass_fields__[f].metadata["doc"] for f in ENGINE_COUNTERS}
+    for i, name in enumerate(ENGINE_COUNTERS):
+        for half, lsb, width in (("LO", 0, 32), ("HI", 32, COUNTER_BITS - 32)):
+            regs.append(Register(f"{name.upper()}_{half}", COUNTER_BASE + 8 * i + (4 if half == "HI" else 0),
+                                 f"counter {name}, bits [{lsb + width - 1}:{lsb}] at the last SNAPSHOT", (
+                                     RegField("value", 0, width, "ro", docs[name]),)))
+    return regs
+
+
+def by_name(cfg: EngineConfig) -> dict:
+    return {r.name: r for r in registers(cfg)}
+
+
+_RDL_ACCESS = {
+    "const": "sw = r; hw = na;",
+    "ro": "sw = r; hw = w;",
+    "rw": "sw = rw; hw = r;",
+    "w1c": "sw = rw; hw = w; onwrite = woclr; hwset;",
+    "w1p": "sw = w; hw = r; singlepulse;",
+}
+
+
+def _rdl_text(s):
+    return s.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def rdl(cfg: EngineConfig, name="fusioncim_engine") -> str:
+    """The register map as a SystemRDL 2.0 ``addrmap``."""
+    lines = [f"// Register map of the fusioncim AXI top (fusioncim {__version__}; fusioncim/regmap.py).",
+             f"// Config: rows {cfg.rows}, head_dim {cfg.head_dim}, KV depth {cfg.kv_keys}.",
+             f"addrmap {name} {{",
+             '    name = "fusioncim engine";',
+             '    desc = "FusionCIM attention engine, AXI4-Lite registers. Unmapped addresses and writes to '
+             'read-only registers answer SLVERR.";',
+             "    default regwidth = 32;", "    default accesswidth = 32;", ""]
+    for r in registers(cfg):
+        lines += ["    reg {", f'        name = "{r.name}";', f'        desc = "{_rdl_text(r.desc)}";']
+        if r.name == "CMD":
+            lines.append("        // a write starts the command: every field is swmod")
+        for f in r.fields:
+            props = _RDL_ACCESS[f.access] + (" swmod;" if r.name == "CMD" else "")
+            lines.append(f'        field {{ desc = "{_rdl_text(f.desc)}"; {props} }} '
+                         f"{f.name}[{f.lsb + f.width - 1}:{f.lsb}] = 0x{f.reset:x};")
+        lines += [f"    }} {r.name} @ 0x{r.offset:03x};", ""]
+    lines.append("};")
+    return "\n".join(lines) + "\n"
+
+
+def compile_rdl(path):
+    """Compile a SystemRDL file with ``systemrdl-compiler``; returns the elaborated root node (which
+    refers back to the file: keep it while the node is used)."""
+    from systemrdl import RDLCompiler
+    rc = RDLCompiler()
+    rc.compile_file(str(path))
+    return rc.elaborate()
+
+
+def write_outputs(cfg: EngineConfig, *, rdl_path=None, c_path=None, html_dir=None):
+    """Write the RDL, and from it, compiled, the C header (peakrdl-cheader) and the HTML docs (peakrdl-html).
+
+    Every output is made in a temporary folder first and moved into place at the end, so a failure
+    leaves nothing half-written; returns the paths written."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    text = rdl(cfg)
+    with tempfile.TemporaryDirectory(prefix="fusioncim-rdl-") as tmp:
+        tmp = Path(tmp)
+        src = tmp / "regmap.rdl"
+        src.write_text(text)
+        root = compile_rdl(src)
+        made = []
+        if rdl_path is not None:
+            made.append((src, Path(rdl_path)))
+        if c_path is not None:
+            from peakrdl_cheader.exporter import CHeaderExporter
+            CHeaderExporter().export(root.top, str(tmp / "regmap.h"))
+            made.append((tmp / "regmap.h", Path(c_path)))
+        if html_dir is not None:
+            from peakrdl_html import HTMLExporter
+            HTMLExporter().export(root.top, str(tmp / "html"))
+            made.append((tmp / "html", Path(html_dir)))
+        for made_path, dest in made:
+            if made_path.is_dir():
+                if dest.exists():
+                    shutil.rmtree(dest)
+                shutil.copytree(made_path, dest)
+            else:
+                shutil.copyfile(made_path, dest)
+    return [dest for _, dest in made]
+
+
+_ACCESS_TEXT = {"const": "RO (constant)", "ro": "RO", "rw": "RW", "w1c": "RW1C", "w1p": "WO (write 1)"}
+
+
+def markdown(cfg: EngineConfig) -> str:
+    """The register map as markdown tables: registers, then each register's fields."""
+    regs = registers(cfg)
+    lines = ["| offset | register | access | reset | description |", "|---|---|---|---|---|"]
+    counters = [r for r in regs if r.offset >= COUNTER_BASE]
+    for r in regs:
+        if r.offset >= COUNTER_BASE:
+            continue
+        access = "/".join(sorted({_ACCESS_TEXT[f.access] for f in r.fields}))
+        lines.append(f"| 0x{r.offset:03X} | {r.name} | {access} | 0x{r.reset:08X} | {r.desc} |")
+    lines.append(f"| 0x{COUNTER_BASE:03X} + 8 i | counter i `_LO` (+4: `_HI`) | RO | 0 | bits [31:0] and "
+                 f"[{COUNTER_BITS - 1}:32] of counter i at the last SNAPSHOT; i in the order below |")
+    lines += ["", "| register | field | bits | access | reset | description |", "|---|---|---|---|---|---|"]
+    for r in regs:
+        if r.offset >= COUNTER_BASE:
+            continue
+        for f in r.fields:
+            lines.append(f"| {r.name} | {f.name} | [{f.lsb + f.width - 1}:{f.lsb}] | {_ACCESS_TEXT[f.access]} | "
+                         f"0x{f.reset:X} | {f.desc} |")
+    lines += ["", "| i | counter | LO | HI | counts |", "|---:|---|---|---|---|"]
+    for i in range(0, len(counters), 2):
+        lo, hi = counters[i], counters[i + 1]
+        lines.append(f"| {i // 2} | {lo.name[:-3].lower()} | 0x{lo.offset:03X} | 0x{hi.offset:03X} | "
+                     f"{lo.fields[0].desc} |")
+    return "\n".join(lines) + "\n"
