@@ -44,7 +44,7 @@ from .errors import InputError
 from .golden.engine import prepare, segments, tile_keys
 
 __all__ = ["Command", "Segment", "program", "HostWorkload", "encode", "write_program", "read_program",
-           "SOURCES", "FORMAT"]
+           "SOURCES", "FORMAT", "axi_ops", "axi_from_float", "axi_outputs"]
 
 FORMAT = 1
 SOURCES = ("kv_wr", "cmd", "q_in")
@@ -195,3 +195,80 @@ def read_program(path):
     if config is None:
         raise InputError(f"{path}: no config record")
     return config, workloads
+
+
+# -- the AXI top (hw/axi.py): the same sequence as register writes and stream frames -----------------
+
+def axi_ops(prog, cfg):
+    """The AXI top's transactions for a program (:func:`program`), in order, as JSON-ready lists:
+
+    ``["wait", REG, FIELD]``      poll the register until the field reads 1
+    ``["write", REG, VALUE]``     an AXI4-Lite write
+    ``["stream", BUS, HEX]``      one AXI4-Stream frame (whole beats, tlast on the last); K/V frames
+                                  must have left before the next command (their beats go straight in)
+    ``["frame", "m_axis_o", N]``  the output frame this command returns: N rows
+
+    Per segment: wait for ``STATUS.idle``, the K/V frame; per command ``CMD_KEYS``, wait for
+    ``STATUS.cmd_ready``, ``CMD``, the Q frame. Payloads are packed by the engine's own layouts,
+    ``CMD``'s fields placed by the register map (:mod:`fusioncim.regmap`).
+    """
+    from .hw.common import encode as pack
+    from .hw.controller import q_layout
+    from .hw.engine import kv_wr_layout
+    from .regmap import by_name, stream_bytes
+    sb = stream_bytes(cfg)
+    at = {f.name: f.lsb for f in by_name(cfg)["CMD"].fields}
+    kv_l, q_l = kv_wr_layout(cfg), q_layout(cfg)
+
+    def frame(layout, values, nbytes):
+        return b"".join(pack(layout, x).to_bytes(nbytes, "little") for x in values).hex()
+
+    ops = []
+    for seg in prog:
+        ops.append(["wait", "STATUS", "idle"])
+        ops.append(["stream", "s_axis_kv", frame(kv_l, [{"addr": i, "k": seg.k[i], "v": seg.v[i]}
+                                                       for i in range(len(seg.k))], sb["kv"])])
+        for c in seg.commands:
+            ops.append(["write", "CMD_KEYS", int(c.n_keys)])
+            ops.append(["wait", "STATUS", "cmd_ready"])
+            ops.append(["write", "CMD", (c.n_rows << at["n_rows"]) | (int(c.causal) << at["causal"])
+                        | (int(c.pattern) << at["pattern"])])
+            rows = [{"q": c.q[r], "pos": c.pos[r], "c_mant": c.c_mant[r], "c_shift": c.c_shift[r]}
+                    for r in range(c.n_rows)]
+            ops.append(["stream", "s_axis_q", frame(q_l, rows, sb["q"])])
+            ops.append(["frame", "m_axis_o", c.n_rows])
+    return ops
+
+
+def axi_from_float(q, k, v, cfg, *, scale=None, causal=None, mode="prefill"):
+    """From float ``q [H, Lq, d]``, ``k, v [Hkv, Lk, d]``: the quantised inputs (``golden.quant``), the
+    program and the AXI transactions (:func:`axi_ops`). Returns ``(z, prog, ops)``; the reference a
+    driver author ports."""
+    from .golden.quant import quantise
+    z = quantise(q, k, v, cfg, scale=scale)
+    prog = program(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=causal, mode=mode)
+    return z, prog, axi_ops(prog, cfg)
+
+
+def axi_outputs(frames, prog, z, cfg, shape):
+    """Float attention output ``[H, Lq, d]`` from the output frames (bytes, one per command, in order):
+    each row decoded by the engine's layout, placed by its command's heads and query rows, and
+    dequantised (``golden.quant.dequantise``)."""
+    from .golden.quant import dequantise
+    from .hw.common import decode
+    from .hw.op_cim import o_out_layout
+    from .regmap import stream_bytes
+    n = stream_bytes(cfg)["o"]
+    out = np.zeros(shape, dtype=np.int64)
+    commands = [c for seg in prog for c in seg.commands]
+    if len(frames) != len(commands):
+        raise ValueError(f"{len(frames)} output frames for {len(commands)} commands")
+    for c, data in zip(commands, frames):
+        if len(data) != c.n_rows * n:
+            raise ValueError(f"an output frame of {len(data)} bytes for {c.n_rows} rows of {n} bytes")
+        for r in range(c.n_rows):
+            row = decode(o_out_layout(cfg), int.from_bytes(data[r * n:(r + 1) * n], "little"))
+            if row["row"] != r:
+                raise ValueError(f"row {row['row']} where slot {r} was expected")
+            out[c.head[r], c.qrow[r]] = row["o"]
+    return dequantise(out, z, cfg)

@@ -1,11 +1,12 @@
 """cocotb tests of the AXI top (``hw/axi.py``) driven by cocotbext-axi's verification IP.
 
-The host program (``FUSIONCIM_PROGRAM``, written by ``fusioncim.host``) gives
-every beat and golden's output rows and counters, as for the bare engine
-(``tb/engine_tests.py``); here the K/V and Q beats go through
-``AxiStreamSource``, commands through ``AxiLiteMaster`` register writes, and
-output rows come back through ``AxiStreamSink``, one frame per tile, with
-random ``tready`` backpressure and random source idles. Counters are read over
+The host's AXI transactions (``FUSIONCIM_AXI_OPS``: ``fusioncim.host.axi_ops``,
+the Python host reference) are replayed as they are: K/V and Q frames through
+``AxiStreamSource``, register writes and polls through ``AxiLiteMaster``,
+output rows back through ``AxiStreamSink``, one frame per tile, with random
+``tready`` backpressure and random source idles. Golden's output rows and
+counters come from the host program (``FUSIONCIM_PROGRAM``), as for the bare
+engine (``tb/engine_tests.py``). Counters are read over
 AXI-Lite after a SNAPSHOT; the register addresses and ID values come from
 ``fusioncim.regmap`` (the map the hardware is built from).
 """
@@ -138,6 +139,30 @@ class AxiTB:
         await self.q.wait()
 
 
+async def replay(tb, ops, sizes):
+    """Carry out the host's AXI transactions (``fusioncim.host.axi_ops``) in order; output frame sizes
+    go to ``sizes`` for the collector."""
+    streams = {"s_axis_kv": tb.kv, "s_axis_q": tb.q}
+    for op in ops:
+        kind = op[0]
+        if kind == "wait":
+            for _ in range(100_000):
+                if tb.field(op[1], op[2], await tb.read(op[1])):
+                    break
+            else:
+                raise AssertionError(f"{op[1]}.{op[2]} never read 1")
+        elif kind == "write":
+            await tb.write(op[1], op[2])
+        elif kind == "stream":
+            await streams[op[1]].send(AxiStreamFrame(bytes.fromhex(op[2])))
+            if op[1] == "s_axis_kv":
+                await tb.kv.wait()             # every key in the buffer before the next command
+        elif kind == "frame":
+            sizes.append(op[2])
+        else:
+            raise AssertionError(f"unknown transaction {kind!r}")
+
+
 async def _collect(tb, sizes, observed):
     """Receive one output frame per tile; each must hold exactly that tile's rows."""
     i = 0
@@ -155,6 +180,10 @@ async def _collect(tb, sizes, observed):
 async def workloads_over_axi(dut):
     """Every workload through the AXI top under random backpressure: outputs, framing and counters equal golden."""
     cfg, workloads = _program()
+    # The host's transactions per workload (fusioncim.host.axi_ops); golden's rows and counters come
+    # from the host program.
+    ops = json.loads(Path(os.environ["FUSIONCIM_AXI_OPS"]).read_text())
+    assert len(ops) == len(workloads)
     seed = int(os.environ.get("FUSIONCIM_SEED", "1"))
     stall = float(os.environ.get("FUSIONCIM_AXI_STALL", "0.3"))
     tb = AxiTB(dut, cfg, seed)
@@ -167,8 +196,7 @@ async def workloads_over_axi(dut):
         start = get_sim_time("ns")
 
         async def segments():
-            for seg in w.segments:
-                await tb.run_segment(seg, sizes)
+            await replay(tb, ops[i], sizes)
             expected = sum(len(seg["o_out"]) for seg in w.segments)
             while len(observed) < expected:
                 await RisingEdge(dut.aclk)

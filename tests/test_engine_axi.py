@@ -9,9 +9,10 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from fusioncim import host, rtlsim
+from fusioncim import attnfile, host, rtlsim
 from fusioncim.config import PRESETS
 from fusioncim.files import data_path
 from fusioncim.simulate import plan
@@ -33,10 +34,22 @@ def test_engine_axi(sim):
              {"name": "directed-small", "kind": "random", "heads": 1, "kv_heads": 1, "queries": 3, "keys": 9,
               "seed": 5, "causal": False}]
     planned = plan(cfg, specs, seed=3)
+    # The real head's transactions from its float Q, K, V through the host reference (quantisation
+    # included), which must give the quantised inputs golden ran on; the random one's from its program.
+    att = attnfile.load(data_path("real", npz))
+    n = tokens
+    z, _, real_ops = host.axi_from_float(att.q[:1, :n], att.k[:1, :n], att.v[:1, :n], cfg, scale=att.scale,
+                                         causal=planned[0].workload.causal)
+    for name in ("q", "k", "v", "c_mant", "c_shift"):
+        assert np.array_equal(getattr(z, name), getattr(planned[0].workload.z, name)), name
+    w = planned[1].workload
+    small_ops = host.axi_ops(host.program(w.z.q, w.z.k, w.z.v, w.z.c_mant, w.z.c_shift, cfg, causal=w.causal), cfg)
     with tempfile.TemporaryDirectory(prefix="fusioncim-axi-") as tmp:
         prog = host.write_program(Path(tmp) / "program.txt", cfg, [p.host for p in planned])
+        (Path(tmp) / "ops.json").write_text(json.dumps([real_ops, small_ops]))
         total, failed, xml = rtlsim.run("engine_axi", cfg, sim, "fusioncim.tb.engine_axi_tests", seed=3,
-                                        extra_env={"FUSIONCIM_PROGRAM": str(prog), "FUSIONCIM_RESULTS": tmp},
+                                        extra_env={"FUSIONCIM_PROGRAM": str(prog), "FUSIONCIM_RESULTS": tmp,
+                                                   "FUSIONCIM_AXI_OPS": str(Path(tmp) / "ops.json")},
                                         timeout=600)
         assert total == TESTS and failed == 0, f"{failed} of {total} failed; see {xml.parent / 'sim.log'}"
         results = json.loads((Path(tmp) / "results.json").read_text())
@@ -49,3 +62,24 @@ def test_engine_axi(sim):
         assert {k: v for k, v in r["rtl"].items() if k != "cycles"} == \
             {k: v for k, v in p.golden.counters.to_dict().items() if k in r["rtl"] and k != "cycles"}
         assert r["rtl"]["cycles"] >= p.golden.counters.cycles
+
+
+def test_axi_outputs_decode_golden_frames():
+    # The host reference's output decoding: golden's rows, framed as the AXI top sends them, come back as
+    # golden's dequantised output, element for element.
+    from fusioncim.golden import engine
+    from fusioncim.golden.quant import dequantise
+    from fusioncim.hw.common import encode
+    from fusioncim.hw.op_cim import o_out_layout
+    from fusioncim.regmap import stream_bytes
+    cfg = CASES["icarus"][0]
+    att = attnfile.load(data_path("real", "minilm-L02-T256.npz"))
+    z, prog, ops = host.axi_from_float(att.q[:2, :20], att.k[:2, :20], att.v[:2, :20], cfg, scale=att.scale)
+    gold = engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=att.causal)
+    n = stream_bytes(cfg)["o"]
+    frames = [b"".join(encode(o_out_layout(cfg), {"row": r, "o": gold.out[c.head[r], c.qrow[r]]}).to_bytes(n, "little")
+                       for r in range(c.n_rows)) for seg in prog for c in seg.commands]
+    assert [op[2] for op in ops if op[0] == "frame"] == [c.n_rows for seg in prog for c in seg.commands]
+    np.testing.assert_array_equal(host.axi_outputs(frames, prog, z, cfg, gold.out.shape), dequantise(gold.out, z, cfg))
+    with pytest.raises(ValueError, match="output frames for"):
+        host.axi_outputs(frames[:-1], prog, z, cfg, gold.out.shape)
