@@ -111,10 +111,7 @@ def cmd_config(args):
 def cmd_generate(args):
     from . import generate, verilator
     from .files import atomic_write
-    _bus(args)
-    cfg = config_mod.load(args.config, args.set)
-    if args.block.startswith("engine"):
-        cfg.check_engine()
+    cfg = _block_config(args)
     if args.fusesoc is not None:
         return _generate_core(args, cfg)
     out = _output_path("--out", args.out or Path(f"{args.block}{'-flat' if args.flat else ''}.v"))
@@ -132,6 +129,15 @@ def cmd_generate(args):
     print(out)
     print(vlt)
     return 0
+
+
+def _block_config(args):
+    """The block (``--bus axi`` names the AXI top) and its config, checked for an engine."""
+    _bus(args)
+    cfg = config_mod.load(args.config, args.set)
+    if args.block.startswith("engine"):
+        cfg.check_engine()
+    return cfg
 
 
 def _bus(args):
@@ -164,10 +170,7 @@ def _generate_core(args, cfg):
 
 def cmd_ports(args):
     from . import ports
-    _bus(args)
-    cfg = config_mod.load(args.config, args.set)
-    if args.block.startswith("engine"):
-        cfg.check_engine()
+    cfg = _block_config(args)
     if args.json:
         json.dump(ports.to_json(args.block, cfg), sys.stdout, indent=1)
         print()
@@ -378,10 +381,7 @@ def _area_note(cfg):
 
 def cmd_area(args):
     from .synth import area
-    _bus(args)
-    cfg = config_mod.load(args.config, args.set)
-    if args.block.startswith("engine"):
-        cfg.check_engine()
+    cfg = _block_config(args)
     if args.liberty is not None and not args.liberty.is_file():
         raise UserError(f"--liberty {str(args.liberty)!r} is not a file")
     if args.liberty is not None:
@@ -537,6 +537,12 @@ def build_parser():
     p.add_argument("--version", action="version", version=f"fusioncim {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def block_args(sp):
+        sp.add_argument("block", choices=sorted(BLOCKS))
+        sp.add_argument("--bus", choices=("none", "axi"), default="none",
+                        help="axi: the engine behind AXI4-Stream and AXI4-Lite (block engine_axi; "
+                             "docs/integration.md)")
+
     def common(sp, config=True):
         if config:
             sp.add_argument("--config", metavar="PRESET|FILE.toml",
@@ -576,26 +582,22 @@ def build_parser():
 
     from .generate import BLOCKS
     g = sub.add_parser("generate", help="write the Verilog of one block for a config")
-    g.add_argument("block", choices=sorted(BLOCKS))
+    block_args(g)
     g.add_argument("--out", type=Path, help="output file (default: BLOCK.v, or BLOCK-flat.v, in the current folder)")
     g.add_argument("--fusesoc", type=Path, metavar="DIR", help="write the Verilog, its waiver file and a "
                    "FuseSoC core (CAPI2, lint and sim targets) into DIR")
     g.add_argument("--flat", action="store_true", help="one flattened module (default: one module per distinct "
                                                        "cell, instantiated where it is used)")
-    g.add_argument("--bus", choices=("none", "axi"), default="none",
-                    help="axi: the engine behind AXI4-Stream and AXI4-Lite (block engine_axi; docs/integration.md)")
     common(g)
     g.set_defaults(func=cmd_generate)
 
     po = sub.add_parser("ports", help="every port of a block's Verilog with direction and width, and each "
                                       "stream payload's fields with bit offsets (from the hardware's own layouts)")
-    po.add_argument("block", choices=sorted(BLOCKS))
+    block_args(po)
     fmt = po.add_mutually_exclusive_group()
     fmt.add_argument("--markdown", action="store_true", help="the tables docs/ carries")
     fmt.add_argument("--json", action="store_true", help='one JSON document: {"block", "config", "ports": '
                                                          '[{name, direction, width, description, fields}]}')
-    po.add_argument("--bus", choices=("none", "axi"), default="none",
-                    help="axi: the engine behind AXI4-Stream and AXI4-Lite (block engine_axi; docs/integration.md)")
     common(po)
     po.set_defaults(func=cmd_ports)
 
@@ -656,14 +658,12 @@ def build_parser():
 
     ar = sub.add_parser("area", help="Yosys area of a block or the engine: µm² at 45 nm, an estimated clock, "
                                      "transistors and flip-flops")
-    ar.add_argument("block", choices=sorted(BLOCKS))
+    block_args(ar)
     ar.add_argument("--liberty", type=Path, metavar="FILE.lib",
                     help="map to this cell library instead of the bundled generic 45 nm one")
     ar.add_argument("--no-cache", action="store_true", help="synthesise even if a cached result exists")
     ar.add_argument("--json", action="store_true", help="print the full result as one JSON document (area, "
                     "transistors, flip-flops, cells, clock, SRAM, per-module figures)")
-    ar.add_argument("--bus", choices=("none", "axi"), default="none",
-                    help="axi: the engine behind AXI4-Stream and AXI4-Lite (block engine_axi; docs/integration.md)")
     common(ar)
     ar.set_defaults(func=cmd_area)
 

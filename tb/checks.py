@@ -11,7 +11,19 @@ from fusioncim.counters import ENGINE_COUNTERS
 from fusioncim.hw.common import decode
 from fusioncim.hw.op_cim import o_out_layout
 
-__all__ = ["compare_counters", "cycle_budget", "mismatching_elements", "record"]
+__all__ = ["compare_counters", "cycle_budget", "mismatching_elements", "record", "program_from_env"]
+
+
+def program_from_env():
+    """``(EngineConfig, [HostWorkload])`` from the host-program file ``FUSIONCIM_PROGRAM`` names."""
+    import os
+    from fusioncim.config import EngineConfig
+    from fusioncim.host import read_program
+    path = os.environ.get("FUSIONCIM_PROGRAM")
+    assert path, "FUSIONCIM_PROGRAM names no host program"
+    config, workloads = read_program(path)
+    assert workloads, f"{path} holds no workload"
+    return EngineConfig(**config), workloads
 
 
 def compare_counters(rtl, gold, *, exact_cycles):

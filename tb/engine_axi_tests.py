@@ -25,25 +25,17 @@ from cocotb.utils import get_sim_time
 from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiResp, AxiStreamBus, AxiStreamFrame, AxiStreamSink,
                            AxiStreamSource)
 
-from fusioncim.config import EngineConfig
 from fusioncim.counters import ENGINE_COUNTERS
-from fusioncim.host import read_program
 from fusioncim.hw.common import decode
 from fusioncim.hw.controller import cmd_layout
 from fusioncim.regmap import COUNTER_BASE, ERROR_BITS, IRQ_BITS, by_name, stream_bytes
 
-from .checks import cycle_budget, record
+from .checks import cycle_budget, program_from_env, record
 from .streams import CLOCK_NS
 
 OKAY, SLVERR = AxiResp.OKAY, AxiResp.SLVERR
 
 
-def _program():
-    path = os.environ.get("FUSIONCIM_PROGRAM")
-    assert path, "FUSIONCIM_PROGRAM names no host program"
-    config, workloads = read_program(path)
-    assert workloads, f"{path} holds no workload"
-    return EngineConfig(**config), workloads
 
 
 def _pauses(rng, p):
@@ -179,7 +171,7 @@ async def _collect(tb, sizes, observed):
 @cocotb.test()
 async def workloads_over_axi(dut):
     """Every workload through the AXI top under random backpressure: outputs, framing and counters equal golden."""
-    cfg, workloads = _program()
+    cfg, workloads = program_from_env()
     # The host's transactions per workload (fusioncim.host.axi_ops); golden's rows and counters come
     # from the host program.
     ops = json.loads(Path(os.environ["FUSIONCIM_AXI_OPS"]).read_text())
@@ -229,7 +221,7 @@ async def workloads_over_axi(dut):
 @cocotb.test()
 async def id_registers_describe_the_config(dut):
     """Every constant field reads back its value from the register map (regmap's values from the config)."""
-    cfg, _ = _program()
+    cfg, _ = program_from_env()
     tb = AxiTB(dut, cfg, 1)
     await tb.reset()
     for reg in tb.regs.values():
@@ -242,7 +234,7 @@ async def id_registers_describe_the_config(dut):
 @cocotb.test()
 async def bad_accesses_answer_slverr(dut):
     """Unmapped addresses and writes to read-only registers answer SLVERR and change nothing."""
-    cfg, _ = _program()
+    cfg, _ = program_from_env()
     tb = AxiTB(dut, cfg, 2)
     await tb.reset()
     mapped = {r.offset for r in tb.regs.values()}
@@ -289,7 +281,7 @@ async def _good_tile(tb, seg, tag):
 async def errors_drop_the_tile_and_interrupt(dut):
     """Bad commands, too few or too many Q beats, a KV address beyond the buffer and a command overrun:
     each sets its ERROR bit and the error interrupt, drops the tile without hanging; the next tile is right."""
-    cfg, workloads = _program()
+    cfg, workloads = program_from_env()
     seg = next(w for w in workloads if w.name == "directed-small").segments[0]
     tb = AxiTB(dut, cfg, 3)
     await tb.reset()

@@ -27,23 +27,15 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from fusioncim.config import EngineConfig
 from fusioncim.counters import ENGINE_COUNTERS
-from fusioncim.host import read_program
 from fusioncim.hw.controller import cmd_layout
 from fusioncim.hw.engine import ERR_KEYS, ERR_KV_ADDR, ERR_KV_BUSY, ERR_ROWS, kv_wr_layout
 
 from . import common
-from .checks import cycle_budget, record
+from .checks import cycle_budget, program_from_env, record
 from .streams import CLOCK_NS, Scoreboard, Stalled, StreamSink, StreamSource, encode, within
 
 
-def _program():
-    path = os.environ.get("FUSIONCIM_PROGRAM")
-    assert path, "FUSIONCIM_PROGRAM names no host program"
-    config, workloads = read_program(path)
-    assert workloads, f"{path} holds no workload"
-    return EngineConfig(**config), workloads
 
 
 class EngineTB:
@@ -131,7 +123,7 @@ async def run_workload(tb, w):
 @cocotb.test()
 async def workloads_bit_exact(dut):
     """Every workload of the host program: outputs and counters equal golden."""
-    cfg, workloads = _program()
+    cfg, workloads = program_from_env()
     outdir = os.environ.get("FUSIONCIM_RESULTS")
     results, failures = [], []
     for i, w in enumerate(workloads):
@@ -163,7 +155,7 @@ def _directed(workloads, name):
 @cocotb.test()
 async def bad_commands_flagged(dut):
     """n_keys 0 or beyond the buffer, n_rows 0 or beyond rows: error bit, nothing run, Q rows not taken."""
-    c, workloads = _program()
+    c, workloads = program_from_env()
     seg = _directed(workloads, "directed-small")
     tb = EngineTB(dut, c)
     await tb.reset()
@@ -197,7 +189,7 @@ async def bad_commands_flagged(dut):
 @cocotb.test()
 async def kv_write_while_busy_flagged(dut):
     """A KV write during a tile is dropped and flagged; a write beyond the depth too; commands wait while busy."""
-    c, workloads = _program()
+    c, workloads = program_from_env()
     seg = _directed(workloads, "directed-two-tiles")
     assert len(seg["cmd"]) > 1
     tb = EngineTB(dut, c)
