@@ -1,12 +1,19 @@
 """Shared test set-up."""
 
+import os
+
 import pytest
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _fresh_area_cache(tmp_path_factory):
-    # Synthesis tests must run Yosys, not read a result cached by an earlier run.
+    # Synthesis tests must run Yosys, not read a result cached by an earlier run. The cache is fresh
+    # for each run and shared by its pytest-xdist workers (their temporary folders sit side by side),
+    # so a design is built once per run; builds and run folders are locked (fusioncim/rtlsim.py).
+    base = tmp_path_factory.getbasetemp()
+    cache = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "cache"
+    cache.mkdir(exist_ok=True)
     mp = pytest.MonkeyPatch()
-    mp.setenv("FUSIONCIM_CACHE", str(tmp_path_factory.mktemp("cache")))
+    mp.setenv("FUSIONCIM_CACHE", str(cache))
     yield
     mp.undo()

@@ -53,8 +53,12 @@ def test_sram_has_no_initial_contents_and_the_luts_keep_theirs():
     assert "fine_lut[0] =" in text and "coarse_lut[0] =" in text
 
 
-@pytest.mark.parametrize("block,cfg", [(b, TEST_SMALL_KV) for b in ("ip_cim", "softmax", "op_cim")] + [("engine", OTHER)],
-                         ids=["ip_cim-test", "softmax-test", "op_cim-test", "engine-other"])
+# Proofs: the IP-CIM and softmax at the test preset, the OP-CIM and the whole engine at a small config.
+# The OP-CIM and the engine at the test preset are checked in lockstep below (their proofs take 50 s
+# and about 21 minutes of ABC: bench/equiv.py --flat --prove --configs test).
+@pytest.mark.parametrize("block,cfg", [(b, TEST_SMALL_KV) for b in ("ip_cim", "softmax")] +
+                         [("op_cim", OTHER), ("engine", OTHER)],
+                         ids=["ip_cim-test", "softmax-test", "op_cim-other", "engine-other"])
 def test_flat_and_hierarchical_are_proven_the_same_design(block, cfg, tmp_path):
     flat, hier = tmp_path / "flat.v", tmp_path / "hier.v"
     flat.write_text(generate.verilog_text(block, cfg, flat=True))
@@ -65,21 +69,21 @@ def test_flat_and_hierarchical_are_proven_the_same_design(block, cfg, tmp_path):
 
 def test_the_proof_finds_a_one_operator_change(tmp_path):
     flat, hier = tmp_path / "flat.v", tmp_path / "hier.v"
-    flat.write_text(generate.verilog_text("softmax", TEST_SMALL_KV, flat=True))
-    text = generate.verilog_text("softmax", TEST_SMALL_KV)
+    flat.write_text(generate.verilog_text("softmax", OTHER, flat=True))
+    text = generate.verilog_text("softmax", OTHER)
     at = text.index(" + ", len(text) // 2)    # an adder in the hierarchical netlist becomes a subtractor
     hier.write_text(text[:at] + " - " + text[at + 3:])
     proven, _ = prove(flat, hier, "softmax", tmp_path, timeout=300)
     assert proven is False
 
 
-# The whole engine at the test preset is too large for the proof in the regression (ABC took 21 minutes,
-# bench/equiv.py --prove), so it is simulated in lockstep: 3,000 cycles of random inputs.
-def test_flat_and_hierarchical_engine_agree_in_lockstep(tmp_path):
+# The OP-CIM and the whole engine at the test preset: simulated in lockstep, 3,000 cycles of random inputs.
+@pytest.mark.parametrize("block", ["op_cim", "engine"])
+def test_flat_and_hierarchical_agree_in_lockstep_at_the_test_preset(block, tmp_path):
     flat, hier = tmp_path / "flat.v", tmp_path / "hier.v"
-    flat.write_text(generate.verilog_text("engine", TEST_SMALL_KV, flat=True))
-    hier.write_text(generate.verilog_text("engine", TEST_SMALL_KV))
-    differ, unknown, _ = compare(flat, hier, "engine", 3000, tmp_path)
+    flat.write_text(generate.verilog_text(block, TEST_SMALL_KV, flat=True))
+    hier.write_text(generate.verilog_text(block, TEST_SMALL_KV))
+    differ, unknown, _ = compare(flat, hier, block, 3000, tmp_path)
     assert (differ, unknown) == (0, 0)
 
 
@@ -91,10 +95,11 @@ def test_the_lockstep_check_can_fail(tmp_path):
     assert differ > 0
 
 
-# The test preset's largest block, the whole engine at the formal config, and a softmax with two lanes
-# (the whole engine at the test preset, 50 s of flat synthesis, is in `bench/build_speed.py --configs test`).
-@pytest.mark.parametrize("block,cfg", [("op_cim", TEST), ("engine", FORMAL), ("softmax", OTHER.replace(rows=4))],
-                         ids=["op_cim-test", "engine-formal", "softmax-other"])
+# A block at the test preset, the whole engine at the formal config, and a softmax with two lanes (the
+# OP-CIM and the whole engine at the test preset, 30 s and 50 s of flat synthesis, are in
+# `bench/build_speed.py --configs test`).
+@pytest.mark.parametrize("block,cfg", [("ip_cim", TEST), ("engine", FORMAL), ("softmax", OTHER.replace(rows=4))],
+                         ids=["ip_cim-test", "engine-formal", "softmax-other"])
 def test_hierarchical_area_equals_flat(block, cfg):
     hier = estimate(block, cfg)
     flat = estimate(block, cfg, flat=True)
