@@ -17,3 +17,11 @@ def _fresh_area_cache(tmp_path_factory):
     mp.setenv("FUSIONCIM_CACHE", str(cache))
     yield
     mp.undo()
+
+
+def pytest_collection_modifyitems(config, items):
+    # The longest tests (marked slow) first: with two workers the run then ends on short tests
+    # instead of one worker finishing a long one alone. Otherwise collection order is kept.
+    # The formal proofs lead, the engine's (the longest of all) first.
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, "test_formal.py" not in item.nodeid,
+                                 "[engine]" not in item.nodeid))

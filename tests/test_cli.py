@@ -102,7 +102,6 @@ def test_argparse_errors_exit_2():
     assert r.returncode == 2
 
 
-@pytest.mark.slow
 def test_internal_error_is_a_traceback_and_exit_1():
     # A bug (any exception but fusioncim.errors.InputError) must not pass for bad input.
     code = ("import sys, fusioncim.cli as cli, fusioncim.config as config\n"
@@ -114,6 +113,7 @@ def test_internal_error_is_a_traceback_and_exit_1():
     assert "fusioncim: error" not in r.stderr
 
 
+@pytest.mark.slow
 def test_demo_runs(tmp_path):
     # The main job on a small engine (the default one takes Yosys about 15 minutes; this one-row
     # engine about a minute): generate, simulate a real MiniLM head bit-exact on Verilator,

@@ -1,11 +1,14 @@
 """Yosys (pyosys) synthesises the whole engine; the KV buffer stays SRAM; double buffering costs its flops."""
 
+import pytest
+
 from fusioncim.config import EngineConfig
 from fusioncim.synth.area import estimate
 
 SMALL = EngineConfig(rows=2, head_dim=4, max_seq_len=64, kv_depth=16, sink_keys=2, diag_window=4)
 
 
+@pytest.mark.slow
 def test_engine_synthesises_with_the_kv_buffer_as_sram():
     db = estimate("engine", SMALL)
     single = estimate("engine", SMALL.replace(double_buffer=False))

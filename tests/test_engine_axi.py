@@ -25,6 +25,7 @@ CASES = {
 TESTS = 4          # cocotb tests in tb/engine_axi_tests.py
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sim", list(CASES))
 def test_engine_axi(sim):
     cfg, npz, tokens = CASES[sim]

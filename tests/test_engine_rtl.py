@@ -75,6 +75,7 @@ def real_workloads(cfg):
 CASES = rtlsim.sim_cases(CONFIGS, verilator=["test", "rows5-lanes2", "single-buffer-ip1-lazy2"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, sim", CASES, ids=[f"{n}-{s}" for n, s in CASES])
 def test_engine_rtl(sim, name):
     cfg = CONFIGS[name]

@@ -53,6 +53,7 @@ def test_sram_has_no_initial_contents_and_the_luts_keep_theirs():
     assert "fine_lut[0] =" in text and "coarse_lut[0] =" in text
 
 
+@pytest.mark.slow
 # Proofs: the IP-CIM and softmax at the test preset, the OP-CIM and the whole engine at a small config.
 # The OP-CIM and the engine at the test preset are checked in lockstep below (their proofs take 50 s
 # and about 21 minutes of ABC: bench/equiv.py --flat --prove --configs test).

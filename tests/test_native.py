@@ -24,6 +24,7 @@ def planned():
     return simulate.plan(CFG, SPECS, seed=3)
 
 
+@pytest.mark.slow
 def test_native_matches_golden_and_cocotb(planned):
     nat, nat_out, _, nat_failed, _ = simulate.run_workloads(CFG, SPECS, planned=planned, native=True)
     coc, coc_out, _, coc_failed, _ = simulate.run_workloads(CFG, SPECS, planned=planned)
