@@ -213,12 +213,8 @@ def axi_ops(prog, cfg):
     ``CMD``'s fields placed by the register map (:mod:`fusioncim.regmap`).
     """
     from .hw.common import encode as pack
-    from .hw.controller import q_layout
-    from .hw.engine import kv_wr_layout
-    from .regmap import by_name, stream_bytes
-    sb = stream_bytes(cfg)
-    at = {f.name: f.lsb for f in by_name(cfg)["CMD"].fields}
-    kv_l, q_l = kv_wr_layout(cfg), q_layout(cfg)
+    from .regmap import cmd_word, stream_bytes, stream_layouts
+    sb, layouts = stream_bytes(cfg), stream_layouts(cfg)
 
     def frame(layout, values, nbytes):
         return b"".join(pack(layout, x).to_bytes(nbytes, "little") for x in values).hex()
@@ -226,16 +222,15 @@ def axi_ops(prog, cfg):
     ops = []
     for seg in prog:
         ops.append(["wait", "STATUS", "idle"])
-        ops.append(["stream", "s_axis_kv", frame(kv_l, [{"addr": i, "k": seg.k[i], "v": seg.v[i]}
+        ops.append(["stream", "s_axis_kv", frame(layouts["kv"], [{"addr": i, "k": seg.k[i], "v": seg.v[i]}
                                                        for i in range(len(seg.k))], sb["kv"])])
         for c in seg.commands:
             ops.append(["write", "CMD_KEYS", int(c.n_keys)])
             ops.append(["wait", "STATUS", "cmd_ready"])
-            ops.append(["write", "CMD", (c.n_rows << at["n_rows"]) | (int(c.causal) << at["causal"])
-                        | (int(c.pattern) << at["pattern"])])
+            ops.append(["write", "CMD", cmd_word(cfg, c.n_rows, c.causal, c.pattern)])
             rows = [{"q": c.q[r], "pos": c.pos[r], "c_mant": c.c_mant[r], "c_shift": c.c_shift[r]}
                     for r in range(c.n_rows)]
-            ops.append(["stream", "s_axis_q", frame(q_l, rows, sb["q"])])
+            ops.append(["stream", "s_axis_q", frame(layouts["q"], rows, sb["q"])])
             ops.append(["frame", "m_axis_o", c.n_rows])
     return ops
 
@@ -256,9 +251,8 @@ def axi_outputs(frames, prog, z, cfg, shape):
     dequantised (``golden.quant.dequantise``)."""
     from .golden.quant import dequantise
     from .hw.common import decode
-    from .hw.op_cim import o_out_layout
-    from .regmap import stream_bytes
-    n = stream_bytes(cfg)["o"]
+    from .regmap import stream_bytes, stream_layouts
+    n, layout = stream_bytes(cfg)["o"], stream_layouts(cfg)["o"]
     out = np.zeros(shape, dtype=np.int64)
     commands = [c for seg in prog for c in seg.commands]
     if len(frames) != len(commands):
@@ -267,7 +261,7 @@ def axi_outputs(frames, prog, z, cfg, shape):
         if len(data) != c.n_rows * n:
             raise ValueError(f"an output frame of {len(data)} bytes for {c.n_rows} rows of {n} bytes")
         for r in range(c.n_rows):
-            row = decode(o_out_layout(cfg), int.from_bytes(data[r * n:(r + 1) * n], "little"))
+            row = decode(layout, int.from_bytes(data[r * n:(r + 1) * n], "little"))
             if row["row"] != r:
                 raise ValueError(f"row {row['row']} where slot {r} was expected")
             out[c.head[r], c.qrow[r]] = row["o"]

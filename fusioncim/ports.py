@@ -150,10 +150,8 @@ _AXI_SIGNALS = {"tdata": "the engine's payload, zero-extended to whole bytes (fi
 
 
 def _tdata_layout(name, cfg):
-    from .hw.controller import q_layout
-    from .hw.engine import kv_wr_layout
-    from .hw.op_cim import o_out_layout
-    return {"s_axis_kv_tdata": kv_wr_layout, "s_axis_q_tdata": q_layout, "m_axis_o_tdata": o_out_layout}[name](cfg)
+    from .regmap import stream_layouts
+    return stream_layouts(cfg)[{"s_axis_kv_tdata": "kv", "s_axis_q_tdata": "q", "m_axis_o_tdata": "o"}[name]]
 
 
 def _axi_doc(name):

@@ -30,7 +30,7 @@ from .config import EngineConfig
 from .counters import COUNTER_BITS, ENGINE_COUNTERS, Counters
 
 __all__ = ["RegField", "Register", "registers", "by_name", "rdl", "MAGIC", "COUNTER_BASE", "ERROR_BITS",
-           "IRQ_BITS", "ACCESS", "version_word", "stream_bytes"]
+           "IRQ_BITS", "ACCESS", "version_word", "stream_layouts", "stream_bytes", "cmd_word"]
 
 MAGIC = 0x4643494D                 # "FCIM"
 COUNTER_BASE = 0x100               # counter i: LO at COUNTER_BASE + 8 i, HI at + 4
@@ -78,19 +78,34 @@ class Register:
     def reset(self):
         return sum(f.reset << f.lsb for f in self.fields)
 
+    def field(self, name):
+        return next(f for f in self.fields if f.name == name)
+
 
 def version_word(version=__version__):
     major, minor, patch = (int(x) for x in version.split(".")[:3])
     return (major << 16) | (minor << 8) | patch
 
 
-def stream_bytes(cfg: EngineConfig):
-    """``tdata`` bytes of the three streams: the engine's payloads rounded up to whole bytes."""
+def stream_layouts(cfg: EngineConfig):
+    """The engine payload each AXI4-Stream carries in ``tdata``: ``kv`` (``s_axis_kv``), ``q``
+    (``s_axis_q``), ``o`` (``m_axis_o``)."""
     from .hw.controller import q_layout
     from .hw.engine import kv_wr_layout
     from .hw.op_cim import o_out_layout
-    return {name: -(-layout.size // 8) for name, layout in
-            (("kv", kv_wr_layout(cfg)), ("q", q_layout(cfg)), ("o", o_out_layout(cfg)))}
+    return {"kv": kv_wr_layout(cfg), "q": q_layout(cfg), "o": o_out_layout(cfg)}
+
+
+def stream_bytes(cfg: EngineConfig):
+    """``tdata`` bytes of the three streams: the engine's payloads rounded up to whole bytes."""
+    return {name: -(-layout.size // 8) for name, layout in stream_layouts(cfg).items()}
+
+
+def cmd_word(cfg: EngineConfig, n_rows, causal, pattern):
+    """The value written to ``CMD``, its fields placed by the map."""
+    cmd = by_name(cfg)["CMD"]
+    return ((int(n_rows) << cmd.field("n_rows").lsb) | (int(causal) << cmd.field("causal").lsb)
+            | (int(pattern) << cmd.field("pattern").lsb))
 
 
 def _const(name, lsb, width, value, desc):

@@ -37,10 +37,9 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import EngineConfig
 from ..counters import COUNTER_BITS, ENGINE_COUNTERS
-from ..regmap import COUNTER_BASE, ERROR_BITS, IRQ_BITS, registers, stream_bytes
+from ..regmap import COUNTER_BASE, ERROR_BITS, IRQ_BITS, registers, stream_bytes, stream_layouts
 from .common import Block, add_cell
-from .controller import q_layout
-from .engine import ERRORS, Engine, kv_wr_layout
+from .engine import ERRORS, Engine
 
 __all__ = ["EngineAxi", "ADDR_BITS", "OKAY", "SLVERR"]
 
@@ -79,10 +78,11 @@ class EngineAxi(Block):
         m.domains.sync = ClockDomain("sync")
         m.d.comb += [ClockSignal("sync").eq(self.aclk), ResetSignal("sync").eq(~self.aresetn)]
         eng = add_cell(m, "engine", Engine(c), platform)
+        self._layouts = stream_layouts(c)
 
         # KV beats go straight in (the engine is always ready and flags what it drops).
         m.d.comb += [eng.kv_wr.valid.eq(self.s_axis_kv_tvalid), self.s_axis_kv_tready.eq(eng.kv_wr.ready),
-                     eng.kv_wr.payload.eq(self.s_axis_kv_tdata[:kv_wr_layout(c).size])]
+                     eng.kv_wr.payload.eq(self.s_axis_kv_tdata[:self._layouts["kv"].size])]
 
         regs = _Registers(m, self, c)
         done_refused, errors = self._tiles(m, eng, regs)
@@ -103,11 +103,13 @@ class EngineAxi(Block):
         """The tile sequencer: check and issue the pending command, then its Q beats. Returns (done, errors)."""
         c = self._cfg
         self._busy = busy = Signal()             # a tile's Q phase (forward, pad or discard) is in progress
-        n_rows = Signal(16)
-        taken = Signal(16)                       # Q rows given to the engine in this tile
+        n_rows = Signal.like(regs.n_rows)
+        taken = Signal.like(regs.n_rows)         # Q rows given to the engine in this tile
         mode = Signal(2)                         # 0 forward, 1 pad, 2 discard
         FWD, PAD, DISCARD = 0, 1, 2
-        self._out_fifo = out = fifo.SyncFIFOBuffered(width=16 + 1, depth=_OUT_TILES)
+        # Per tile waiting for its output: n_rows, and above it whether the rows are dropped.
+        drop_bit = len(n_rows)
+        self._out_fifo = out = fifo.SyncFIFOBuffered(width=drop_bit + 1, depth=_OUT_TILES)
         m.submodules.out_info = out
         done = Signal()
         bad_keys = (regs.pend_keys == 0) | (regs.pend_keys > c.kv_keys)
@@ -135,12 +137,12 @@ class EngineAxi(Block):
         with m.If(busy):
             with m.If(mode == FWD):
                 m.d.comb += [q.valid.eq(self.s_axis_q_tvalid), self.s_axis_q_tready.eq(q.ready),
-                             q.payload.eq(self.s_axis_q_tdata[:q_layout(c).size])]
+                             q.payload.eq(self.s_axis_q_tdata[:self._layouts["q"].size])]
                 with m.If(beat):
                     m.d.sync += taken.eq(taken + 1)
                     with m.If(last_row):
                         # The tile's output framing: its rows, and whether they are dropped.
-                        m.d.comb += [out.w_en.eq(1), out.w_data.eq(n_rows | (~self.s_axis_q_tlast << 16))]
+                        m.d.comb += [out.w_en.eq(1), out.w_data.eq(n_rows | (~self.s_axis_q_tlast << drop_bit))]
                         with m.If(self.s_axis_q_tlast):
                             m.d.sync += busy.eq(0)
                         with m.Else():
@@ -148,7 +150,7 @@ class EngineAxi(Block):
                             m.d.sync += mode.eq(DISCARD)
                     with m.Elif(self.s_axis_q_tlast):
                         m.d.comb += [errors[ERROR_BITS["q_beats"][0]].eq(1), out.w_en.eq(1),
-                                     out.w_data.eq(n_rows | (1 << 16))]
+                                     out.w_data.eq(n_rows | (1 << drop_bit))]
                         m.d.sync += mode.eq(PAD)
             with m.Elif(mode == PAD):
                 m.d.comb += q.valid.eq(1)            # a zero row; the tile's output is dropped
@@ -167,8 +169,8 @@ class EngineAxi(Block):
     def _output(self, m, eng):
         """Output rows to ``m_axis_o`` with ``tlast`` per tile, or dropped. Returns the tile-done strobe."""
         info = self._out_fifo
-        rows = info.r_data[:16]
-        drop = info.r_data[16]
+        rows = info.r_data[:-1]
+        drop = info.r_data[-1]
         o = eng.o_out
         last = o.payload.row == rows - 1
         m.d.comb += [self.m_axis_o_tdata.eq(o.payload.as_value()), self.m_axis_o_tlast.eq(last),
@@ -188,11 +190,13 @@ class _Registers:
     def __init__(self, m, top, c):
         self.top = top
         self.regs = registers(c)
-        self.n_keys = Signal(24)                 # CMD_KEYS as written
-        self.pend_keys = Signal(24)              # the pending command's: CMD_KEYS copied by the CMD write
-        self.n_rows = Signal(16)
-        self.causal = Signal()
-        self.pattern = Signal()
+        by = {r.name: r for r in self.regs}
+        # The command's fields, as wide and where the map puts them.
+        self.cmd_fields = {name: by["CMD"].field(name) for name in ("n_rows", "causal", "pattern")}
+        self.keys_field = by["CMD_KEYS"].field("n_keys")
+        self.n_keys = Signal(self.keys_field.width)      # CMD_KEYS as written
+        self.pend_keys = Signal.like(self.n_keys)         # the pending command's: CMD_KEYS copied by the CMD write
+        self.n_rows, self.causal, self.pattern = (Signal(f.width, name=f"cmd_{n}") for n, f in self.cmd_fields.items())
         self.pending = Signal()                  # CMD written, not yet taken by the sequencer
         self.take_command = Signal()             # the sequencer takes the pending command
         self.status = {"idle": Signal(name="status_idle"), "cmd_ready": Signal(name="status_cmd_ready")}
@@ -232,12 +236,12 @@ class _Registers:
         # The command: CMD_KEYS is stored; a write to CMD stores the rest and makes it pending,
         # unless one is pending already (ERROR.cmd_overrun, the write dropped).
         with m.If(self.write_to["CMD_KEYS"]):
-            m.d.sync += self.n_keys.eq(self.wdata[:24])
+            m.d.sync += self.n_keys.eq(self._written(self.keys_field))
         with m.If(self.take_command):
             m.d.sync += self.pending.eq(0)
         with m.If(self.write_to["CMD"] & ~self.pending):
-            m.d.sync += [self.pend_keys.eq(self.n_keys), self.n_rows.eq(self.wdata[:16]), self.causal.eq(self.wdata[16]),
-                         self.pattern.eq(self.wdata[17]), self.pending.eq(1)]
+            m.d.sync += [self.pend_keys.eq(self.n_keys), self.pending.eq(1)]
+            m.d.sync += [getattr(self, name).eq(self._written(f)) for name, f in self.cmd_fields.items()]
 
         # ERROR and IRQ_STATUS: set by events, each bit cleared by writing 1; an event in the
         # clearing cycle is kept.
@@ -269,6 +273,10 @@ class _Registers:
                     m.d.sync += [rdata.eq(0), rresp.eq(SLVERR)]
         with m.Elif(t.s_axil_rready):
             m.d.sync += rvalid.eq(0)
+
+    def _written(self, f):
+        """Field ``f`` of the write data."""
+        return self.wdata[f.lsb:f.lsb + f.width]
 
     def _read_value(self, r):
         """What a read of register ``r`` returns."""

@@ -28,7 +28,7 @@ from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiResp, AxiStreamBus, Axi
 from fusioncim.counters import ENGINE_COUNTERS
 from fusioncim.hw.common import decode
 from fusioncim.hw.controller import cmd_layout
-from fusioncim.regmap import COUNTER_BASE, ERROR_BITS, IRQ_BITS, by_name, stream_bytes
+from fusioncim.regmap import COUNTER_BASE, ERROR_BITS, IRQ_BITS, by_name, cmd_word, stream_bytes
 
 from .checks import cycle_budget, program_from_env, record
 from .streams import CLOCK_NS
@@ -115,20 +115,22 @@ class AxiTB:
         await self.write("CMD_KEYS", n_keys)
         while not self.field("STATUS", "cmd_ready", await self.read("STATUS")):
             pass
-        await self.write("CMD", n_rows | (causal << 16) | (pattern << 17))
+        await self.write("CMD", cmd_word(self.cfg, n_rows, causal, pattern))
 
-    async def run_segment(self, seg, frames):
-        """Load the buffer, then each command and its Q frame; collects each tile's output frame."""
-        await self.wait_idle()
-        await self.kv.send(self.frame([w for _, w in seg["kv_wr"]], self.bytes["kv"]))
-        await self.kv.wait()
-        rows = iter(w for _, w in seg["q_in"])
-        for _, word in seg["cmd"]:
-            cmd = decode(cmd_layout(self.cfg), word)
-            await self.command(cmd["n_keys"], cmd["n_rows"], cmd["causal"], cmd["pattern"])
-            await self.q.send(self.frame([next(rows) for _ in range(cmd["n_rows"])], self.bytes["q"]))
-            frames.append(cmd["n_rows"])
-        await self.q.wait()
+
+def _ops(workloads):
+    """The host's AXI transactions of each workload (``FUSIONCIM_AXI_OPS``: ``fusioncim.host.axi_ops``)."""
+    ops = json.loads(Path(os.environ["FUSIONCIM_AXI_OPS"]).read_text())
+    assert len(ops) == len(workloads)
+    return ops
+
+
+async def _wait_rows(tb, observed, n, limit=200_000):
+    """Wait until ``n`` output rows have arrived (``limit`` cycles at most)."""
+    for _ in range(limit):
+        if len(observed) >= n:
+            return
+        await RisingEdge(tb.dut.aclk)
 
 
 async def replay(tb, ops, sizes):
@@ -172,10 +174,8 @@ async def _collect(tb, sizes, observed):
 async def workloads_over_axi(dut):
     """Every workload through the AXI top under random backpressure: outputs, framing and counters equal golden."""
     cfg, workloads = program_from_env()
-    # The host's transactions per workload (fusioncim.host.axi_ops); golden's rows and counters come
-    # from the host program.
-    ops = json.loads(Path(os.environ["FUSIONCIM_AXI_OPS"]).read_text())
-    assert len(ops) == len(workloads)
+    # The host's transactions per workload; golden's rows and counters come from the host program.
+    ops = _ops(workloads)
     seed = int(os.environ.get("FUSIONCIM_SEED", "1"))
     stall = float(os.environ.get("FUSIONCIM_AXI_STALL", "0.3"))
     tb = AxiTB(dut, cfg, seed)
@@ -189,9 +189,7 @@ async def workloads_over_axi(dut):
 
         async def segments():
             await replay(tb, ops[i], sizes)
-            expected = sum(len(seg["o_out"]) for seg in w.segments)
-            while len(observed) < expected:
-                await RisingEdge(dut.aclk)
+            await _wait_rows(tb, observed, sum(len(seg["o_out"]) for seg in w.segments), limit=budget)
             await tb.wait_idle()
         budget = int(cycle_budget(w) / (1 - stall) ** 2) + 2000 * sum(len(s["cmd"]) + 1 for s in w.segments)
         await with_timeout(segments(), budget * CLOCK_NS, "ns")
@@ -263,16 +261,12 @@ async def _irq(tb):
     return v
 
 
-async def _good_tile(tb, seg, tag):
-    """The directed workload's one tile: its output frame equals golden's rows."""
+async def _good_tile(tb, ops, want, tag):
+    """The directed workload's one tile, from the host's transactions: its output frame equals golden's rows."""
     sizes, observed = [], []
     collector = cocotb.start_soon(_collect(tb, sizes, observed))
-    await tb.run_segment(seg, sizes)
-    want = [w for _, w in seg["o_out"]]
-    for _ in range(200_000):
-        if len(observed) >= len(want):
-            break
-        await RisingEdge(tb.dut.aclk)
+    await replay(tb, ops, sizes)
+    await _wait_rows(tb, observed, len(want))
     collector.cancel()
     assert observed == want, f"{tag}: output differs from golden"
 
@@ -282,7 +276,9 @@ async def errors_drop_the_tile_and_interrupt(dut):
     """Bad commands, too few or too many Q beats, a KV address beyond the buffer and a command overrun:
     each sets its ERROR bit and the error interrupt, drops the tile without hanging; the next tile is right."""
     cfg, workloads = program_from_env()
-    seg = next(w for w in workloads if w.name == "directed-small").segments[0]
+    i = next(i for i, w in enumerate(workloads) if w.name == "directed-small")
+    seg, good = workloads[i].segments[0], _ops(workloads)[i]
+    want = [w for _, w in seg["o_out"]]
     tb = AxiTB(dut, cfg, 3)
     await tb.reset()
     tb.backpressure(0.2)
@@ -294,7 +290,7 @@ async def errors_drop_the_tile_and_interrupt(dut):
     # A tile that completes: done interrupt, cleared by writing 1.
     await tb.write("IRQ_ENABLE", (1 << IRQ_BITS["done"][0]) | (1 << IRQ_BITS["error"][0]))
     assert await _irq(tb) == 0
-    await _good_tile(tb, seg, "first tile")
+    await _good_tile(tb, good, want, "first tile")
     await tb.wait_idle()
     assert await tb.read("IRQ_STATUS") == 1 << IRQ_BITS["done"][0] and await _irq(tb) == 1
     await tb.write("IRQ_STATUS", 1 << IRQ_BITS["done"][0])
@@ -326,7 +322,7 @@ async def errors_drop_the_tile_and_interrupt(dut):
         await tb.write("ERROR", 1 << ERROR_BITS[bit][0])
         await tb.write("IRQ_STATUS", 3)
         assert await tb.read("ERROR") == 0 and await _irq(tb) == 0, tag
-        await _good_tile(tb, seg, f"after {tag}")
+        await _good_tile(tb, good, want, f"after {tag}")
         await tb.wait_idle()
         await tb.write("IRQ_STATUS", 3)
 
@@ -339,13 +335,13 @@ async def errors_drop_the_tile_and_interrupt(dut):
         assert await _irq(tb) == 1
         await tb.write("ERROR", 0xFF)
         await tb.write("IRQ_STATUS", 3)
-        await _good_tile(tb, seg, "after a KV beat beyond the buffer")
+        await _good_tile(tb, good, want, "after a KV beat beyond the buffer")
         await tb.wait_idle()
 
     # A CMD write while one is pending is dropped and flagged; the pending one runs.
     await tb.write("IRQ_STATUS", 3)
     await tb.write("CMD_KEYS", cmd["n_keys"])
-    word = n | (cmd["causal"] << 16) | (cmd["pattern"] << 17)
+    word = cmd_word(cfg, n, cmd["causal"], cmd["pattern"])
     await tb.write("CMD", word)                 # taken by the sequencer: waits for its Q beats
     await tb.write("CMD", word)                 # pending
     await tb.write("CMD", word)                 # overrun: dropped
@@ -355,9 +351,6 @@ async def errors_drop_the_tile_and_interrupt(dut):
     await tb.q.send(tb.frame(q_rows, tb.bytes["q"]))
     await tb.q.send(tb.frame(q_rows, tb.bytes["q"]))
     await tb.q.wait()
-    for _ in range(200_000):
-        if len(observed) >= 2 * n:
-            break
-        await RisingEdge(dut.aclk)
+    await _wait_rows(tb, observed, 2 * n)
     collector.cancel()
-    assert observed == [w for _, w in seg["o_out"]] * 2, "the pending command after an overrun"
+    assert observed == want * 2, "the pending command after an overrun"
