@@ -133,9 +133,10 @@ def cmd_generate(args):
 
 def _block_config(args):
     """The block (``--bus axi`` names the AXI top) and its config, checked for an engine."""
+    from . import generate
     _bus(args)
     cfg = config_mod.load(args.config, args.set)
-    if args.block.startswith("engine"):
+    if args.block in generate.ENGINES:
         cfg.check_engine()
     return cfg
 

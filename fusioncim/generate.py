@@ -69,6 +69,7 @@ def _engine_axi(cfg):
 
 
 BLOCKS = {"ip_cim": _ip_cim, "softmax": _softmax, "op_cim": _op_cim, "engine": _engine, "engine_axi": _engine_axi}
+ENGINES = ("engine", "engine_axi")     # the blocks that hold the whole engine (its config rules, its KV SRAM)
 _CACHED = frozenset(BLOCKS)        # blocks whose source files are known (a test may register others)
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from ..config import EngineConfig
 from ..errors import InputError
 from ..files import atomic_write, cache_root
-from ..generate import write_verilog
+from ..generate import ENGINES, write_verilog
 
 __all__ = ["estimate", "AreaError", "LibertyError", "check_liberty", "sram_bits", "cache_dir", "GENERIC_LIBERTY", "clock_estimate"]
 
@@ -69,7 +69,7 @@ def cache_dir():
 
 def sram_bits(block, cfg):
     """Bits of SRAM the block holds outside the logic estimate (the engine's K and V buffers)."""
-    return 2 * cfg.kv_keys * cfg.head_dim * cfg.data_bits if block in ("engine", "engine_axi") else 0
+    return 2 * cfg.kv_keys * cfg.head_dim * cfg.data_bits if block in ENGINES else 0
 
 
 def sram_area_um2(bits):
