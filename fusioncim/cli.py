@@ -290,6 +290,8 @@ def cmd_simulate(args):
             raise UserError(f"--queries {spec['queries']} cannot exceed --keys {spec['keys']}: the queries are "
                             f"the last tokens of the sequence")
     spec["mode"] = args.mode
+    if args.positions is not None:
+        spec["positions"] = args.positions
     if args.causal is not None:
         spec["causal"] = args.causal
     if args.stall:
@@ -330,7 +332,11 @@ def cmd_report(args):
     from .synth import energy
     cfg = config_mod.load(args.config, args.set)
     say = _progress(args.quiet)
-    names = args.workload or ["llama3-8b-prefill-2048", "llama3-8b-decode-8192"]
+    names = args.workload
+    if not names:
+        names, notes = report.default_workloads(cfg)
+        for note in notes:
+            print(f"fusioncim: note: {note}", file=sys.stderr)
     if names == ["all"]:
         names = list(dataflow.WORKLOADS)
     for n in names:
@@ -621,7 +627,10 @@ def build_parser():
     s.add_argument("--queries", type=int, help=f"query tokens of random data (default {RANDOM_DEFAULTS['queries']})")
     s.add_argument("--keys", type=int, help="key tokens of random data (default: --queries)")
     s.add_argument("--mode", choices=("prefill", "decode"), default="prefill",
-                   help="how query rows form tiles (decode: the GQA group's heads at one position)")
+                   help="how query rows form tiles (decode: the GQA group's heads at --positions positions)")
+    s.add_argument("--positions", type=int, metavar="P", default=None,
+                   help="decode: query positions per tile, each row masked by its own position (multi-token "
+                        "decode, speculative verification); P x the GQA group must fit rows (default 1)")
     s.add_argument("--causal", action=argparse.BooleanOptionalAction, default=None,
                    help="causal masking (default: the file's, else the config's)")
     s.add_argument("--seed", type=int, default=1, help="random data and stall pattern seed (default 1)")
@@ -641,7 +650,8 @@ def build_parser():
                                       "TOPS/W, beside the paper's claims")
     r.add_argument("--workload", action="append", metavar="NAME",
                    help="a LLaMA-3 attention workload (repeatable; 'all' for every one; default: "
-                        "llama3-8b-prefill-2048 and llama3-8b-decode-8192)")
+                        "llama3-8b-prefill-2048, llama3-8b-decode-8192 and llama3-8b-decode-8192-p4, decode at 4 "
+                        "query positions per step, left out with a note when rows cannot hold them)")
     r.add_argument("--energy", type=Path, metavar="FILE.toml", help="per-event energy table "
                    "(default: synth/energy.toml, Horowitz ISSCC 2014 at 45 nm)")
     r.add_argument("--node", type=float, metavar="NM", help="process node to scale the table to (default 45)")

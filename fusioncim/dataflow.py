@@ -25,7 +25,13 @@ Five dataflows run the same workload on arrays of the same size (``rows`` x
     written into the IP array ``rows`` keys at a time, S goes to an SRAM buffer,
     a three-pass float32 softmax (max; exp and sum; normalise) reads and writes
     S and P, V is written into the OP array block by block and partial O
-    accumulates in a buffer. Phases do not overlap.
+    accumulates in a buffer. Phases do not overlap: the serial baseline.
+``baseline_pipelined``
+    The same events, with the three phases (QK on the IP array, the softmax,
+    PV on the OP array) overlapped across Q tiles as a reasonable conventional
+    design would: tile t's softmax runs while tile t+1's QK and tile t-1's PV
+    do, which takes a second S/P buffer. Each phase starts once its unit is
+    free and its input tile is done (:func:`pipelined_cycles`).
 """
 
 from __future__ import annotations
@@ -45,9 +51,12 @@ from .synth import energy as energy_mod
 
 __all__ = ["Workload", "WORKLOADS", "Structure", "structure", "Patterns", "measure_patterns", "rates_of",
            "model_counters", "events_from_counters", "VARIANTS", "variant_events", "no_pattern_config",
-           "sizes_for", "ops"]
+           "sizes_for", "ops", "pipelined_cycles", "BASELINES"]
 
-VARIANTS = ("baseline", "fusioncim", "no_fusion", "no_qo_stationary", "no_pattern")
+VARIANTS = ("baseline", "baseline_pipelined", "fusioncim", "no_fusion", "no_qo_stationary", "no_pattern")
+
+BASELINES = ("baseline", "baseline_pipelined")
+"""The two conventional dataflows the report sets FusionCIM beside: serial phases and pipelined phases."""
 
 # LLaMA-3 attention shapes: Meta's model cards and config.json (8B: 32 query heads,
 # 8 KV heads; 70B: 64 query heads, 8 KV heads; head_dim 128 in both).
@@ -58,9 +67,12 @@ _LLAMA3 = {"8b": (32, 8), "70b": (64, 8)}
 class Workload:
     """One attention layer: ``heads`` query heads over ``kv_heads`` KV heads.
 
-    prefill: ``tokens`` queries against ``tokens`` keys, causal. decode: one
-    query (the next token) against ``tokens`` keys of context, which it sees
-    all of. The models below assume this causal structure.
+    prefill: ``tokens`` queries against ``tokens`` keys, causal. decode:
+    ``positions`` queries (the last tokens: the next token, or the draft tokens
+    a speculative step verifies) against ``tokens`` keys of context, each
+    masked causally by its own position; a tile holds the GQA group at up to
+    ``positions`` positions (``golden.engine.tiles_decode``). The models below
+    assume this causal structure.
     """
     name: str
     heads: int
@@ -68,9 +80,10 @@ class Workload:
     head_dim: int
     mode: str
     tokens: int
+    positions: int = 1
 
     def __post_init__(self):
-        for f in ("heads", "kv_heads", "head_dim", "tokens"):
+        for f in ("heads", "kv_heads", "head_dim", "tokens", "positions"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InputError(f"workload {f} must be a positive integer, not {v!r}")
@@ -78,19 +91,24 @@ class Workload:
             raise InputError(f"workload heads {self.heads} must be a multiple of kv_heads {self.kv_heads}")
         if self.mode not in engine.MODES:
             raise InputError(f"workload mode must be one of {', '.join(engine.MODES)}, not {self.mode!r}")
+        if self.positions > 1 and self.mode != "decode":
+            raise InputError(f"workload positions {self.positions} applies to decode only")
+        if self.positions > self.tokens:
+            raise InputError(f"workload positions {self.positions} exceed its {self.tokens} tokens")
 
     @property
     def queries(self):
-        return self.tokens if self.mode == "prefill" else 1
+        return self.tokens if self.mode == "prefill" else self.positions
 
 
-def _llama(size, mode, tokens):
+def _llama(size, mode, tokens, positions=1):
     h, kv = _LLAMA3[size]
-    return Workload(f"llama3-{size}-{mode}-{tokens}", h, kv, 128, mode, tokens)
+    suffix = f"-p{positions}" if positions > 1 else ""
+    return Workload(f"llama3-{size}-{mode}-{tokens}{suffix}", h, kv, 128, mode, tokens, positions)
 
 
 WORKLOADS = {w.name: w for w in [_llama(s, "prefill", t) for s in ("8b", "70b") for t in (512, 2048, 8192)]
-             + [_llama(s, "decode", t) for s in ("8b", "70b") for t in (2048, 8192)]}
+             + [_llama(s, "decode", t, p) for s in ("8b", "70b") for t in (2048, 8192) for p in (1, 2, 4)]}
 
 
 def no_pattern_config(cfg):
@@ -116,8 +134,11 @@ class Structure:
 
 def structure(cfg, wl):
     """The engine's tiles for ``wl`` (golden.engine's tiling), without any data."""
-    make = engine.tiles_prefill if wl.mode == "prefill" else engine.tiles_decode
-    tiles = make(wl.heads, wl.queries, wl.kv_heads, cfg.rows)
+    engine.check_positions(wl.positions, wl.mode, wl.heads // wl.kv_heads, cfg.rows)
+    if wl.mode == "prefill":
+        tiles = engine.tiles_prefill(wl.heads, wl.queries, wl.kv_heads, cfg.rows)
+    else:
+        tiles = engine.tiles_decode(wl.heads, wl.queries, wl.kv_heads, cfg.rows, wl.positions)
     qpos = query_positions(wl.queries, wl.tokens)
     valid = tiles.qrow >= 0
     pos = np.where(valid, qpos[np.maximum(tiles.qrow, 0)], -1)
@@ -277,10 +298,50 @@ def _baseline(cfg, wl, st, c):
         "qo_write_bits": int((blocks * r).sum()) * d * cfg.acc_width + int(r.sum()) * d * cfg.out_bits,
         **_io(cfg, c),
     }
-    per_tile = blocks * (R + r * cfg.ip_cycles_per_key) + 3 * -(-(r * n) // cfg.lanes) \
-        + blocks * (R + r * cfg.op_cycles_per_key) + R
-    cycles = int(per_tile.sum()) + wl.tokens * len(st.segments)
+    cycles = int(sum(_baseline_phases(cfg, st)).sum()) + wl.tokens * len(st.segments)
     return ev, cycles
+
+
+def _baseline_phases(cfg, st):
+    """Per tile, the cycles of the baseline's three phases: QK (each K block written into the IP array, then
+    the tile's rows), the three-pass softmax over the live rows (``lanes`` entries a cycle), PV (each V block
+    written into the OP array, then the rows) and the final O out."""
+    R = cfg.rows
+    n, r = st.n, st.r
+    blocks = -(-n // R)
+    qk = blocks * (R + r * cfg.ip_cycles_per_key)
+    sm = 3 * -(-(r * n) // cfg.lanes)
+    pv = blocks * (R + r * cfg.op_cycles_per_key) + R
+    return qk, sm, pv
+
+
+def pipelined_cycles(phases):
+    """Cycles of tiles whose phases run on their own units, overlapped across tiles.
+
+    ``phases`` is a list of per-tile cycle arrays, one per phase in order. A
+    phase of tile t starts when the same unit has finished tile t - 1 and the
+    previous phase has finished tile t: ``end[p][t] = max(end[p][t-1],
+    end[p-1][t]) + phases[p][t]``. Solved in closed form with running maxima.
+    """
+    end = None
+    for ph in phases:
+        ph = np.asarray(ph, np.int64)
+        run = np.cumsum(ph)
+        if end is None:
+            end = run
+        else:
+            # end[t] = run[t] + max over j <= t of (prev_end[j] - run[j - 1])
+            before = np.concatenate([[0], run[:-1]])
+            end = run + np.maximum.accumulate(end - before)
+    return int(end[-1]) if end is not None and len(end) else 0
+
+
+def _baseline_pipelined(cfg, wl, st, c):
+    ev, _ = _baseline(cfg, wl, st, c)
+    qk, sm, pv = _baseline_phases(cfg, st)
+    # The pipeline drains at the end of each KV head's tiles and the buffer is reloaded, as for fusioncim.
+    cycles = sum(pipelined_cycles([qk[seg], sm[seg], pv[seg]]) for seg in st.segments)
+    return ev, cycles + wl.tokens * len(st.segments)
 
 
 def _no_fusion(cfg, wl, st, c):
@@ -334,6 +395,8 @@ def variant_events(variant, cfg, wl, counters, counters_no_pattern, st=None):
                 counters_no_pattern.cycles + wl.tokens * len(st.segments))
     if variant == "baseline":
         return _baseline(cfg, wl, st, c)
+    if variant == "baseline_pipelined":
+        return _baseline_pipelined(cfg, wl, st, c)
     if variant == "no_fusion":
         return _no_fusion(cfg, wl, st, c)
     if variant == "no_qo_stationary":

@@ -27,7 +27,6 @@ from .golden.engine import Counters
 
 REAL = report.REAL
 DEFAULT_FILE = REAL / "smollm2-L12-T256.npz"
-LLAMA = ("llama3-8b-prefill-2048", "llama3-8b-decode-8192")
 
 
 def _synth(cfg):
@@ -83,8 +82,11 @@ def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, o
     results = [report.evaluate(ecfg, wl, report.patterns(ecfg, [npz]), counters=c,
                                counters_source=f"RTL (Verilator) counters of the simulated engine, equal to the "
                                                f"golden model's on all {len(rtl)}")]
+    names, notes = report.default_workloads(cfg)
+    for note in notes:
+        say(f"note: {note}")
     results += [report.evaluate(cfg, df.WORKLOADS[n], report.patterns(cfg, tokens=df.WORKLOADS[n].tokens))
-                for n in LLAMA]
+                for n in names]
     if synth:
         # The simulated heads at the estimated clock; operations counted as the report counts them.
         secs = r["cycles"] * a["clock_ns"] * 1e-9

@@ -78,9 +78,9 @@ class Segment:
     commands: list
 
 
-def program(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"):
+def program(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", positions=1):
     """The command sequence that makes the engine compute ``golden.engine.run``'s result, tile for tile."""
-    causal, q, k, v, cm, cs, qpos, tiles, _, _ = prepare(q, k, v, c_mant, c_shift, cfg, causal, mode)
+    causal, q, k, v, cm, cs, qpos, tiles, _, _ = prepare(q, k, v, c_mant, c_shift, cfg, causal, mode, positions)
     Lk = k.shape[1]
     if Lk > cfg.kv_keys:
         raise InputError(f"{Lk} keys exceed the engine's KV buffer (kv_depth {cfg.kv_keys})")
@@ -235,13 +235,13 @@ def axi_ops(prog, cfg):
     return ops
 
 
-def axi_from_float(q, k, v, cfg, *, scale=None, causal=None, mode="prefill"):
+def axi_from_float(q, k, v, cfg, *, scale=None, causal=None, mode="prefill", positions=1):
     """From float ``q [H, Lq, d]``, ``k, v [Hkv, Lk, d]``: the quantised inputs (``golden.quant``), the
     program and the AXI transactions (:func:`axi_ops`). Returns ``(z, prog, ops)``; the reference a
     driver author ports."""
     from .golden.quant import quantise
     z = quantise(q, k, v, cfg, scale=scale)
-    prog = program(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=causal, mode=mode)
+    prog = program(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=causal, mode=mode, positions=positions)
     return z, prog, axi_ops(prog, cfg)
 
 

@@ -1,6 +1,6 @@
 """The FusionCIM-vs-baseline report: cycles, energy, TOPS/W and each idea's share (docs/energy.md).
 
-:func:`evaluate` runs one workload through the five dataflows of
+:func:`evaluate` runs one workload through the dataflows of
 :mod:`.dataflow` and prices their events with :mod:`synth.energy`;
 :func:`format_table` and :func:`format_markdown` print the result beside the
 paper's claims.
@@ -18,7 +18,8 @@ from .synth import energy as energy_mod
 
 __all__ = ["CLAIMS", "REAL", "RATES", "evaluate", "patterns", "measure", "save_rates", "load_rates", "stored_rates",
            "rates_note", "RatesFileError",
-           "format_table", "format_markdown", "IDEAS"]
+           "format_table", "format_markdown", "IDEAS", "CLAIM_BASELINE", "DEFAULT_WORKLOADS",
+           "default_workloads"]
 
 REAL = data_path("real")
 RATES = data_path("patterns")
@@ -28,8 +29,34 @@ RATES = data_path("patterns")
 RATE_NEUTRAL = ("head_dim", "max_seq_len", "kv_depth", "acc_bits", "sum_bits", "causal", "double_buffer",
                 "ip_bits_per_cycle", "op_bits_per_cycle", "softmax_lanes", "out_frac_bits")
 
-# FusionCIM (arXiv 2604.25317), as the design brief quotes it.
+# FusionCIM (arXiv 2604.25317), as the design brief quotes it. The paper's speed-up is one workload's
+# figure against its own baseline, whose phase overlap the brief does not state.
 CLAIMS = {"energy_ratio": 3.86, "speed_ratio": 1.98, "tops_w": 29.4, "nonlinear_reduction": 0.60}
+
+# The baseline the paper's claims are set beside: the pipelined one (phases overlapped across Q tiles),
+# the fairer of the two; the summary and the tables give the serial one too.
+CLAIM_BASELINE = "baseline_pipelined"
+
+# What `fusioncim report` and `make demo` price by default: prefill, and decode at one and at four query
+# positions per step (multi-token decode; LLaMA-3-8B's group of 4 at 4 positions fills 16 rows).
+DEFAULT_WORKLOADS = ("llama3-8b-prefill-2048", "llama3-8b-decode-8192", "llama3-8b-decode-8192-p4")
+
+
+
+def default_workloads(cfg):
+    """``(names, notes)``: :data:`DEFAULT_WORKLOADS` whose decode positions fit ``cfg``'s rows, and one note per
+    workload left out (a config with fewer rows than the GQA group times the positions)."""
+    from .golden.engine import check_positions
+    names, notes = [], []
+    for n in DEFAULT_WORKLOADS:
+        wl = df.WORKLOADS[n]
+        try:
+            check_positions(wl.positions, wl.mode, wl.heads // wl.kv_heads, cfg.rows)
+            names.append(n)
+        except InputError as exc:
+            notes.append(f"{n} left out: {exc}")
+    return names, notes
+
 
 # Ablation variant -> the idea it switches off.
 IDEAS = {"no_fusion": "pipeline fusion", "no_qo_stationary": "QO-stationary", "no_pattern": "pattern-aware softmax"}
@@ -204,12 +231,17 @@ def evaluate(cfg, wl, pats=None, *, table=None, node_nm=None, vdd=None, counters
                               "nonlinear_pj": nonlinear, "tops_w": ops / onchip, "by_class": e["by_class"],
                               "events": {k: int(n) for k, n in ev.items()}}
     V = out["variants"]
-    f, b = V["fusioncim"], V["baseline"]
+    f, b, bp = V["fusioncim"], V["baseline"], V["baseline_pipelined"]
     gains = {idea: V[v]["energy_pj"] - f["energy_pj"] for v, idea in IDEAS.items()}
     speed = {idea: V[v]["cycles"] - f["cycles"] for v, idea in IDEAS.items()}
     out["summary"] = {
+        # energy_ratio and speed_ratio: against the serial baseline (as before); *_pipelined: against the
+        # pipelined one, which the paper's claims are set beside (CLAIM_BASELINE).
         "energy_ratio": b["energy_pj"] / f["energy_pj"],
         "speed_ratio": b["cycles"] / f["cycles"],
+        "energy_ratio_pipelined": bp["energy_pj"] / f["energy_pj"],
+        "speed_ratio_pipelined": bp["cycles"] / f["cycles"],
+        "claims_against": CLAIM_BASELINE,
         "tops_w": f["tops_w"],
         "nonlinear_reduction": 1 - f["nonlinear_pj"] / b["nonlinear_pj"],
         "energy_share": _shares(gains), "cycle_share": _shares(speed),
@@ -237,22 +269,29 @@ def _reasons(r):
     high["energy_ratio"] = ("our baseline re-reads Q and spills partial O for every K/V block of every Q tile "
                             "(qo_buffer row); the paper's baseline may keep more on chip")
     low["speed_ratio"] = (f"in decode the QO-stationary array holds only the GQA group's {group} query rows"
-                          if decode else "the tile overheads (load, pipeline fill, division) weigh more at short "
-                                         "sequences")
-    high["speed_ratio"] = ("our baseline runs its three phases (QK, 3-pass softmax, PV) one after another with no "
-                           "overlap and writes each K and V block into the arrays per Q tile")
+                          if decode else "with its phases overlapped the baseline is bound by its IP array as "
+                                         "FusionCIM is; what it adds is writing each K block into that array")
+    high["speed_ratio"] = (("in decode a KV head has one Q tile, so even the pipelined baseline runs QK, the 3-pass "
+                            "softmax and PV one after another; the paper's 1.98x is a single-workload figure")
+                           if decode else "the baseline writes each K and V block into its arrays per Q tile and "
+                                          "runs a 3-pass softmax; the paper's 1.98x is a single-workload figure")
     low["tops_w"] = (f"per-operation energies are Horowitz's digital figures at {r['node_nm']:g} nm, and CIM "
                      f"arithmetic is charged as digital arithmetic (no bit-cell or analog savings)")
     high["tops_w"] = "energies scaled to a smaller node than the paper's"
     low["nonlinear_reduction"] = "the LUT softmax runs on every row slot of a tile, empty ones included"
     out = {}
     for k, claim in CLAIMS.items():
-        ours = s[k]
+        ours = _claim_value(s, k)
         if k == "nonlinear_reduction" and ours >= claim:
             continue                          # the paper's figure is a lower bound ("more than 60%")
         if abs(ours - claim) > 0.1 * claim:
             out[k] = (high if ours > claim else low).get(k, "")
     return out
+
+
+def _claim_value(s, k):
+    # The figure set beside the paper's claim k: ratios against CLAIM_BASELINE.
+    return s.get(f"{k}_pipelined", s[k])
 
 
 _ROWS = (("cycles", "cycles", "{:,.0f}"), ("energy (on-chip)", "energy_pj", None),
@@ -271,9 +310,11 @@ def _cells(r):
     rows = []
     for label, key, fmt in _ROWS:
         rows.append([label] + [(_energy(V[v][key]) if fmt is None else fmt.format(V[v][key])) for v in df.VARIANTS])
-    b = V["baseline"]
-    rows.append(["energy vs baseline"] + [f"{b['energy_pj'] / V[v]['energy_pj']:.2f}x" for v in df.VARIANTS])
-    rows.append(["speed vs baseline"] + [f"{b['cycles'] / V[v]['cycles']:.2f}x" for v in df.VARIANTS])
+    for base, label in (("baseline", "serial"), ("baseline_pipelined", "pipelined")):
+        b = V[base]
+        rows.append([f"energy vs {label} baseline"] + [f"{b['energy_pj'] / V[v]['energy_pj']:.2f}x"
+                                                       for v in df.VARIANTS])
+        rows.append([f"speed vs {label} baseline"] + [f"{b['cycles'] / V[v]['cycles']:.2f}x" for v in df.VARIANTS])
     rows.append(["on-chip energy by class:"] + [""] * len(df.VARIANTS))
     for cls in energy_mod.CLASSES:
         if any(V[v]["by_class"][cls] for v in df.VARIANTS) and cls != "dram":
@@ -285,12 +326,12 @@ def _cells(r):
 def _claims(r):
     s = r["summary"]
     fmt = {"energy_ratio": "{:.2f}x", "speed_ratio": "{:.2f}x", "tops_w": "{:.1f}", "nonlinear_reduction": "{:.0%}"}
-    names = {"energy_ratio": "energy efficiency vs baseline", "speed_ratio": "speed vs baseline",
+    names = {"energy_ratio": "energy efficiency vs pipelined baseline", "speed_ratio": "speed vs pipelined baseline",
              "tops_w": "TOPS/W", "nonlinear_reduction": "nonlinear (softmax) energy saved"}
     out = []
     for k, claim in CLAIMS.items():
         paper = (">" if k == "nonlinear_reduction" else "") + fmt[k].format(claim)
-        out.append((names[k], fmt[k].format(s[k]), paper, r["reasons"].get(k, "")))
+        out.append((names[k], fmt[k].format(_claim_value(s, k)), paper, r["reasons"].get(k, "")))
     return out
 
 
@@ -313,7 +354,8 @@ def format_table(r):
            r["rates_note"],
            line(head), line(["-" * w for w in widths]), *map(line, rows),
            f"gain from each idea (switching it off): {_shares_text(r)}",
-           "", "paper's claims:"]
+           "", "paper's claims (set beside the pipelined baseline; the paper's 1.98x speed-up is a single-workload "
+               "figure):"]
     for name, ours, paper, why in _claims(r):
         out.append(f"  {name:<34} ours {ours:>7}   paper {paper:>6}" + (f"   ({why})" if why else ""))
     out.append(f"fusioncim counters: {r['counters_source']}; every other column: the dataflow models of "

@@ -41,8 +41,8 @@ def plan(cfg, specs, *, seed=1):
         w = workload.make(spec, cfg)
         z = w.z
         args = (z.q, z.k, z.v, z.c_mant, z.c_shift, cfg)
-        gold = engine.run(*args, causal=w.causal, mode=w.mode)
-        prog = host.program(*args, causal=w.causal, mode=w.mode)
+        gold = engine.run(*args, causal=w.causal, mode=w.mode, positions=w.positions)
+        prog = host.program(*args, causal=w.causal, mode=w.mode, positions=w.positions)
         beats = host.encode(w.name, cfg, prog, gold.out, gold.counters.to_dict(), stall=w.stall,
                             seed=seed * 7919 + i)
         planned.append(Planned(w, gold, beats))
@@ -181,8 +181,8 @@ def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1, 
         "workload": spec, "simulator": sim, "path": path, "config": cfg.to_dict(),
         "config_notes": workload.fit_notes(given, cfg, spec),
         "heads": int(z.q.shape[0]), "kv_heads": int(z.k.shape[0]), "queries": int(z.q.shape[1]),
-        "keys_per_head": int(z.k.shape[1]), "mode": w.mode, "causal": w.causal,
-        "cycles": rtl["cycles"], "ideal_cycles": ideal,
+        "keys_per_head": int(z.k.shape[1]), "mode": w.mode, "positions": w.positions,
+        "causal": w.causal, "cycles": rtl["cycles"], "ideal_cycles": ideal,
         "utilisation": {"ip_cim": rtl["ip_busy"] / max(rtl["cycles"], 1),
                         "softmax": rtl["softmax_busy"] / max(rtl["cycles"], 1),
                         "op_cim": rtl["op_busy"] / max(rtl["cycles"], 1),
@@ -206,7 +206,8 @@ def format_result(r):
     sp = r["workload"]
     src = sp.get("path") or f"random (seed {sp.get('seed', 1)})"
     lines.append(f"workload      {src}: {_count(r['heads'], 'query head')}, {_count(r['kv_heads'], 'KV head')}, "
-                 f"{_count(r['queries'], 'query', 'queries')}, {_count(r['keys_per_head'], 'key')}, {r['mode']}, {'causal' if r['causal'] else 'non-causal'}")
+                 f"{_count(r['queries'], 'query', 'queries')}, {_count(r['keys_per_head'], 'key')}, {r['mode']}"
+                 f"{', %d positions per tile' % r['positions'] if r.get('positions', 1) > 1 else ''}, {'causal' if r['causal'] else 'non-causal'}")
     if r.get("config_notes"):
         lines.append("config        " + "; ".join(r["config_notes"]))
     lines.append(f"simulator     {r['simulator']} ({'native C++ harness' if r['path'] == 'native' else 'cocotb'}), "

@@ -7,7 +7,8 @@ cocotb process through the environment):
 "mode": "prefill", "causal": true, "seed": 1}`` or
 ``{"kind": "npz", "path": "fusioncim/data/real/x.npz", "heads": [0, 1], "mode": "prefill"}``
 (``"tokens": n`` keeps the first n tokens of the file)
-(optional for both: ``"stall"``, the probability that an external stream
+(optional for both: ``"positions"``, decode query positions per tile (``golden.engine.tiles_decode``);
+``"stall"``, the probability that an external stream
 stalls in a cycle, and ``"name"``).
 
 :func:`make` turns a spec into the quantised engine inputs
@@ -37,6 +38,7 @@ class Workload:
     z: quant.Quantised
     causal: bool
     mode: str
+    positions: int                   # decode: query positions per tile
     reference: np.ndarray            # float64 attention output [H, Lq, d]
     stall: float                     # probability a stream stalls in a cycle (fusioncim.host.encode)
 
@@ -88,6 +90,7 @@ def make(spec, cfg) -> Workload:
     mode = spec.get("mode", "prefill")
     if mode not in engine.MODES:
         raise _spec_error(spec, "mode", f"must be one of {', '.join(engine.MODES)}")
+    positions = spec.get("positions", 1)
     if kind == "random":
         q, k, v, scale = _random(spec, cfg)
         causal = bool(spec.get("causal", cfg.causal))
@@ -124,9 +127,14 @@ def make(spec, cfg) -> Workload:
             depth = f"kv_depth {cfg.kv_depth}"
             fix = f"--set kv_depth={n}" if n <= cfg.max_seq_len else f"--set max_seq_len={n} --set kv_depth={n}"
         raise InputError(f"workload has {n} keys but the KV buffer holds {cfg.kv_keys} ({depth}); use {fix}")
+    try:
+        engine.check_positions(positions, mode, q.shape[0] // k.shape[0], cfg.rows)
+    except InputError as exc:
+        raise InputError(f"workload {spec.get('name', kind)!r}: {exc}") from None
     z = quant.quantise(q, k, v, cfg, scale=scale)
     ref = reference.attention(q, k, v, causal=causal, scale=scale)
-    return Workload(name=str(spec.get("name", kind)), z=z, causal=causal, mode=mode, reference=ref,
+    return Workload(name=str(spec.get("name", kind)), z=z, causal=causal, mode=mode, positions=positions,
+                    reference=ref,
                     stall=float(spec.get("stall", 0.0)))
 
 

@@ -2,7 +2,7 @@
 
 A *tile* is up to ``rows`` query rows that share one KV head: consecutive
 positions of one query head (prefill) or the query heads of one GQA group at
-one position (decode). For each tile the engine loads the Q rows into the
+one or more consecutive positions (decode; ``positions``). For each tile the engine loads the Q rows into the
 IP-CIM, streams its keys once in the configured order through IP-CIM ->
 online softmax -> OP-CIM, and drains ``O / l``.
 
@@ -25,7 +25,7 @@ from . import ip_cim, op_cim, softmax
 from .reference import query_positions
 
 __all__ = ["Counters", "Tiles", "EngineResult", "tiles_prefill", "tiles_decode", "key_order",
-           "run", "run_sequential", "MODES", "prepare", "tile_keys", "segments", "tile_span",
+           "run", "run_sequential", "MODES", "prepare", "check_positions", "tile_keys", "segments", "tile_span",
            "segment_cycles"]
 
 MODES = ("prefill", "decode")
@@ -53,18 +53,45 @@ def tiles_prefill(H, Lq, Hkv, rows):
     return Tiles(qrow=qrow, head=np.where(qrow >= 0, head, -1), kv=kv)
 
 
-def tiles_decode(H, Lq, Hkv, rows):
-    """For each KV head and query position, the group's query heads in chunks of ``rows``."""
+def tiles_decode(H, Lq, Hkv, rows, positions=1):
+    """For each KV head, ``positions`` consecutive query positions at a time with the group's query heads.
+
+    A tile holds the ``H // Hkv`` query heads of one GQA group at up to
+    ``positions`` consecutive positions, position-major (row ``i * group + g``
+    is position ``i`` of the chunk, head ``g`` of the group): multi-token
+    decode and speculative verification. With one position a group larger
+    than ``rows`` is split into chunks of ``rows`` heads; with more,
+    ``group * positions`` must fit ``rows`` (:func:`check_positions`).
+    """
     group = H // Hkv
-    per = -(-group // rows)
-    g = np.arange(per * rows).reshape(per, rows)
     qrow, head, kv = [], [], []
     for h in range(Hkv):
-        for i in range(Lq):
-            qrow.append(np.where(g < group, i, -1))
-            head.append(np.where(g < group, h * group + g, -1))
+        for i0 in range(0, Lq, positions):
+            i = np.arange(i0, min(i0 + positions, Lq))
+            q_entries = np.repeat(i, group)
+            h_entries = np.tile(h * group + np.arange(group), len(i))
+            per = -(-len(q_entries) // rows)
+            pad = per * rows - len(q_entries)
+            qrow.append(np.concatenate([q_entries, np.full(pad, -1)]).reshape(per, rows))
+            head.append(np.concatenate([h_entries, np.full(pad, -1)]).reshape(per, rows))
             kv.append(np.full(per, h))
-    return Tiles(qrow=np.concatenate(qrow), head=np.concatenate(head), kv=np.concatenate(kv))
+    if not kv:
+        return Tiles(qrow=np.zeros((0, rows), np.int64), head=np.zeros((0, rows), np.int64),
+                     kv=np.zeros(0, np.int64))
+    return Tiles(qrow=np.concatenate(qrow).astype(np.int64), head=np.concatenate(head).astype(np.int64),
+                 kv=np.concatenate(kv).astype(np.int64))
+
+
+def check_positions(positions, mode, group, rows):
+    """Refuse a ``positions`` (query positions per decode tile) the tiling cannot hold, naming the numbers."""
+    if isinstance(positions, bool) or not isinstance(positions, (int, np.integer)) or positions < 1:
+        raise InputError(f"positions must be a positive integer, not {positions!r}")
+    if positions > 1 and mode != "decode":
+        raise InputError(f"positions {positions} applies to decode; a prefill tile already holds "
+                         f"consecutive positions of one head")
+    if positions > 1 and positions * group > rows:
+        raise InputError(f"positions {positions} x GQA group {group} = {positions * group} rows exceed the "
+                         f"engine's rows {rows}; use at most {max(rows // group, 1)} position(s)")
 
 
 def key_order(n_keys, hi, cfg):
@@ -122,7 +149,7 @@ def _check_inputs(q, k, v, c_mant, c_shift, cfg, mode):
     return q, k, v, cm, cs
 
 
-def prepare(q, k, v, c_mant, c_shift, cfg, causal, mode):
+def prepare(q, k, v, c_mant, c_shift, cfg, causal, mode, positions=1):
     """What the engine's models and the host's program start from.
 
     Returns ``(causal, q, k, v, c_mant, c_shift, qpos, tiles, out, lsum)``:
@@ -132,8 +159,11 @@ def prepare(q, k, v, c_mant, c_shift, cfg, causal, mode):
     q, k, v, cm, cs = _check_inputs(q, k, v, c_mant, c_shift, cfg, mode)
     H, Lq, d = q.shape
     Hkv, Lk, _ = k.shape
-    make = tiles_prefill if mode == "prefill" else tiles_decode
-    tiles = make(H, Lq, Hkv, cfg.rows)
+    check_positions(positions, mode, H // Hkv, cfg.rows)
+    if mode == "prefill":
+        tiles = tiles_prefill(H, Lq, Hkv, cfg.rows)
+    else:
+        tiles = tiles_decode(H, Lq, Hkv, cfg.rows, positions)
     out = np.zeros((H, Lq, d), np.int64)
     lsum = np.zeros((H, Lq), np.int64)
     return causal, q, k, v, cm, cs, query_positions(Lq, Lk), tiles, out, lsum
@@ -194,7 +224,7 @@ def _op_cycles(cfg, skipped, any_rescale):
     return np.where(skipped, 0, cfg.op_cycles_per_key + any_rescale.astype(np.int64))
 
 
-def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", chunk_entries=1 << 22):
+def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", positions=1, chunk_entries=1 << 22):
     """Run the engine numerics and counters over whole attention heads.
 
     Parameters
@@ -203,12 +233,14 @@ def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", chunk_ent
     c_mant, c_shift : ``[H, Lq]`` per-row score constants (see :mod:`.quant`)
     causal : bool, default ``cfg.causal``
     mode : "prefill" or "decode" (how rows are grouped into tiles)
+    positions : decode only: query positions per tile (:func:`tiles_decode`)
 
     Returns
     -------
     EngineResult
     """
-    causal, q, k, v, cm, cs, qpos, tiles, out, lsum = prepare(q, k, v, c_mant, c_shift, cfg, causal, mode)
+    causal, q, k, v, cm, cs, qpos, tiles, out, lsum = prepare(q, k, v, c_mant, c_shift, cfg, causal, mode,
+                                                              positions)
     Hkv, Lk, _ = k.shape
     total = Counters()
     fallback = 0
@@ -311,9 +343,10 @@ def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, span, cfg, causal, out, lsum
     return c, fallback, spans
 
 
-def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"):
+def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", positions=1):
     """The same engine, one key at a time, from the block functions. Slow; for tests and traces."""
-    causal, q, k, v, cm, cs, qpos, tiles, out, lsum = prepare(q, k, v, c_mant, c_shift, cfg, causal, mode)
+    causal, q, k, v, cm, cs, qpos, tiles, out, lsum = prepare(q, k, v, c_mant, c_shift, cfg, causal, mode,
+                                                              positions)
     Lk, d = k.shape[1:]
     total = Counters()
     R = cfg.rows

@@ -75,6 +75,11 @@ def test_config_command_roundtrips_as_toml(tmp_path, capsys):
     (lambda t: ["accuracy", _small_file(t), "--config", _toml(t, "colour = 1\n")], "unknown key 'colour'"),
     (lambda t: ["accuracy", _small_file(t), "--config", _toml(t, "rows = [\n")], "not valid TOML"),
     (lambda t: ["accuracy", _trunc(t)], "not a readable .npz"),
+    (lambda t: ["simulate", "--config", "test", "--mode", "decode", "--heads", "4", "--kv-heads", "1",
+                "--positions", "2"], "positions 2 x GQA group 4 = 8 rows exceed the engine's rows 4"),
+    (lambda t: ["simulate", "--config", "test", "--positions", "2"], "positions 2 applies to decode"),
+    (lambda t: ["simulate", "--config", "test", "--mode", "decode", "--positions", "2", "--queries", "2",
+                "--keys", "5000"], "workload has 5000 keys but the KV buffer holds"),
     (lambda t: ["extract", "smollm2", "--out", t / "o", "--layers", "1,x"], "--layers must be comma-separated"),
     (lambda t: ["extract", "smollm2", "--out", t / "o", "--tokens", "0"], "--tokens must be a positive"),
 ])

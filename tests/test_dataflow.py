@@ -30,10 +30,11 @@ def _check_model_matches(cfg, wl, golden_counters):
     return model
 
 
-@pytest.mark.parametrize("mode,heads,kv,tokens", [("prefill", 4, 2, 37), ("decode", 6, 2, 50), ("prefill", 1, 1, 16)])
-def test_model_counters_reproduce_golden_on_random_data(mode, heads, kv, tokens):
+@pytest.mark.parametrize("mode,heads,kv,tokens,positions", [("prefill", 4, 2, 37, 1), ("decode", 6, 2, 50, 1),
+                                                            ("prefill", 1, 1, 16, 1), ("decode", 4, 2, 21, 2)])
+def test_model_counters_reproduce_golden_on_random_data(mode, heads, kv, tokens, positions):
     cfg = dataclasses.replace(PRESETS["test"], max_seq_len=64)
-    wl = df.Workload("w", heads, kv, cfg.head_dim, mode, tokens)
+    wl = df.Workload("w", heads, kv, cfg.head_dim, mode, tokens, positions)
     rng = np.random.default_rng(tokens)
     lim = 1 << (cfg.data_bits - 1)
     q = rng.integers(-lim, lim, (heads, wl.queries, cfg.head_dim))
@@ -41,7 +42,7 @@ def test_model_counters_reproduce_golden_on_random_data(mode, heads, kv, tokens)
     v = rng.integers(-lim, lim, (kv, tokens, cfg.head_dim))
     cm = rng.integers(1 << (cfg.const_bits - 1), 1 << cfg.const_bits, (heads, wl.queries))
     cs = np.full((heads, wl.queries), cfg.score_bits)
-    res = engine.run(q, k, v, cm, cs, cfg, causal=True, mode=mode)
+    res = engine.run(q, k, v, cm, cs, cfg, causal=True, mode=mode, positions=positions)
     _check_model_matches(cfg, wl, res.counters)
 
 
@@ -58,11 +59,21 @@ def test_model_counters_reproduce_golden_on_real_attention():
 
 
 def test_workloads_are_llama3_shapes():
-    assert len(df.WORKLOADS) == 10
+    # 2 sizes x (prefill 512, 2048, 8192 + decode 2048, 8192 at 1, 2 and 4 positions)
+    assert len(df.WORKLOADS) == 2 * (3 + 2 * 3)
     w = df.WORKLOADS["llama3-8b-prefill-2048"]
     assert (w.heads, w.kv_heads, w.head_dim, w.queries, w.tokens) == (32, 8, 128, 2048, 2048)
     w = df.WORKLOADS["llama3-70b-decode-8192"]
     assert (w.heads, w.kv_heads, w.head_dim, w.queries, w.tokens) == (64, 8, 128, 1, 8192)
+    w = df.WORKLOADS["llama3-8b-decode-8192-p4"]
+    assert (w.heads, w.kv_heads, w.queries, w.tokens, w.positions) == (32, 8, 4, 8192, 4)
+    # LLaMA-3-8B's group of 4 at 4 positions fills the default 16 rows: 8 tiles, one per KV head.
+    st = df.structure(PRESETS["default"].fit(128, 8192), w)
+    assert st.r.tolist() == [16] * 8 and st.n.tolist() == [8192] * 8
+    with pytest.raises(ValueError, match="positions 2 applies to decode only"):
+        df.Workload("x", 4, 4, 8, "prefill", 8, 2)
+    with pytest.raises(ValueError, match="positions 9 exceed its 8 tokens"):
+        df.Workload("x", 4, 4, 8, "decode", 8, 9)
     with pytest.raises(ValueError, match="heads 6 must be a multiple of kv_heads 4"):
         df.Workload("x", 6, 4, 8, "prefill", 8)
     with pytest.raises(ValueError, match="mode must be one of prefill, decode, not 'train'"):
@@ -125,6 +136,32 @@ def test_baseline_events_and_cycles_by_hand():
     tile0 = 1 * (R + 2 * cpk) + 3 * -(-4 // cfg.lanes) + 1 * (R + 2 * opc) + R
     tile1 = 2 * (R + 1 * cpk) + 3 * -(-3 // cfg.lanes) + 2 * (R + 1 * opc) + R
     assert cycles == tile0 + tile1 + 3                              # + loading 3 keys
+
+
+def test_pipelined_baseline_by_hand():
+    cfg, d, R, b, ev, cycles = _tiny_variant("baseline_pipelined")
+    serial_ev, serial = _tiny_variant("baseline")[4:]
+    assert ev == serial_ev                                          # the same work, overlapped
+    cpk, opc = cfg.ip_cycles_per_key, cfg.op_cycles_per_key
+    qk = [1 * (R + 2 * cpk), 2 * (R + 1 * cpk)]
+    sm = [3 * -(-4 // cfg.lanes), 3 * -(-3 // cfg.lanes)]
+    pv = [1 * (R + 2 * opc) + R, 2 * (R + 1 * opc) + R]
+    # Unit by unit: tile 1's QK follows tile 0's; each later phase waits for its unit and its input.
+    qk_end = [qk[0], qk[0] + qk[1]]
+    sm_end = [qk_end[0] + sm[0]]
+    sm_end.append(max(sm_end[0], qk_end[1]) + sm[1])
+    pv_end = [sm_end[0] + pv[0]]
+    pv_end.append(max(pv_end[0], sm_end[1]) + pv[1])
+    assert cycles == pv_end[1] + 3                                  # + loading 3 keys
+    assert cycles < serial
+
+
+def test_pipelined_cycles_by_hand():
+    assert df.pipelined_cycles([[5, 5, 5], [1, 1, 1], [1, 1, 1]]) == 5 * 3 + 1 + 1
+    assert df.pipelined_cycles([[1, 1, 1], [5, 5, 5], [1, 1, 1]]) == 1 + 5 * 3 + 1
+    assert df.pipelined_cycles([[2], [3], [4]]) == 9
+    assert df.pipelined_cycles([[1, 1], [1, 9], [9, 1]]) == max(1 + 1 + 9, 1 + 1 + 9) + 1
+    assert df.pipelined_cycles([[], [], []]) == 0
 
 
 def test_no_qo_stationary_by_hand():

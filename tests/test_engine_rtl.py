@@ -3,7 +3,7 @@
 Each config runs the same list of workloads (fusioncim/workload.py) in one
 simulator process: sequence length 1, one tile, a length that is not a
 multiple of the tile (non-causal, two KV heads), the KV buffer's full depth,
-GQA decode with groups of 8 and of 3 query heads, and a run with random stalls
+GQA decode with groups of 8 and of 3 query heads, decode at two positions per tile, and a run with random stalls
 on every external stream; on the config with MiniLM's head_dim, two heads of
 real MiniLM-L6 attention (SmolLM2 heads run in ``fusioncim simulate --npz``,
 see docs/engine.md). Then the bad-command and busy checks
@@ -49,6 +49,9 @@ def workloads(cfg, seed):
          "causal": True},
         {"name": "gqa-decode-3", "mode": "decode", "heads": 6, "kv_heads": 2, "queries": 2, "keys": 9,
          "causal": True},
+        # Multi-token decode: a group of 2 at rows // 2 positions per tile, each row masked by its own position.
+        {"name": "decode-positions", "mode": "decode", "heads": 2, "kv_heads": 1, "queries": 5, "keys": 12,
+         "positions": R // 2, "causal": True},
         {"name": "stalls", "heads": 2, "kv_heads": 1, "queries": R + 5, "keys": R + 9, "causal": True,
          "stall": 0.4},
     ])]

@@ -209,6 +209,49 @@ def test_tiles_decode_groups_heads():
     assert t.kv.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
 
 
+def test_tiles_decode_positions_by_hand():
+    # Group of 2 heads, 3 positions per tile, 6 rows: position-major, the last tile holding 2 positions.
+    t = engine.tiles_decode(H=4, Lq=5, Hkv=2, rows=6, positions=3)
+    assert t.qrow.tolist() == [[0, 0, 1, 1, 2, 2], [3, 3, 4, 4, -1, -1]] * 2
+    assert t.head.tolist() == [[0, 1, 0, 1, 0, 1], [0, 1, 0, 1, -1, -1],
+                               [2, 3, 2, 3, 2, 3], [2, 3, 2, 3, -1, -1]]
+    assert t.kv.tolist() == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("positions, mode, message", [
+    (3, "decode", "positions 3 x GQA group 2 = 6 rows exceed the engine's rows 4; use at most 2"),
+    (2, "prefill", "positions 2 applies to decode"),
+    (0, "decode", "positions must be a positive integer, not 0"),
+    (1.5, "decode", "positions must be a positive integer, not 1.5"),
+])
+def test_bad_positions(positions, mode, message):
+    z = np.zeros((4, 3, 16), np.int64)
+    k = np.zeros((2, 6, 16), np.int64)
+    with pytest.raises(ValueError, match=message):
+        engine.run(z, k, k, np.ones((4, 3), np.int64), np.ones((4, 3), np.int64), TEST, mode=mode,
+                   positions=positions)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_decode_positions_numerics_and_masking(causal):
+    # Several positions per tile change the grouping, not a row's numerics: every output equals one
+    # position per tile's, and the per-row causal mask is each row's own position (float64 agrees).
+    # Without causal masking the pattern order's diagonal window follows the tile's latest position,
+    # so a row meets its keys in another order: equal bits need keys in order there.
+    cfg = TEST if causal else TEST.replace(key_order="sequential")
+    q, k, v = _data(7, 4, 2, 11, cfg.head_dim, Lq=5)
+    z = quant.quantise(q, k, v, cfg)
+    one = engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=causal, mode="decode")
+    two = _run_both(z, cfg, causal=causal, mode="decode", positions=2)
+    assert np.array_equal(one.out, two.out)
+    assert two.counters.tiles == 2 * 3 and one.counters.tiles == 2 * 5
+    assert two.counters.cim_writes == one.counters.cim_writes == 4 * 5
+    # Tiles of 2 positions stream up to the later one: keys [0, 8) and [0, 10) and [0, 11) per KV head (causal).
+    assert two.counters.keys == 2 * ((8 + 10 + 11) if causal else 3 * 11)
+    m = reference.metrics(quant.dequantise(two.out, z, cfg), reference.attention(q, k, v, causal=causal))
+    assert np.max(m["rel_l2"]) < 0.05
+
+
 def test_gqa_decode_equals_prefill_numerics():
     # Decode groups rows differently but each row's numerics depend only on
     # its own scores: outputs are identical, counters are not.
