@@ -113,6 +113,9 @@ PROPERTIES = [
              "pdr", 0, broken(_withdraw_stalled_row), "withdraws a stalled output row"),
     Property("op_cim", "rows", "a tile's end gives rows 0 .. n_rows-1 once each, in order, then idles",
              _rows, "pdr", 0, broken(_restart), "takes a tile's end while still normalising"),
+    Property("op_cim", "rows_two_lanes", "with two division lanes, a tile's end still gives rows 0 .. n_rows-1 "
+             "once each, in order, then idles", _rows, "pdr", 0, broken(_restart),
+             "takes a tile's end while still normalising", config=FORMAL.replace(norm_lanes=2)),
     Property("op_cim", "acc_fits", "O never overflows acc_width for max_seq_len keys of any p and v",
              _acc_fits, "bmc", 5, short("acc_width"), "acc_width one bit short", config=FORMAL_V2),
 ]

@@ -90,7 +90,7 @@ def cmd_extract(args):
 
 # Figures of the hardware's structure (fusioncim/schedule.py, which imports Amaranth: loaded only
 # by the config command, not at every start), printed beside the widths.
-SCHEDULE = {"div_cycles": "norm_cycles_per_row", "softmax_latency": "softmax_latency"}
+SCHEDULE = {"div_cycles": "norm_group_cycles", "softmax_latency": "softmax_latency"}
 
 
 def cmd_config(args):

@@ -101,6 +101,10 @@ class EngineConfig:
     double_buffer : bool
         The OP-CIM copies a finished tile's O into a second register bank, so the
         division of one tile overlaps the keys of the next.
+    norm_lanes : int
+        Rows the OP-CIM's normaliser divides at once (1 to ``rows``): a tile of
+        ``n`` rows takes ``ceil(n / norm_lanes) x (out_bits + 3) + n`` cycles
+        (``schedule.norm_cycles``), at ``norm_lanes`` times the dividers.
 
     Raises
     ------
@@ -139,6 +143,7 @@ class EngineConfig:
     out_frac_bits: int = 4
     kv_depth: int | None = None
     double_buffer: bool = True
+    norm_lanes: int = 1
 
     def __post_init__(self):
         _check_int("head_dim", self.head_dim, 1, 4096)
@@ -171,6 +176,7 @@ class EngineConfig:
         if self.kv_depth is not None:
             _check_int("kv_depth", self.kv_depth, 1, self.max_seq_len)
         _check_bool("double_buffer", self.double_buffer)
+        _check_int("norm_lanes", self.norm_lanes, 1, self.rows)
 
         if self.data_bits % self.ip_bits_per_cycle:
             raise InputError(

@@ -238,7 +238,7 @@ def model_counters(cfg, wl, pat: Patterns, st=None):
         ideal_cycles=keys * cfg.ip_cycles_per_key, q_load_cycles=len(st.n) * cfg.rows,
         ip_busy=keys * cfg.ip_cycles_per_key, softmax_busy=keys * cfg.softmax_groups,
         op_busy=v_reads * cfg.op_cycles_per_key + round(v_reads * pat.op_rescale),
-        norm_busy=int(st.r.sum()) * schedule.norm_cycles_per_row(cfg), tiles=len(st.n), keys=keys, skipped_keys=skipped,
+        norm_busy=int(schedule.norm_cycles(cfg, st.r).sum()), tiles=len(st.n), keys=keys, skipped_keys=skipped,
         k_reads=keys, v_reads=v_reads, fine_lookups=round(live * pat.fine), coarse_lookups=round(live * pat.coarse),
         skipped_entries=round(live * pat.skipped), masked_entries=rows_total - live,
         rescales=round(live * pat.rescale), cim_writes=int(st.r.sum()), kv_writes=wl.tokens * len(st.segments))

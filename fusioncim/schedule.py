@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from amaranth.lib import enum
 
-__all__ = ["NormPhase", "quotient_bits", "norm_phase_cycles", "norm_cycles_per_row", "SOFTMAX_STAGES",
+__all__ = ["NormPhase", "quotient_bits", "norm_phase_cycles", "norm_group_cycles", "norm_cycles", "SOFTMAX_STAGES",
            "softmax_latency", "softmax_depth", "ip_latency", "ip_depth", "TILE_HANDOFFS", "tile_overhead"]
 
 
 class NormPhase(enum.Enum, shape=2):
-    """Phases of the OP-CIM's normaliser for one output row, in order."""
-    LOAD = 0          # |O| 2^(f+1) + l and the divisor 2 l into the divider
-    DIVIDE = 1        # one quotient bit a cycle, most significant first
-    ROUND = 2         # sign and saturation; the row goes onto o_out
-    HANDOVER = 3      # o_out taken (waits while it is not ready)
+    """Phases of the OP-CIM's normaliser for one group of ``norm_lanes`` output rows, in order."""
+    LOAD = 0          # |O| 2^(f+1) + l and the divisor 2 l into each lane's divider
+    DIVIDE = 1        # one quotient bit a cycle, most significant first, every lane at once
+    ROUND = 2         # sign and saturation in every lane; the group's first row goes onto o_out
+    HANDOVER = 3      # the group's rows handed over one a cycle (waits while o_out is not ready)
 
 
 def quotient_bits(cfg) -> int:
@@ -31,13 +31,23 @@ def quotient_bits(cfg) -> int:
 
 
 def norm_phase_cycles(cfg) -> dict:
-    """Cycles each :class:`NormPhase` takes with ``o_out`` always ready."""
-    return {NormPhase.LOAD: 1, NormPhase.DIVIDE: quotient_bits(cfg), NormPhase.ROUND: 1, NormPhase.HANDOVER: 1}
+    """Cycles each :class:`NormPhase` takes for a full group with ``o_out`` always ready."""
+    return {NormPhase.LOAD: 1, NormPhase.DIVIDE: quotient_bits(cfg), NormPhase.ROUND: 1,
+            NormPhase.HANDOVER: cfg.norm_lanes}
 
 
-def norm_cycles_per_row(cfg) -> int:
-    """The normaliser's period per output row (``norm_busy`` per row): ``out_bits + 4``."""
+def norm_group_cycles(cfg) -> int:
+    """The normaliser's period per full group of ``norm_lanes`` rows: ``out_bits + 3 + norm_lanes``
+    (``out_bits + 4`` a row with one lane)."""
     return sum(norm_phase_cycles(cfg).values())
+
+
+def norm_cycles(cfg, n_rows):
+    """Cycles (``norm_busy``) the normaliser spends on a tile of ``n_rows`` rows with ``o_out`` ready:
+    ``ceil(n_rows / norm_lanes)`` groups of load, divide and round, and one handover cycle a row.
+    Works on integers and on numpy arrays of row counts."""
+    groups = -(-n_rows // cfg.norm_lanes)
+    return groups * (norm_group_cycles(cfg) - cfg.norm_lanes) + n_rows
 
 
 SOFTMAX_STAGES = ("accept", "log2", "running max")

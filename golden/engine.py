@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..counters import SOFTMAX_COUNTERS, Counters
-from ..schedule import norm_cycles_per_row, tile_overhead
+from ..schedule import norm_cycles, tile_overhead
 from . import ip_cim, op_cim, softmax
 from .reference import query_positions
 
@@ -204,7 +204,7 @@ def segment_cycles(cfg, spans, n_rows):
     start = 0                    # command cycle of the next tile
     for span, rows in zip(spans, n_rows):
         t_end = max(start + int(span) - 1, free)
-        drain = int(rows) * norm_cycles_per_row(cfg)
+        drain = int(norm_cycles(cfg, int(rows)))
         free = t_end + drain + 1
         start = free if not cfg.double_buffer else t_end + 1
     return free
@@ -214,7 +214,7 @@ def _tile_counters(cfg, n_rows, n_keys, op_cycles):
     """Everything but the cycle count and the softmax's own counters, for one tile."""
     return Counters(ideal_cycles=n_keys * cfg.ip_cycles_per_key, q_load_cycles=cfg.rows,
                     ip_busy=n_keys * cfg.ip_cycles_per_key, softmax_busy=n_keys * cfg.softmax_groups,
-                    op_busy=int(op_cycles.sum()), norm_busy=n_rows * norm_cycles_per_row(cfg), tiles=1,
+                    op_busy=int(op_cycles.sum()), norm_busy=int(norm_cycles(cfg, n_rows)), tiles=1,
                     cim_writes=n_rows, keys=n_keys, k_reads=n_keys)
 
 

@@ -8,7 +8,8 @@ the multiply is bit-serial over p, ``op_bits_per_cycle`` bits a cycle, least
 significant digit first. A skipped key is accepted without touching the array.
 At the end of a tile the :class:`Normaliser` (a component of its own beside
 the array) turns each row into ``O / l`` with ``out_frac_bits`` of fraction (a
-restoring divider per column, one quotient bit a cycle), streams the rows out
+restoring divider per column and lane, one quotient bit a cycle, ``norm_lanes``
+rows at once), streams the rows out
 and the array is cleared for the next tile. With ``double_buffer`` the tile's
 O is copied into a second register bank in the cycle the tile ends and the
 array is cleared at once, so the next tile's keys overlap the division.
@@ -22,7 +23,7 @@ from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..config import EngineConfig
-from ..schedule import NormPhase, norm_cycles_per_row, quotient_bits
+from ..schedule import NormPhase, norm_cycles, quotient_bits
 from .common import Block, Cell, add_cell, data_row
 from .softmax import sums_layout
 
@@ -52,19 +53,22 @@ def acc_row_layout(c: EngineConfig):
 
 
 class Normaliser(Block):
-    """Divides one row of accumulators at a time by its running sum: ``out = sat(sign(O) floor((|O| 2^(f+1) + l) / 2l))``.
+    """Divides ``norm_lanes`` rows of accumulators at a time by their running sums:
+    ``out = sat(sign(O) floor((|O| 2^(f+1) + l) / 2l))``.
 
-    A tile's rows ``0 .. n_rows - 1`` go through the phases of
-    :class:`fusioncim.schedule.NormPhase`, ``cycles_per_row`` cycles a row
-    with ``o_out`` ready. The rows themselves stay outside: the normaliser
-    names the row it reads on ``row_sel`` and gets it on ``row_o``.
+    A tile's rows ``0 .. n_rows - 1`` go in groups of ``norm_lanes`` through the
+    phases of :class:`fusioncim.schedule.NormPhase`: every lane divides its row
+    at once, then the group's rows are handed over one a cycle
+    (``schedule.norm_cycles`` with ``o_out`` ready). The rows themselves stay
+    outside: the normaliser names the group on ``group_sel`` and gets rows
+    ``group_sel x norm_lanes + lane`` on ``group_o``.
 
     Members
     -------
     start : In(stream)
         ``{l[rows], n_rows}``: a tile to normalise; ready while idle.
-    row_sel : Out(row_bits), row_o : In(ArrayLayout(signed(acc_width), head_dim))
-        The row being divided, and its accumulators.
+    group_sel : Out(range(groups)), group_o : In(ArrayLayout(ArrayLayout(signed(acc_width), head_dim), norm_lanes))
+        The group being divided, and the accumulators of its rows, one per lane.
     o_out : Out(stream)
         ``{row, o[head_dim]}``, row 0 first.
     busy : Out(1)
@@ -78,77 +82,104 @@ class Normaliser(Block):
     def ports(self, c: EngineConfig):
         return {
             "start": In(stream.Signature(norm_in_layout(c))),
-            "row_sel": Out(unsigned(c.row_bits)),
-            "row_o": In(acc_row_layout(c)),
+            "group_sel": Out(range(max(-(-c.rows // c.norm_lanes), 2))),
+            "group_o": In(data.ArrayLayout(acc_row_layout(c), c.norm_lanes)),
             "o_out": Out(stream.Signature(o_out_layout(c))),
             "busy": Out(1),
             "active": Out(1),
             "done": Out(1),
         }
 
-    @property
-    def cycles_per_row(self):
-        return norm_cycles_per_row(self._cfg)
+    def cycles(self, n_rows):
+        """Cycles a tile of ``n_rows`` rows takes with ``o_out`` ready."""
+        return norm_cycles(self._cfg, n_rows)
 
     def elaborate(self, platform):
         m = Module()
         c = self._cfg
+        lanes = c.norm_lanes
         n_quot = quotient_bits(c)
         l_reg = [Signal(c.sum_width, name=f"l{r}") for r in range(c.rows)]
         n_rows = Signal(c.n_rows_bits)
-        row = self.row_sel
+        group = self.group_sel
+        row = Signal(range(c.rows + lanes))      # the group's first row
+        m.d.comb += row.eq(group * lanes)
+        lane = Signal(range(max(lanes, 2)))      # the lane being handed over
         phase = Signal(NormPhase)
         bit_no = Signal(range(max(n_quot, 2)))
         busy = self.busy
         m.d.comb += self.start.ready.eq(~busy)
         with m.If(self.start.valid & self.start.ready):
-            m.d.sync += [busy.eq(1), row.eq(0), phase.eq(NormPhase.LOAD), n_rows.eq(self.start.payload.n_rows)]
+            m.d.sync += [busy.eq(1), group.eq(0), phase.eq(NormPhase.LOAD), n_rows.eq(self.start.payload.n_rows)]
             m.d.sync += [l_reg[r].eq(self.start.payload.l[r]) for r in range(c.rows)]
-        row_l = Signal(c.sum_width)
-        with m.Switch(row):
-            for r in range(c.rows):
-                with m.Case(r):
-                    m.d.comb += row_l.eq(l_reg[r])
-            with m.Default():
-                m.d.comb += row_l.eq(0)
 
-        den = Signal(c.sum_width + 1 + n_quot)
-        divisor = Signal(c.sum_width + 1)
-        m.d.comb += divisor.eq(Mux(row_l == 0, 2, row_l << 1))
         handing_over = phase == NormPhase.HANDOVER
         taken = self.o_out.valid & self.o_out.ready
-        final_row = (row == c.rows - 1) | (row + 1 >= n_rows)
+        out_row = Signal(range(c.rows + lanes))
+        m.d.comb += out_row.eq(row + lane)
+        # The row handed over is the group's last real one: the lanes are used up, or the tile's rows.
+        group_end = (lane == lanes - 1) | (out_row + 1 >= n_rows) | (out_row == c.rows - 1)
+        final_row = (out_row + 1 >= n_rows) | (out_row == c.rows - 1)
         m.d.comb += [self.active.eq(busy & ~(handing_over & ~self.o_out.ready)),
                      self.done.eq(busy & handing_over & taken & final_row)]
         rounding = busy & (phase == NormPhase.ROUND) & ~self.o_out.valid
-        out_row = Signal(c.row_bits)
         m.d.comb += self.o_out.payload.row.eq(out_row)
-        for j in range(c.head_dim):
-            col = add_cell(m, f"div{j}", DivColumn(c), platform)
-            m.d.comb += [col.acc.eq(self.row_o[j]), col.row_l.eq(row_l), col.divisor.eq(divisor), col.den.eq(den),
-                         col.load.eq(busy & (phase == NormPhase.LOAD)),
-                         col.step.eq(busy & (phase == NormPhase.DIVIDE)), col.round.eq(rounding),
-                         self.o_out.payload.o[j].eq(col.o)]
+        outs = []
+        for k in range(lanes):
+            row_l = Signal(c.sum_width, name=f"row_l{k}")
+            with m.Switch(group):
+                for g, l_row in enumerate(l_reg[k::lanes]):
+                    with m.Case(g):
+                        m.d.comb += row_l.eq(l_row)
+                with m.Default():
+                    m.d.comb += row_l.eq(0)
+            den = Signal(c.sum_width + 1 + n_quot, name=f"den{k}")
+            divisor = Signal(c.sum_width + 1, name=f"divisor{k}")
+            m.d.comb += divisor.eq(Mux(row_l == 0, 2, row_l << 1))
+            with m.If(busy & (phase == NormPhase.LOAD)):
+                m.d.sync += den.eq(divisor << (n_quot - 1))
+            with m.If(busy & (phase == NormPhase.DIVIDE)):
+                m.d.sync += den.eq(den >> 1)
+            cols = []
+            for j in range(c.head_dim):
+                col = add_cell(m, f"div{j}" if lanes == 1 else f"div{k}_{j}", DivColumn(c), platform)
+                m.d.comb += [col.acc.eq(self.group_o[k][j]), col.row_l.eq(row_l), col.divisor.eq(divisor),
+                             col.den.eq(den), col.load.eq(busy & (phase == NormPhase.LOAD)),
+                             col.step.eq(busy & (phase == NormPhase.DIVIDE)), col.round.eq(rounding)]
+                cols.append(col.o)
+            outs.append(cols)
+        if lanes == 1:
+            m.d.comb += [self.o_out.payload.o[j].eq(o) for j, o in enumerate(outs[0])]
+        else:
+            # The last lane takes the default arm: a case over a counter that never reaches its
+            # width's last value would be incomplete (Verilator's CASEINCOMPLETE).
+            with m.Switch(lane):
+                for k in range(lanes - 1):
+                    with m.Case(k):
+                        m.d.comb += [self.o_out.payload.o[j].eq(o) for j, o in enumerate(outs[k])]
+                with m.Default():
+                    m.d.comb += [self.o_out.payload.o[j].eq(o) for j, o in enumerate(outs[-1])]
 
         # An if-chain rather than a case: Verilator reports a case statement
         # whose arms assign combinational signals as incomplete (CASEINCOMPLETE).
         with m.If(busy):
             with m.If(phase == NormPhase.LOAD):
-                m.d.sync += [den.eq(divisor << (n_quot - 1)), bit_no.eq(0), phase.eq(NormPhase.DIVIDE)]
+                m.d.sync += [bit_no.eq(0), phase.eq(NormPhase.DIVIDE)]
             with m.Elif(phase == NormPhase.DIVIDE):
-                m.d.sync += [den.eq(den >> 1), bit_no.eq(bit_no + 1)]
+                m.d.sync += bit_no.eq(bit_no + 1)
                 with m.If(bit_no == n_quot - 1):
                     m.d.sync += phase.eq(NormPhase.ROUND)
             with m.Elif(phase == NormPhase.ROUND):
                 with m.If(~self.o_out.valid):
-                    m.d.sync += [out_row.eq(row), self.o_out.valid.eq(1), phase.eq(NormPhase.HANDOVER)]
+                    m.d.sync += [lane.eq(0), self.o_out.valid.eq(1), phase.eq(NormPhase.HANDOVER)]
             with m.Else():                                   # NormPhase.HANDOVER
                 with m.If(taken):
-                    m.d.sync += self.o_out.valid.eq(0)
                     with m.If(final_row):
-                        m.d.sync += busy.eq(0)
+                        m.d.sync += [busy.eq(0), self.o_out.valid.eq(0)]
+                    with m.Elif(group_end):
+                        m.d.sync += [self.o_out.valid.eq(0), group.eq(group + 1), phase.eq(NormPhase.LOAD)]
                     with m.Else():
-                        m.d.sync += [row.eq(row + 1), phase.eq(NormPhase.LOAD)]
+                        m.d.sync += lane.eq(lane + 1)
         return m
 
 
@@ -220,7 +251,7 @@ class OpCim(Block):
     Throughput: a key every ``cycles_per_key = p_bits / op_bits_per_cycle``
     cycles back to back, plus one cycle when it rescales; a skipped key
     takes one cycle and changes nothing. Normalisation:
-    ``Normaliser.cycles_per_row`` cycles per row, then the row waits on ``o_out``.
+    ``Normaliser.cycles(n_rows)`` cycles a tile, a row waiting on ``o_out`` when it is not ready.
 
     Parameters
     ----------
@@ -293,7 +324,9 @@ class OpCim(Block):
         # o_rd inside the engine) is removed by synthesis like any unused logic.
         _read(m, [[col.acc[r] for col in cols] for r in range(c.rows)], self.o_rd_row, self.o_rd_data)
         bank = [[(col.held if c.double_buffer else col.acc)[r] for col in cols] for r in range(c.rows)]
-        _read(m, bank, norm.row_sel, norm.row_o)
+        for k in range(c.norm_lanes):
+            # Lane k of group g divides row g x norm_lanes + k.
+            _read(m, bank[k::c.norm_lanes], norm.group_sel, norm.group_o[k])
         return m
 
     def _key_update(self, m, cols):

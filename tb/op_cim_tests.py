@@ -21,7 +21,7 @@ from cocotb.utils import get_sim_time
 
 from fusioncim.golden import op_cim as golden
 from fusioncim.hw.op_cim import acc_row_layout, kv_in_layout, norm_in_layout, o_out_layout
-from fusioncim.schedule import norm_cycles_per_row
+from fusioncim.schedule import norm_group_cycles
 
 from . import common
 from .streams import Scoreboard, StreamSink, StreamSource, decode, random_pattern
@@ -85,11 +85,11 @@ class OpCimTB(common.BlockTB):
             await RisingEdge(self.dut.clk)
 
     async def finish(self):
-        for _ in range(200 * (self.cfg.rows + 2) * norm_cycles_per_row(self.cfg)):
+        for _ in range(200 * (self.cfg.rows + 2) * norm_group_cycles(self.cfg)):
             if not self.board.expected:
                 break
             await RisingEdge(self.dut.clk)
-        await ClockCycles(self.dut.clk, 2 * norm_cycles_per_row(self.cfg))
+        await ClockCycles(self.dut.clk, 2 * norm_group_cycles(self.cfg))
         self.board.check()
 
     def random_key(self, p_rescale=0.3, p_skip=0.1):

@@ -9,7 +9,6 @@ from fusioncim.files import data_path
 from fusioncim import attnfile, dataflow as df
 from fusioncim.config import PRESETS
 from fusioncim.golden import engine, quant
-from fusioncim.schedule import norm_cycles_per_row
 
 REAL = data_path("real")
 
@@ -99,7 +98,7 @@ def test_fusioncim_events_by_hand():
     cfg, wl = _tiny()
     d, R = cfg.head_dim, 2
     c = engine.Counters(ip_busy=5 * cfg.ip_cycles_per_key, keys=5, k_reads=5, v_reads=4, skipped_keys=1,
-                        fine_lookups=3, coarse_lookups=2, rescales=1, norm_busy=3 * norm_cycles_per_row(cfg),
+                        fine_lookups=3, coarse_lookups=2, rescales=1, norm_busy=3 * (cfg.out_bits + 4),
                         cim_writes=3, kv_writes=3)
     ev = df.events_from_counters(cfg, c)
     assert ev["ip_bitplane"] == 5 * R * d * cfg.data_bits          # every key, every row slot, every bit
@@ -108,7 +107,7 @@ def test_fusioncim_events_by_hand():
     assert ev["op_acc_add"] == 4 * R * d * cfg.op_cycles_per_key
     assert ev["op_rescale"] == d
     assert ev["sm_lookup"] == 5 and ev["sm_rescale"] == 1 and ev["sm_convert"] == 5 * R
-    assert ev["norm_step"] == 3 * norm_cycles_per_row(cfg) * d
+    assert ev["norm_step"] == 3 * (cfg.out_bits + 4) * d
     assert ev["kv_read_bits"] == 9 * d * cfg.data_bits
     assert ev["cim_write_bits"] == 3 * d * cfg.data_bits
     assert ev["dram_bits"] == 3 * d * (cfg.data_bits + cfg.out_bits) + 3 * 2 * d * cfg.data_bits

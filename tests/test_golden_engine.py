@@ -5,7 +5,6 @@ import pytest
 
 from fusioncim.config import PRESETS
 from fusioncim.golden import engine, quant, reference
-from fusioncim.schedule import norm_cycles_per_row
 
 TEST = PRESETS["test"]          # d = 16, rows = 4
 
@@ -179,7 +178,7 @@ def test_invariants_on_structured_data():
     assert c.v_reads == keys - c.skipped_keys
     assert c.cim_writes == H * L and c.q_load_cycles == tiles * cfg.rows
     assert c.ideal_cycles == keys * cfg.ip_cycles_per_key == c.ip_busy
-    assert c.softmax_busy == keys * cfg.softmax_groups and c.norm_busy == H * L * norm_cycles_per_row(cfg)
+    assert c.softmax_busy == keys * cfg.softmax_groups and c.norm_busy == H * L * (cfg.out_bits + 4)
     assert c.kv_writes == 2 * L         # two KV heads, loaded once each
     assert c.cycles > c.ideal_cycles
     assert (r.l > 0).all()
@@ -310,3 +309,11 @@ def test_schedule_by_hand():
     spans, rows = np.array([29, 29]), np.array([4, 4])
     assert engine.segment_cycles(cfg, spans, rows) == 93 + 64 + 1
     assert engine.segment_cycles(cfg.replace(double_buffer=False), spans, rows) == 2 * (29 + 64)
+    # Two division lanes: 4 rows in 2 groups of load 1 + 13 quotient bits + round 1, and 4 hand-over
+    # cycles: 2 x 15 + 4 = 34 cycles a division instead of 64. The first tile hands over in cycle 28,
+    # its division runs 29..62, still longer than the second tile (done at 57): that one hands over
+    # at 63 and its division ends at 63 + 34.
+    two = cfg.replace(norm_lanes=2)
+    assert engine.segment_cycles(two, spans, rows) == 63 + 34 + 1
+    # ...and three rows on 4 lanes: one group, 15 + 3.
+    assert engine.segment_cycles(cfg.replace(norm_lanes=4), spans[:1], rows[:1] - 1) == 29 + 18

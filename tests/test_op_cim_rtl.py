@@ -17,7 +17,7 @@ CONFIGS = {
     "bpc4-r4-d64": BASE.replace(op_bits_per_cycle=4, rows=4, head_dim=64),
     "bpc12-r16-d8": BASE.replace(op_bits_per_cycle=12, rows=16, head_dim=8),
     "bpc3-r2-d128": BASE.replace(op_bits_per_cycle=3, rows=2, head_dim=128),
-    "bpc6-r16-d16": BASE.replace(op_bits_per_cycle=6, rows=16, head_dim=16),
+    "bpc6-r16-d16-nl5": BASE.replace(op_bits_per_cycle=6, rows=16, head_dim=16, norm_lanes=5),
     "lazy1-bpc13-r2-d8": BASE.replace(lazy_threshold=1, op_bits_per_cycle=13, rows=2, head_dim=8),
 }
 SEED = int(os.environ.get("FUSIONCIM_SEED", "2026"))

@@ -7,7 +7,7 @@ from amaranth.sim import Simulator
 from fusioncim.config import EngineConfig
 from fusioncim.golden import op_cim as golden
 from fusioncim.hw.op_cim import OpCim
-from fusioncim.schedule import norm_cycles_per_row
+from fusioncim.schedule import norm_cycles
 
 
 def _run(cfg, keys, l, n_rows=None, after=()):
@@ -34,7 +34,7 @@ def _run(cfg, keys, l, n_rows=None, after=()):
         ctx.set(dut.norm_in.valid, 0)
         key_cycles.clear()
         await send(ctx, after)
-        await ctx.tick().repeat(cfg.rows * norm_cycles_per_row(cfg) + 10)
+        await ctx.tick().repeat(norm_cycles(cfg, cfg.rows) + 10)
 
 
 
@@ -66,9 +66,9 @@ def _golden(cfg, keys, l):
     return golden.normalise(O, l, out_frac_bits=cfg.out_frac_bits, out_bits=cfg.out_bits)
 
 
-@pytest.mark.parametrize("bpc", [1, 3, 12])
-def test_matches_golden(bpc):
-    cfg = EngineConfig(rows=3, head_dim=4, max_seq_len=64, op_bits_per_cycle=bpc)
+@pytest.mark.parametrize("bpc, lanes", [(1, 1), (3, 1), (12, 1), (3, 2), (4, 3)])
+def test_matches_golden(bpc, lanes):
+    cfg = EngineConfig(rows=3, head_dim=4, max_seq_len=64, op_bits_per_cycle=bpc, norm_lanes=lanes)
     rng = np.random.default_rng(bpc)
     keys = []
     for _ in range(10):
@@ -80,7 +80,10 @@ def test_matches_golden(bpc):
     rows, cycles, _ = _run(cfg, keys, l)
     want = _golden(cfg, keys, l)
     assert rows == [(r, want[r].tolist()) for r in range(3)]
-    assert np.diff(cycles).tolist() == [norm_cycles_per_row(cfg)] * 2
+    # Rows of one group leave on consecutive cycles; the next group's load, out_bits + 1 quotient
+    # bits and round come between groups (docs/numerics.md section 7).
+    between = 1 + (cfg.out_bits + 1) + 1 + 1
+    assert np.diff(cycles).tolist() == [1 if (r + 1) % lanes else between for r in range(2)]
 
 
 def test_skipped_and_rescaled_keys():
