@@ -101,6 +101,10 @@ class EngineConfig:
     double_buffer : bool
         The OP-CIM copies a finished tile's O into a second register bank, so the
         division of one tile overlaps the keys of the next.
+    q_double_buffer : bool
+        A second (shadow) bank for the Q rows in the IP-CIM and the row set-up in
+        the softmax unit: the next tile's command and Q rows load while the
+        current tile runs, and the tile starts with a one-cycle swap.
     norm_lanes : int
         Rows the OP-CIM's normaliser divides at once (1 to ``rows``): a tile of
         ``n`` rows takes ``ceil(n / norm_lanes) x (out_bits + 3) + n`` cycles
@@ -143,6 +147,7 @@ class EngineConfig:
     out_frac_bits: int = 4
     kv_depth: int | None = None
     double_buffer: bool = True
+    q_double_buffer: bool = False
     norm_lanes: int = 1
 
     def __post_init__(self):
@@ -176,6 +181,7 @@ class EngineConfig:
         if self.kv_depth is not None:
             _check_int("kv_depth", self.kv_depth, 1, self.max_seq_len)
         _check_bool("double_buffer", self.double_buffer)
+        _check_bool("q_double_buffer", self.q_double_buffer)
         _check_int("norm_lanes", self.norm_lanes, 1, self.rows)
 
         if self.data_bits % self.ip_bits_per_cycle:

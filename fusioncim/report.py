@@ -26,8 +26,9 @@ RATES = data_path("patterns")
 
 # Config fields that do not change the softmax's data-dependent rates: a rates
 # file measured with one value of these serves every other.
-RATE_NEUTRAL = ("head_dim", "max_seq_len", "kv_depth", "acc_bits", "sum_bits", "causal", "double_buffer", "norm_lanes",
-                "ip_bits_per_cycle", "op_bits_per_cycle", "softmax_lanes", "out_frac_bits")
+RATE_NEUTRAL = ("head_dim", "max_seq_len", "kv_depth", "acc_bits", "sum_bits", "causal", "double_buffer",
+                "q_double_buffer", "norm_lanes", "ip_bits_per_cycle", "op_bits_per_cycle", "softmax_lanes",
+                "out_frac_bits")
 
 # FusionCIM (arXiv 2604.25317), as the design brief quotes it. The paper's speed-up is one workload's
 # figure against its own baseline, whose phase overlap the brief does not state.

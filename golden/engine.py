@@ -197,8 +197,13 @@ def segment_cycles(cfg, spans, n_rows):
 
     With ``double_buffer`` a tile may end once the previous tile's division is
     done, and the next command follows the end of a tile at once; without, the
-    next command waits for the division.
+    next command waits for the division. With ``q_double_buffer`` the next
+    command and its load follow the previous tile's start (its swap), and a
+    loaded tile starts one cycle after the previous tile's end (single-buffered:
+    after its division).
     """
+    if cfg.q_double_buffer:
+        return _segment_cycles_preloaded(cfg, spans, n_rows)
     t_end = -1                   # cycle of the previous tile's end (its O handed to the divider)
     free = 0                     # first cycle the divider can take a tile
     start = 0                    # command cycle of the next tile
@@ -207,6 +212,22 @@ def segment_cycles(cfg, spans, n_rows):
         drain = int(norm_cycles(cfg, int(rows)))
         free = t_end + drain + 1
         start = free if not cfg.double_buffer else t_end + 1
+    return free
+
+
+def _segment_cycles_preloaded(cfg, spans, n_rows):
+    # A span counts the command cycle and the `rows` load cycles before the first key issue; here
+    # the keys follow the swap instead.
+    free = 0                     # first cycle the divider can take a tile
+    run_free = 0                 # first cycle the run is idle
+    cmd = 0                      # command cycle of the next tile
+    for span, rows in zip(spans, n_rows):
+        loaded = cmd + cfg.rows + 1                      # first cycle the loaded tile can start
+        swap = max(loaded, run_free, free if not cfg.double_buffer else 0)
+        t_end = max(swap + int(span) - 1 - cfg.rows, free)
+        free = t_end + int(norm_cycles(cfg, int(rows))) + 1
+        run_free = t_end + 1
+        cmd = swap + 1
     return free
 
 

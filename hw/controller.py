@@ -15,6 +15,11 @@ controller
 4. waits until the pipeline has drained (``drained``, from the engine) and ends
    the tile on ``norm`` (the OP-CIM's normaliser takes it).
 
+With ``q_double_buffer`` the load (1, 2) and the run (3, 4) are two processes:
+the next command is taken and its rows loaded into the shadow banks while the
+current tile runs, and a loaded tile starts with ``swap`` (one cycle) once the
+current one has ended.
+
 Every output stream keeps the stream rule for any environment (valid never
 depends on a ready; valid and payload held until taken); ``formal/controller.py``
 proves it, and that every key of a tile is issued exactly once.
@@ -96,6 +101,9 @@ class Controller(Block):
         No key left in the pipeline / the OP-CIM's normaliser is idle.
     idle : Out(1)
         No command in progress.
+    swap : Out(1)
+        With ``q_double_buffer`` only: the loaded tile starts; the IP-CIM and the softmax unit take their
+        shadow banks at this clock edge.
     err : Out(2)
         Sticky error bits ``ERR_KEYS``, ``ERR_ROWS``; ``err_clear`` clears them.
     """
@@ -113,26 +121,37 @@ class Controller(Block):
             "idle": Out(1),
             "err": Out(2),
             "err_clear": In(1),
+            **({"swap": Out(1)} if c.q_double_buffer else {}),
         }
 
     def elaborate(self, platform):
         m = Module()
         c = self._cfg
         tile = _Tile(c)
-        m.d.comb += self.idle.eq(tile.state == _State.IDLE)
         with m.If(self.err_clear):
             m.d.sync += self.err.eq(0)
-        self._command(m, tile)
-        load_done = self._load(m, tile)
-        self._key_order(m, tile, load_done)
+        if c.q_double_buffer:
+            # The loader fills `ld` (its state LOAD or, once loaded, KEYS as "waiting to start");
+            # the run uses `tile`.
+            ld = _Tile(c, "ld")
+            m.d.comb += self.idle.eq((tile.state == _State.IDLE) & (ld.state == _State.IDLE))
+            self._command(m, ld, ready=ld.state == _State.IDLE)
+            self._load(m, ld)
+            start = self._start(m, tile, ld)
+            self._key_order(m, tile, start)
+        else:
+            m.d.comb += self.idle.eq(tile.state == _State.IDLE)
+            self._command(m, tile, ready=(tile.state == _State.IDLE) & (self.op_free if not c.double_buffer else 1))
+            load_done = self._load(m, tile)
+            self._key_order(m, tile, load_done)
         self._end_of_tile(m, tile)
         return m
 
-    def _command(self, m, tile):
+    def _command(self, m, tile, ready):
         # 1. Take a command: a bad one sets its error bits and runs nothing.
         c = self._cfg
         cmd = self.cmd.payload
-        m.d.comb += self.cmd.ready.eq((tile.state == _State.IDLE) & (self.op_free if not c.double_buffer else 1))
+        m.d.comb += self.cmd.ready.eq(ready)
         bad_keys = (cmd.n_keys == 0) | (cmd.n_keys > c.kv_keys)
         bad_rows = (cmd.n_rows == 0) | (cmd.n_rows > c.rows)
         with m.If(self.cmd.valid & self.cmd.ready):
@@ -142,6 +161,19 @@ class Controller(Block):
                 m.d.sync += [tile.state.eq(_State.LOAD), tile.n_keys.eq(cmd.n_keys), tile.n_rows.eq(cmd.n_rows),
                              tile.causal.eq(cmd.causal), tile.pattern.eq(cmd.pattern), tile.hi.eq(0),
                              tile.slot.eq(0), tile.was_drained.eq(0)]
+
+    def _start(self, m, tile, ld):
+        """With ``q_double_buffer``: a loaded tile starts once the run is idle (and, single-buffered, the
+        OP-CIM free): the swap, the loaded fields into the run's. Returns the start strobe."""
+        c = self._cfg
+        start = Signal()
+        m.d.comb += [start.eq((ld.state == _State.KEYS) & (tile.state == _State.IDLE)
+                              & (self.op_free if not c.double_buffer else 1)),
+                     self.swap.eq(start)]
+        with m.If(start):
+            m.d.sync += [ld.state.eq(_State.IDLE), tile.state.eq(_State.KEYS), tile.was_drained.eq(0)]
+            m.d.sync += [getattr(tile, f).eq(getattr(ld, f)) for f in ("n_keys", "n_rows", "causal", "pattern", "hi")]
+        return start
 
     def _load(self, m, tile):
         """2. Load the tile, one row slot a cycle. Returns the strobe of the last slot's cycle.
@@ -228,17 +260,19 @@ class Controller(Block):
 
 
 class _Tile:
-    """The command being run: its fields, the load position and the state."""
+    """The command being run (or, with ``q_double_buffer``, the one being loaded): its fields, the load
+    position and the state."""
 
-    def __init__(self, c):
-        self.state = Signal(_State)
-        self.n_keys = Signal(c.n_keys_bits)
-        self.n_rows = Signal(c.n_rows_bits)
-        self.causal = Signal()
-        self.pattern = Signal()
-        self.hi = Signal(c.pos_bits)            # latest query position of the tile
-        self.slot = Signal(range(c.rows + 1))
-        self.was_drained = Signal()             # the tile has ended (``norm`` offered)
+    def __init__(self, c, prefix=""):
+        pre = f"{prefix}_" if prefix else ""
+        self.state = Signal(_State, name=f"{pre}state")
+        self.n_keys = Signal(c.n_keys_bits, name=f"{pre}n_keys")
+        self.n_rows = Signal(c.n_rows_bits, name=f"{pre}n_rows")
+        self.causal = Signal(name=f"{pre}causal")
+        self.pattern = Signal(name=f"{pre}pattern")
+        self.hi = Signal(c.pos_bits, name=f"{pre}hi")            # latest query position of the tile
+        self.slot = Signal(range(c.rows + 1), name=f"{pre}slot")
+        self.was_drained = Signal(name=f"{pre}was_drained")      # the tile has ended (``norm`` offered)
 
 
 class _KeyOrder:

@@ -109,6 +109,8 @@ class Engine(Block):
         connect(m, ctrl.q_in, flipped(self.q_in))
         connect(m, ctrl.q_wr, ip.q_wr)
         connect(m, ctrl.row_wr, sm.row_wr)
+        if c.q_double_buffer:
+            m.d.comb += [ip.swap.eq(ctrl.swap), sm.swap.eq(ctrl.swap)]
 
         take_key = self._k_read(m, ctrl, ip, sm, k_mem.read_port())
         take_p, v_read, v_valid = self._v_read(m, sm, op, v_mem.read_port())

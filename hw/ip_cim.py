@@ -62,7 +62,11 @@ class IpCim(Block):
     q_wr : In(stream.Signature(StructLayout({"row", "data"})))
         Writes one Q row (a row address >= rows is ignored). Accepted only
         when no key is being computed, and before any key waiting on ``k``: a
-        key sent after a write sees it.
+        key sent after a write sees it. With ``q_double_buffer`` the write goes
+        to the shadow bank and is always accepted.
+    swap : In(1)
+        With ``q_double_buffer`` only: the shadow bank becomes the array's Q at
+        this clock edge (while no key is being computed).
     q_rd_row : In(config.row_bits)
     q_rd_data : Out(ArrayLayout(signed(data_bits), head_dim))
         Combinational read-back of a stored Q row (for test); 0 for an address >= rows.
@@ -91,6 +95,7 @@ class IpCim(Block):
             "s": Out(stream.Signature(scores_layout(config))),
             "busy": Out(1),
             "active": Out(1),
+            **({"swap": In(1)} if config.q_double_buffer else {}),
         }
 
     @property
@@ -131,8 +136,8 @@ class IpCim(Block):
         m.d.comb += [
             self.busy.eq(busy),
             self.active.eq(advance),
-            self.q_wr.ready.eq(~busy),
-            self.k.ready.eq((~busy | (last & out_free)) & ~self.q_wr.valid),
+            self.q_wr.ready.eq(1 if cfg.q_double_buffer else ~busy),
+            self.k.ready.eq((~busy | (last & out_free)) & (1 if cfg.q_double_buffer else ~self.q_wr.valid)),
         ]
 
         elems = [key[j * width:(j + 1) * width] for j in range(dim)]
@@ -143,6 +148,8 @@ class IpCim(Block):
         for r, row in enumerate(cells):
             m.d.comb += [row.wr_en.eq(write & (self.q_wr.payload.row == r)), row.wr_data.eq(self.q_wr.payload.data),
                          row.key.eq(key), row.first.eq(first), row.advance.eq(advance)]
+            if cfg.q_double_buffer:
+                m.d.comb += row.swap.eq(self.swap)
 
         with m.If(advance):
             m.d.sync += key.eq(Cat(*[(e << digit_bits)[:width] for e in elems]))
@@ -167,7 +174,9 @@ class IpRow(Cell):
     Members
     -------
     wr_en : In(1), wr_data : In(data_row)
-        Store a Q vector.
+        Store a Q vector (with ``q_double_buffer``: in the shadow bank).
+    swap : In(1)
+        With ``q_double_buffer`` only: the shadow bank's vector becomes the stored one.
     key : In(head_dim * data_bits)
         The key's shift register: the top ``ip_bits_per_cycle`` bits of each element are this cycle's
         digit, sign-extended in the first cycle.
@@ -188,13 +197,21 @@ class IpRow(Cell):
             "advance": In(1),
             "q": Out(data_row(c)),
             "acc_next": Out(signed(c.score_bits)),
+            **({"swap": In(1)} if c.q_double_buffer else {}),
         }
 
     def elaborate(self, platform):
         m = Module()
         c = self._cfg
-        with m.If(self.wr_en):
-            m.d.sync += self.q.eq(self.wr_data)
+        if c.q_double_buffer:
+            shadow = Signal(data_row(c), name="q_shadow")
+            with m.If(self.wr_en):
+                m.d.sync += shadow.eq(self.wr_data)
+            with m.If(self.swap):
+                m.d.sync += self.q.eq(shadow)
+        else:
+            with m.If(self.wr_en):
+                m.d.sync += self.q.eq(self.wr_data)
         partial_width = c.data_bits + c.ip_bits_per_cycle + 1 + max(c.head_dim - 1, 0).bit_length()
         width, digit_bits = c.data_bits, c.ip_bits_per_cycle
         digits = []

@@ -71,7 +71,12 @@ class Softmax(Block):
     row_wr : In(stream)
         ``{row, c_mant, c_shift, q_pos, active, causal}``: sets up one row for a
         new tile and clears its running max and sum. Accepted only while no key
-        is in the first three stages.
+        is in the first three stages. With ``q_double_buffer`` it sets up the
+        row's shadow and is always accepted; ``swap`` starts the tile.
+    swap : In(1)
+        With ``q_double_buffer`` only: every row takes its shadow set-up and
+        clears its running max and sum at this clock edge (while no key is in
+        the unit).
     s_in : In(stream)
         ``{scores[rows], key_pos}``: the IP-CIM's scores of one key and its position.
     p_out : Out(stream)
@@ -95,6 +100,7 @@ class Softmax(Block):
             "p_out": Out(stream.Signature(p_out_layout(c))),
             "l": Out(sums_layout(c)),
             "active": Out(1),
+            **({"swap": In(1)} if c.q_double_buffer else {}),
         }
         ports.update({name: Out(COUNTER_BITS) for name in SOFTMAX_COUNTERS})
         return ports
@@ -122,17 +128,23 @@ class Softmax(Block):
         free2 = ~st.v2 | (st.last & out_free)         # stage 2 loads from stage 1
         free1 = ~st.v1 | free2
         free0 = ~st.v0 | free1
-        m.d.comb += [
-            # A pending row set-up goes first: keys sent after it see it.
-            self.s_in.ready.eq(free0 & ~self.row_wr.valid),
-            self.row_wr.ready.eq(~(st.v0 | st.v1 | st.v2)),
-        ]
+        if c.q_double_buffer:
+            # Set-ups go to the shadow: keys never wait for them.
+            m.d.comb += [self.s_in.ready.eq(free0), self.row_wr.ready.eq(1)]
+        else:
+            m.d.comb += [
+                # A pending row set-up goes first: keys sent after it see it.
+                self.s_in.ready.eq(free0 & ~self.row_wr.valid),
+                self.row_wr.ready.eq(~(st.v0 | st.v1 | st.v2)),
+            ]
         setup = self.row_wr.valid & self.row_wr.ready
         for r, row in enumerate(cells):
             m.d.comb += [row.setup.eq(setup & (self.row_wr.payload.row == r)), row.wr.eq(self.row_wr.payload),
                          row.score.eq(self.s_in.payload.scores[r]), row.key_pos.eq(self.s_in.payload.key_pos),
                          row.free0.eq(free0), row.free1.eq(free1), row.free2.eq(free2), row.v1.eq(st.v1),
                          row.live1.eq(st.live1[r])]
+            if c.q_double_buffer:
+                m.d.comb += row.swap.eq(self.swap)
         # Stage "accept": which rows see this key; the rows' stages move with the valid bits.
         with m.If(free0):
             m.d.sync += [st.v0.eq(self.s_in.valid & self.s_in.ready), st.kpos0.eq(self.s_in.payload.key_pos),
@@ -243,7 +255,10 @@ class SoftmaxRow(Cell):
     Members
     -------
     setup : In(1), wr : In(row_wr_layout)
-        Set the row up for a new tile (parameters; max, seen and sum cleared).
+        Set the row up for a new tile (parameters; max, seen and sum cleared); with
+        ``q_double_buffer`` the parameters go to the shadow.
+    swap : In(1)
+        With ``q_double_buffer`` only: take the shadow parameters; max, seen and sum cleared.
     score : In(signed(score_bits)), key_pos : In(pos_bits)
         The key on ``s_in``.
     free0, free1, free2 : In(1)
@@ -278,6 +293,7 @@ class SoftmaxRow(Cell):
             "shift2": Out(unsigned(c.shift_bits)),
             "resc2": Out(1),
             "lsum": Out(unsigned(c.sum_width)),
+            **({"swap": In(1)} if c.q_double_buffer else {}),
         }
 
     def elaborate(self, platform):
@@ -288,10 +304,19 @@ class SoftmaxRow(Cell):
         run_max = Signal(signed(_max_width(c)))
         seen = Signal()
         # Row set-up: parameters, and a fresh running max and sum.
-        with m.If(self.setup):
-            m.d.sync += [c_mant.eq(self.wr.c_mant), c_shift.eq(self.wr.c_shift), q_pos.eq(self.wr.q_pos),
-                         active.eq(self.wr.active), causal.eq(self.wr.causal), seen.eq(0), self.lsum.eq(0),
-                         run_max.eq(0)]
+        params = [c_mant, c_shift, q_pos, active, causal]
+        wr = [self.wr.c_mant, self.wr.c_shift, self.wr.q_pos, self.wr.active, self.wr.causal]
+        if c.q_double_buffer:
+            shadow = [Signal.like(p, name=f"{p.name}_shadow") for p in params]
+            with m.If(self.setup):
+                m.d.sync += [sh.eq(w) for sh, w in zip(shadow, wr)]
+            with m.If(self.swap):
+                m.d.sync += [p.eq(sh) for p, sh in zip(params, shadow)]
+                m.d.sync += [seen.eq(0), self.lsum.eq(0), run_max.eq(0)]
+        else:
+            with m.If(self.setup):
+                m.d.sync += [p.eq(w) for p, w in zip(params, wr)]
+                m.d.sync += [seen.eq(0), self.lsum.eq(0), run_max.eq(0)]
         # Stage "accept": the score, and whether the row sees this key.
         m.d.comb += self.live.eq(active & (~causal | (self.key_pos <= q_pos)))
         s0 = Signal(signed(c.score_bits))

@@ -199,19 +199,28 @@ async def kv_write_while_busy_flagged(dut):
     rtask = cocotb.start_soon(tb.send_all(tb.q_src, seg["q_in"]))
     await tb.cmd_src.send(seg["cmd"][0][1])
     await ClockCycles(tb.dut.clk, c.rows + 3)
-    # Mid-tile: the next command is offered and must wait; a KV write is refused.
+    # Mid-tile: the next command is offered and must wait (with q_double_buffer it is taken, to load
+    # while the tile runs); a KV write is refused.
     junk = [c.data_max] * c.head_dim
     tb.dut.cmd__payload.value = seg["cmd"][1][1]
     tb.dut.cmd__valid.value = 1
-    for _ in range(4):
+    if c.q_double_buffer:
         await ReadOnly()
         assert tb.dut.idle.value == 0
-        assert tb.dut.cmd__ready.value == 0, "command accepted while a tile is in progress"
+        assert tb.dut.cmd__ready.value == 1, "next command not taken for preloading while a tile runs"
         await RisingEdge(tb.dut.clk)
+        sent = 2
+    else:
+        for _ in range(4):
+            await ReadOnly()
+            assert tb.dut.idle.value == 0
+            assert tb.dut.cmd__ready.value == 0, "command accepted while a tile is in progress"
+            await RisingEdge(tb.dut.clk)
+        sent = 1
     tb.dut.cmd__valid.value = 0
     await tb.kv_src.send(encode(kv_wr_layout(c), {"addr": 0, "k": junk, "v": junk}))
     assert (await tb.err()) == 1 << ERR_KV_BUSY
-    await tb.send_all(tb.cmd_src, seg["cmd"][1:])
+    await tb.send_all(tb.cmd_src, seg["cmd"][sent:])
     await rtask
     await within(100_000, tb.wait_idle(), tb.streams, "directed-two-tiles")
     tb.board.check()                      # the refused write changed nothing

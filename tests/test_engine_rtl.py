@@ -8,7 +8,7 @@ on every external stream; on the config with MiniLM's head_dim, two heads of
 real MiniLM-L6 attention (SmolLM2 heads run in ``fusioncim simulate --npz``,
 see docs/engine.md). Then the bad-command and busy checks
 (tb/engine_tests.py, on the two DIRECTED workloads). Every pattern-aware mechanism is switched off in one
-config; softmax lanes, division lanes, single buffering, one key bit a cycle and a lazy
+config; softmax lanes, division lanes with Q preloading, single buffering, one key bit a cycle and a lazy
 threshold are covered too.
 """
 
@@ -28,7 +28,7 @@ CONFIGS = {
     "test": BASE,
     "no-pattern": BASE.replace(tiers=False, skip_threshold=None, key_skip=False, key_order="sequential",
                                rescale_on_growth_only=False),
-    "rows5-lanes2": BASE.replace(rows=5, softmax_lanes=2, norm_lanes=2),
+    "rows5-lanes2": BASE.replace(rows=5, softmax_lanes=2, norm_lanes=2, q_double_buffer=True),
     "single-buffer-ip1-lazy2": BASE.replace(double_buffer=False, ip_bits_per_cycle=1, op_bits_per_cycle=2,
                                             lazy_threshold=2),
     "d32-r8": BASE.replace(head_dim=32, rows=8, kv_depth=64, norm_lanes=3),

@@ -317,3 +317,27 @@ def test_schedule_by_hand():
     assert engine.segment_cycles(two, spans, rows) == 63 + 34 + 1
     # ...and three rows on 4 lanes: one group, 15 + 3.
     assert engine.segment_cycles(cfg.replace(norm_lanes=4), spans[:1], rows[:1] - 1) == 29 + 18
+
+
+def test_preloaded_schedule_by_hand():
+    # q_double_buffer: the first command in cycle 0, its 4 rows loaded by cycle 4, the swap in cycle 5;
+    # the keys follow the swap as they follow the load otherwise, so the tile ends in cycle 5 + 29 - 1 - 4
+    # = 29, one cycle later than without preloading. The second command comes in cycle 6, right after the
+    # swap, and is loaded by cycle 10: it swaps in cycle 30, once the first tile has ended, and ends in
+    # 30 + 24 = 54; its division (64 cycles, double-buffered) waits for the first one's (30..93): it ends in
+    # 94 and its division takes 95..158.
+    cfg = TEST.replace(q_double_buffer=True)
+    spans, rows = np.array([29, 29]), np.array([4, 4])
+    assert engine.segment_cycles(cfg, spans[:1], rows[:1]) == 29 + 64 + 1
+    assert engine.segment_cycles(cfg, spans, rows) == 94 + 64 + 1
+    # With four division lanes (4 rows: one group of 15 + 4 hand-overs = 19 cycles) nothing waits:
+    # the second tile ends in 54, its division runs 55..73.
+    assert engine.segment_cycles(cfg.replace(norm_lanes=4), spans, rows) == 54 + 19 + 1
+    # Single-buffered the second swap waits for the first division (29 + 64 + 1 = 94): it ends in 94 + 24.
+    single = cfg.replace(double_buffer=False)
+    assert engine.segment_cycles(single, spans, rows) == 94 + 24 + 64 + 1
+    # Short tiles: the next load (4 rows after its command) sets the pace, not the previous tile.
+    short = np.array([1 + 4 + 2, 1 + 4 + 2])        # 2 cycles after the load or swap
+    # tile 1: swap 5, ends 5 + 2 = 7; command 6, loaded 11 -> swap 11, ends 13; divisions of 19 cycles:
+    # 8..26; the second tile ends once it is done, in 27, and its division takes 28..46.
+    assert engine.segment_cycles(cfg.replace(norm_lanes=4), short, rows) == max(13, 7 + 19 + 1) + 19 + 1
