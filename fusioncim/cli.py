@@ -327,6 +327,27 @@ def _positive(name, value):
         raise UserError(f"{name} must be a positive number, not {value:g}")
 
 
+def _buffer_size(name, text, scale):
+    # "none": the working set always fits; else a positive integer (KiB or keys).
+    if text is None or text == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UserError(f"{name} must be a positive integer or none, not {text!r}")
+    return value * scale
+
+
+def _buffers(args, default):
+    from .dataflow import Buffers
+    return Buffers(
+        kv_keys=_buffer_size("--kv-buffer", args.kv_buffer, 1) if args.kv_buffer is not None else default.kv_keys,
+        sp_bytes=_buffer_size("--sp-buffer", args.sp_buffer, 1024) if args.sp_buffer is not None else default.sp_bytes,
+        qo_bytes=_buffer_size("--qo-buffer", args.qo_buffer, 1024) if args.qo_buffer is not None else default.qo_bytes)
+
+
 def cmd_report(args):
     from . import dataflow, report
     from .synth import energy
@@ -342,6 +363,7 @@ def cmd_report(args):
     for n in names:
         if n not in dataflow.WORKLOADS:
             raise UserError(f"--workload {n!r} is not one of: all, {', '.join(dataflow.WORKLOADS)}")
+    buffers = _buffers(args, report.DEFAULT_BUFFERS)
     _positive("--node", args.node)
     _positive("--vdd", args.vdd)
     try:
@@ -360,7 +382,8 @@ def cmd_report(args):
         wl = dataflow.WORKLOADS[n]
         if wl.tokens not in pats:
             pats[wl.tokens] = report.patterns(cfg, args.patterns, tokens=wl.tokens)
-        results.append(report.evaluate(cfg, wl, pats[wl.tokens], table=table, node_nm=args.node, vdd=args.vdd))
+        results.append(report.evaluate(cfg, wl, pats[wl.tokens], table=table, node_nm=args.node, vdd=args.vdd,
+                                       buffers=buffers))
     if args.json:
         json.dump(results, sys.stdout, indent=1)
         print()
@@ -656,6 +679,12 @@ def build_parser():
                    "(default: synth/energy.toml, Horowitz ISSCC 2014 at 45 nm)")
     r.add_argument("--node", type=float, metavar="NM", help="process node to scale the table to (default 45)")
     r.add_argument("--vdd", type=float, metavar="V", help="supply voltage to scale the table to (default 0.9)")
+    r.add_argument("--kv-buffer", metavar="KEYS", help="keys the KV buffer holds, for every dataflow; a longer "
+                   "sequence is fetched again per Q tile (default: the config's kv_depth, raised to the sequence)")
+    r.add_argument("--sp-buffer", metavar="KIB", help="S/P buffer of the baselines and no_fusion in KiB, or none "
+                      "(always fits); a tile's scores that do not fit go to DRAM and back (default 64)")
+    r.add_argument("--qo-buffer", metavar="KIB", help="Q/O buffer (partial O, running max and sum) in KiB, or none "
+                      "(default 128)")
     r.add_argument("--patterns", type=Path, nargs="+", metavar="FILE",
                    help="score-pattern rates: .npz attention files to measure them on, or one .json rates file from "
                         "`fusioncim patterns --out` (default: the stored rates in fusioncim/data/patterns for the "

@@ -51,7 +51,7 @@ from .synth import energy as energy_mod
 
 __all__ = ["Workload", "WORKLOADS", "Structure", "structure", "Patterns", "measure_patterns", "rates_of",
            "model_counters", "events_from_counters", "VARIANTS", "variant_events", "no_pattern_config",
-           "sizes_for", "ops", "pipelined_cycles", "BASELINES"]
+           "sizes_for", "ops", "pipelined_cycles", "BASELINES", "Buffers", "traffic", "ONCHIP_EVENTS"]
 
 VARIANTS = ("baseline", "baseline_pipelined", "fusioncim", "no_fusion", "no_qo_stationary", "no_pattern")
 
@@ -383,31 +383,119 @@ def _no_qo_stationary(cfg, wl, st, c):
     return ev, cycles
 
 
-def variant_events(variant, cfg, wl, counters, counters_no_pattern, st=None):
+def variant_events(variant, cfg, wl, counters, counters_no_pattern, st=None, buffers=None):
     """``(events, cycles)`` of ``variant`` for ``wl``, given the fusioncim engine's counters with and without
-    the pattern-aware softmax."""
+    the pattern-aware softmax. ``events["dram_bits"]`` is the off-chip traffic with the on-chip buffers of
+    ``buffers`` (:class:`Buffers`; default: every working set fits, :func:`traffic`)."""
     st = st or structure(cfg, wl)
     c = counters
     if variant == "fusioncim":
-        return events_from_counters(cfg, c), c.cycles + wl.tokens * len(st.segments)
-    if variant == "no_pattern":
-        return (events_from_counters(no_pattern_config(cfg), counters_no_pattern),
-                counters_no_pattern.cycles + wl.tokens * len(st.segments))
-    if variant == "baseline":
-        return _baseline(cfg, wl, st, c)
-    if variant == "baseline_pipelined":
-        return _baseline_pipelined(cfg, wl, st, c)
-    if variant == "no_fusion":
-        return _no_fusion(cfg, wl, st, c)
+        ev, cycles = events_from_counters(cfg, c), c.cycles + wl.tokens * len(st.segments)
+    elif variant == "no_pattern":
+        ev, cycles = (events_from_counters(no_pattern_config(cfg), counters_no_pattern),
+                      counters_no_pattern.cycles + wl.tokens * len(st.segments))
+    elif variant == "baseline":
+        ev, cycles = _baseline(cfg, wl, st, c)
+    elif variant == "baseline_pipelined":
+        ev, cycles = _baseline_pipelined(cfg, wl, st, c)
+    elif variant == "no_fusion":
+        ev, cycles = _no_fusion(cfg, wl, st, c)
+    elif variant == "no_qo_stationary":
+        ev, cycles = _no_qo_stationary(cfg, wl, st, c)
+    else:
+        raise InputError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
+    ev["dram_bits"] = sum(traffic(variant, cfg, wl, st, c, buffers)["offchip"].values())
+    return ev, cycles
+
+
+# -- on-chip capacities and off-chip traffic -----------------------------------------
+
+ONCHIP_EVENTS = ("kv_read_bits", "kv_write_bits", "sp_read_bits", "sp_write_bits", "qo_read_bits", "qo_write_bits",
+                 "cim_write_bits")
+"""The events that move bits to and from on-chip SRAM and the CIM arrays: the on-chip traffic."""
+
+
+@dataclass(frozen=True)
+class Buffers:
+    """On-chip capacities every dataflow is held to (None: the working set always fits).
+
+    ``kv_keys``: keys the KV buffer holds (None: the config's ``kv_keys``);
+    ``sp_bytes``: the S/P buffer of the dataflows that keep scores and
+    probabilities (baseline, no_fusion), per Q tile; ``qo_bytes``: the buffer
+    of partial O, running max and sum (baseline's partial O per tile;
+    no_qo_stationary's state of every query of a KV head). A working set that
+    does not fit is written to DRAM and read back (the buffer stages it: its
+    on-chip accesses stay as they are), per tile.
+    """
+    kv_keys: int | None = None
+    sp_bytes: int | None = None
+    qo_bytes: int | None = None
+
+    def __post_init__(self):
+        for f in ("kv_keys", "sp_bytes", "qo_bytes"):
+            v = getattr(self, f)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise InputError(f"buffer {f} must be a positive integer or None, not {v!r}")
+
+
+def _fits(bits, capacity_bytes):
+    return capacity_bytes is None or bits <= 8 * capacity_bytes
+
+
+def traffic(variant, cfg, wl, st, c, buffers=None):
+    """Off-chip traffic (bits, by what moves) and on-chip capacities of ``variant`` for ``wl``.
+
+    Every dataflow fetches K and V once per KV head when the KV buffer holds
+    the sequence, else each tile's keys again per tile (no_qo_stationary, K/V
+    stationary, loads each key block once either way); reads Q and writes O
+    once; and spills a per-tile S/P or Q/O working set that does not fit its
+    buffer (written and read back). Returns ``{"offchip": {part: bits}}``.
+    """
+    b = buffers or Buffers()
+    d, R, bits = cfg.head_dim, cfg.rows, cfg.data_bits
+    kv_row = 2 * d * bits
+    kv_cap = b.kv_keys if b.kv_keys is not None else cfg.kv_keys
+    rows_total = int(st.r.sum())
+    off = {"q_o": rows_total * d * (bits + cfg.out_bits)}
     if variant == "no_qo_stationary":
-        return _no_qo_stationary(cfg, wl, st, c)
-    raise InputError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")
+        off["kv"] = wl.kv_heads * wl.tokens * kv_row
+        qpos = query_positions(wl.queries, wl.tokens)
+        group = wl.heads // wl.kv_heads
+        state = d * cfg.acc_width + cfg.x_bits + cfg.sum_width
+        qb = wl.heads * int((qpos // R + 1).sum())            # query-block meetings
+        # The queries of one KV head's group, with their state, must stay on chip between key blocks.
+        off["qo_spill"] = 0 if _fits(group * wl.queries * (d * bits + state), b.qo_bytes) else qb * (d * bits + 2 * state)
+        return {"offchip": off}
+    if wl.tokens <= kv_cap:
+        off["kv"] = len(st.segments) * wl.tokens * kv_row
+    else:
+        off["kv"] = st.keys * kv_row                             # each tile streams its keys from DRAM
+    if variant in BASELINES:
+        per_tile = st.live * (cfg.score_bits + 32 + cfg.p_bits)
+        spill = ~np.array([_fits(int(w), b.sp_bytes) for w in per_tile], bool)
+        # Written (S, P as float32, p) and read back (S twice, P float32, p) when it does not fit.
+        off["sp_spill"] = int((st.live[spill] * (3 * cfg.score_bits + 64 + 2 * cfg.p_bits)).sum())
+        blocks = -(-st.n // R)
+        o_ws = st.r * d * cfg.acc_width
+        spill_o = ~np.array([_fits(int(w), b.qo_bytes) for w in o_ws], bool)
+        off["qo_spill"] = int((2 * blocks[spill_o] * o_ws[spill_o]).sum())
+    elif variant == "no_fusion":
+        per_tile = st.n * R * (cfg.score_bits + cfg.p_bits)
+        spill = ~np.array([_fits(int(w), b.sp_bytes) for w in per_tile], bool)
+        keep = c.v_reads / max(c.keys, 1)
+        off["sp_spill"] = int(round(float((st.n[spill] * R * (2 * cfg.score_bits + cfg.p_bits
+                                                               + keep * cfg.p_bits)).sum())))
+    return {"offchip": off}
 
 
-def sizes_for(cfg, wl):
-    """Memory sizes (bytes) that set per-access energies."""
-    return energy_mod.Sizes(kv_buffer=2 * wl.tokens * wl.head_dim * cfg.data_bits // 8,
-                            sp_buffer=cfg.rows * wl.tokens * 8, qo_buffer=1 << 20,
+def sizes_for(cfg, wl, buffers=None):
+    """Memory sizes (bytes) that set per-access energies: the buffers' capacities where
+    :class:`Buffers` bounds them, else what the workload needs (the S/P buffer a whole tile's
+    scores, the Q/O buffer 1 MiB)."""
+    b = buffers or Buffers()
+    keys = wl.tokens if b.kv_keys is None else min(wl.tokens, b.kv_keys)
+    return energy_mod.Sizes(kv_buffer=2 * keys * wl.head_dim * cfg.data_bits // 8,
+                            sp_buffer=b.sp_bytes or cfg.rows * wl.tokens * 8, qo_buffer=b.qo_bytes or 1 << 20,
                             cim_array=cfg.rows * wl.head_dim * cfg.data_bits // 8)
 
 

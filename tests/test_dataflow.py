@@ -173,6 +173,41 @@ def test_no_qo_stationary_by_hand():
     assert cycles == 2 * R + 4 * cfg.ip_cycles_per_key + 3
 
 
+def _tiny_traffic(name, buffers):
+    cfg, wl = _tiny()
+    pat = df.Patterns(key_skip=0, fine=1, coarse=0, skipped=0, rescale=0, op_rescale=0, source="")
+    c = df.model_counters(cfg, wl, pat)
+    ev, _ = df.variant_events(name, cfg, wl, c, c, buffers=buffers)
+    off = df.traffic(name, cfg, wl, df.structure(cfg, wl), c, buffers)["offchip"]
+    assert ev["dram_bits"] == sum(off.values())
+    return cfg, cfg.head_dim, 2, cfg.data_bits, off
+
+
+def test_offchip_traffic_by_hand():
+    # Tiny workload: tiles of 2 and 1 rows streaming 2 and 3 keys, 3 live pairs each, one KV head of 3 keys.
+    cfg, d, R, b, off = _tiny_traffic("baseline", None)
+    q_o, kv = 3 * d * (b + cfg.out_bits), 3 * 2 * d * b
+    assert off == {"q_o": q_o, "kv": kv, "sp_spill": 0, "qo_spill": 0}     # everything fits
+    assert _tiny_traffic("fusioncim", None)[4] == {"q_o": q_o, "kv": kv}
+    # A 1-byte S/P buffer: both tiles' scores and probabilities go out and come back,
+    # written (S, P float32, p) and read (S twice, P float32, p): 6 live pairs.
+    off = _tiny_traffic("baseline_pipelined", df.Buffers(sp_bytes=1))[4]
+    assert off["sp_spill"] == 6 * ((cfg.score_bits + 32 + cfg.p_bits) + (2 * cfg.score_bits + 32 + cfg.p_bits))
+    # A 2-key KV buffer: each tile streams its own keys from DRAM (2 + 3), for every Q-tiled dataflow.
+    for name in ("fusioncim", "baseline", "no_fusion"):
+        assert _tiny_traffic(name, df.Buffers(kv_keys=2))[4]["kv"] == 5 * 2 * d * b
+    # no_fusion spills S and P of every row slot of both tiles (2 rows x 5 keys): written, then read.
+    off = _tiny_traffic("no_fusion", df.Buffers(sp_bytes=1))[4]
+    assert off["sp_spill"] == 5 * R * (cfg.score_bits + cfg.p_bits) + 5 * R * (cfg.score_bits + cfg.p_bits)
+    # no_qo_stationary loads each key block once however small the KV buffer, and with a 1-byte Q/O buffer
+    # reads each query and reads and writes its state at each of its 4 query-block meetings.
+    off = _tiny_traffic("no_qo_stationary", df.Buffers(kv_keys=1, qo_bytes=1))[4]
+    state = d * cfg.acc_width + cfg.x_bits + cfg.sum_width
+    assert off == {"q_o": q_o, "kv": kv, "qo_spill": 4 * (d * b + 2 * state)}
+    with pytest.raises(ValueError, match="buffer sp_bytes must be a positive integer or None, not 0"):
+        df.Buffers(sp_bytes=0)
+
+
 def test_unknown_variant():
     cfg, wl = _tiny()
     with pytest.raises(ValueError, match="variant must be one of"):

@@ -26,7 +26,7 @@ def test_report_is_consistent(pats):
     # fusioncim's energy is its counters' events x the table, by hand from the parts
     wcfg = cfg.fit(wl.head_dim, wl.tokens)
     c = df.model_counters(wcfg, wl, pats["prefill"][0])
-    en = E.event_energies(wcfg, E.load_table(), df.sizes_for(wcfg, wl))
+    en = E.event_energies(wcfg, E.load_table(), df.sizes_for(wcfg, wl, report.DEFAULT_BUFFERS))
     ev = df.events_from_counters(wcfg, c)
     onchip = sum(n * en[e] for e, n in ev.items() if e != "dram_bits")
     assert V["fusioncim"]["energy_pj"] == pytest.approx(onchip)
@@ -41,6 +41,25 @@ def test_report_is_consistent(pats):
     for v in report.IDEAS:
         assert V[v]["energy_pj"] > V["fusioncim"]["energy_pj"], v
     assert "model" in r["counters_source"]
+    # Traffic: on-chip is the sum of the buffer and array events; off-chip the parts of the capacity model.
+    for v in df.VARIANTS:
+        assert V[v]["onchip_bits"] == sum(V[v]["events"].get(e, 0) for e in df.ONCHIP_EVENTS)
+        assert V[v]["offchip_bits"] == sum(V[v]["offchip_parts"].values()) == V[v]["events"]["dram_bits"]
+    assert s["offchip_reduction"] == pytest.approx(1 - V["fusioncim"]["offchip_bits"] / V["baseline"]["offchip_bits"])
+    assert V["baseline"]["offchip_bits"] == V["baseline_pipelined"]["offchip_bits"]
+
+
+def test_traffic_follows_the_buffers(pats):
+    # Buffers that hold every working set: the baselines fetch what FusionCIM fetches (K, V once per
+    # KV head, Q in, O out); a small S/P buffer sends the baselines' scores off chip, not FusionCIM's.
+    cfg, wl = PRESETS["default"], df.WORKLOADS["llama3-8b-prefill-512"]
+    roomy = report.evaluate(cfg, wl, pats, buffers=df.Buffers())
+    tight = report.evaluate(cfg, wl, pats, buffers=df.Buffers(sp_bytes=16 << 10))
+    R, T = roomy["variants"], tight["variants"]
+    assert R["baseline"]["offchip_bits"] == R["fusioncim"]["offchip_bits"] and roomy["summary"]["offchip_reduction"] == 0
+    assert T["fusioncim"]["offchip_bits"] == R["fusioncim"]["offchip_bits"]
+    assert T["baseline"]["offchip_parts"]["sp_spill"] > 0 and tight["summary"]["offchip_reduction"] > 0
+    assert T["baseline"]["onchip_bits"] == R["baseline"]["onchip_bits"]        # the buffer stages what spills
 
 
 def test_counters_given_are_used_and_named(pats):
