@@ -255,8 +255,16 @@ def held_inputs(*names):
         h = Harness(m, dut)
         for name in names:
             h.holds(getattr(dut, name), name, Assume)
+        no_abort(m, dut)
         return h
     return env
+
+
+def no_abort(m, dut):
+    """The properties are proven for hosts that never abort (``abort_tile`` low); an abort drops tiles
+    and withdraws the controller's internal offers at once, which tb/engine_tests.py checks."""
+    if hasattr(dut, "abort_tile"):
+        m.d.comb += Assume(~dut.abort_tile)
 
 
 def holds(env, *outputs):

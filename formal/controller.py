@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Assert, Assume, Cat, Module, Signal
 
-from .common import Harness, Property, broken, good_command, holds
+from .common import Harness, Property, broken, good_command, holds, no_abort
 
 __all__ = ["PROPERTIES", "STALL", "tile_bound"]
 
@@ -24,6 +24,7 @@ def _env(m, dut, config=None, fair=False):
     h = Harness(m, dut)
     h.holds(dut.cmd, "cmd", Assume)
     h.holds(dut.q_in, "q_in", Assume)
+    no_abort(m, dut)
     if fair:
         h.stalls_at_most(~dut.q_in.valid, STALL, "q_in")
         for name in ("q_wr", "row_wr", "key", "norm"):

@@ -101,6 +101,13 @@ class Controller(Block):
         No key left in the pipeline / the OP-CIM's normaliser is idle.
     idle : Out(1)
         No command in progress.
+    abort_tile : In(1)
+        Drop every tile not yet handed to the normaliser: a command taken in this cycle, a load, a
+        loaded tile, and the tile whose keys are running (its keys stop; once the keys in flight
+        have drained, ``discard`` clears the OP-CIM's array). A tile whose end is already offered
+        on ``norm`` finishes.
+    discard : Out(1)
+        An aborted tile has drained: the OP-CIM clears its array instead of normalising it.
     swap : Out(1)
         With ``q_double_buffer`` only: the loaded tile starts; the IP-CIM and the softmax unit take their
         shadow banks at this clock edge.
@@ -121,6 +128,8 @@ class Controller(Block):
             "idle": Out(1),
             "err": Out(2),
             "err_clear": In(1),
+            "abort_tile": In(1),
+            "discard": Out(1),
             **({"swap": Out(1)} if c.q_double_buffer else {}),
         }
 
@@ -144,8 +153,25 @@ class Controller(Block):
             self._command(m, tile, ready=(tile.state == _State.IDLE) & (self.op_free if not c.double_buffer else 1))
             load_done = self._load(m, tile)
             self._key_order(m, tile, load_done)
+            ld = None
         self._end_of_tile(m, tile)
+        self._abort(m, tile, ld)
         return m
+
+    def _abort(self, m, tile, ld):
+        """Abort (after everything else, so it wins): loads and loaded tiles are dropped at once; a tile
+        with keys running stops issuing and waits for its keys to drain, then discards its array."""
+        with m.If(self.abort_tile):
+            with m.If((tile.state == _State.LOAD) | ((tile.state == _State.IDLE) & self.cmd.valid & self.cmd.ready)):
+                m.d.sync += tile.state.eq(_State.IDLE)
+            with m.If(((tile.state == _State.KEYS) | (tile.state == _State.WAIT)) & ~self.norm.valid):
+                m.d.sync += [tile.state.eq(_State.WAIT), tile.aborting.eq(1)]
+            if ld is not None:
+                m.d.sync += ld.state.eq(_State.IDLE)
+        # Drained: the array is cleared in this cycle and the run is idle from the next.
+        m.d.comb += self.discard.eq((tile.state == _State.WAIT) & tile.aborting & self.drained)
+        with m.If(self.discard):
+            m.d.sync += [tile.state.eq(_State.IDLE), tile.aborting.eq(0)]
 
     def _command(self, m, tile, ready):
         # 1. Take a command: a bad one sets its error bits and runs nothing.
@@ -250,7 +276,7 @@ class Controller(Block):
     def _end_of_tile(self, m, tile):
         # 4. Once drained, the tile stays ended even if ``drained`` drops: the
         # end is offered until it is taken.
-        waiting = tile.state == _State.WAIT
+        waiting = (tile.state == _State.WAIT) & ~tile.aborting
         m.d.comb += [self.norm.valid.eq(waiting & (self.drained | tile.was_drained)),
                      self.norm.payload.n_rows.eq(tile.n_rows)]
         with m.If(self.norm.valid):
@@ -273,6 +299,7 @@ class _Tile:
         self.hi = Signal(c.pos_bits, name=f"{pre}hi")            # latest query position of the tile
         self.slot = Signal(range(c.rows + 1), name=f"{pre}slot")
         self.was_drained = Signal(name=f"{pre}was_drained")      # the tile has ended (``norm`` offered)
+        self.aborting = Signal(name=f"{pre}aborting")            # aborted: waits for its keys, then discards
 
 
 class _KeyOrder:

@@ -72,6 +72,11 @@ class Engine(Block):
         Sticky error bits (``ERRORS``), set by a refused command or KV write.
     err_clear : In(1)
         Clears every error bit at the clock edge where it is high.
+    abort_tile : In(1)
+        Drops every tile not yet handed to the normaliser (a command taken in the same cycle, a load,
+        a loaded tile, the tile whose keys run: its keys drain and its partial O is cleared) and
+        returns the engine to idle; a tile already being normalised finishes, so ``o_out`` never
+        carries part of a tile. For a host that stops sending a tile's Q rows.
     cycles, ... ip_stalls : Out(40)
         Counters since reset (``fusioncim.counters.ENGINE_COUNTERS``).
     """
@@ -88,6 +93,7 @@ class Engine(Block):
             "idle": Out(1),
             "err": Out(len(ERRORS)),
             "err_clear": In(1),
+            "abort_tile": In(1),
         }
         ports.update({name: Out(COUNTER_BITS) for name in ENGINE_COUNTERS})
         return ports
@@ -109,6 +115,7 @@ class Engine(Block):
         connect(m, ctrl.q_in, flipped(self.q_in))
         connect(m, ctrl.q_wr, ip.q_wr)
         connect(m, ctrl.row_wr, sm.row_wr)
+        m.d.comb += [ctrl.abort_tile.eq(self.abort_tile), op.clear.eq(ctrl.discard)]
         if c.q_double_buffer:
             m.d.comb += [ip.swap.eq(ctrl.swap), sm.swap.eq(ctrl.swap)]
 

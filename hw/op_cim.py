@@ -271,6 +271,9 @@ class OpCim(Block):
         row the accumulators are cleared.
     o_rd_row : In(row_bits), o_rd_data : Out(ArrayLayout(signed(acc_width), head_dim))
         Combinational read of one row's accumulators (for test).
+    clear : In(1)
+        Clear the array's accumulators (an aborted tile, with no key in flight); the normaliser and a
+        double-buffered bank it divides are not touched.
     busy : Out(1)
         A key update or a normalisation is in progress.
     key_active, norm_active : Out(1)
@@ -285,6 +288,7 @@ class OpCim(Block):
             "o_out": Out(stream.Signature(o_out_layout(c))),
             "o_rd_row": In(unsigned(c.row_bits)),
             "o_rd_data": Out(acc_row_layout(c)),
+            "clear": In(1),
             "busy": Out(1),
             "key_active": Out(1),
             "norm_active": Out(1),
@@ -319,6 +323,7 @@ class OpCim(Block):
                          # Double-buffered the tile's O moves to the bank as the tile ends;
                          # single-buffered the array is cleared once its last row is out.
                          col.end_tile.eq(start if c.double_buffer else norm.done),
+                         col.clear.eq(self.clear),
 ]
         # The row reads are here, not in the columns, so a read nobody uses (the test port
         # o_rd inside the engine) is removed by synthesis like any unused logic.
@@ -391,6 +396,8 @@ class OpColumn(Cell):
     end_tile : In(1)
         The tile ends (double-buffered: copy into the bank and clear) or its last row is out
         (single-buffered: clear).
+    clear : In(1)
+        Clear the accumulators (an aborted tile), the bank untouched.
     acc : Out(ArrayLayout(signed(acc_width), rows))
         The accumulators.
     held : Out(ArrayLayout(signed(acc_width), rows))
@@ -406,6 +413,7 @@ class OpColumn(Cell):
             "step": In(1),
             "rescale": In(1),
             "end_tile": In(1),
+            "clear": In(1),
             "acc": Out(data.ArrayLayout(signed(c.acc_width), c.rows)),
             **({"held": Out(data.ArrayLayout(signed(c.acc_width), c.rows))} if c.double_buffer else {}),
         }
@@ -426,6 +434,8 @@ class OpColumn(Cell):
                     with m.If(self.digit_no == g):
                         m.d.comb += weighted.eq(prod << (g * digit_bits))
                 m.d.sync += a.eq(a + weighted)
+        with m.If(self.clear):
+            m.d.sync += [a.eq(0) for a in acc]
         with m.If(self.end_tile):
             if c.double_buffer:
                 m.d.sync += [h.eq(a) for h, a in zip(self.held, acc)]

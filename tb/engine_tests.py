@@ -32,7 +32,7 @@ from fusioncim.hw.controller import cmd_layout
 from fusioncim.hw.engine import ERR_KEYS, ERR_KV_ADDR, ERR_KV_BUSY, ERR_ROWS, kv_wr_layout
 
 from . import common
-from .checks import cycle_budget, program_from_env, record
+from .checks import compare_counters, cycle_budget, program_from_env, record
 from .streams import CLOCK_NS, Scoreboard, Stalled, StreamSink, StreamSource, encode, within
 
 
@@ -52,6 +52,7 @@ class EngineTB:
         self.observed = []
         self.sink = StreamSink(dut, "o_out", dut.clk, self._on_row)
         dut.err_clear.value = 0
+        dut.abort_tile.value = 0
 
     def _on_row(self, cycle, word):
         self.observed.append(word)
@@ -227,3 +228,47 @@ async def kv_write_while_busy_flagged(dut):
     if c.kv_keys < 1 << c.kv_addr_bits:
         await tb.kv_src.send(encode(kv_wr_layout(c), {"addr": c.kv_keys, "k": junk, "v": junk}))
         assert (await tb.err()) == (1 << ERR_KV_BUSY) | (1 << ERR_KV_ADDR)
+
+
+@cocotb.test()
+async def abort_drops_the_tile(dut):
+    """A host that stops sending a tile's Q rows: abort drops that tile (and, later, a tile whose keys run),
+    nothing reaches o_out, the engine is idle again, and the next program runs bit-exact with every
+    counter's increase equal to golden's."""
+    c, workloads = program_from_env()
+    w = next((w for w in workloads if w.name == "directed-two-tiles"), None)
+    assert w is not None, "the host program has no workload 'directed-two-tiles'"
+    seg = w.segments[0]
+    assert c.rows >= 2 and len(seg["q_in"]) >= c.rows
+    tb = EngineTB(dut, c)
+    await tb.reset()
+    await tb.send_all(tb.kv_src, seg["kv_wr"])
+
+    async def abort(what):
+        await ReadOnly()
+        assert dut.idle.value == 0, f"{what}: the engine is idle before the abort"
+        await RisingEdge(dut.clk)
+        dut.abort_tile.value = 1
+        await RisingEdge(dut.clk)
+        dut.abort_tile.value = 0
+        await within(1_000, tb.wait_idle(), tb.streams, f"abort {what}")
+
+    # 1. The command and the first of its rows, then nothing: the load waits for ever until aborted.
+    await tb.cmd_src.send(seg["cmd"][0][1])
+    await tb.q_src.send(seg["q_in"][0][1])
+    await ClockCycles(dut.clk, 20)
+    await abort("during a load")
+    # 2. A whole tile, aborted once its keys stream.
+    await tb.cmd_src.send(seg["cmd"][0][1])
+    await tb.send_all(tb.q_src, seg["q_in"][:c.rows])
+    await ClockCycles(dut.clk, 6)
+    await abort("while keys run")
+    assert tb.sink.received == 0, "an aborted tile put rows on o_out"
+    # 3. The same program again, whole: bit-exact, and the counters grow by golden's counts.
+    before = await tb.counters()
+    await within(100_000, tb.run_segment(seg), tb.streams, "directed-two-tiles after aborts")
+    tb.board.check()
+    after = await tb.counters()
+    grown = {k: after[k] - before[k] for k in after}
+    errors = compare_counters(grown, w.counters, exact_cycles=w.exact_cycles)
+    assert not errors, errors

@@ -187,6 +187,7 @@ int main(int argc, char** argv) {
     std::ofstream out(argv[3]);
     Vengine* top = new Vengine;
     top->err_clear = 0;
+    top->abort_tile = 0;
     for (size_t wi = 0; wi < workloads.size(); wi++) {
         Harness h(top);
         Workload& w = workloads[wi];

@@ -6,7 +6,7 @@ multiple of the tile (non-causal, two KV heads), the KV buffer's full depth,
 GQA decode with groups of 8 and of 3 query heads, decode at two positions per tile, and a run with random stalls
 on every external stream; on the config with MiniLM's head_dim, two heads of
 real MiniLM-L6 attention (SmolLM2 heads run in ``fusioncim simulate --npz``,
-see docs/engine.md). Then the bad-command and busy checks
+see docs/engine.md). Then the bad-command, busy and abort checks
 (tb/engine_tests.py, on the two DIRECTED workloads). Every pattern-aware mechanism is switched off in one
 config; softmax lanes, division lanes with Q preloading, single buffering, one key bit a cycle and a lazy
 threshold are covered too.
@@ -86,7 +86,7 @@ def test_engine_rtl(sim, name):
     assert rtlsim.available(sim) is None, rtlsim.available(sim)
     results, _, test_dir, failed, _ = run_workloads(cfg, specs, sim=sim, seed=SEED, testcase=None)
     assert failed == 0, f"see {test_dir / 'sim.log'}"
-    assert get_results(test_dir / "results.xml")[0] == 3          # the workloads and both directed tests ran
+    assert get_results(test_dir / "results.xml")[0] == 4          # the workloads and the three directed tests ran
     assert [r["name"] for r in results] == [s["name"] for s in specs]
     for r in results:
         assert r["mismatches"] == 0 and not r["errors"], r
