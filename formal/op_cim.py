@@ -18,6 +18,7 @@ __all__ = ["PROPERTIES"]
 def _env(m, dut, config):
     # What the engine sends: n_rows from 1 to rows, p no larger than the softmax makes.
     h = held_inputs("kv_in", "norm_in")(m, dut)
+    m.d.comb += Assume(~dut.clear)          # an aborted tile's clear (hw/engine.py abort_tile): not proven here
     n = dut.norm_in.payload.n_rows
     m.d.comb += Assume(~dut.norm_in.valid | ((n >= 1) & (n <= config.rows)))
     p_max = config.prob_max << config.lazy_threshold
