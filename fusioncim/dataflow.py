@@ -134,11 +134,7 @@ class Structure:
 
 def structure(cfg, wl):
     """The engine's tiles for ``wl`` (golden.engine's tiling), without any data."""
-    engine.check_positions(wl.positions, wl.mode, wl.heads // wl.kv_heads, cfg.rows)
-    if wl.mode == "prefill":
-        tiles = engine.tiles_prefill(wl.heads, wl.queries, wl.kv_heads, cfg.rows)
-    else:
-        tiles = engine.tiles_decode(wl.heads, wl.queries, wl.kv_heads, cfg.rows, wl.positions)
+    tiles = engine.make_tiles(wl.mode, wl.heads, wl.queries, wl.kv_heads, cfg.rows, wl.positions)
     qpos = query_positions(wl.queries, wl.tokens)
     valid = tiles.qrow >= 0
     pos = np.where(valid, qpos[np.maximum(tiles.qrow, 0)], -1)
@@ -438,8 +434,10 @@ class Buffers:
                 raise InputError(f"buffer {f} must be a positive integer or None, not {v!r}")
 
 
-def _fits(bits, capacity_bytes):
-    return capacity_bytes is None or bits <= 8 * capacity_bytes
+def _spills(bits, capacity_bytes):
+    """Per tile: its working set of ``bits`` does not fit a buffer of ``capacity_bytes`` (None: always fits)."""
+    bits = np.asarray(bits)
+    return np.zeros(bits.shape, bool) if capacity_bytes is None else bits > 8 * capacity_bytes
 
 
 def traffic(variant, cfg, wl, st, c, buffers=None):
@@ -464,24 +462,22 @@ def traffic(variant, cfg, wl, st, c, buffers=None):
         state = d * cfg.acc_width + cfg.x_bits + cfg.sum_width
         qb = wl.heads * int((qpos // R + 1).sum())            # query-block meetings
         # The queries of one KV head's group, with their state, must stay on chip between key blocks.
-        off["qo_spill"] = 0 if _fits(group * wl.queries * (d * bits + state), b.qo_bytes) else qb * (d * bits + 2 * state)
+        off["qo_spill"] = qb * (d * bits + 2 * state) if _spills(group * wl.queries * (d * bits + state), b.qo_bytes) else 0
         return {"offchip": off}
     if wl.tokens <= kv_cap:
         off["kv"] = len(st.segments) * wl.tokens * kv_row
     else:
         off["kv"] = st.keys * kv_row                             # each tile streams its keys from DRAM
     if variant in BASELINES:
-        per_tile = st.live * (cfg.score_bits + 32 + cfg.p_bits)
-        spill = ~np.array([_fits(int(w), b.sp_bytes) for w in per_tile], bool)
+        spill = _spills(st.live * (cfg.score_bits + 32 + cfg.p_bits), b.sp_bytes)
         # Written (S, P as float32, p) and read back (S twice, P float32, p) when it does not fit.
         off["sp_spill"] = int((st.live[spill] * (3 * cfg.score_bits + 64 + 2 * cfg.p_bits)).sum())
         blocks = -(-st.n // R)
         o_ws = st.r * d * cfg.acc_width
-        spill_o = ~np.array([_fits(int(w), b.qo_bytes) for w in o_ws], bool)
+        spill_o = _spills(o_ws, b.qo_bytes)
         off["qo_spill"] = int((2 * blocks[spill_o] * o_ws[spill_o]).sum())
     elif variant == "no_fusion":
-        per_tile = st.n * R * (cfg.score_bits + cfg.p_bits)
-        spill = ~np.array([_fits(int(w), b.sp_bytes) for w in per_tile], bool)
+        spill = _spills(st.n * R * (cfg.score_bits + cfg.p_bits), b.sp_bytes)
         keep = c.v_reads / max(c.keys, 1)
         off["sp_spill"] = int(round(float((st.n[spill] * R * (2 * cfg.score_bits + cfg.p_bits
                                                                + keep * cfg.p_bits)).sum())))

@@ -234,7 +234,7 @@ def evaluate(cfg, wl, pats=None, *, table=None, node_nm=None, vdd=None, counters
         e = energy_mod.energy(ev, energy_mod.event_energies(npc if v == "no_pattern" else cfg, table, sizes))
         onchip = e["total_pj"] - e["by_class"]["dram"]
         nonlinear = e["by_class"]["softmax"] + e["by_class"]["normalise"]
-        off = df.traffic(v, cfg, wl, st, counters if v != "no_pattern" else c_np, buffers)["offchip"]
+        off = df.traffic(v, cfg, wl, st, counters, buffers)["offchip"]      # as variant_events priced it
         out["variants"][v] = {"cycles": int(cycles), "energy_pj": onchip, "energy_with_dram_pj": e["total_pj"],
                               "nonlinear_pj": nonlinear, "tops_w": ops / onchip, "by_class": e["by_class"],
                               "offchip_bits": sum(off.values()), "offchip_parts": off,

@@ -25,7 +25,7 @@ from . import ip_cim, op_cim, softmax
 from .reference import query_positions
 
 __all__ = ["Counters", "Tiles", "EngineResult", "tiles_prefill", "tiles_decode", "key_order",
-           "run", "run_sequential", "MODES", "prepare", "check_positions", "tile_keys", "segments", "tile_span",
+           "run", "run_sequential", "MODES", "prepare", "check_positions", "make_tiles", "tile_keys", "segments", "tile_span",
            "segment_cycles"]
 
 MODES = ("prefill", "decode")
@@ -80,6 +80,14 @@ def tiles_decode(H, Lq, Hkv, rows, positions=1):
                      kv=np.zeros(0, np.int64))
     return Tiles(qrow=np.concatenate(qrow).astype(np.int64), head=np.concatenate(head).astype(np.int64),
                  kv=np.concatenate(kv).astype(np.int64))
+
+
+def make_tiles(mode, H, Lq, Hkv, rows, positions=1):
+    """The tiles of ``mode`` (:func:`tiles_prefill` or :func:`tiles_decode`), ``positions`` checked first."""
+    check_positions(positions, mode, H // Hkv, rows)
+    if mode == "prefill":
+        return tiles_prefill(H, Lq, Hkv, rows)
+    return tiles_decode(H, Lq, Hkv, rows, positions)
 
 
 def check_positions(positions, mode, group, rows):
@@ -159,11 +167,7 @@ def prepare(q, k, v, c_mant, c_shift, cfg, causal, mode, positions=1):
     q, k, v, cm, cs = _check_inputs(q, k, v, c_mant, c_shift, cfg, mode)
     H, Lq, d = q.shape
     Hkv, Lk, _ = k.shape
-    check_positions(positions, mode, H // Hkv, cfg.rows)
-    if mode == "prefill":
-        tiles = tiles_prefill(H, Lq, Hkv, cfg.rows)
-    else:
-        tiles = tiles_decode(H, Lq, Hkv, cfg.rows, positions)
+    tiles = make_tiles(mode, H, Lq, Hkv, cfg.rows, positions)
     out = np.zeros((H, Lq, d), np.int64)
     lsum = np.zeros((H, Lq), np.int64)
     return causal, q, k, v, cm, cs, query_positions(Lq, Lk), tiles, out, lsum
