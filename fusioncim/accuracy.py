@@ -17,10 +17,10 @@ import numpy as np
 from .attnfile import Attention
 from .golden import engine, ip_cim, quant, reference
 
-__all__ = ["evaluate", "summarise"]
+__all__ = ["evaluate", "summarise", "exact_softmax", "per_layer"]
 
 
-def _exact_softmax(z, causal):
+def exact_softmax(z, causal):
     # Same integer scores and V, exact float64 softmax: isolates the quantisation error.
     H = z.q.shape[0]
     kv_of = np.arange(H) // (H // z.k.shape[0])
@@ -29,12 +29,16 @@ def _exact_softmax(z, causal):
     return reference.attention_from_scores(s, vdeq[kv_of], causal)
 
 
-def evaluate(att: Attention, cfg, *, name="", rotate=True, v_anchor="sink"):
-    """Per-head records for one attention file (see module docstring)."""
+def evaluate(att: Attention, cfg, *, name="", rotate=True, v_anchor="sink", stats=None):
+    """Per-head records for one attention file (see module docstring).
+
+    ``stats``: calibrated K/V statistics of this file's layer (static scales);
+    None quantises with the file's own whole-sequence statistics (dynamic).
+    """
     cfg = cfg.fit(att.head_dim, att.k.shape[1])
     causal = cfg.causal if att.causal is None else att.causal
     ref = reference.attention(att.q, att.k, att.v, causal=causal, scale=att.scale)
-    z = quant.quantise(att.q, att.k, att.v, cfg, scale=att.scale, rotate=rotate, v_anchor=v_anchor)
+    z = quant.quantise(att.q, att.k, att.v, cfg, scale=att.scale, rotate=rotate, v_anchor=v_anchor, stats=stats)
     base = quant.quantise(att.q, att.k, att.v, cfg, scale=att.scale, method="per-tensor")
     other = dataclasses.replace(cfg, key_order="sequential" if cfg.key_order == "pattern" else "pattern")
     H = att.heads
@@ -50,8 +54,8 @@ def evaluate(att: Attention, cfg, *, name="", rotate=True, v_anchor="sink"):
         counters_other.append(engine.run(*args, other, causal=causal).counters)
     o = quant.dequantise(out, z, cfg)
     m = reference.metrics(o, ref)
-    m_exact = reference.metrics(_exact_softmax(z, causal), ref)
-    m_base = reference.metrics(_exact_softmax(base, causal), ref)
+    m_exact = reference.metrics(exact_softmax(z, causal), ref)
+    m_base = reference.metrics(exact_softmax(base, causal), ref)
     m_file = reference.metrics(o, att.out) if att.out is not None else None
     records = []
     for h in range(H):
@@ -60,7 +64,9 @@ def evaluate(att: Attention, cfg, *, name="", rotate=True, v_anchor="sink"):
         rows = c.cim_writes
         seq_c, pat_c = (c, co) if cfg.key_order == "sequential" else (co, c)
         rec = {
-            "file": name, "head": h, "kv_head": h // group,
+            "file": name, "model": att.model, "layer": att.layer, "head": h, "kv_head": h // group,
+            "quant": "dynamic" if stats is None else "static",
+            "k_clipped_frac": z.k_clipped / z.k.size, "v_clipped_frac": z.v_clipped / z.v.size,
             "rel_l2": float(m["rel_l2"][h]), "max_abs": float(m["max_abs"][h]),
             "cosine": float(m["cosine"][h]), "argmax": float(m["argmax"][h]),
             "rel_l2_exact_softmax": float(m_exact["rel_l2"][h]),
@@ -77,12 +83,13 @@ def evaluate(att: Attention, cfg, *, name="", rotate=True, v_anchor="sink"):
 
 
 SUMMARY_KEYS = ("rel_l2", "rel_l2_exact_softmax", "rel_l2_per_tensor", "cosine", "fine_frac", "coarse_frac",
-                "skip_frac", "skipped_keys_frac", "rescales_per_row_pattern", "rescales_per_row_sequential")
+                "skip_frac", "skipped_keys_frac", "rescales_per_row_pattern", "rescales_per_row_sequential",
+                "k_clipped_frac", "v_clipped_frac")
 
 
 def summarise(records):
     """Median and max over heads of each summary figure."""
-    out = {"heads": len(records)}
+    out = {"heads": len(records), "quant": sorted({r["quant"] for r in records})}
     for key in SUMMARY_KEYS:
         vals = np.array([r[key] for r in records], np.float64)
         out[key] = {"median": float(np.median(vals)), "max": float(vals.max()), "mean": float(vals.mean())}
@@ -126,4 +133,77 @@ def format_summary(s, label=""):
         f"skipped {pct('skip_frac', 'mean')}; keys skipped {pct('skipped_keys_frac', 'mean')}",
         f"  rescales per row: pattern-aware order {s['rescales_per_row_pattern']['mean']:.2f}, "
         f"sequential order {s['rescales_per_row_sequential']['mean']:.2f}",
-    ])
+    ] + ([f"  beyond the calibrated range (saturated): K {pct('k_clipped_frac', 'mean')}, "
+          f"V {pct('v_clipped_frac', 'mean')} of elements"] if "static" in s["quant"] else []))
+
+
+def per_layer(records):
+    """Per (model, layer, quantisation): the heads' median and worst error, and which head is worst.
+
+    Records without a layer (files that do not name one) are grouped by file."""
+    groups = {}
+    for r in records:
+        key = (r.get("model") or "", r["layer"] if r.get("layer") is not None else r["file"], r.get("quant", "dynamic"))
+        groups.setdefault(key, []).append(r)
+    rows = []
+    for (model, layer, mode), rs in groups.items():
+        e = np.array([r["rel_l2"] for r in rs])
+        w = rs[int(e.argmax())]
+        rows.append({"model": model, "layer": layer, "quant": mode, "heads": len(rs), "median": float(np.median(e)),
+                     "max": float(e.max()), "worst_head": w["head"],
+                     "k_clipped_frac": float(np.mean([r["k_clipped_frac"] for r in rs])),
+                     "v_clipped_frac": float(np.mean([r["v_clipped_frac"] for r in rs]))})
+    return rows
+
+
+def format_per_layer(rows):
+    """One line per layer, the quantisation modes side by side."""
+    modes = sorted({r["quant"] for r in rows})
+    by = {(r["model"], r["layer"], r["quant"]): r for r in rows}
+    layers = list(dict.fromkeys((r["model"], r["layer"]) for r in rows))
+    head = f"{'model':<8} {'layer':>5}" + "".join(f" {m + ' median':>15} {'worst (head)':>14}" for m in modes)
+    if "static" in modes:
+        head += f" {'clipped K/V':>13}"
+    lines = [head]
+    for model, layer in layers:
+        line = f"{model:<8} {str(layer):>5}"
+        for m in modes:
+            r = by.get((model, layer, m))
+            line += (f" {100 * r['median']:>14.2f}% {100 * r['max']:>8.2f}% ({r['worst_head']:>2})" if r
+                     else f" {'':>15} {'':>14}")
+        s = by.get((model, layer, "static"))
+        if s:
+            line += f" {100 * s['k_clipped_frac']:>6.3f}/{100 * s['v_clipped_frac']:.3f}%"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def plot_per_layer(rows, path):
+    """A figure of the median and worst head per layer, one panel per model, one colour per quantisation."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        from .errors import InputError
+        raise InputError("--plot needs matplotlib (part of the models extra: run `make models`)") from None
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 3.6), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        for mode, colour in (("dynamic", "tab:blue"), ("static", "tab:orange")):
+            rs = [r for r in rows if r["model"] == model and r["quant"] == mode]
+            if not rs:
+                continue
+            x = [r["layer"] if isinstance(r["layer"], int) else i for i, r in enumerate(rs)]
+            ax.plot(x, [100 * r["median"] for r in rs], "-o", color=colour, ms=3, label=f"{mode}: median head")
+            ax.plot(x, [100 * r["max"] for r in rs], "--^", color=colour, ms=3, label=f"{mode}: worst head")
+        ax.set_title(model or "files")
+        ax.set_xlabel("layer")
+        ax.set_ylabel("relative L2 error vs float64 (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    from .files import atomic_write
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=110), binary=True)
+    plt.close(fig)

@@ -12,6 +12,8 @@ key         shape / dtype      meaning
 ``causal``  () bool            optional: causal masking (default: the config's)
 ``scale``   () float           optional: logit scale (default 1/sqrt(d))
 ``source``  () str             optional: where the tensors came from
+``model``   () str             optional: the model's short name (``fusioncim extract``'s MODEL)
+``layer``   () int             optional: the layer index in that model
 ==========  =================  ==============================================
 
 Queries are the last ``Lq`` tokens of the ``Lk``-token sequence. Files are read
@@ -32,7 +34,7 @@ from .files import atomic_write
 __all__ = ["AttnFileError", "Attention", "load", "save"]
 
 REQUIRED = ("q", "k", "v")
-OPTIONAL = ("out", "causal", "scale", "source")
+OPTIONAL = ("out", "causal", "scale", "source", "model", "layer")
 
 
 class AttnFileError(InputError):
@@ -48,6 +50,8 @@ class Attention:
     causal: bool | None = None
     scale: float | None = None
     source: str = ""
+    model: str = ""          # with layer: which calibrated scales apply (fusioncim calibrate)
+    layer: int | None = None
 
     @property
     def heads(self):
@@ -147,7 +151,18 @@ def load(path) -> Attention:
         if source.shape != () or source.dtype.kind != "U":
             raise AttnFileError(f"{path}: 'source' must be a scalar string")
         source = str(source)
-    return Attention(q=q, k=k, v=v, out=out, causal=causal, scale=scale, source=source or "")
+    model = data.get("model")
+    if model is not None:
+        if model.shape != () or model.dtype.kind != "U":
+            raise AttnFileError(f"{path}: 'model' must be a scalar string")
+        model = str(model)
+    layer = data.get("layer")
+    if layer is not None:
+        if layer.shape != () or layer.dtype.kind not in "iu" or int(layer) < 0:
+            raise AttnFileError(f"{path}: 'layer' must be a non-negative scalar integer")
+        layer = int(layer)
+    return Attention(q=q, k=k, v=v, out=out, causal=causal, scale=scale, source=source or "", model=model or "",
+                     layer=layer)
 
 
 def save(path, att: Attention, *, dtype=np.float32):
@@ -162,4 +177,8 @@ def save(path, att: Attention, *, dtype=np.float32):
         arrays["scale"] = np.array(float(att.scale))
     if att.source:
         arrays["source"] = np.array(att.source)
+    if att.model:
+        arrays["model"] = np.array(att.model)
+    if att.layer is not None:
+        arrays["layer"] = np.array(int(att.layer))
     atomic_write(path, lambda f: np.savez_compressed(f, **arrays), binary=True)

@@ -38,27 +38,113 @@ def _progress(quiet):
 
 # -- accuracy --------------------------------------------------------------
 
+def _calibration(path, model):
+    """The calibration file ``path``, or the one shipped for ``model``; one line if neither exists."""
+    from . import calibration
+    if path is None:
+        path = calibration.shipped(model)
+        if path is None:
+            raise UserError(f"no calibration shipped for model {model!r}; give --calibration FILE "
+                            f"(made by `fusioncim calibrate {model} --text FILE --out FILE`)")
+    return calibration.load(path)
+
+
 def cmd_accuracy(args):
     from . import accuracy, attnfile
     cfg = config_mod.load(args.config, args.set)
     say = _progress(args.quiet)
-    # Read and validate every file before computing or printing anything.
+    if args.plot:
+        _output_path("--plot", args.plot)
+    # Read and validate every file (and the calibration it needs) before computing or printing anything.
     atts = [(str(p), attnfile.load(p)) for p in args.files]
+    modes = ("dynamic", "static") if args.quant == "both" else (args.quant,)
+    stats = {}
+    if "static" in modes:
+        cals = {}
+        for name, att in atts:
+            if not att.model or att.layer is None:
+                raise UserError(f"{name}: the file does not name its model and layer, which static scales need; "
+                                f"extract it again with `fusioncim extract`")
+            if att.model not in cals:
+                cals[att.model] = _calibration(args.calibration, att.model)
+            cal = cals[att.model]
+            cal.check(att.model, None, att.heads, att.kv_heads, att.head_dim, where=f"for {name}")
+            stats[name] = cal.layer(att.layer, where=f"for {name}")
     records = []
     t0 = time.perf_counter()
     for i, (name, att) in enumerate(atts, 1):
         say(f"[{i}/{len(atts)}] {name}: {att.heads} heads, {att.k.shape[1]} keys, d={att.head_dim}")
-        records += accuracy.evaluate(att, cfg, name=name, rotate=not args.no_rotate, v_anchor=args.v_anchor)
+        for mode in modes:
+            records += accuracy.evaluate(att, cfg, name=name, rotate=not args.no_rotate, v_anchor=args.v_anchor,
+                                         stats=stats[name] if mode == "static" else None)
     say(f"done in {time.perf_counter() - t0:.1f} s")
-    summary = accuracy.summarise(records)
+    layers = accuracy.per_layer(records)
+    if args.plot:
+        accuracy.plot_per_layer(layers, args.plot)
+        say(f"wrote {args.plot}")
     if args.json:
-        json.dump(records, sys.stdout, indent=1)
+        json.dump({"heads": records, "layers": layers} if args.per_layer else records, sys.stdout, indent=1)
         print()
         return 0
     if not args.summary:
         print(accuracy.format_table(records))
         print()
-    print(accuracy.format_summary(summary, label=f"{len(atts)} file(s), "))
+    if args.per_layer:
+        print(accuracy.format_per_layer(layers))
+        print()
+    for mode in modes:
+        rs = [r for r in records if r["quant"] == mode]
+        print(accuracy.format_summary(accuracy.summarise(rs), label=f"{len(atts)} file(s), {mode} scales, "))
+    return 0
+
+
+def cmd_calibrate(args):
+    from . import calibration, extract
+    say = _progress(args.quiet)
+    if args.tokens < 1:
+        raise UserError(f"--tokens must be a positive integer, not {args.tokens}")
+    if args.window < 2:
+        raise UserError(f"--window must be at least 2 tokens, not {args.window}")
+    calibration.check_headroom(args.headroom)
+    _output_path("--out", args.out)
+    t0 = time.perf_counter()
+
+    def progress(i, n):
+        if not args.quiet:
+            print(f"\r{args.model}: window {i}/{n}", end="" if i < n else "\n", file=sys.stderr, flush=True)
+    try:
+        cal = calibration.calibrate(args.model, args.text, tokens=args.tokens, window=args.window,
+                                    headroom=args.headroom, progress=progress, quiet=args.quiet)
+    except extract.ExtractError as exc:
+        raise UserError(str(exc)) from None
+    calibration.save(args.out, cal)
+    say(f"done in {time.perf_counter() - t0:.1f} s")
+    print(f"{args.out}: {args.model}, {len(cal.layers)} layers, {cal.heads} query heads, {cal.kv_heads} KV heads, "
+          f"head_dim {cal.head_dim}; {cal.source}; headroom {cal.headroom}")
+    return 0
+
+
+def cmd_eval_model(args):
+    from . import evalmodel, extract
+    cfg = config_mod.load(args.config, args.set)
+    say = _progress(args.quiet)
+    if args.tokens is not None and args.tokens < 2:
+        raise UserError(f"--tokens must be at least 2 (one prediction needs two tokens), not {args.tokens}")
+    cal = _calibration(args.calibration, args.model) if args.quant == "static" else None
+    texts = args.text or list(evalmodel.TEXTS)
+    t0 = time.perf_counter()
+    try:
+        records, source = evalmodel.evaluate(args.model, texts, cfg, tokens=args.tokens, quant_mode=args.quant,
+                                             cal=cal, rotate=not args.no_rotate, v_anchor=args.v_anchor,
+                                             quiet=args.quiet)
+    except extract.ExtractError as exc:
+        raise UserError(str(exc)) from None
+    say(f"done in {time.perf_counter() - t0:.1f} s")
+    if args.json:
+        json.dump({"source": source, "texts": records, "mean": evalmodel.summary(records)}, sys.stdout, indent=1)
+        print()
+    else:
+        print(evalmodel.format_table(records, source))
     return 0
 
 
@@ -563,6 +649,7 @@ def cmd_demo(args):
 
 def build_parser():
     from .workload import RANDOM_DEFAULTS
+    from .calibration import HEADROOM
     p = argparse.ArgumentParser(prog="fusioncim", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"fusioncim {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -582,14 +669,53 @@ def build_parser():
                             help="override one config field (repeatable), e.g. --set prob_bits=8")
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
+    def front_end(sp, both):
+        sp.add_argument("--no-rotate", action="store_true", help="quantise without the Hadamard rotation of Q and K")
+        sp.add_argument("--v-anchor", choices=("sink", "mean"), default="sink", help="V per-channel offset")
+        sp.add_argument("--quant", choices=("dynamic", "static", "both") if both else ("dynamic", "static"),
+                        default="dynamic" if both else "static",
+                        help="K/V scales: dynamic (from the whole evaluated sequence: looks ahead in a causal model), "
+                             "static (calibrated on another text: `fusioncim calibrate`)"
+                             + (", or both side by side" if both else "") + " (default %(default)s)")
+        sp.add_argument("--calibration", type=Path, metavar="FILE.npz",
+                        help="static scales from `fusioncim calibrate` (default: the file shipped for the model, "
+                             "fusioncim/data/calibration/MODEL.npz)")
+
     a = sub.add_parser("accuracy", help="engine numerics vs float64 on attention .npz files")
     a.add_argument("files", nargs="+", metavar="FILE.npz")
-    a.add_argument("--json", action="store_true", help="print one JSON document (a list of per-head records)")
+    a.add_argument("--json", action="store_true", help="print one JSON document (a list of per-head records; with "
+                                                       "--per-layer, {heads, layers})")
     a.add_argument("--summary", action="store_true", help="print the summary only, not every head")
-    a.add_argument("--no-rotate", action="store_true", help="quantise without the Hadamard rotation of Q and K")
-    a.add_argument("--v-anchor", choices=("sink", "mean"), default="sink", help="V per-channel offset")
+    a.add_argument("--per-layer", action="store_true", help="a table of each layer's median and worst head")
+    a.add_argument("--plot", type=Path, metavar="FILE.png|svg",
+                   help="plot each layer's median and worst head (needs matplotlib, in the models extra)")
+    front_end(a, both=True)
     common(a)
     a.set_defaults(func=cmd_accuracy)
+
+    cb = sub.add_parser("calibrate", help="static K/V scales of a model from a calibration text (needs `make models`)")
+    cb.add_argument("model", choices=("smollm2", "minilm"))
+    cb.add_argument("--text", type=Path, action="append", required=True, metavar="FILE.txt",
+                    help="calibration text (repeatable); use other text than you evaluate")
+    cb.add_argument("--tokens", type=int, default=4096, help="first tokens of each text (default 4096)")
+    cb.add_argument("--window", type=int, default=256,
+                    help="tokens per calibration sequence, each from position 0 (default 256)")
+    cb.add_argument("--headroom", type=float, default=HEADROOM,
+                    help="widen every calibrated range by this factor when it is used (default 1.1)")
+    cb.add_argument("--out", required=True, type=Path, help="calibration file to write (.npz)")
+    common(cb, config=False)
+    cb.set_defaults(func=cmd_calibrate)
+
+    em = sub.add_parser("eval-model", help="a model's loss with every attention layer on the engine's numerics "
+                                           "(needs `make models`)")
+    em.add_argument("model", choices=("smollm2", "minilm"))
+    em.add_argument("--text", type=Path, action="append", metavar="FILE.txt",
+                    help="text to evaluate (repeatable; default: the three in fusioncim/data/texts)")
+    em.add_argument("--tokens", type=int, help="first tokens of each text (default: all, up to the model's limit)")
+    em.add_argument("--json", action="store_true", help="print one JSON document: {source, texts, mean}")
+    front_end(em, both=False)
+    common(em)
+    em.set_defaults(func=cmd_eval_model)
 
     e = sub.add_parser("extract", help="attention .npz files from a pretrained model (needs `make models`)")
     e.add_argument("model", choices=("smollm2", "minilm"))

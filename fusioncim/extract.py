@@ -66,6 +66,120 @@ def _load_minilm(torch, tf, attn):
 MODELS = {"smollm2": _load_smollm2, "minilm": _load_minilm}
 
 
+def read_text(path, model_name, tok, tokens, *, least=1):
+    """Token ids ``[1, n]`` of the first ``tokens`` tokens of the text file ``path``.
+
+    Raises :class:`ExtractError` naming the file when it cannot be read or gives
+    fewer than ``least`` tokens.
+    """
+    src = Path(path)
+    try:
+        body = src.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExtractError(f"cannot read text file {str(src)!r}: {exc}") from None
+    ids = tok(body, return_tensors="pt", truncation=True, max_length=tokens)
+    n = ids["input_ids"].shape[1]
+    if n < least:
+        raise ExtractError(f"text file {str(src)!r} gives {n} token{'s' * (n != 1)} for {model_name}; "
+                           f"at least {least} needed: give a longer text")
+    return ids
+
+
+def load_model(model_name, attn, *, quiet=False):
+    """``(torch, tokenizer, model, causal, source)`` for ``model_name`` with attention kernel ``attn``.
+
+    ``quiet``: without the loaders' own progress bars (tqdm's ``TQDM_DISABLE``) and warnings.
+    """
+    if model_name not in MODELS:
+        raise ExtractError(f"unknown model {model_name!r}; choose one of {', '.join(MODELS)}")
+    torch, tf = _imports()
+    torch.manual_seed(0)
+    saved = os.environ.get("TQDM_DISABLE")
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"
+        tf.utils.logging.set_verbosity_error()
+    try:
+        tok, model, causal, source = MODELS[model_name](torch, tf, attn)
+    finally:
+        if quiet and saved is None:
+            os.environ.pop("TQDM_DISABLE", None)
+    model.eval()
+    return torch, tok, model, causal, source
+
+
+def capture(model_name, text=None, tokens=256, *, exact=True):
+    """Run the first ``tokens`` tokens of ``text`` (default the passage) through ``model_name``.
+
+    Returns ``(captured, n, causal, source, path)``: per layer ``(q, k, v, out, scale)``
+    as float64 numpy arrays ``[heads, n, d]`` where the attention kernel receives them.
+    ``exact``: the text must give ``tokens`` tokens (else at most that many).
+    """
+    _, tf = _imports()
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    captured = []
+
+    def kernel(module, query, key, value, attention_mask, **kw):
+        out, w = sdpa_attention_forward(module, query, key, value, attention_mask, **kw)
+        captured.append((query[0].double().numpy(), key[0].double().numpy(), value[0].double().numpy(),
+                         out[0].transpose(0, 1).double().numpy(), kw.get("scaling")))
+        return out, w
+
+    AttentionInterface.register("fusioncim_capture", kernel)
+    torch, tok, model, causal, source = load_model(model_name, "fusioncim_capture")
+    src = Path(text) if text else PASSAGE
+    ids = read_text(src, model_name, tok, tokens)
+    n = ids["input_ids"].shape[1]
+    if exact and n < tokens:
+        raise ExtractError(f"{src.name} gives only {n} tokens for {model_name}; ask for at most {n}")
+    with torch.no_grad():
+        model(**ids)
+    return captured, n, causal, source, src
+
+
+def capture_windows(model_name, texts, *, tokens=4096, window=256, progress=None, quiet=False):
+    """K and V of every layer for windows of ``window`` tokens of each text file (its first ``tokens``).
+
+    Each window is its own sequence from position 0, with the tokenizer's special
+    tokens, so the statistics see many first positions (the attention sink).
+    Yields per window ``[(k, v, heads) per layer]``: ``k, v`` ``[Hkv, n, d]`` float64, ``heads`` the
+    query head count.
+    """
+    _, tf = _imports()
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    captured = []
+
+    def kernel(module, query, key, value, attention_mask, **kw):
+        captured.append((key[0].double().numpy(), value[0].double().numpy(), query.shape[1]))
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kw)
+
+    AttentionInterface.register("fusioncim_capture_kv", kernel)
+    torch, tok, model, _, _ = load_model(model_name, "fusioncim_capture_kv", quiet=quiet)
+    # The tokenizer's own special tokens around a text (BERT: [CLS] ... [SEP]; SmolLM2: none).
+    full, bare = tok("a")["input_ids"], tok("a", add_special_tokens=False)["input_ids"]
+    at = next(i for i in range(len(full)) if full[i:i + len(bare)] == bare)
+    prefix, suffix = full[:at], full[at + len(bare):]
+    step = window - len(prefix) - len(suffix)
+    if step < 1:
+        raise ExtractError(f"window {window} must exceed the {window - step} special tokens of {model_name}")
+    chunks = []
+    for t in texts:
+        read_text(t, model_name, tok, tokens)       # the file's errors, named
+        body = tok(Path(t).read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"][:tokens]
+        chunks += [body[i:i + step] for i in range(0, len(body), step)]
+    for i, chunk in enumerate(chunks):
+        captured.clear()
+        ids = torch.tensor([prefix + chunk + suffix])
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=torch.ones_like(ids))
+        if progress:
+            progress(i + 1, len(chunks))
+        yield list(captured)
+
+
 def extract(model_name, out_dir, *, tokens=256, layers=None, progress=None, dtype=np.float32, text=None):
     """Run the passage (or the file ``text``) through ``model_name``; write one ``.npz`` per layer into ``out_dir``.
 
@@ -74,35 +188,7 @@ def extract(model_name, out_dir, *, tokens=256, layers=None, progress=None, dtyp
 
     Returns the list of paths written.
     """
-    if model_name not in MODELS:
-        raise ExtractError(f"unknown model {model_name!r}; choose one of {', '.join(MODELS)}")
-    torch, tf = _imports()
-    from transformers import AttentionInterface
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    captured = []
-
-    def capture(module, query, key, value, attention_mask, **kw):
-        out, w = sdpa_attention_forward(module, query, key, value, attention_mask, **kw)
-        captured.append((query[0].double().numpy(), key[0].double().numpy(), value[0].double().numpy(),
-                         out[0].transpose(0, 1).double().numpy(), kw.get("scaling")))
-        return out, w
-
-    AttentionInterface.register("fusioncim_capture", capture)
-    torch.manual_seed(0)
-    tok, model, causal, source = MODELS[model_name](torch, tf, "fusioncim_capture")
-    model.eval()
-    src = Path(text) if text else PASSAGE
-    try:
-        body = src.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExtractError(f"cannot read text file {str(src)!r}: {exc}") from None
-    ids = tok(body, return_tensors="pt", truncation=True, max_length=tokens)
-    n = ids["input_ids"].shape[1]
-    if n < tokens:
-        raise ExtractError(f"{src.name} gives only {n} tokens for {model_name}; ask for at most {n}")
-    with torch.no_grad():
-        model(**ids)
+    captured, n, causal, source, src = capture(model_name, text, tokens)
     layers = range(len(captured)) if layers is None else layers
     bad = [i for i in layers if not 0 <= i < len(captured)]
     if bad:
@@ -115,7 +201,8 @@ def extract(model_name, out_dir, *, tokens=256, layers=None, progress=None, dtyp
         path = out_dir / f"{model_name}-L{i:02d}-T{n}.npz"
         save(path, Attention(q=q, k=k, v=v, out=o, causal=causal,
                              scale=float(scale) if scale is not None else None,
-                             source=f"{source}, layer {i}, {n} tokens of {src.name}"), dtype=dtype)
+                             source=f"{source}, layer {i}, {n} tokens of {src.name}", model=model_name, layer=i),
+             dtype=dtype)
         written.append(path)
         if progress:
             progress(f"wrote {path} (q {q.shape}, k {k.shape})")

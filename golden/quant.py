@@ -16,6 +16,17 @@ Two methods:
     because the softmax weights sum to one.
 ``"per-tensor"`` — one symmetric scale each for Q, K and V: the plain int8 baseline.
 
+Where K's centre and the K and V scales come from (``stats``):
+
+* dynamic (``stats=None``, the default): statistics of the whole sequence
+  being quantised. In a causal model a position then uses tokens that come
+  after it; kept for comparison.
+* static (``stats=KVStats(...)``, from :func:`kv_stats` on a calibration text
+  and stored by ``fusioncim calibrate``): nothing of the quantised sequence is
+  used except the first key's V (the sink anchor, which every later query
+  already has) and each Q row's own range. Values beyond the calibrated range
+  saturate; ``Quantised.k_clipped`` and ``v_clipped`` count them.
+
 >>> import numpy as np
 >>> from fusioncim.config import EngineConfig
 >>> rng = np.random.default_rng(0)
@@ -34,7 +45,8 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Quantised", "quantise", "dequantise", "hadamard", "METHODS", "V_ANCHORS", "score_constant"]
+__all__ = ["Quantised", "KVStats", "kv_stats", "quantise", "dequantise", "hadamard", "METHODS", "V_ANCHORS",
+           "score_constant"]
 
 METHODS = ("fusioncim", "per-tensor")
 V_ANCHORS = ("sink", "mean")
@@ -52,6 +64,58 @@ class Quantised:
     score_scale: np.ndarray  # [H, Lq] natural-log logit per unit of integer score
     v_scale: np.ndarray      # [Hkv, d]
     v_offset: np.ndarray     # [Hkv, d]
+    k_clipped: int = 0       # K and V elements beyond the range (saturated at +-data_max)
+    v_clipped: int = 0
+
+
+@dataclass(frozen=True)
+class KVStats:
+    """Calibrated statistics of one attention layer's K and V, each ``[Hkv, d]`` float64.
+
+    ``k_amax`` is ``max |K - k_mean|`` per channel, ``k_amax_rot`` the same
+    after the Hadamard rotation; ``v_min`` and ``v_max`` bound V over every key
+    but the first (the sink, which the "sink" anchor makes exact) and
+    ``v_amax_mean`` is ``max |V - v_mean|``. Calibrating several sequences
+    takes the widest range and the key-weighted mean (:meth:`merge`).
+    """
+    k_mean: np.ndarray
+    k_amax: np.ndarray
+    k_amax_rot: np.ndarray
+    v_mean: np.ndarray
+    v_min: np.ndarray
+    v_max: np.ndarray
+    v_amax_mean: np.ndarray
+    keys: int = 1
+
+    FIELDS = ("k_mean", "k_amax", "k_amax_rot", "v_mean", "v_min", "v_max", "v_amax_mean")
+
+    def merge(self, other):
+        """Statistics of both calibration sequences: the union of the ranges, the mean over all keys.
+
+        The ranges are kept about each sequence's own centre, a slight overestimate of the
+        range about the merged centre; a range is never too small.
+        """
+        n = self.keys + other.keys
+        mean = {f: (getattr(self, f) * self.keys + getattr(other, f) * other.keys) / n
+                for f in ("k_mean", "v_mean")}
+        amax = {f: np.maximum(getattr(self, f), getattr(other, f))
+                for f in ("k_amax", "k_amax_rot", "v_max", "v_amax_mean")}
+        return KVStats(**mean, **amax, v_min=np.minimum(self.v_min, other.v_min), keys=n)
+
+
+def kv_stats(k, v):
+    """:class:`KVStats` of float ``k, v [Hkv, L, d]`` (one calibration sequence)."""
+    k, v = _float_input("k", k), _float_input("v", v)
+    if k.shape != v.shape:
+        raise InputError(f"k and v shapes differ: {k.shape} vs {v.shape}")
+    k_mean = k.mean(axis=1)
+    kc = k - k_mean[:, None, :]
+    v_mean = v.mean(axis=1)
+    later = v[:, 1:, :] if v.shape[1] > 1 else v
+    return KVStats(k_mean=k_mean, k_amax=np.abs(kc).max(axis=1),
+                   k_amax_rot=np.abs(kc @ hadamard(k.shape[2])).max(axis=1), v_mean=v_mean,
+                   v_min=later.min(axis=1), v_max=later.max(axis=1),
+                   v_amax_mean=np.abs(v - v_mean[:, None, :]).max(axis=1), keys=k.shape[1])
 
 
 def _sym_scale(amax, qmax):
@@ -61,6 +125,10 @@ def _sym_scale(amax, qmax):
 
 def _round(x, qmax):
     return np.clip(np.rint(x), -qmax, qmax).astype(np.int64)
+
+
+def _clipped(x, qmax):
+    return int((np.abs(np.rint(x)) > qmax).sum())
 
 
 def score_constant(score_scale, cfg):
@@ -109,14 +177,16 @@ def hadamard(d):
     return np.kron(np.eye(d // b), h / math.sqrt(b))
 
 
-def quantise(q, k, v, cfg, *, scale=None, method="fusioncim", rotate=True, v_anchor="sink"):
+def quantise(q, k, v, cfg, *, scale=None, method="fusioncim", rotate=True, v_anchor="sink", stats=None):
     """Quantise float ``q [H, Lq, d]``, ``k, v [Hkv, Lk, d]`` for the engine.
 
     ``scale`` is the model's logit scale (default ``1/sqrt(d)``). For the
     "fusioncim" method, ``rotate`` applies the same orthonormal Hadamard
     rotation to Q and K (scores unchanged, outlier channels spread out) and
     ``v_anchor`` picks V's per-channel offset: "sink" (the first key's value,
-    so the attention sink's contribution is exact) or "mean".
+    so the attention sink's contribution is exact) or "mean". ``stats``
+    (:class:`KVStats` of a calibration text) makes K's centre and the K and V
+    scales static instead of taken over this sequence.
     """
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -130,6 +200,14 @@ def quantise(q, k, v, cfg, *, scale=None, method="fusioncim", rotate=True, v_anc
                          f"({cfg.head_dim}) must agree")
     if q.shape[0] % k.shape[0]:
         raise InputError(f"query heads {q.shape[0]} must be a multiple of KV heads {k.shape[0]}")
+    if stats is not None:
+        if method != "fusioncim":
+            raise InputError(f"calibrated scales (stats) apply to the fusioncim method, not {method!r}")
+        want = (k.shape[0], q.shape[2])
+        for f in KVStats.FIELDS:
+            if np.shape(getattr(stats, f)) != want:
+                raise InputError(f"calibrated {f} has shape {np.shape(getattr(stats, f))}, but the data has "
+                                 f"{want[0]} KV heads of head_dim {want[1]}")
     if scale is not None and not (math.isfinite(scale) and scale > 0):
         raise InputError(f"scale must be a positive finite number, not {scale!r}")
     H, Lq, d = q.shape
@@ -139,6 +217,7 @@ def quantise(q, k, v, cfg, *, scale=None, method="fusioncim", rotate=True, v_anc
         scale = 1.0 / math.sqrt(d)
     qm = cfg.data_max                     # symmetric: -qm .. qm
     kv_of = np.arange(H) // group
+    k_clipped = v_clipped = 0
     if method == "per-tensor":
         sq = _sym_scale(np.abs(q).max(), qm)
         sk = _sym_scale(np.abs(k).max(), qm)
@@ -148,23 +227,38 @@ def quantise(q, k, v, cfg, *, scale=None, method="fusioncim", rotate=True, v_anc
         v_scale = np.full((Hkv, d), sv)
         v_offset = np.zeros((Hkv, d))
     else:
-        kc = k - k.mean(axis=1, keepdims=True)
+        kc = k - (k.mean(axis=1) if stats is None else stats.k_mean)[:, None, :]
         if rotate:
             rot = hadamard(d)
             q, kc = q @ rot, kc @ rot
-        sk = _sym_scale(np.abs(kc).max(axis=1), qm)              # [Hkv, d]
+        if stats is None:
+            k_amax = np.abs(kc).max(axis=1)
+        else:
+            k_amax = stats.k_amax_rot if rotate else stats.k_amax
+        sk = _sym_scale(k_amax, qm)                              # [Hkv, d]
+        k_clipped = _clipped(kc / sk[:, None, :], qm)
         ki = _round(kc / sk[:, None, :], qm)
         qf = q * sk[kv_of][:, None, :]                           # fold K scales into Q
         sq = _sym_scale(np.abs(qf).max(axis=2), qm)              # [H, Lq]
         qi = _round(qf / sq[..., None], qm)
         score_scale = sq * scale
-        v_offset = v[:, 0, :] if v_anchor == "sink" else v.mean(axis=1)   # [Hkv, d]
+        if v_anchor == "sink":                                   # the first key: every query has it
+            v_offset = v[:, 0, :]
+        else:
+            v_offset = v.mean(axis=1) if stats is None else stats.v_mean
         vc = v - v_offset[:, None, :]
-        v_scale = _sym_scale(np.abs(vc).max(axis=1), qm)
+        if stats is None:
+            v_amax = np.abs(vc).max(axis=1)
+        elif v_anchor == "sink":        # the calibrated bounds of later values, seen from this sink
+            v_amax = np.maximum(np.maximum(stats.v_max - v_offset, v_offset - stats.v_min), 0)
+        else:
+            v_amax = stats.v_amax_mean
+        v_scale = _sym_scale(v_amax, qm)
+        v_clipped = _clipped(vc / v_scale[:, None, :], qm)
         vi = _round(vc / v_scale[:, None, :], qm)
     mant, shift = score_constant(score_scale, cfg)
     return Quantised(q=qi, k=ki, v=vi, c_mant=mant, c_shift=shift, score_scale=score_scale,
-                     v_scale=v_scale, v_offset=v_offset)
+                     v_scale=v_scale, v_offset=v_offset, k_clipped=k_clipped, v_clipped=v_clipped)
 
 
 def dequantise(out, z, cfg):

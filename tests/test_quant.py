@@ -95,3 +95,93 @@ def test_bad_float_inputs(change, exc, message):
     with pytest.raises(exc) as info:
         quant.quantise(args["q"], args["k"], args["v"], CFG, scale=scale)
     assert message in str(info.value)
+
+
+# -- static (calibrated) scales: docs/numerics.md §1 -----------------------------------------------
+
+def test_kv_stats_by_hand():
+    k = np.array([[[1.0, -2.0], [3.0, 0.0], [-1.0, 2.0]]])          # [1 KV head, 3 keys, d=2]
+    v = np.array([[[9.0, 9.0], [1.0, -1.0], [2.0, 3.0]]])
+    s = quant.kv_stats(k, v)
+    assert s.k_mean.tolist() == [[1.0, 0.0]]
+    assert s.k_amax.tolist() == [[2.0, 2.0]]                        # |K - mean| = [0,2],[2,0],[2,2]
+    kc = np.array([[0.0, -2.0], [2.0, 0.0], [-2.0, 2.0]]) @ quant.hadamard(2)
+    assert np.allclose(s.k_amax_rot, np.abs(kc).max(0))
+    assert s.v_min.tolist() == [[1.0, -1.0]] and s.v_max.tolist() == [[2.0, 3.0]]   # the first key left out
+    assert np.allclose(s.v_mean, [[4.0, 11 / 3]])
+    assert s.keys == 3
+    other = quant.kv_stats(k + 4, v * 2)
+    m = s.merge(other)
+    assert m.keys == 6 and m.k_mean.tolist() == [[3.0, 2.0]]
+    assert m.v_min.tolist() == [[1.0, -2.0]] and m.v_max.tolist() == [[4.0, 6.0]]
+    assert m.k_amax.tolist() == [[2.0, 2.0]]
+
+
+def _static_case(seed=3, L=24, H=2, Hkv=1, d=16):
+    rng = np.random.default_rng(seed)
+    q, k, v = rng.normal(size=(H, L, d)), rng.normal(size=(Hkv, L, d)), rng.normal(size=(Hkv, L, d))
+    calib = quant.kv_stats(rng.normal(size=(Hkv, 200, d)), rng.normal(size=(Hkv, 200, d)))
+    return q, k, v, calib
+
+
+def test_static_scales_use_no_later_key():
+    # Each key's integers depend on that key alone (and the sink's V): quantising a prefix gives the same.
+    from fusioncim.config import PRESETS
+    cfg = PRESETS["test"]
+    q, k, v, calib = _static_case()
+    whole = quant.quantise(q, k, v, cfg, stats=calib)
+    for t in (1, 5, 23):
+        part = quant.quantise(q[:, :t], k[:, :t], v[:, :t], cfg, stats=calib)
+        np.testing.assert_array_equal(part.k, whole.k[:, :t])
+        np.testing.assert_array_equal(part.v, whole.v[:, :t])
+        np.testing.assert_array_equal(part.q, whole.q[:, :t])
+        np.testing.assert_array_equal(part.v_scale, whole.v_scale)
+    # the scales are the calibrated ranges over data_max, K's after the rotation
+    np.testing.assert_allclose(whole.v_scale, np.maximum(calib.v_max - v[:, 0], v[:, 0] - calib.v_min) / 127)
+
+
+def test_changing_a_future_key_leaves_earlier_rows_bit_identical():
+    from fusioncim.config import PRESETS
+    from fusioncim.golden import engine
+    cfg = PRESETS["test"]
+    q, k, v, calib = _static_case()
+    t = 13
+    k2, v2 = k.copy(), v.copy()
+    k2[:, t] += 5.0            # a large change, beyond the calibrated range: it saturates
+    v2[:, t] -= 7.0
+
+    def rows(kk, vv, stats):
+        z = quant.quantise(q, kk, vv, cfg, stats=stats)
+        r = engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=True)
+        return r.out, quant.dequantise(r.out, z, cfg), z
+    a, ao, za = rows(k, v, calib)
+    b, bo, zb = rows(k2, v2, calib)
+    np.testing.assert_array_equal(a[:, :t], b[:, :t])          # rows 0..t-1 see keys 0..t-1 only
+    np.testing.assert_array_equal(ao[:, :t], bo[:, :t])
+    assert (a[:, t:] != b[:, t:]).any()                        # the test can tell a change
+    assert zb.k_clipped > za.k_clipped and zb.v_clipped > za.v_clipped
+    # dynamic scales take the changed key's range into every row's quantisation
+    d, _, _ = rows(k, v, None)
+    e, _, _ = rows(k2, v2, None)
+    assert (d[:, :t] != e[:, :t]).any()
+
+
+def test_clipping_counted():
+    from fusioncim.config import PRESETS
+    cfg = PRESETS["test"]
+    q, k, v, calib = _static_case()
+    z = quant.quantise(q, k, v, cfg, stats=calib, rotate=False)
+    sk = calib.k_amax / 127
+    by_hand = int((np.abs(np.rint((k - calib.k_mean[:, None]) / sk[:, None])) > 127).sum())
+    assert z.k_clipped == by_hand
+    assert np.abs(z.k).max() <= 127 and np.abs(z.v).max() <= 127
+
+
+def test_static_stats_shape_checked():
+    from fusioncim.config import PRESETS
+    cfg = PRESETS["test"]
+    q, k, v, calib = _static_case()
+    with pytest.raises(ValueError, match=r"calibrated k_mean has shape \(1, 16\), but the data has 2 KV heads"):
+        quant.quantise(np.concatenate([q, q]), np.concatenate([k, k]), np.concatenate([v, v]), cfg, stats=calib)
+    with pytest.raises(ValueError, match="apply to the fusioncim method"):
+        quant.quantise(q, k, v, cfg, stats=calib, method="per-tensor")
