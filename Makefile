@@ -55,6 +55,7 @@ $(MODELS_STAMP): $(STAMP)
 
 # Every layer of both models at 256 tokens into data/models (not tracked).
 real-data: $(MODELS_STAMP)
+	mkdir -p data
 	$(PY) -m fusioncim extract smollm2 --out data/models --tokens 256
 	$(PY) -m fusioncim extract minilm --out data/models --tokens 256
 

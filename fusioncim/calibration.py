@@ -97,7 +97,7 @@ def check_headroom(headroom):
     return float(headroom)
 
 
-def calibrate(model_name, texts, *, tokens=4096, window=256, headroom=HEADROOM, progress=None, quiet=False):
+def calibrate(model_name, texts, *, tokens=4096, window=512, headroom=HEADROOM, progress=None, quiet=False):
     """:class:`Calibration` of ``model_name`` on the first ``tokens`` tokens of each text file.
 
     The texts are cut into windows of ``window`` tokens, each run as its own

@@ -698,8 +698,8 @@ def build_parser():
     cb.add_argument("--text", type=Path, action="append", required=True, metavar="FILE.txt",
                     help="calibration text (repeatable); use other text than you evaluate")
     cb.add_argument("--tokens", type=int, default=4096, help="first tokens of each text (default 4096)")
-    cb.add_argument("--window", type=int, default=256,
-                    help="tokens per calibration sequence, each from position 0 (default 256)")
+    cb.add_argument("--window", type=int, default=512,
+                    help="tokens per calibration sequence, each from position 0 (default 512: cover the lengths you evaluate)")
     cb.add_argument("--headroom", type=float, default=HEADROOM,
                     help="widen every calibrated range by this factor when it is used (default 1.1)")
     cb.add_argument("--out", required=True, type=Path, help="calibration file to write (.npz)")

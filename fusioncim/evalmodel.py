@@ -17,7 +17,6 @@ embedding against float. Needs the optional ``models`` extra.
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -51,64 +50,82 @@ def _bar(total, desc, quiet):
     return tqdm(total=total, desc=desc, unit="layer", file=sys.stderr, leave=False)
 
 
+class Runner:
+    """A model with our attention kernel; :meth:`forward` runs it with one of :data:`RUNS`.
+
+    Construction loads the model (offline) and checks the calibration against it.
+    """
+
+    def __init__(self, model_name, cfg, *, quant_mode="static", cal=None, rotate=True, v_anchor="sink", quiet=False):
+        from transformers import AttentionInterface
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+        self.run, self.bar, self.clip = "float", None, np.zeros(4, np.int64)
+        self.quiet = quiet
+
+        def kernel(module, query, key, value, attention_mask, scaling=None, **kw):
+            if self.bar is not None:
+                self.bar.update(1)
+            if self.run == "float":
+                return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kw)
+            q, k, v = (t[0].double().numpy() for t in (query, key, value))
+            c = cfg.fit(q.shape[2], k.shape[1])
+            if self.run == "int8":
+                z = quant.quantise(q, k, v, c, scale=scaling, method="per-tensor")
+            else:
+                stats = self.cal.layer(module.layer_idx) if self.quant_mode == "static" else None
+                z = quant.quantise(q, k, v, c, scale=scaling, rotate=rotate, v_anchor=v_anchor, stats=stats)
+            if self.run == "engine":
+                o = quant.dequantise(engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, c, causal=self.causal).out, z, c)
+                self.clip += (z.k_clipped, z.k.size, z.v_clipped, z.v.size)
+            else:
+                o = accuracy.exact_softmax(z, self.causal)
+            return self.torch.from_numpy(o).to(query.dtype).transpose(0, 1)[None].contiguous(), None
+
+        AttentionInterface.register("fusioncim_engine", kernel)
+        self.torch, self.tok, self.model, self.causal, self.source = extract.load_model(
+            model_name, "fusioncim_engine", quiet=quiet)
+        self.name, self.quant_mode, self.cal = model_name, quant_mode, cal
+        self.shape = _shape(self.model)
+        if quant_mode == "static":
+            cal.check(model_name, self.shape["layers"], self.shape["heads"], self.shape["kv_heads"],
+                      self.shape["head_dim"])
+        self.limit = getattr(self.model.config, "max_position_embeddings", None) or 512
+
+    def forward(self, ids, run, label=""):
+        """Logits ``[n, vocab]`` (causal LM) or the mean-pooled embedding (encoder), float64, for ``run``."""
+        self.run, self.clip[:] = run, 0
+        self.bar = _bar(self.shape["layers"], f"{label} {run:>6}", self.quiet)
+        try:
+            with self.torch.no_grad():
+                res = self.model(**ids)
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+            self.bar = None
+        return res.logits[0].double() if self.causal else res.last_hidden_state[0].double().mean(0)
+
+
 def evaluate(model_name, texts, cfg, *, tokens=None, quant_mode="static", cal=None, rotate=True,
              v_anchor="sink", quiet=False):
-    """Per-text records (see module docstring). ``cal``: a :class:`calibration.Calibration` for static mode."""
-    from transformers import AttentionInterface
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    """Per-text records (see module docstring) and the model's description.
 
-    state = {"run": "float", "clip": np.zeros(4, np.int64), "bar": None}
-
-    def kernel(module, query, key, value, attention_mask, scaling=None, **kw):
-        if state["bar"] is not None:
-            state["bar"].update(1)
-        if state["run"] == "float":
-            return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kw)
-        torch = sys.modules["torch"]
-        q, k, v = (t[0].double().numpy() for t in (query, key, value))
-        c = cfg.fit(q.shape[2], k.shape[1])
-        if state["run"] == "int8":
-            z = quant.quantise(q, k, v, c, scale=scaling, method="per-tensor")
-        else:
-            stats = cal.layer(module.layer_idx) if quant_mode == "static" else None
-            z = quant.quantise(q, k, v, c, scale=scaling, rotate=rotate, v_anchor=v_anchor, stats=stats)
-        if state["run"] == "engine":
-            o = quant.dequantise(engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, c, causal=causal).out, z, c)
-            state["clip"] += (z.k_clipped, z.k.size, z.v_clipped, z.v.size)
-        else:
-            o = accuracy.exact_softmax(z, causal)
-        return torch.from_numpy(o).to(query.dtype).transpose(0, 1)[None].contiguous(), None
-
-    AttentionInterface.register("fusioncim_engine", kernel)
-    torch, tok, model, causal, source = extract.load_model(model_name, "fusioncim_engine", quiet=quiet)
-    shape = _shape(model)
-    if quant_mode == "static":
-        cal.check(model_name, shape["layers"], shape["heads"], shape["kv_heads"], shape["head_dim"])
-    limit = getattr(model.config, "max_position_embeddings", None) or 512
-    tokens = limit if tokens is None else tokens
-    if tokens > limit:
-        raise extract.ExtractError(f"--tokens {tokens} exceeds {model_name}'s {limit} positions")
-    inputs = [(Path(t), extract.read_text(t, model_name, tok, tokens, least=2)) for t in texts]
+    ``cal``: a :class:`fusioncim.calibration.Calibration` for static mode."""
+    runner = Runner(model_name, cfg, quant_mode=quant_mode, cal=cal, rotate=rotate, v_anchor=v_anchor, quiet=quiet)
+    torch = runner.torch
+    tokens = runner.limit if tokens is None else tokens
+    if tokens > runner.limit:
+        raise extract.ExtractError(f"--tokens {tokens} exceeds {model_name}'s {runner.limit} positions")
+    inputs = [(Path(t), extract.read_text(t, model_name, runner.tok, tokens, least=2)) for t in texts]
     records = []
     for path, ids in inputs:
-        n = ids["input_ids"].shape[1]
         out = {}
         for run in RUNS:
-            state["run"], state["clip"][:] = run, 0
-            state["bar"] = _bar(shape["layers"], f"{path.name} {run:>6}", quiet)
-            with torch.no_grad():
-                res = model(**ids)
-            if state["bar"] is not None:
-                state["bar"].close()
-            if causal:
-                out[run] = res.logits[0].double()
-            else:
-                out[run] = res.last_hidden_state[0].double().mean(0)
+            out[run] = runner.forward(ids, run, path.name)
             if run == "engine":
-                clip = state["clip"].copy()
-        rec = {"model": model_name, "text": path.name, "tokens": int(n), "quant": quant_mode,
+                clip = runner.clip.copy()
+        rec = {"model": model_name, "text": path.name, "tokens": int(ids["input_ids"].shape[1]), "quant": quant_mode,
                "k_clipped_frac": float(clip[0] / clip[1]), "v_clipped_frac": float(clip[2] / clip[3])}
-        if causal:
+        if runner.causal:
             target = ids["input_ids"][0, 1:]
             for run in RUNS:
                 rec[f"loss_{run}"] = float(torch.nn.functional.cross_entropy(out[run][:-1], target))
@@ -119,7 +136,7 @@ def evaluate(model_name, texts, cfg, *, tokens=None, quant_mode="static", cal=No
             for run in RUNS[1:]:
                 rec[f"cosine_{run}"] = float(torch.nn.functional.cosine_similarity(out[run], out["float"], dim=0))
         records.append(rec)
-    return records, source
+    return records, runner.source
 
 
 def summary(records):
@@ -134,26 +151,30 @@ def summary(records):
 
 def format_table(records, source):
     causal = "loss_float" in records[0]
-    lines = [f"{source}; quantisation: {records[0]['quant']} ({'calibrated' if records[0]['quant'] == 'static' else 'whole-sequence'} K/V scales)"]
+    static = records[0]["quant"] == "static"
+    lines = [f"{source}; {'static (calibrated)' if static else 'dynamic (whole-sequence)'} K/V scales"]
+    rows = records + [dict(summary(records), text="mean", tokens=None)]
+
+    def clip(r):
+        return f" {100 * r['k_clipped_frac']:>6.3f}/{100 * r['v_clipped_frac']:.3f}%" if static else ""
+    clip_head = f" {'clipped K/V':>14}" if static else ""
     if causal:
-        lines.append(f"{'text':<16} {'tokens':>6} {'loss float':>10} {'engine':>15} {'exact softmax':>15} "
-                     f"{'int8 per-tensor':>15} {'top-1 engine':>12} {'clipped K/V':>13}")
-        rows = records + [dict(summary(records), text="mean", tokens=math.nan)]
+        lines.append(f"{'text':<14} {'tokens':>6} {'loss float':>10} {'engine':>17} {'exact softmax':>17} "
+                     f"{'int8 per-tensor':>17} {'top-1 engine':>12}" + clip_head)
         for r in rows:
-            d = {run: r[f"loss_{run}"] - r["loss_float"] for run in RUNS[1:]}
-            tok = "" if r is rows[-1] else f"{r['tokens']}"
-            lines.append(f"{r['text']:<16} {tok:>6} {r['loss_float']:>10.4f} "
-                         + " ".join(f"{r[f'loss_{run}']:>7.4f} ({d[run]:+.4f})".rjust(15) for run in RUNS[1:])
-                         + f" {100 * r['top1_engine']:>11.2f}% {100 * r['k_clipped_frac']:>5.3f}/{100 * r['v_clipped_frac']:.3f}%")
-        lines.append("loss: mean next-token cross entropy (nats), change against float in brackets; top-1: how often "
-                     "the engine's most likely next token is the float model's")
+            lines.append(f"{r['text']:<14} {r['tokens'] or '':>6} {r['loss_float']:>10.4f} "
+                         + " ".join(f"{r[f'loss_{run}']:.4f} ({r[f'loss_{run}'] - r['loss_float']:+.4f})".rjust(17)
+                                    for run in RUNS[1:])
+                         + f" {100 * r['top1_engine']:>11.2f}%" + clip(r))
+        lines.append("loss: mean next-token cross entropy (nats), change against float in brackets; top-1: how "
+                     "often the engine's most likely next token is the float model's")
     else:
-        lines.append(f"{'text':<16} {'tokens':>6} {'cosine engine':>14} {'exact softmax':>14} {'int8 per-tensor':>16} "
-                     f"{'clipped K/V':>13}")
-        rows = records + [dict(summary(records), text="mean", tokens=math.nan)]
+        lines.append(f"{'text':<14} {'tokens':>6} {'cosine engine':>14} {'exact softmax':>14} {'int8 per-tensor':>16}"
+                     + clip_head)
         for r in rows:
-            tok = "" if r is rows[-1] else f"{r['tokens']}"
-            lines.append(f"{r['text']:<16} {tok:>6} {r['cosine_engine']:>14.6f} {r['cosine_exact']:>14.6f} "
-                         f"{r['cosine_int8']:>16.6f} {100 * r['k_clipped_frac']:>5.3f}/{100 * r['v_clipped_frac']:.3f}%")
+            lines.append(f"{r['text']:<14} {r['tokens'] or '':>6} {r['cosine_engine']:>14.6f} {r['cosine_exact']:>14.6f} "
+                         f"{r['cosine_int8']:>16.6f}" + clip(r))
         lines.append("cosine: mean-pooled embedding against the float model's")
+    if static:
+        lines.append("clipped: K and V elements beyond the calibrated range, saturated")
     return "\n".join(lines)

@@ -11,6 +11,7 @@ The tensors are captured where the model's attention kernel receives them
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import sys
@@ -88,21 +89,22 @@ def read_text(path, model_name, tok, tokens, *, least=1):
 def load_model(model_name, attn, *, quiet=False):
     """``(torch, tokenizer, model, causal, source)`` for ``model_name`` with attention kernel ``attn``.
 
-    ``quiet``: without the loaders' own progress bars (tqdm's ``TQDM_DISABLE``) and warnings.
+    ``quiet``: without the loaders' own progress bars and warnings.
     """
     if model_name not in MODELS:
         raise ExtractError(f"unknown model {model_name!r}; choose one of {', '.join(MODELS)}")
     torch, tf = _imports()
     torch.manual_seed(0)
-    saved = os.environ.get("TQDM_DISABLE")
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    bar = gguf_utils.tqdm
     if quiet:
-        os.environ["TQDM_DISABLE"] = "1"
         tf.utils.logging.set_verbosity_error()
+        tf.utils.logging.disable_progress_bar()
+        gguf_utils.tqdm = functools.partial(bar, disable=True)   # the GGUF reader's own bar
     try:
         tok, model, causal, source = MODELS[model_name](torch, tf, attn)
     finally:
-        if quiet and saved is None:
-            os.environ.pop("TQDM_DISABLE", None)
+        gguf_utils.tqdm = bar
     model.eval()
     return torch, tok, model, causal, source
 
@@ -138,7 +140,7 @@ def capture(model_name, text=None, tokens=256, *, exact=True):
     return captured, n, causal, source, src
 
 
-def capture_windows(model_name, texts, *, tokens=4096, window=256, progress=None, quiet=False):
+def capture_windows(model_name, texts, *, tokens=4096, window=512, progress=None, quiet=False):
     """K and V of every layer for windows of ``window`` tokens of each text file (its first ``tokens``).
 
     Each window is its own sequence from position 0, with the tokenizer's special

@@ -5,7 +5,6 @@ Calibrating needs the optional models extra; the file format, the checks and
 shipped files, without it.
 """
 
-import dataclasses
 import json
 
 import numpy as np

