@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .files import atomic_write
+from .files import atomic_write, read_npz
 
 __all__ = ["AttnFileError", "Attention", "load", "save"]
 
@@ -81,43 +81,14 @@ def _float_array(path, name, a, ndim):
 def load(path) -> Attention:
     """Read and validate one attention file."""
     path = Path(path)
-    try:
-        # Open the file ourselves: np.load leaks its handle when the archive is broken.
-        with open(path, "rb") as fh:
-            magic = fh.read(6)
-            if magic == b"\x93NUMPY":
-                raise AttnFileError(f"{path}: holds a single array, not an .npz archive of q, k, v")
-            if magic[:2] != b"PK":
-                # np.load would take it for a pickle and say so.
-                raise AttnFileError(f"{path}: not an .npz archive of q, k, v arrays "
-                                    f"({'an empty file' if not magic else 'not a zip file'})")
-            fh.seek(0)
-            z = np.load(fh, allow_pickle=False)
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise AttnFileError(f"{path}: holds a single array, not an .npz archive of q, k, v")
-            with z:
-                names = set(z.files)
-                missing = [n for n in REQUIRED if n not in names]
-                if missing:
-                    raise AttnFileError(f"{path}: missing array '{missing[0]}' (needs q, k, v)")
-                unknown = sorted(names - set(REQUIRED) - set(OPTIONAL))
-                if unknown:
-                    raise AttnFileError(f"{path}: unknown array '{unknown[0]}' (allowed: "
-                                        f"{', '.join(REQUIRED + OPTIONAL)})")
-                data = {n: z[n] for n in names}
-    except AttnFileError:
-        raise
-    except FileNotFoundError:
-        raise AttnFileError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise AttnFileError(f"{path}: is a directory, not an .npz file") from None
-    except Exception as exc:
-        # Anything else from the container or the decoder is a bad file, not a bug of ours: zipfile
-        # errors for truncated archives, zlib errors for corrupted members, ValueError for pickles and
-        # unrecognised content, RuntimeError for a member that claims encryption, NotImplementedError
-        # for an unsupported compression method (found by `make fuzz`), and whatever a future numpy adds.
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AttnFileError(f"{path}: not a readable .npz attention file ({msg})") from None
+    data = read_npz(path, AttnFileError, "attention file", "q, k, v arrays")
+    names = set(data)
+    missing = [n for n in REQUIRED if n not in names]
+    if missing:
+        raise AttnFileError(f"{path}: missing array '{missing[0]}' (needs q, k, v)")
+    unknown = sorted(names - set(REQUIRED) - set(OPTIONAL))
+    if unknown:
+        raise AttnFileError(f"{path}: unknown array '{unknown[0]}' (allowed: {', '.join(REQUIRED + OPTIONAL)})")
     q = _float_array(path, "q", data["q"], 3)
     k = _float_array(path, "k", data["k"], 3)
     v = _float_array(path, "v", data["v"], 3)

@@ -70,37 +70,49 @@ class Quantised:
 
 @dataclass(frozen=True)
 class KVStats:
-    """Calibrated statistics of one attention layer's K and V, each ``[Hkv, d]`` float64.
+    """Calibrated bounds of one attention layer's K and V, each ``[Hkv, d]`` float64.
 
-    ``k_amax`` is ``max |K - k_mean|`` per channel, ``k_amax_rot`` the same
-    after the Hadamard rotation; ``v_min`` and ``v_max`` bound V over every key
-    but the first (the sink, which the "sink" anchor makes exact) and
-    ``v_amax_mean`` is ``max |V - v_mean|``. Calibrating several sequences
-    takes the widest range and the key-weighted mean (:meth:`merge`).
+    ``k_min``/``k_max`` bound K per channel, ``k_min_rot``/``k_max_rot`` bound
+    ``K @ hadamard(d)``; ``v_min``/``v_max`` bound V over every key but the
+    first (the sink, which the "sink" anchor makes exact); ``v_mean`` and
+    ``v_amax_mean`` (``max |V - v_mean|``) serve the "mean" anchor.
+    Calibrating several sequences takes the widest bounds and the key-weighted
+    mean (:meth:`merge`).
     """
-    k_mean: np.ndarray
-    k_amax: np.ndarray
-    k_amax_rot: np.ndarray
+    k_min: np.ndarray
+    k_max: np.ndarray
+    k_min_rot: np.ndarray
+    k_max_rot: np.ndarray
     v_mean: np.ndarray
     v_min: np.ndarray
     v_max: np.ndarray
     v_amax_mean: np.ndarray
     keys: int = 1
 
-    FIELDS = ("k_mean", "k_amax", "k_amax_rot", "v_mean", "v_min", "v_max", "v_amax_mean")
+    FIELDS = ("k_min", "k_max", "k_min_rot", "k_max_rot", "v_mean", "v_min", "v_max", "v_amax_mean")
+    LOWER = ("k_min", "k_min_rot", "v_min")
 
     def merge(self, other):
-        """Statistics of both calibration sequences: the union of the ranges, the mean over all keys.
+        """Statistics of both calibration sequences: the union of the bounds, the mean over all keys.
 
-        The ranges are kept about each sequence's own centre, a slight overestimate of the
-        range about the merged centre; a range is never too small.
+        ``v_amax_mean`` is kept about each sequence's own mean, a slight
+        overestimate of the range about the merged mean; never too small.
         """
         n = self.keys + other.keys
-        mean = {f: (getattr(self, f) * self.keys + getattr(other, f) * other.keys) / n
-                for f in ("k_mean", "v_mean")}
-        amax = {f: np.maximum(getattr(self, f), getattr(other, f))
-                for f in ("k_amax", "k_amax_rot", "v_max", "v_amax_mean")}
-        return KVStats(**mean, **amax, v_min=np.minimum(self.v_min, other.v_min), keys=n)
+        out = {"v_mean": (self.v_mean * self.keys + other.v_mean * other.keys) / n}
+        for f in self.FIELDS[:4] + self.FIELDS[5:]:
+            pick = np.minimum if f in self.LOWER else np.maximum
+            out[f] = pick(getattr(self, f), getattr(other, f))
+        return KVStats(**out, keys=n)
+
+    def widened(self, headroom):
+        """Every bound pair widened about its middle, and ``v_amax_mean``, by ``headroom``."""
+        out = {"v_mean": self.v_mean, "v_amax_mean": self.v_amax_mean * headroom}
+        for lo, hi in (("k_min", "k_max"), ("k_min_rot", "k_max_rot"), ("v_min", "v_max")):
+            a, b = getattr(self, lo), getattr(self, hi)
+            mid, half = (a + b) / 2, (b - a) / 2 * headroom
+            out[lo], out[hi] = mid - half, mid + half
+        return KVStats(**out, keys=self.keys)
 
 
 def kv_stats(k, v):
@@ -108,13 +120,11 @@ def kv_stats(k, v):
     k, v = _float_input("k", k), _float_input("v", v)
     if k.shape != v.shape:
         raise InputError(f"k and v shapes differ: {k.shape} vs {v.shape}")
-    k_mean = k.mean(axis=1)
-    kc = k - k_mean[:, None, :]
+    kr = k @ hadamard(k.shape[2])
     v_mean = v.mean(axis=1)
     later = v[:, 1:, :] if v.shape[1] > 1 else v
-    return KVStats(k_mean=k_mean, k_amax=np.abs(kc).max(axis=1),
-                   k_amax_rot=np.abs(kc @ hadamard(k.shape[2])).max(axis=1), v_mean=v_mean,
-                   v_min=later.min(axis=1), v_max=later.max(axis=1),
+    return KVStats(k_min=k.min(axis=1), k_max=k.max(axis=1), k_min_rot=kr.min(axis=1), k_max_rot=kr.max(axis=1),
+                   v_mean=v_mean, v_min=later.min(axis=1), v_max=later.max(axis=1),
                    v_amax_mean=np.abs(v - v_mean[:, None, :]).max(axis=1), keys=k.shape[1])
 
 
@@ -227,14 +237,19 @@ def quantise(q, k, v, cfg, *, scale=None, method="fusioncim", rotate=True, v_anc
         v_scale = np.full((Hkv, d), sv)
         v_offset = np.zeros((Hkv, d))
     else:
-        kc = k - (k.mean(axis=1) if stats is None else stats.k_mean)[:, None, :]
-        if rotate:
-            rot = hadamard(d)
-            q, kc = q @ rot, kc @ rot
         if stats is None:
+            kc = k - k.mean(axis=1, keepdims=True)
+            if rotate:
+                rot = hadamard(d)
+                q, kc = q @ rot, kc @ rot
             k_amax = np.abs(kc).max(axis=1)
-        else:
-            k_amax = stats.k_amax_rot if rotate else stats.k_amax
+        else:                       # centred on the middle of the calibrated bounds (in the rotated frame)
+            lo, hi = (stats.k_min_rot, stats.k_max_rot) if rotate else (stats.k_min, stats.k_max)
+            if rotate:
+                rot = hadamard(d)
+                q, k = q @ rot, k @ rot
+            kc = k - ((lo + hi) / 2)[:, None, :]
+            k_amax = (hi - lo) / 2
         sk = _sym_scale(k_amax, qm)                              # [Hkv, d]
         k_clipped = _clipped(kc / sk[:, None, :], qm)
         ki = _round(kc / sk[:, None, :], qm)
@@ -242,18 +257,21 @@ def quantise(q, k, v, cfg, *, scale=None, method="fusioncim", rotate=True, v_anc
         sq = _sym_scale(np.abs(qf).max(axis=2), qm)              # [H, Lq]
         qi = _round(qf / sq[..., None], qm)
         score_scale = sq * scale
-        if v_anchor == "sink":                                   # the first key: every query has it
-            v_offset = v[:, 0, :]
-        else:
-            v_offset = v.mean(axis=1) if stats is None else stats.v_mean
-        vc = v - v_offset[:, None, :]
+        v0 = v[:, 0, :]                                          # the first key: every query has it
         if stats is None:
-            v_amax = np.abs(vc).max(axis=1)
-        elif v_anchor == "sink":        # the calibrated bounds of later values, seen from this sink
-            v_amax = np.maximum(np.maximum(stats.v_max - v_offset, v_offset - stats.v_min), 0)
+            v_offset = v0 if v_anchor == "sink" else v.mean(axis=1)
+            v_scale = _sym_scale(np.abs(v - v_offset[:, None, :]).max(axis=1), qm)
+        elif v_anchor == "sink":
+            # The integer grid spans the calibrated bounds and the sink, and passes through the sink:
+            # V[0] is exact and no integer code is spent outside the bounds.
+            lo, hi = np.minimum(stats.v_min, v0), np.maximum(stats.v_max, v0)
+            mid = (lo + hi) / 2
+            v_scale = _sym_scale((hi - lo) / 2, qm - 1)            # one code of guard for the grid's shift
+            v_offset = v0 - np.rint((v0 - mid) / v_scale) * v_scale
         else:
-            v_amax = stats.v_amax_mean
-        v_scale = _sym_scale(v_amax, qm)
+            v_offset = stats.v_mean
+            v_scale = _sym_scale(stats.v_amax_mean, qm)
+        vc = v - v_offset[:, None, :]
         v_clipped = _clipped(vc / v_scale[:, None, :], qm)
         vi = _round(vc / v_scale[:, None, :], qm)
     mant, shift = score_constant(score_scale, cfg)

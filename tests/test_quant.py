@@ -103,18 +103,21 @@ def test_kv_stats_by_hand():
     k = np.array([[[1.0, -2.0], [3.0, 0.0], [-1.0, 2.0]]])          # [1 KV head, 3 keys, d=2]
     v = np.array([[[9.0, 9.0], [1.0, -1.0], [2.0, 3.0]]])
     s = quant.kv_stats(k, v)
-    assert s.k_mean.tolist() == [[1.0, 0.0]]
-    assert s.k_amax.tolist() == [[2.0, 2.0]]                        # |K - mean| = [0,2],[2,0],[2,2]
-    kc = np.array([[0.0, -2.0], [2.0, 0.0], [-2.0, 2.0]]) @ quant.hadamard(2)
-    assert np.allclose(s.k_amax_rot, np.abs(kc).max(0))
+    assert s.k_min.tolist() == [[-1.0, -2.0]] and s.k_max.tolist() == [[3.0, 2.0]]
+    kr = k[0] @ quant.hadamard(2)
+    assert np.allclose(s.k_min_rot, kr.min(0)) and np.allclose(s.k_max_rot, kr.max(0))
     assert s.v_min.tolist() == [[1.0, -1.0]] and s.v_max.tolist() == [[2.0, 3.0]]   # the first key left out
     assert np.allclose(s.v_mean, [[4.0, 11 / 3]])
+    assert np.allclose(s.v_amax_mean, [[5.0, 16 / 3]])               # |9 - 4|, |-1 - 11/3|
     assert s.keys == 3
-    other = quant.kv_stats(k + 4, v * 2)
-    m = s.merge(other)
-    assert m.keys == 6 and m.k_mean.tolist() == [[3.0, 2.0]]
+    m = s.merge(quant.kv_stats(k + 4, v * 2))
+    assert m.keys == 6 and m.k_min.tolist() == [[-1.0, -2.0]] and m.k_max.tolist() == [[7.0, 6.0]]
     assert m.v_min.tolist() == [[1.0, -2.0]] and m.v_max.tolist() == [[4.0, 6.0]]
-    assert m.k_amax.tolist() == [[2.0, 2.0]]
+    assert np.allclose(m.v_mean, [[6.0, 5.5]])
+    w = s.widened(2.0)                                              # about the middle of each bound pair
+    assert w.k_min.tolist() == [[-3.0, -4.0]] and w.k_max.tolist() == [[5.0, 4.0]]
+    assert w.v_min.tolist() == [[0.5, -3.0]] and w.v_max.tolist() == [[2.5, 5.0]]
+    assert np.allclose(w.v_amax_mean, 2 * s.v_amax_mean)
 
 
 def _static_case(seed=3, L=24, H=2, Hkv=1, d=16):
@@ -136,8 +139,13 @@ def test_static_scales_use_no_later_key():
         np.testing.assert_array_equal(part.v, whole.v[:, :t])
         np.testing.assert_array_equal(part.q, whole.q[:, :t])
         np.testing.assert_array_equal(part.v_scale, whole.v_scale)
-    # the scales are the calibrated ranges over data_max, K's after the rotation
-    np.testing.assert_allclose(whole.v_scale, np.maximum(calib.v_max - v[:, 0], v[:, 0] - calib.v_min) / 127)
+    # V: a grid over the calibrated bounds and the sink, through the sink (docs/numerics.md §1)
+    lo, hi = np.minimum(calib.v_min, v[:, 0]), np.maximum(calib.v_max, v[:, 0])
+    np.testing.assert_allclose(whole.v_scale, (hi - lo) / 2 / 126)
+    k0 = (v[:, 0] - whole.v_offset) / whole.v_scale
+    np.testing.assert_allclose(k0, np.rint(k0), atol=1e-9)                       # the sink is on the grid
+    np.testing.assert_array_equal(whole.v[:, 0], np.rint(k0).astype(int))
+    np.testing.assert_allclose(whole.v[:, 0] * whole.v_scale + whole.v_offset, v[:, 0])   # and exact
 
 
 def test_changing_a_future_key_leaves_earlier_rows_bit_identical():
@@ -171,9 +179,10 @@ def test_clipping_counted():
     cfg = PRESETS["test"]
     q, k, v, calib = _static_case()
     z = quant.quantise(q, k, v, cfg, stats=calib, rotate=False)
-    sk = calib.k_amax / 127
-    by_hand = int((np.abs(np.rint((k - calib.k_mean[:, None]) / sk[:, None])) > 127).sum())
-    assert z.k_clipped == by_hand
+    sk = (calib.k_max - calib.k_min) / 2 / 127
+    mid = (calib.k_max + calib.k_min) / 2
+    by_hand = int((np.abs(np.rint((k - mid[:, None]) / sk[:, None])) > 127).sum())
+    assert z.k_clipped == by_hand > 0
     assert np.abs(z.k).max() <= 127 and np.abs(z.v).max() <= 127
 
 
@@ -181,7 +190,7 @@ def test_static_stats_shape_checked():
     from fusioncim.config import PRESETS
     cfg = PRESETS["test"]
     q, k, v, calib = _static_case()
-    with pytest.raises(ValueError, match=r"calibrated k_mean has shape \(1, 16\), but the data has 2 KV heads"):
+    with pytest.raises(ValueError, match=r"calibrated k_min has shape \(1, 16\), but the data has 2 KV heads"):
         quant.quantise(np.concatenate([q, q]), np.concatenate([k, k]), np.concatenate([v, v]), cfg, stats=calib)
     with pytest.raises(ValueError, match="apply to the fusioncim method"):
         quant.quantise(q, k, v, cfg, stats=calib, method="per-tensor")
