@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .files import atomic_write, read_npz
+from .files import atomic_write, data_path, read_npz
 from .golden.quant import KVStats, kv_stats
 
 __all__ = ["Calibration", "CalibrationError", "FORMAT", "calibrate", "load", "save", "shipped"]
@@ -39,7 +39,7 @@ SCALARS = ("format", "model", "heads", "tokens", "source", "headroom")
 HEADROOM = 1.2
 """Default widening of the calibrated ranges: the least error on fusioncim/data/passage.txt with the
 shipped calibration (docs/accuracy.md, "Static scales"); wider ranges lose resolution, narrower ones clip."""
-SHIPPED = Path(__file__).with_name("data") / "calibration"
+SHIPPED = data_path("calibration")
 
 
 class CalibrationError(InputError):
@@ -81,7 +81,7 @@ class Calibration:
         return self.layers[i].widened(self.headroom)
 
 
-DEFAULT_TEXT = Path(__file__).with_name("data") / "calibration.txt"
+DEFAULT_TEXT = data_path("calibration.txt")
 """The shipped calibration's text: our own prose, which neither ``fusioncim/data/passage.txt`` nor
 ``fusioncim/data/texts`` (the evaluated texts) overlaps."""
 

@@ -56,8 +56,10 @@ def cmd_accuracy(args):
     if args.plot:
         _output_path("--plot", args.plot)
     # Read and validate every file (and the calibration it needs) before computing or printing anything.
-    atts = [(str(p), attnfile.load(p)) for p in args.files]
     modes = ("dynamic", "static") if args.quant == "both" else (args.quant,)
+    if args.calibration and "static" not in modes:
+        raise UserError("--calibration gives static scales; add --quant static or --quant both")
+    atts = [(str(p), attnfile.load(p)) for p in args.files]
     stats = {}
     if "static" in modes:
         cals = {}
@@ -130,7 +132,11 @@ def cmd_eval_model(args):
     say = _progress(args.quiet)
     if args.tokens is not None and args.tokens < 2:
         raise UserError(f"--tokens must be at least 2 (one prediction needs two tokens), not {args.tokens}")
+    if args.calibration and args.quant != "static":
+        raise UserError("--calibration gives static scales; it does not apply with --quant dynamic")
     cal = _calibration(args.calibration, args.model) if args.quant == "static" else None
+    if cal is not None:
+        cal.check(args.model, None, None, None, None)     # the model now; its shape once it is loaded
     texts = args.text or list(evalmodel.TEXTS)
     t0 = time.perf_counter()
     try:

@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from . import accuracy, extract
+from .files import data_path
 from .golden import engine, quant
 
 __all__ = ["RUNS", "TEXTS", "evaluate", "format_table"]
 
 RUNS = ("float", "engine", "exact", "int8")
-TEXTS = tuple(sorted((Path(__file__).with_name("data") / "texts").glob("*.txt")))
+TEXTS = tuple(sorted(data_path("texts").glob("*.txt")))
 """The shipped evaluation texts: our own prose, a few hundred tokens each."""
 
 

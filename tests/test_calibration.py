@@ -226,7 +226,11 @@ def test_model_not_installed(tmp_path, capsys, monkeypatch, argv):
     (["calibrate", "smollm2", "--text", "t.txt", "--out", "c.npz", "--tokens", "0"], "--tokens must be a positive"),
     (["calibrate", "smollm2", "--text", "t.txt", "--out", "c.npz", "--window", "1"], "--window must be at least 2"),
     (["eval-model", "smollm2", "--tokens", "1"], "--tokens must be at least 2"),
+    (["eval-model", "smollm2", "--quant", "dynamic", "--calibration", "c.npz"], "does not apply with --quant dynamic"),
+    (["accuracy", "x.npz", "--calibration", "c.npz"], "add --quant static or --quant both"),
     (["eval-model", "smollm2", "--calibration", "nowhere.npz"], "nowhere.npz: no such file"),
+    (["eval-model", "smollm2", "--calibration", str(calibration.shipped("minilm"))],
+     "is for model 'minilm', not 'smollm2'; run `fusioncim calibrate smollm2"),
 ])
 def test_model_commands_bad_arguments(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
