@@ -58,6 +58,7 @@ class Runner:
     """
 
     def __init__(self, model_name, cfg, *, quant_mode="static", cal=None, rotate=True, v_anchor="sink", quiet=False):
+        extract._imports()               # torch and transformers, or one line naming `make models`
         from transformers import AttentionInterface
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
         self.run, self.bar, self.clip = "float", None, np.zeros(4, np.int64)
