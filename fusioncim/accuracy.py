@@ -180,13 +180,9 @@ def format_per_layer(rows):
 
 def plot_per_layer(rows, path):
     """A figure of the median and worst head per layer, one panel per model, one colour per quantisation."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        from .errors import InputError
-        raise InputError("--plot needs matplotlib (part of the models extra: run `make models`)") from None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     models = list(dict.fromkeys(r["model"] for r in rows))
     fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 3.6), squeeze=False)
     for ax, model in zip(axes[0], models):

@@ -55,6 +55,8 @@ def cmd_accuracy(args):
     say = _progress(args.quiet)
     if args.plot:
         _output_path("--plot", args.plot)
+        if args.plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+            raise UserError(f"--plot {str(args.plot)!r}: the name must end in .png, .svg or .pdf")
     # Read and validate every file (and the calibration it needs) before computing or printing anything.
     modes = ("dynamic", "static") if args.quant == "both" else (args.quant,)
     if args.calibration and "static" not in modes:
@@ -694,7 +696,7 @@ def build_parser():
     a.add_argument("--summary", action="store_true", help="print the summary only, not every head")
     a.add_argument("--per-layer", action="store_true", help="a table of each layer's median and worst head")
     a.add_argument("--plot", type=Path, metavar="FILE.png|svg",
-                   help="plot each layer's median and worst head (needs matplotlib, in the models extra)")
+                   help="plot each layer's median and worst head (PNG, SVG or PDF by the suffix)")
     front_end(a, both=True)
     common(a)
     a.set_defaults(func=cmd_accuracy)

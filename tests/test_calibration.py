@@ -228,6 +228,7 @@ def test_model_not_installed(tmp_path, capsys, monkeypatch, argv):
     (["eval-model", "smollm2", "--tokens", "1"], "--tokens must be at least 2"),
     (["eval-model", "smollm2", "--quant", "dynamic", "--calibration", "c.npz"], "does not apply with --quant dynamic"),
     (["accuracy", "x.npz", "--calibration", "c.npz"], "add --quant static or --quant both"),
+    (["accuracy", "x.npz", "--plot", "p.txt"], "the name must end in .png, .svg or .pdf"),
     (["eval-model", "smollm2", "--calibration", "nowhere.npz"], "nowhere.npz: no such file"),
     (["eval-model", "smollm2", "--calibration", str(calibration.shipped("minilm"))],
      "is for model 'minilm', not 'smollm2'; run `fusioncim calibrate smollm2"),
