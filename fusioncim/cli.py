@@ -594,6 +594,10 @@ def cmd_explore(args):
         raise UserError(f"--workload {args.workload!r} is not one of: {', '.join(dataflow.WORKLOADS)}")
     if args.jobs < 1:
         raise UserError(f"--jobs must be a positive integer, not {args.jobs}")
+    if args.dask is not None:
+        explore.parse_dask(args.dask)
+    if args.area_head_dim is not None and args.area_head_dim < 1:
+        raise UserError(f"--area-head-dim must be a positive integer, not {args.area_head_dim}")
     acc = args.accuracy_file or report.REAL / "smollm2-L12-T256.npz"
     attnfile.load(acc)                               # a bad file fails before the sweep starts
     _output_path("--out", args.out, folder=True)
@@ -613,8 +617,9 @@ def cmd_explore(args):
         for sets in explore.grid(sweeps):        # a rates file must fit every point, checked before anything runs
             if explore.point_error(base, sets, args.workload) is None:
                 report.check_rates_file(config_mod.load(base, sets), args.patterns)
-    records = explore.run(base, sweeps, args.out, workload=args.workload, accuracy_file=acc, area=not args.no_area,
-                          jobs=args.jobs, progress=not args.quiet, patterns=args.patterns)
+    records, _ = explore.run(base, sweeps, args.out, workload=args.workload, accuracy_file=acc,
+                             area=not args.no_area, jobs=args.jobs, progress=not args.quiet, patterns=args.patterns,
+                             dask=args.dask, area_head_dim=args.area_head_dim)
     if args.json:
         json.dump(records, sys.stdout, indent=1)
         print()
@@ -626,6 +631,9 @@ def cmd_explore(args):
         label = ", ".join(r["sets"])[:48] or "base"
         if "error" in r:
             print(f"{label:<48} not buildable: {r['error']}")
+            continue
+        if "failed" in r:
+            print(f"{label:<48} FAILED: {r['failed']} (runs again when the sweep is run again)")
             continue
         tr = f"{r['transistors']:,}" if "transistors" in r else "-"
         print(f"{label:<48} {r['pj_per_op']:>7.3f} {r['tops_w']:>7.2f} {r['energy_ratio']:>8.2f}x "
@@ -860,11 +868,18 @@ def build_parser():
     x.add_argument("--out", type=Path, default=Path("explore-out"),
                    help="folder for results.jsonl and the plots (default explore-out); finished points are kept")
     x.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    x.add_argument("--dask", metavar="local:N|tcp://HOST:PORT",
+                   help="run the points on Dask: local:N starts N worker processes here; tcp://HOST:PORT joins a "
+                        "running scheduler, e.g. on a SLURM or LSF farm through dask-jobqueue (needs the cluster "
+                        "extra; docs/energy.md)")
     x.add_argument("--patterns", type=Path, nargs="+", metavar="FILE",
                    help="score-pattern rates for every point: .npz attention files (measured at each point) or one "
                         ".json rates file from `fusioncim patterns --out` (default: the stored rates when every "
                         "point has them for the workload's length, else measured on the shipped 256-token files)")
     x.add_argument("--no-area", action="store_true", help="skip Yosys (no Pareto plot); much faster")
+    x.add_argument("--area-head-dim", type=int, metavar="D",
+                   help="synthesise the blocks at head_dim D instead of the workload's (a quick study: minutes at "
+                        "d = 16 where d = 128 takes an hour)")
     x.add_argument("--json", action="store_true", help="print the records as one JSON document")
     common(x)
     x.set_defaults(func=cmd_explore)

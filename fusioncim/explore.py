@@ -9,10 +9,17 @@ on a real attention file (golden model); and, unless ``--no-area``, the Yosys
 area of the compute blocks (IP-CIM, softmax, OP-CIM) at the workload's
 head_dim (cached, :mod:`synth.area`).
 
-Points run in a process pool. Each finished point is appended to
-``results.jsonl`` in the output folder at once, so a sweep that is stopped
-and run again does only the points it has not finished; the plots are drawn
-from every finished point.
+Points run in a local process pool (``jobs``) or on a Dask cluster
+(``dask="local:N"`` starts a ``LocalCluster`` of N worker processes;
+``dask="tcp://HOST:PORT"`` joins a running scheduler, e.g. one started by
+``dask-jobqueue`` on a SLURM or LSF farm; docs/energy.md, "Sweeps on a
+cluster"). Each point is one task, pure in its inputs; only this process
+writes the output folder. Each finished point is appended to
+``results.jsonl`` at once, so a sweep that is stopped and run again does only
+the points it has not finished; a point that fails (its worker died more
+often than Dask allows, or an exception) is appended to ``failed.jsonl`` with
+its message and runs again next time. The plots are drawn from every finished
+point.
 """
 
 from __future__ import annotations
@@ -20,8 +27,11 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 from functools import lru_cache
+import importlib.metadata
 import itertools
 import json
+import platform
+import re
 import sys
 import textwrap
 import time
@@ -29,10 +39,16 @@ from pathlib import Path
 
 import numpy as np
 
+from . import __version__
 from . import config as config_mod
 from . import dataflow as df
+from .errors import InputError
 
-__all__ = ["parse_sweeps", "grid", "run", "plot", "SEQ_LENS", "AREA_BLOCKS"]
+__all__ = ["parse_sweeps", "grid", "run", "plot", "parse_dask", "Pool", "SEQ_LENS", "AREA_BLOCKS",
+           "DASK_CONNECT_TIMEOUT"]
+
+DASK_CONNECT_TIMEOUT = 5
+"""Seconds to reach a Dask scheduler before the sweep gives up (with one line, exit 2, nothing written)."""
 
 SEQ_LENS = (128, 256, 512, 1024, 2048, 4096, 8192)
 AREA_BLOCKS = ("ip_cim", "softmax", "op_cim")
@@ -64,7 +80,8 @@ def grid(sweeps):
 def _point_id(spec, sets, options):
     # Files count by name and content, not by path: a sweep resumes in another
     # checkout, and the ids in a tracked results file say nothing of one machine.
-    portable = {**options, "accuracy_file": _file_id(options["accuracy_file"]),
+    portable = {**{k: v for k, v in options.items() if k != "version"},
+                "accuracy_file": _file_id(options["accuracy_file"]),
                 "patterns": [_file_id(f) for f in options["patterns"]] if options.get("patterns") else None}
     text = json.dumps([spec, sets, portable], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -90,19 +107,35 @@ def point_error(spec, sets, workload):
     return None
 
 
+def versions(area):
+    """The package and tool versions that make a point's figures (recorded in every result)."""
+    names = ["numpy", "amaranth"] + (["pyosys"] if area else [])
+    out = {"fusioncim": __version__, "python": platform.python_version()}
+    for n in names:
+        try:
+            out[n] = importlib.metadata.version(n)
+        except importlib.metadata.PackageNotFoundError:
+            out[n] = None
+    return out
+
+
 def evaluate_point(job):
     """One point (runs in a worker process). Returns a JSON-ready dict; a config error is recorded, not raised."""
     spec, sets, opts = job
+    if opts.get("version", __version__) != __version__:
+        raise RuntimeError(f"this worker has fusioncim {__version__}, the sweep's client {opts['version']}; "
+                           f"install the same version on every worker")
     from . import accuracy, attnfile, report
     rec = {"id": _point_id(spec, sets, opts), "sets": sets, "config": spec,
-           "accuracy_file": Path(opts["accuracy_file"]).name}
+           "accuracy_file": Path(opts["accuracy_file"]).name, "versions": versions(opts["area"]),
+           "host": platform.node()}
     why = point_error(spec, sets, opts["workload"])
     if why:
         rec["error"] = why
         return rec
     cfg = config_mod.load(spec, sets)
     wl = df.WORKLOADS[opts["workload"]]
-    wcfg = cfg.fit(wl.head_dim, wl.tokens)
+    wcfg = cfg.fit(opts.get("area_head_dim") or wl.head_dim, wl.tokens)
     t0 = time.perf_counter()
     # One source of rates for every point (run() picks it), so points compare like with like.
     if opts.get("patterns"):
@@ -172,14 +205,105 @@ def rates_heading(records, sweeps, spec, workload):
     return text
 
 
-def run(spec, sweeps, out, *, workload, accuracy_file, area=True, jobs=2, patterns=None, progress=True):
-    """Sweep the grid into ``out/results.jsonl`` (resuming), then draw the plots; returns the records."""
+def parse_dask(text):
+    """``"local:N"`` -> ``("local", N)``; ``"tcp://HOST:PORT"`` -> ``("tcp", text)``; else one line naming the rule."""
+    m = re.fullmatch(r"local:(\d+)", text or "")
+    if m and int(m.group(1)) >= 1:
+        return "local", int(m.group(1))
+    if re.fullmatch(r"tcp://[^\s/:]+:\d{1,5}", text or ""):
+        return "tcp", text
+    raise InputError(f"--dask {text!r} must be local:N (N >= 1 worker processes on this machine) or "
+                     f"tcp://HOST:PORT (a running Dask scheduler)")
+
+
+class Pool:
+    """Where the points run: a local process pool, or a Dask cluster (``dask``, see :func:`parse_dask`).
+
+    ``submit(fn, job, key)`` returns a future; ``completed(futures)`` yields them as they finish;
+    ``outcome(future)`` is ``(record, None)`` or ``(None, message)`` for a point that failed.
+    """
+
+    def __init__(self, jobs=2, dask=None):
+        self.jobs, self.dask = max(1, jobs), dask
+        self.client = self.cluster = self.executor = None
+
+    def __enter__(self):
+        if self.dask is None:
+            self.executor = cf.ProcessPoolExecutor(max_workers=self.jobs)
+            self.label = f"{self.jobs} local process{'es' if self.jobs > 1 else ''}"
+            return self
+        kind, arg = parse_dask(self.dask)
+        try:
+            import distributed
+        except ImportError:
+            raise InputError("--dask needs the cluster extra: pip install 'fusioncim[cluster]' "
+                             "(distributed, dask-jobqueue)") from None
+        import importlib.util
+        import logging
+        if kind == "local":
+            dashboard = ":0" if importlib.util.find_spec("bokeh") else None
+            self.cluster = distributed.LocalCluster(n_workers=arg, threads_per_worker=1, processes=True,
+                                                    dashboard_address=dashboard, silence_logs=logging.ERROR)
+            self.client = distributed.Client(self.cluster)
+            self.label = f"a Dask LocalCluster of {arg} worker process{'es' if arg > 1 else ''}"
+        else:
+            try:
+                self.client = distributed.Client(arg, timeout=DASK_CONNECT_TIMEOUT)
+            except (OSError, TimeoutError) as exc:
+                raise InputError(f"--dask {arg}: no Dask scheduler answered within {DASK_CONNECT_TIMEOUT} s "
+                                 f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+            n = len(self.client.scheduler_info().get("workers", {}))
+            self.label = f"the Dask scheduler at {arg} ({n} worker{'s' if n != 1 else ''} now)"
+        if self.client.dashboard_link and (kind == "tcp" or importlib.util.find_spec("bokeh")):
+            self.label += f"; dashboard {self.client.dashboard_link}"
+        return self
+
+    def submit(self, fn, job, key):
+        if self.client is None:
+            return self.executor.submit(fn, job)
+        return self.client.submit(fn, job, key=f"fusioncim-point-{key}", pure=False)
+
+    def completed(self, futures):
+        if self.client is None:
+            return cf.as_completed(futures)
+        import distributed
+        return distributed.as_completed(futures)
+
+    @staticmethod
+    def outcome(fut):
+        try:
+            return fut.result(), None
+        except Exception as exc:       # the point's own exception, or Dask's KilledWorker, BrokenProcessPool
+            msg = str(exc).splitlines()[0] if str(exc) else ""
+            return None, f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+    def __exit__(self, *exc):
+        if self.executor is not None:
+            self.executor.shutdown(wait=exc[0] is None, cancel_futures=True)
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        return False
+
+
+def run(spec, sweeps, out, *, workload, accuracy_file, area=True, jobs=2, patterns=None, progress=True, dask=None,
+        evaluate=None, area_head_dim=None):
+    """Sweep the grid into ``out/results.jsonl`` (resuming), then draw the plots.
+
+    Returns ``(records, summary)``: one record per point of the grid in grid order (a point that failed
+    this time is ``{"id", "sets", "config", "failed": message}``), and the counts ``done`` (this run),
+    ``failed`` and ``skipped`` (already in ``results.jsonl``). ``evaluate`` replaces
+    :func:`evaluate_point` (tests). ``area_head_dim`` synthesises the blocks at that head_dim instead
+    of the workload's (a quick study; the energy and accuracy figures do not change).
+    """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     opts = {"workload": workload, "accuracy_file": str(accuracy_file), "area": bool(area),
             "patterns": [str(p) for p in patterns] if patterns else None,
             "rates": None if patterns else rates_source(spec, sweeps, workload)}
+    if area_head_dim:
+        opts["area_head_dim"] = int(area_head_dim)      # only when given: the ids of other sweeps stay as they were
     done = {}
     if results.exists():
         for line in results.read_text().splitlines():
@@ -194,25 +318,40 @@ def run(spec, sweeps, out, *, workload, accuracy_file, area=True, jobs=2, patter
         pid = _point_id(spec, sets, opts)
         order.append(pid)
         if pid not in done:
-            jobs_todo.append((spec, sets, opts))
+            jobs_todo.append((spec, sets, {**opts, "version": __version__}))
     say = (lambda m: print(m, end="", file=sys.stderr, flush=True)) if progress else (lambda m: None)
-    if len(order) > len(jobs_todo):
-        say(f"{len(order) - len(jobs_todo)} of {len(order)} points already in {results}\n")
-    t0 = time.perf_counter()
-    if jobs_todo:
-        say(_bar(0, len(jobs_todo), t0))
-        with cf.ProcessPoolExecutor(max_workers=max(1, jobs)) as pool, open(results, "a") as fh:
-            futures = [pool.submit(evaluate_point, j) for j in jobs_todo]
-            for n, fut in enumerate(cf.as_completed(futures), 1):
-                rec = fut.result()
-                fh.write(json.dumps(rec) + "\n")
-                fh.flush()
-                done[rec["id"]] = rec
-                say(_bar(n, len(jobs_todo), t0))
-        say("\n")
-    records = [done[p] for p in order]
-    plot(records, out, sweeps)
-    return records
+    summary = {"points": len(order), "skipped": len(order) - len(jobs_todo), "done": 0, "failed": 0}
+    failed = {}
+    with Pool(jobs, dask) as pool:               # a scheduler that does not answer fails here, before any write
+        out.mkdir(parents=True, exist_ok=True)
+        if summary["skipped"]:
+            say(f"{summary['skipped']} of {len(order)} points already in {results}\n")
+        t0 = time.perf_counter()
+        if jobs_todo:
+            say(f"{len(jobs_todo)} points on {pool.label}\n")
+            say(_bar(0, len(jobs_todo), t0))
+            with open(results, "a") as fh:
+                futures = {pool.submit(evaluate or evaluate_point, j, _point_id(*j[:2], opts)): j for j in jobs_todo}
+                for n, fut in enumerate(pool.completed(list(futures)), 1):
+                    rec, why = pool.outcome(fut)
+                    if rec is None:
+                        spec_j, sets_j, _ = futures[fut]
+                        rec = {"id": _point_id(spec_j, sets_j, opts), "sets": sets_j, "config": spec_j, "failed": why}
+                        failed[rec["id"]] = rec
+                        with open(out / "failed.jsonl", "a") as ff:
+                            ff.write(json.dumps(rec) + "\n")
+                        summary["failed"] += 1
+                    else:
+                        fh.write(json.dumps(rec) + "\n")
+                        fh.flush()
+                        done[rec["id"]] = rec
+                        summary["done"] += 1
+                    say(_bar(n, len(jobs_todo), t0))
+            say("\n")
+    say(f"{summary['done']} done, {summary['failed']} failed, {summary['skipped']} skipped (already done)\n")
+    records = [done.get(p) or failed[p] for p in order]
+    plot([r for r in records if "failed" not in r], out, sweeps)
+    return records, summary
 
 
 def _label(rec):
