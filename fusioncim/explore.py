@@ -241,9 +241,10 @@ class Pool:
         import importlib.util
         import logging
         if kind == "local":
-            dashboard = ":0" if importlib.util.find_spec("bokeh") else None
+            # The scheduler's HTTP server (the dashboard, with bokeh) on a free port: two sweeps at once
+            # must not race for the default 8787.
             self.cluster = distributed.LocalCluster(n_workers=arg, threads_per_worker=1, processes=True,
-                                                    dashboard_address=dashboard, silence_logs=logging.ERROR)
+                                                    dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
             self.client = distributed.Client(self.cluster)
             self.label = f"a Dask LocalCluster of {arg} worker process{'es' if arg > 1 else ''}"
         else:

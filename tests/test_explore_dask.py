@@ -151,3 +151,10 @@ def test_bad_dask_address(tmp_path, spec):
     stdout, stderr = p.communicate(timeout=60)
     assert p.returncode == 2 and f"--dask {spec!r} must be local:N" in stderr and stderr.count("\n") == 1
     assert not (tmp_path / "ex").exists()
+
+
+def test_bad_area_head_dim(tmp_path):
+    p = _cli("--config", "test", "--area-head-dim", "0", "--out", tmp_path / "ex")
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 2 and "--area-head-dim must be a positive integer, not 0" in stderr
+    assert not (tmp_path / "ex").exists()
