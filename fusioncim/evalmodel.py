@@ -83,9 +83,11 @@ class Runner:
                 o = accuracy.exact_softmax(z, self.causal)
             return self.torch.from_numpy(o).to(query.dtype).transpose(0, 1)[None].contiguous(), None
 
-        AttentionInterface.register("fusioncim_engine", kernel)
-        self.torch, self.tok, self.model, self.causal, self.source = extract.load_model(
-            model_name, "fusioncim_engine", quiet=quiet)
+        # A name of its own: transformers looks the kernel up by name at every call, so two runners in one
+        # process must not share one.
+        name = f"fusioncim_engine_{id(self):x}"
+        AttentionInterface.register(name, kernel)
+        self.torch, self.tok, self.model, self.causal, self.source = extract.load_model(model_name, name, quiet=quiet)
         self.name, self.quant_mode, self.cal = model_name, quant_mode, cal
         self.shape = _shape(self.model)
         if quant_mode == "static":
