@@ -146,8 +146,7 @@ def load(path) -> Calibration:
             raise CalibrationError(f"{path}: '{f}' holds NaN or infinite values")
         if f == "v_amax_mean" and np.any(a < 0):
             raise CalibrationError(f"{path}: '{f}' is a range and must not be negative")
-    for lo in KVStats.LOWER:
-        hi = lo.replace("min", "max")
+    for lo, hi in KVStats.BOUNDS:
         if np.any(data[lo] > data[hi]):
             raise CalibrationError(f"{path}: '{lo}' exceeds '{hi}'")
     heads, tokens = data["heads"], data["tokens"]

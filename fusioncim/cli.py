@@ -103,7 +103,7 @@ def cmd_accuracy(args):
 
 
 def cmd_calibrate(args):
-    from . import calibration, extract
+    from . import calibration
     say = _progress(args.quiet)
     if args.tokens < 1:
         raise UserError(f"--tokens must be a positive integer, not {args.tokens}")
@@ -116,11 +116,8 @@ def cmd_calibrate(args):
     def progress(i, n):
         if not args.quiet:
             print(f"\r{args.model}: window {i}/{n}", end="" if i < n else "\n", file=sys.stderr, flush=True)
-    try:
-        cal = calibration.calibrate(args.model, args.text, tokens=args.tokens, window=args.window,
-                                    headroom=args.headroom, progress=progress, quiet=args.quiet)
-    except extract.ExtractError as exc:
-        raise UserError(str(exc)) from None
+    cal = calibration.calibrate(args.model, args.text, tokens=args.tokens, window=args.window,
+                                headroom=args.headroom, progress=progress, quiet=args.quiet)
     calibration.save(args.out, cal)
     say(f"done in {time.perf_counter() - t0:.1f} s")
     print(f"{args.out}: {args.model}, {len(cal.layers)} layers, {cal.heads} query heads, {cal.kv_heads} KV heads, "
@@ -129,7 +126,7 @@ def cmd_calibrate(args):
 
 
 def cmd_eval_model(args):
-    from . import evalmodel, extract
+    from . import evalmodel
     cfg = config_mod.load(args.config, args.set)
     say = _progress(args.quiet)
     if args.tokens is not None and args.tokens < 2:
@@ -141,12 +138,8 @@ def cmd_eval_model(args):
         cal.check(args.model, None, None, None, None)     # the model now; its shape once it is loaded
     texts = args.text or list(evalmodel.TEXTS)
     t0 = time.perf_counter()
-    try:
-        records, source = evalmodel.evaluate(args.model, texts, cfg, tokens=args.tokens, quant_mode=args.quant,
-                                             cal=cal, rotate=not args.no_rotate, v_anchor=args.v_anchor,
-                                             quiet=args.quiet)
-    except extract.ExtractError as exc:
-        raise UserError(str(exc)) from None
+    records, source = evalmodel.evaluate(args.model, texts, cfg, tokens=args.tokens, quant_mode=args.quant,
+                                         cal=cal, rotate=not args.no_rotate, v_anchor=args.v_anchor, quiet=args.quiet)
     say(f"done in {time.perf_counter() - t0:.1f} s")
     if args.json:
         json.dump({"source": source, "texts": records, "mean": evalmodel.summary(records)}, sys.stdout, indent=1)
@@ -170,11 +163,8 @@ def cmd_extract(args):
     if args.tokens < 1:
         raise UserError(f"--tokens must be a positive integer, not {args.tokens}")
     _output_path("--out", args.out, folder=True)
-    try:
-        paths = extract.extract(args.model, args.out, tokens=args.tokens, layers=layers, progress=say, text=args.text,
-                                dtype=np.dtype(args.dtype))
-    except extract.ExtractError as exc:
-        raise UserError(str(exc)) from None
+    paths = extract.extract(args.model, args.out, tokens=args.tokens, layers=layers, progress=say, text=args.text,
+                            dtype=np.dtype(args.dtype))
     for p in paths:
         print(p)
     return 0

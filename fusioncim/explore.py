@@ -319,7 +319,7 @@ def run(spec, sweeps, out, *, workload, accuracy_file, area=True, jobs=2, patter
         pid = _point_id(spec, sets, opts)
         order.append(pid)
         if pid not in done:
-            jobs_todo.append((spec, sets, {**opts, "version": __version__}))
+            jobs_todo.append((pid, (spec, sets, {**opts, "version": __version__})))
     say = (lambda m: print(m, end="", file=sys.stderr, flush=True)) if progress else (lambda m: None)
     summary = {"points": len(order), "skipped": len(order) - len(jobs_todo), "done": 0, "failed": 0}
     failed = {}
@@ -332,12 +332,12 @@ def run(spec, sweeps, out, *, workload, accuracy_file, area=True, jobs=2, patter
             say(f"{len(jobs_todo)} points on {pool.label}\n")
             say(_bar(0, len(jobs_todo), t0))
             with open(results, "a") as fh:
-                futures = {pool.submit(evaluate or evaluate_point, j, _point_id(*j[:2], opts)): j for j in jobs_todo}
+                futures = {pool.submit(evaluate or evaluate_point, job, pid): (pid, job) for pid, job in jobs_todo}
                 for n, fut in enumerate(pool.completed(list(futures)), 1):
                     rec, why = pool.outcome(fut)
                     if rec is None:
-                        spec_j, sets_j, _ = futures[fut]
-                        rec = {"id": _point_id(spec_j, sets_j, opts), "sets": sets_j, "config": spec_j, "failed": why}
+                        pid, (spec_j, sets_j, _) = futures[fut]
+                        rec = {"id": pid, "sets": sets_j, "config": spec_j, "failed": why}
                         failed[rec["id"]] = rec
                         with open(out / "failed.jsonl", "a") as ff:
                             ff.write(json.dumps(rec) + "\n")

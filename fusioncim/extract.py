@@ -20,14 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from .attnfile import Attention, save
+from .errors import InputError
 
 __all__ = ["MODELS", "extract", "ExtractError"]
 
 PASSAGE = Path(__file__).with_name("data") / "passage.txt"
 
 
-class ExtractError(RuntimeError):
-    """The optional model stack is missing or a request cannot be served."""
+class ExtractError(InputError):
+    """The optional model stack is missing or a request cannot be served (a user error: one line, exit 2)."""
 
 
 def _package_dir(name):
@@ -67,8 +68,9 @@ def _load_minilm(torch, tf, attn):
 MODELS = {"smollm2": _load_smollm2, "minilm": _load_minilm}
 
 
-def read_text(path, model_name, tok, tokens, *, least=1):
-    """Token ids ``[1, n]`` of the first ``tokens`` tokens of the text file ``path``.
+def read_text(path, model_name, tok, tokens, *, least=1, special=True):
+    """Token ids ``[1, n]`` of the first ``tokens`` tokens of the text file ``path``
+    (``special``: with the tokenizer's special tokens, as a model input).
 
     Raises :class:`ExtractError` naming the file when it cannot be read or gives
     fewer than ``least`` tokens.
@@ -78,7 +80,7 @@ def read_text(path, model_name, tok, tokens, *, least=1):
         body = src.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ExtractError(f"cannot read text file {str(src)!r}: {exc}") from None
-    ids = tok(body, return_tensors="pt", truncation=True, max_length=tokens)
+    ids = tok(body, return_tensors="pt", truncation=True, max_length=tokens, add_special_tokens=special)
     n = ids["input_ids"].shape[1]
     if n < least:
         raise ExtractError(f"text file {str(src)!r} gives {n} token{'s' * (n != 1)} for {model_name}; "
@@ -96,15 +98,19 @@ def load_model(model_name, attn, *, quiet=False):
     torch, tf = _imports()
     torch.manual_seed(0)
     from transformers import modeling_gguf_pytorch_utils as gguf_utils
-    bar = gguf_utils.tqdm
+    log = tf.utils.logging
+    bar, verbosity, bars_on = gguf_utils.tqdm, log.get_verbosity(), log.is_progress_bar_enabled()
     if quiet:
-        tf.utils.logging.set_verbosity_error()
-        tf.utils.logging.disable_progress_bar()
+        log.set_verbosity_error()
+        log.disable_progress_bar()
         gguf_utils.tqdm = functools.partial(bar, disable=True)   # the GGUF reader's own bar
     try:
         tok, model, causal, source = MODELS[model_name](torch, tf, attn)
-    finally:
+    finally:                    # quiet for this load only, not for the rest of the process
         gguf_utils.tqdm = bar
+        log.set_verbosity(verbosity)
+        if bars_on:
+            log.enable_progress_bar()
     model.eval()
     return torch, tok, model, causal, source
 
@@ -169,8 +175,7 @@ def capture_windows(model_name, texts, *, tokens=4096, window=512, progress=None
         raise ExtractError(f"window {window} must exceed the {window - step} special tokens of {model_name}")
     chunks = []
     for t in texts:
-        read_text(t, model_name, tok, tokens)       # the file's errors, named
-        body = tok(Path(t).read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"][:tokens]
+        body = read_text(t, model_name, tok, tokens, special=False)["input_ids"][0].tolist()
         chunks += [body[i:i + step] for i in range(0, len(body), step)]
     for i, chunk in enumerate(chunks):
         captured.clear()

@@ -90,7 +90,7 @@ class KVStats:
     keys: int = 1
 
     FIELDS = ("k_min", "k_max", "k_min_rot", "k_max_rot", "v_mean", "v_min", "v_max", "v_amax_mean")
-    LOWER = ("k_min", "k_min_rot", "v_min")
+    BOUNDS = (("k_min", "k_max"), ("k_min_rot", "k_max_rot"), ("v_min", "v_max"))
 
     def merge(self, other):
         """Statistics of both calibration sequences: the union of the bounds, the mean over all keys.
@@ -99,16 +99,17 @@ class KVStats:
         overestimate of the range about the merged mean; never too small.
         """
         n = self.keys + other.keys
-        out = {"v_mean": (self.v_mean * self.keys + other.v_mean * other.keys) / n}
-        for f in self.FIELDS[:4] + self.FIELDS[5:]:
-            pick = np.minimum if f in self.LOWER else np.maximum
-            out[f] = pick(getattr(self, f), getattr(other, f))
+        out = {"v_mean": (self.v_mean * self.keys + other.v_mean * other.keys) / n,
+               "v_amax_mean": np.maximum(self.v_amax_mean, other.v_amax_mean)}
+        for lo, hi in self.BOUNDS:
+            out[lo] = np.minimum(getattr(self, lo), getattr(other, lo))
+            out[hi] = np.maximum(getattr(self, hi), getattr(other, hi))
         return KVStats(**out, keys=n)
 
     def widened(self, headroom):
         """Every bound pair widened about its middle, and ``v_amax_mean``, by ``headroom``."""
         out = {"v_mean": self.v_mean, "v_amax_mean": self.v_amax_mean * headroom}
-        for lo, hi in (("k_min", "k_max"), ("k_min_rot", "k_max_rot"), ("v_min", "v_max")):
+        for lo, hi in self.BOUNDS:
             a, b = getattr(self, lo), getattr(self, hi)
             mid, half = (a + b) / 2, (b - a) / 2 * headroom
             out[lo], out[hi] = mid - half, mid + half
@@ -137,8 +138,10 @@ def _round(x, qmax):
     return np.clip(np.rint(x), -qmax, qmax).astype(np.int64)
 
 
-def _clipped(x, qmax):
-    return int((np.abs(np.rint(x)) > qmax).sum())
+def _round_counted(x, qmax):
+    """:func:`_round` and how many elements it saturated."""
+    r = np.rint(x)
+    return np.clip(r, -qmax, qmax).astype(np.int64), int((np.abs(r) > qmax).sum())
 
 
 def score_constant(score_scale, cfg):
@@ -251,8 +254,7 @@ def quantise(q, k, v, cfg, *, scale=None, method="fusioncim", rotate=True, v_anc
             kc = k - ((lo + hi) / 2)[:, None, :]
             k_amax = (hi - lo) / 2
         sk = _sym_scale(k_amax, qm)                              # [Hkv, d]
-        k_clipped = _clipped(kc / sk[:, None, :], qm)
-        ki = _round(kc / sk[:, None, :], qm)
+        ki, k_clipped = _round_counted(kc / sk[:, None, :], qm)
         qf = q * sk[kv_of][:, None, :]                           # fold K scales into Q
         sq = _sym_scale(np.abs(qf).max(axis=2), qm)              # [H, Lq]
         qi = _round(qf / sq[..., None], qm)
@@ -272,8 +274,7 @@ def quantise(q, k, v, cfg, *, scale=None, method="fusioncim", rotate=True, v_anc
             v_offset = stats.v_mean
             v_scale = _sym_scale(stats.v_amax_mean, qm)
         vc = v - v_offset[:, None, :]
-        v_clipped = _clipped(vc / v_scale[:, None, :], qm)
-        vi = _round(vc / v_scale[:, None, :], qm)
+        vi, v_clipped = _round_counted(vc / v_scale[:, None, :], qm)
     mant, shift = score_constant(score_scale, cfg)
     return Quantised(q=qi, k=ki, v=vi, c_mant=mant, c_shift=shift, score_scale=score_scale,
                      v_scale=v_scale, v_offset=v_offset, k_clipped=k_clipped, v_clipped=v_clipped)

@@ -181,7 +181,7 @@ class _Tokens:
         self.shape = (1, n)
 
 
-def _tok(text, return_tensors=None, truncation=False, max_length=None):
+def _tok(text, return_tensors=None, truncation=False, max_length=None, add_special_tokens=True):
     n = len(text.split())
     return {"input_ids": _Tokens(min(n, max_length or n))}
 
