@@ -73,7 +73,7 @@ def read_text(path, model_name, tok, tokens, *, least=1, special=True):
     (``special``: with the tokenizer's special tokens, as a model input).
 
     Raises :class:`ExtractError` naming the file when it cannot be read or gives
-    fewer than ``least`` tokens.
+    fewer than ``least`` tokens of its own (special tokens not counted).
     """
     src = Path(path)
     try:
@@ -81,7 +81,8 @@ def read_text(path, model_name, tok, tokens, *, least=1, special=True):
     except (OSError, UnicodeDecodeError) as exc:
         raise ExtractError(f"cannot read text file {str(src)!r}: {exc}") from None
     ids = tok(body, return_tensors="pt", truncation=True, max_length=tokens, add_special_tokens=special)
-    n = ids["input_ids"].shape[1]
+    # The text's own tokens: BERT's [CLS] and [SEP] around an empty text are not a text.
+    n = ids["input_ids"].shape[1] - (tok.num_special_tokens_to_add() if special else 0)
     if n < least:
         raise ExtractError(f"text file {str(src)!r} gives {n} token{'s' * (n != 1)} for {model_name}; "
                            f"at least {least} needed: give a longer text")

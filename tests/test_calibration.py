@@ -186,6 +186,17 @@ def _tok(text, return_tensors=None, truncation=False, max_length=None, add_speci
     return {"input_ids": _Tokens(min(n, max_length or n))}
 
 
+_tok.num_special_tokens_to_add = lambda: 0
+
+
+def _bert_tok(text, return_tensors=None, truncation=False, max_length=None, add_special_tokens=True):
+    n = len(text.split()) + 2 * add_special_tokens         # [CLS] ... [SEP]
+    return {"input_ids": _Tokens(min(n, max_length or n))}
+
+
+_bert_tok.num_special_tokens_to_add = lambda: 2
+
+
 def test_read_text_errors(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("  \n")
@@ -196,6 +207,12 @@ def test_read_text_errors(tmp_path):
     with pytest.raises(extract.ExtractError, match=r"gives 1 token for smollm2; at least 2 needed"):
         extract.read_text(one, "smollm2", _tok, 100, least=2)
     assert extract.read_text(one, "smollm2", _tok, 100).get("input_ids").shape == (1, 1)
+    # an encoder's special tokens around an empty text are not tokens of the text
+    with pytest.raises(extract.ExtractError, match=r"gives 0 tokens for minilm; at least 2 needed"):
+        extract.read_text(empty, "minilm", _bert_tok, 100, least=2)
+    with pytest.raises(extract.ExtractError, match=r"gives 1 token for minilm; at least 2 needed"):
+        extract.read_text(one, "minilm", _bert_tok, 100, least=2)
+    assert extract.read_text(one, "minilm", _bert_tok, 100).get("input_ids").shape == (1, 3)
     with pytest.raises(extract.ExtractError, match="cannot read text file"):
         extract.read_text(tmp_path / "missing.txt", "smollm2", _tok, 100)
     (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00")
