@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fusioncim.config import PRESETS, EngineConfig
+from fusioncim.core.config import PRESETS, EngineConfig
 from fusioncim.synth.area import estimate
 
 

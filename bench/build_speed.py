@@ -38,8 +38,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from fusioncim import generate, rtlsim, simulate, workload
-from fusioncim.config import PRESETS
+from fusioncim.ip import generate
+from fusioncim.sim import rtlsim, simulate, workload
+from fusioncim.core.config import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {"default": PRESETS["default"], "16x128": PRESETS["default"].replace(head_dim=128),
@@ -49,7 +50,7 @@ DEMO = {"kind": "npz", "path": str(ROOT / "fusioncim/data/real/smollm2-L12-T256.
 
 _AREA = """
 import json, resource, sys
-from fusioncim.config import EngineConfig
+from fusioncim.core.config import EngineConfig
 from fusioncim.synth.area import estimate
 r = estimate("engine", EngineConfig(**json.loads(sys.argv[1])), flat=sys.argv[2] == "flat", cache=False)
 r["peak_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -96,7 +97,7 @@ def speed(cfg, flat):
 
 def native_speed(cfg, folder, tokens=2048):
     """The native harness: its -O2 build, and a causal head of ``tokens`` random tokens (one head, every query)."""
-    from fusioncim import native
+    from fusioncim.sim import native
     os.environ["FUSIONCIM_BUILD"] = str(folder)
     spec = {"kind": "random", "heads": 1, "kv_heads": 1, "queries": tokens, "keys": tokens, "causal": True,
             "seed": 7, "name": f"causal-{tokens}"}

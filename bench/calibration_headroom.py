@@ -21,9 +21,9 @@ import time
 
 import numpy as np
 
-from fusioncim import accuracy, attnfile, calibration
-from fusioncim.config import PRESETS
-from fusioncim.files import data_path
+from fusioncim.accuracy import heads as accuracy, attnfile, calibration
+from fusioncim.core.config import PRESETS
+from fusioncim.core.files import data_path
 
 
 def main():

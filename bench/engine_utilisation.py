@@ -26,10 +26,10 @@ import json
 import sys
 import time
 
-from fusioncim import config as config_mod
-from fusioncim import rtlsim
-from fusioncim.files import data_path
-from fusioncim.simulate import run_workloads
+from fusioncim.core import config as config_mod
+from fusioncim.sim import rtlsim
+from fusioncim.core.files import data_path
+from fusioncim.sim.simulate import run_workloads
 
 TILES = 4
 DEFAULT_ON = "q_double_buffer=true,norm_lanes=16"

@@ -14,7 +14,7 @@ regression, bit-exact with golden on every test, is the other half of the
 evidence). A full SAT proof of the same miter did not finish for the IP-CIM
 in 15 minutes at 12 cycles.
 
-``--prove`` replaces the simulation by a proof (``fusioncim.equiv.prove``: ABC's
+``--prove`` replaces the simulation by a proof (``fusioncim.sim.equiv.prove``: ABC's
 ``dprove`` on the miter from the all-zero state), which either shows the outputs
 can never differ or finds inputs that make them differ. ``--flat`` compares the
 working tree's flat netlist with its hierarchical one instead of two revisions.
@@ -41,10 +41,10 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from fusioncim.config import PRESETS
+from fusioncim.core.config import PRESETS
 from fusioncim.formal.configs import FORMAL
-from fusioncim.generate import verilog_text
-from fusioncim.equiv import compare, prove
+from fusioncim.ip.generate import verilog_text
+from fusioncim.sim.equiv import compare, prove
 
 ROOT = Path(__file__).resolve().parent.parent
 # The package's folders in a checkout (pyproject.toml's package-dir).
@@ -57,9 +57,9 @@ CONFIGS = {
 
 _GENERATE = """
 import json, sys
-from fusioncim.config import EngineConfig
-from fusioncim.generate import verilog_text
-from fusioncim.rtlsim import icarus_time0
+from fusioncim.core.config import EngineConfig
+from fusioncim.ip.generate import verilog_text
+from fusioncim.sim.rtlsim import icarus_time0
 block, fields, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 open(out, "w").write(verilog_text(block, EngineConfig(**fields)))
 """

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fusioncim import explore, report
+from fusioncim.perf import explore, report
 
 SWEEP = {"rows": ["2", "4"], "tiers": ["true", "false"], "coarse_lut_bits": ["3", "4"]}      # 8 points
 

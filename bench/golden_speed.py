@@ -18,8 +18,9 @@ import time
 
 import numpy as np
 
-from fusioncim.config import PRESETS
-from fusioncim.golden import engine, quant
+from fusioncim.core.config import PRESETS
+from fusioncim.golden import engine
+from fusioncim.accuracy import quant
 
 
 def float_attention(q, k, v, dtype):

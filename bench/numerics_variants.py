@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fusioncim.files import data_path
-from fusioncim import accuracy, attnfile, lut
-from fusioncim.config import PRESETS
+from fusioncim.core.files import data_path
+from fusioncim.accuracy import heads as accuracy, attnfile
+from fusioncim.core import lut
+from fusioncim.core.config import PRESETS
 from fusioncim.golden import softmax
 
 CONTRACT_LUT = lut.lut

@@ -15,8 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from fusioncim import rtlsim
-from fusioncim.config import EngineConfig
+from fusioncim.sim import rtlsim
+from fusioncim.core.config import EngineConfig
 
 # (label, config, configured cycles per key)
 SWEEPS = {

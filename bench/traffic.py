@@ -1,6 +1,6 @@
 """Off-chip and on-chip traffic of FusionCIM against the baselines, by sequence length and buffer size.
 
-Every dataflow is held to the same on-chip capacities (``fusioncim.dataflow.Buffers``): the KV buffer
+Every dataflow is held to the same on-chip capacities (``fusioncim.perf.dataflow.Buffers``): the KV buffer
 (keys), the S/P buffer of the dataflows that keep scores (KiB) and the Q/O buffer (KiB). A working set
 that does not fit goes to DRAM and back, per tile. For each LLaMA-3-8B workload and each S/P buffer
 size this prints the off-chip traffic of the baseline and of FusionCIM and the reduction, and the
@@ -19,9 +19,9 @@ import argparse
 import json
 import sys
 
-from fusioncim import dataflow as df
-from fusioncim import report
-from fusioncim.config import PRESETS
+from fusioncim.perf import dataflow as df
+from fusioncim.perf import report
+from fusioncim.core.config import PRESETS
 
 WORKLOADS = ("llama3-8b-prefill-512", "llama3-8b-prefill-2048", "llama3-8b-prefill-8192",
              "llama3-8b-decode-2048", "llama3-8b-decode-8192", "llama3-8b-decode-8192-p4")

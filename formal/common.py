@@ -123,7 +123,7 @@ def tool_path(name):
 
 
 def abc_path():
-    """ABC for the "abc" engines and fusioncim.equiv.prove: the native one pyosys ships (yowasp's runs in WebAssembly)."""
+    """ABC for the "abc" engines and fusioncim.sim.equiv.prove: the native one pyosys ships (yowasp's runs in WebAssembly)."""
     import pyosys
     return str(Path(pyosys.__file__).parent / "yosys-abc")
 

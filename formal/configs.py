@@ -1,13 +1,13 @@
 """The small configs the formal properties are proven on.
 
 Solvers need small state: 2 rows, head_dim 2, 4-bit data, a 4-key buffer.
-Every width still comes from the config's own rules (``fusioncim.config``), so
+Every width still comes from the config's own rules (``fusioncim.core.config``), so
 a property proven here is proven for the generator's logic at this size.
 """
 
 from __future__ import annotations
 
-from fusioncim.config import EngineConfig
+from ..core.config import EngineConfig
 
 __all__ = ["FORMAL", "FORMAL_LANES", "narrower"]
 

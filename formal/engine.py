@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Assert, Module, Mux, Signal
 
-from ..counters import COUNTER_BITS, ENGINE_COUNTERS, step
+from ..core.counters import COUNTER_BITS, ENGINE_COUNTERS, step
 from .common import Property, broken, good_command, held_inputs, holds
 
 __all__ = ["PROPERTIES"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Assert, Assume, Cat, Module, Signal
 
-from ..schedule import softmax_depth
+from ..core.schedule import softmax_depth
 from .common import Property, broken, drop_stalled, duplicate, held_inputs, holds, short
 from .configs import FORMAL_LANES
 

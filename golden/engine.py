@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
-from ..counters import SOFTMAX_COUNTERS, Counters
-from ..schedule import norm_cycles, tile_overhead
+from ..core.errors import InputError
+from ..core.counters import SOFTMAX_COUNTERS, Counters
+from ..core.schedule import norm_cycles, tile_overhead
 from . import ip_cim, op_cim, softmax
 from .reference import query_positions
 
@@ -186,7 +186,7 @@ def tile_span(cfg, n_keys, skipped, any_rescale):
 
     ``skipped`` and ``any_rescale`` are per streamed key, in stream order. The
     command cycle, ``rows`` load cycles, then key i enters the IP-CIM at
-    ``cpk * i``; its p reaches the OP-CIM ``cpk + 2 + softmax_latency`` cycles (``fusioncim.schedule``)
+    ``cpk * i``; its p reaches the OP-CIM ``cpk + 2 + softmax_latency`` cycles (``fusioncim.core.schedule``)
     later, which needs ``op_cycles_per_key`` (+1 with a rescale) and one more to
     see the array idle; a skipped key ends at the V read.
     """

@@ -5,7 +5,7 @@ running max m is kept as an integer number of log2 units (``ceil`` of the
 largest x seen), so every rescale factor alpha = 2**-(m_new - m_old) is a pure
 right shift. p = 2**(x - m) = LUT[fraction of (m - x)] >> integer part.
 
->>> from fusioncim.config import EngineConfig
+>>> from fusioncim.core.config import EngineConfig
 >>> cfg = EngineConfig(prob_bits=8, op_bits_per_cycle=2)   # p = 1 is 255
 >>> p, tier = exp2_neg(np.array([0, 256, 256 * 3 + 128]), cfg)   # d = 0, 1, 3.5
 >>> p.tolist(), tier.tolist()
@@ -19,8 +19,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..counters import SOFTMAX_COUNTERS
-from ..lut import luts
+from ..core.counters import SOFTMAX_COUNTERS
+from ..core.lut import luts
 
 __all__ = [
     "FINE", "COARSE", "SKIPPED", "MASKED", "luts", "to_log2", "exp2_neg", "exp2_neg_direct",
@@ -243,7 +243,7 @@ def unit(scores, key_pos, c_mant, c_shift, q_pos, active, causal, cfg):
     outputs : list of ``(p [R], shift [R], skip)`` per key, as on ``p_out``
         (``skip`` only with ``key_skip``).
     l : ``[R]`` final running sums.
-    counters : dict of ``fusioncim.counters.SOFTMAX_COUNTERS``.
+    counters : dict of ``fusioncim.core.counters.SOFTMAX_COUNTERS``.
     """
     scores = np.asarray(scores, np.int64)
     R, N = scores.shape

@@ -10,7 +10,7 @@
 
 Clock ``aclk``, reset ``aresetn`` (synchronous, active low). Every stream's
 ``tdata`` is the engine's payload (``fusioncim ports engine``) zero-extended
-to whole bytes. The register map is :mod:`fusioncim.regmap` (the one
+to whole bytes. The register map is :mod:`fusioncim.hw.regmap` (the one
 definition; this module builds the decode, the read mux and the write effects
 from it).
 
@@ -35,9 +35,9 @@ from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Module, Mux, Rese
 from amaranth.lib import fifo
 from amaranth.lib.wiring import In, Out
 
-from ..config import EngineConfig
-from ..counters import COUNTER_BITS, ENGINE_COUNTERS
-from ..regmap import COUNTER_BASE, ERROR_BITS, IRQ_BITS, registers, stream_bytes, stream_layouts
+from ..core.config import EngineConfig
+from ..core.counters import COUNTER_BITS, ENGINE_COUNTERS
+from .regmap import COUNTER_BASE, ERROR_BITS, IRQ_BITS, registers, stream_bytes, stream_layouts
 from .common import Block, add_cell
 from .engine import ERRORS, Engine
 
@@ -182,7 +182,7 @@ class EngineAxi(Block):
 
 
 class _Registers:
-    """The AXI4-Lite slave and the register file, built from :func:`fusioncim.regmap.registers`.
+    """The AXI4-Lite slave and the register file, built from :func:`fusioncim.hw.regmap.registers`.
 
     Made in two steps: the constructor decodes the write side (the strobes the sequencer reads);
     :meth:`finish` adds the register state, the read side and the interrupt."""

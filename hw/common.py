@@ -8,7 +8,7 @@ import numpy as np
 from amaranth.hdl import ClockSignal, Instance, ResetSignal, ValueCastable, signed
 from amaranth.lib import data, wiring
 
-from ..config import EngineConfig
+from ..core.config import EngineConfig
 
 __all__ = ["require_config", "Block", "Cell", "Hierarchy", "add_cell", "data_row", "encode", "decode"]
 
@@ -63,7 +63,7 @@ class Cell(Block):
 
 
 class Hierarchy:
-    """The platform of a hierarchical conversion (``fusioncim.generate``): cells become instances.
+    """The platform of a hierarchical conversion (``fusioncim.ip.generate``): cells become instances.
 
     :func:`add_cell` asks it for the module of a cell; the first time a
     (class, config) pair is seen, the cell is converted to RTLIL on its own

@@ -33,7 +33,7 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream
 from amaranth.lib.wiring import In, Out
 
-from ..config import EngineConfig
+from ..core.config import EngineConfig
 from .common import Block, data_row
 from .ip_cim import q_wr_layout
 from .softmax import row_wr_layout

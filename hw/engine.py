@@ -24,9 +24,9 @@ from amaranth.lib import data, fifo, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from ..config import EngineConfig
-from ..counters import COUNTER_BITS, ENGINE_COUNTERS, SOFTMAX_COUNTERS
-from ..schedule import ip_depth
+from ..core.config import EngineConfig
+from ..core.counters import COUNTER_BITS, ENGINE_COUNTERS, SOFTMAX_COUNTERS
+from ..core.schedule import ip_depth
 from .common import Block, add_cell, data_row
 from .controller import Controller, ERR_KEYS, ERR_ROWS, cmd_layout, q_layout
 from .ip_cim import IpCim
@@ -78,7 +78,7 @@ class Engine(Block):
         returns the engine to idle; a tile already being normalised finishes, so ``o_out`` never
         carries part of a tile. For a host that stops sending a tile's Q rows.
     cycles, ... ip_stalls : Out(40)
-        Counters since reset (``fusioncim.counters.ENGINE_COUNTERS``).
+        Counters since reset (``fusioncim.core.counters.ENGINE_COUNTERS``).
     """
 
     def check(self, config):

@@ -15,8 +15,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from ..config import EngineConfig
-from ..schedule import ip_latency
+from ..core.config import EngineConfig
+from ..core.schedule import ip_latency
 from .common import Block, Cell, add_cell, data_row
 
 __all__ = ["IpCim", "IpRow", "q_wr_layout", "scores_layout"]

@@ -22,8 +22,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from ..config import EngineConfig
-from ..schedule import NormPhase, norm_cycles, quotient_bits
+from ..core.config import EngineConfig
+from ..core.schedule import NormPhase, norm_cycles, quotient_bits
 from .common import Block, Cell, add_cell, data_row
 from .softmax import sums_layout
 
@@ -57,7 +57,7 @@ class Normaliser(Block):
     ``out = sat(sign(O) floor((|O| 2^(f+1) + l) / 2l))``.
 
     A tile's rows ``0 .. n_rows - 1`` go in groups of ``norm_lanes`` through the
-    phases of :class:`fusioncim.schedule.NormPhase`: every lane divides its row
+    phases of :class:`fusioncim.core.schedule.NormPhase`: every lane divides its row
     at once, then the group's rows are handed over one a cycle
     (``schedule.norm_cycles`` with ``o_out`` ready). The rows themselves stay
     outside: the normaliser names the group on ``group_sel`` and gets rows

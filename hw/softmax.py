@@ -4,9 +4,9 @@ The numbers are those of ``fusioncim.golden.softmax`` (docs/numerics.md
 sections 3 to 5): log-domain score ``x`` from the per-row score constant, a
 whole-unit running max, fine/coarse LUT exponent with a rounding shift, skip
 threshold, lazy threshold, and the running sum ``l = (l >> shift) + p``. The
-LUT contents come from ``fusioncim.lut``.
+LUT contents come from ``fusioncim.core.lut``.
 
-Pipeline (``fusioncim.schedule.SOFTMAX_STAGES``): accept, log-domain
+Pipeline (``fusioncim.core.schedule.SOFTMAX_STAGES``): accept, log-domain
 conversion, running max (all rows in parallel, one key a cycle), then the exponent and sum stage with ``softmax_lanes``
 lanes, which spends ``ceil(rows / lanes)`` cycles on a key. The stages are
 elastic: each takes the previous stage's key when it is empty or its own key
@@ -21,10 +21,10 @@ from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..config import EngineConfig
-from ..counters import COUNTER_BITS, SOFTMAX_COUNTERS
-from ..lut import luts
-from ..schedule import SOFTMAX_STAGES, softmax_latency
+from ..core.config import EngineConfig
+from ..core.counters import COUNTER_BITS, SOFTMAX_COUNTERS
+from ..core.lut import luts
+from ..core.schedule import SOFTMAX_STAGES, softmax_latency
 from .common import Block, Cell, add_cell
 
 __all__ = ["Softmax", "SoftmaxRow", "ExpLane", "row_wr_layout", "s_in_layout", "p_out_layout", "sums_layout"]
@@ -90,7 +90,7 @@ class Softmax(Block):
         The exponent stage works on a group of rows this cycle: the engine's
         softmax busy counter (``cycles_per_key`` cycles per key).
     keys, skipped_keys, fine_lookups, coarse_lookups, skipped_entries, masked_entries, rescales : Out(40)
-        Activity counters since reset (``fusioncim.counters.SOFTMAX_COUNTERS``).
+        Activity counters since reset (``fusioncim.core.counters.SOFTMAX_COUNTERS``).
     """
 
     def ports(self, c: EngineConfig):

@@ -1,6 +1,6 @@
 """Area and clock estimate of a generated block with native Yosys (pyosys).
 
-The netlist is hierarchical (``fusioncim.generate``): Yosys flattens the
+The netlist is hierarchical (``fusioncim.ip.generate``): Yosys flattens the
 single-instance blocks into their parent and keeps every repeated cell (an
 IP-CIM row, an OP-CIM column, ...) as a module of its own, marked
 ``keep_hierarchy``, so each distinct cell is synthesised once whatever the
@@ -39,10 +39,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..config import EngineConfig
-from ..errors import InputError
-from ..files import atomic_write, cache_root
-from ..generate import ENGINES, write_verilog
+from ..core.config import EngineConfig
+from ..core.errors import InputError
+from ..core.files import atomic_write, cache_root
+from ..ip.generate import ENGINES, write_verilog
 
 __all__ = ["estimate", "AreaError", "LibertyError", "check_liberty", "sram_bits", "cache_dir", "GENERIC_LIBERTY", "clock_estimate"]
 
@@ -262,7 +262,7 @@ def _by_config(block, cfg):
     # The result for a (block, config, generator, flow) without generating the Verilog to hash it.
     from dataclasses import asdict
 
-    from ..generate import generator_digest
+    from ..ip.generate import generator_digest
     key = json.dumps([block, asdict(cfg), generator_digest(), FLOW_VERSION], sort_keys=True)
     return cache_dir() / "by-config" / f"{block}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
 

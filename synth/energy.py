@@ -6,7 +6,7 @@ and the assumptions this project made, each saying so. :func:`load_table`
 validates it; :meth:`Table.at` scales it to another node and supply.
 
 :data:`EVENTS` are the events the dataflow models count
-(:mod:`fusioncim.dataflow`). Each one's energy is a formula over the table's
+(:mod:`fusioncim.perf.dataflow`). Each one's energy is a formula over the table's
 entries and the engine config's widths (:func:`event_energies`), so a CIM
 bit-plane operation is derived from the same measured figures as everything
 else. :func:`energy` multiplies counts by those energies and sums them by
@@ -20,7 +20,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 __all__ = ["EnergyTableError", "Table", "load_table", "DEFAULT_TABLE", "EVENTS", "CLASSES", "event_energies",
            "energy", "Sizes"]

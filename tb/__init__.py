@@ -1,1 +1,1 @@
-"""cocotb testbench modules, one per block; run through fusioncim.rtlsim, not collected by pytest."""
+"""cocotb testbench modules, one per block; run through fusioncim.sim.rtlsim, not collected by pytest."""

@@ -1,6 +1,6 @@
 """What every cocotb testbench module shares: its knobs and the reset sequence.
 
-Knobs come from the environment set by ``fusioncim.rtlsim.run``:
+Knobs come from the environment set by ``fusioncim.sim.rtlsim.run``:
 ``FUSIONCIM_CONFIG`` (the EngineConfig as JSON, required), ``FUSIONCIM_SEED``
 (logged by each testbench), ``FUSIONCIM_KEYS`` (run length).
 """
@@ -16,7 +16,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from fusioncim.config import EngineConfig
+from ..core.config import EngineConfig
 
 from .streams import CLOCK_NS
 

@@ -1,6 +1,6 @@
 """cocotb tests of the AXI top (``hw/axi.py``) driven by cocotbext-axi's verification IP.
 
-The host's AXI transactions (``FUSIONCIM_AXI_OPS``: ``fusioncim.host.axi_ops``,
+The host's AXI transactions (``FUSIONCIM_AXI_OPS``: ``fusioncim.sim.program.axi_ops``,
 the Python host reference) are replayed as they are: K/V and Q frames through
 ``AxiStreamSource``, register writes and polls through ``AxiLiteMaster``,
 output rows back through ``AxiStreamSink``, one frame per tile, with random
@@ -8,7 +8,7 @@ output rows back through ``AxiStreamSink``, one frame per tile, with random
 counters come from the host program (``FUSIONCIM_PROGRAM``), as for the bare
 engine (``tb/engine_tests.py``). Counters are read over
 AXI-Lite after a SNAPSHOT; the register addresses and ID values come from
-``fusioncim.regmap`` (the map the hardware is built from).
+``fusioncim.hw.regmap`` (the map the hardware is built from).
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from cocotb.utils import get_sim_time
 from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiResp, AxiStreamBus, AxiStreamFrame, AxiStreamSink,
                            AxiStreamSource)
 
-from fusioncim.counters import ENGINE_COUNTERS
-from fusioncim.hw.common import decode
-from fusioncim.hw.controller import cmd_layout
-from fusioncim.regmap import COUNTER_BASE, ERROR_BITS, IRQ_BITS, by_name, cmd_word, stream_bytes
+from ..core.counters import ENGINE_COUNTERS
+from ..hw.common import decode
+from ..hw.controller import cmd_layout
+from ..hw.regmap import COUNTER_BASE, ERROR_BITS, IRQ_BITS, by_name, cmd_word, stream_bytes
 
-from .checks import cycle_budget, program_from_env, record
+from ..sim.checks import cycle_budget, program_from_env, record
 from .streams import CLOCK_NS
 
 OKAY, SLVERR = AxiResp.OKAY, AxiResp.SLVERR
@@ -119,7 +119,7 @@ class AxiTB:
 
 
 def _ops(workloads):
-    """The host's AXI transactions of each workload (``FUSIONCIM_AXI_OPS``: ``fusioncim.host.axi_ops``)."""
+    """The host's AXI transactions of each workload (``FUSIONCIM_AXI_OPS``: ``fusioncim.sim.program.axi_ops``)."""
     ops = json.loads(Path(os.environ["FUSIONCIM_AXI_OPS"]).read_text())
     assert len(ops) == len(workloads)
     return ops
@@ -134,7 +134,7 @@ async def _wait_rows(tb, observed, n, limit=200_000):
 
 
 async def replay(tb, ops, sizes):
-    """Carry out the host's AXI transactions (``fusioncim.host.axi_ops``) in order; output frame sizes
+    """Carry out the host's AXI transactions (``fusioncim.sim.program.axi_ops``) in order; output frame sizes
     go to ``sizes`` for the collector."""
     streams = {"s_axis_kv": tb.kv, "s_axis_q": tb.q}
     for op in ops:

@@ -1,9 +1,9 @@
 """cocotb tests of the generated engine: drive a host program, compare every output row and every counter.
 
-Run through ``fusioncim.simulate.run_workloads`` (the regression's
+Run through ``fusioncim.sim.simulate.run_workloads`` (the regression's
 ``tests/test_engine_rtl.py``, ``fusioncim simulate``). The parent process
 makes the workloads, runs the golden model once and writes the host program
-(``fusioncim/host.py``: every stream beat with its stall gap, the expected
+(``fusioncim/sim/program.py``: every stream beat with its stall gap, the expected
 output rows and golden's counters); this process computes nothing of its own.
 Knobs (``tb/common.py``) plus ``FUSIONCIM_PROGRAM``, the host-program file,
 and ``FUSIONCIM_RESULTS``, a folder for ``results.json`` (counters,
@@ -27,12 +27,12 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from fusioncim.counters import ENGINE_COUNTERS
-from fusioncim.hw.controller import cmd_layout
-from fusioncim.hw.engine import ERR_KEYS, ERR_KV_ADDR, ERR_KV_BUSY, ERR_ROWS, kv_wr_layout
+from ..core.counters import ENGINE_COUNTERS
+from ..hw.controller import cmd_layout
+from ..hw.engine import ERR_KEYS, ERR_KV_ADDR, ERR_KV_BUSY, ERR_ROWS, kv_wr_layout
 
 from . import common
-from .checks import compare_counters, cycle_budget, program_from_env, record
+from ..sim.checks import compare_counters, cycle_budget, program_from_env, record
 from .streams import CLOCK_NS, Scoreboard, Stalled, StreamSink, StreamSource, encode, within
 
 

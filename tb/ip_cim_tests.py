@@ -20,9 +20,9 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from fusioncim.golden import ip_cim as golden
-from fusioncim.hw.common import data_row
-from fusioncim.hw.ip_cim import q_wr_layout, scores_layout
+from ..golden import ip_cim as golden
+from ..hw.common import data_row
+from ..hw.ip_cim import q_wr_layout, scores_layout
 
 from . import common
 from .streams import Scoreboard, StreamSink, StreamSource, decode, random_pattern

@@ -1,4 +1,4 @@
-// fusioncim native harness: drives a host program (fusioncim/host.py, format 1) into the
+// fusioncim native harness: drives a host program (fusioncim/sim/program.py, format 1) into the
 // Verilated engine with no Python in the cycle loop, and writes what the engine did.
 //
 // It does what tb/engine_tests.py does, cycle for cycle: per workload a reset (rst high for
@@ -6,7 +6,7 @@
 // send the kv_wr beats, then the cmd and q_in beats (concurrently), each beat after its
 // gap of idle cycles; o_out is taken with ready held low for each row's gap after the
 // previous transfer. It compares nothing: it writes every output word, the counters, the
-// error flags and the cycles each workload took, and the parent (fusioncim/native.py)
+// error flags and the cycles each workload took, and the parent (fusioncim/sim/native.py)
 // compares them with golden element by element and counter by counter.
 //
 //   engine_native PROGRAM BUDGETS OUT

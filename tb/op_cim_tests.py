@@ -19,9 +19,9 @@ import numpy as np
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
-from fusioncim.golden import op_cim as golden
-from fusioncim.hw.op_cim import acc_row_layout, kv_in_layout, norm_in_layout, o_out_layout
-from fusioncim.schedule import norm_group_cycles
+from ..golden import op_cim as golden
+from ..hw.op_cim import acc_row_layout, kv_in_layout, norm_in_layout, o_out_layout
+from ..core.schedule import norm_group_cycles
 
 from . import common
 from .streams import Scoreboard, StreamSink, StreamSource, decode, random_pattern

@@ -14,9 +14,9 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from fusioncim.counters import SOFTMAX_COUNTERS
-from fusioncim.golden import softmax as golden
-from fusioncim.hw.softmax import p_out_layout, row_wr_layout, s_in_layout, sums_layout
+from ..core.counters import SOFTMAX_COUNTERS
+from ..golden import softmax as golden
+from ..hw.softmax import p_out_layout, row_wr_layout, s_in_layout, sums_layout
 
 from . import common
 from .streams import Scoreboard, StreamSink, StreamSource, decode, random_pattern

@@ -21,7 +21,7 @@ import cocotb
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
 from cocotb.utils import get_sim_time
 
-from fusioncim.hw.common import decode, encode
+from ..hw.common import decode, encode
 
 __all__ = ["encode", "decode", "random_pattern", "always", "StreamSource", "StreamSink", "Scoreboard", "CLOCK_NS",
            "cycle", "within", "Stalled"]

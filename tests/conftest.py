@@ -9,7 +9,7 @@ import pytest
 def _fresh_area_cache(tmp_path_factory):
     # Synthesis tests must run Yosys, not read a result cached by an earlier run. The cache is fresh
     # for each run and shared by its pytest-xdist workers (their temporary folders sit side by side),
-    # so a design is built once per run; builds and run folders are locked (fusioncim/rtlsim.py).
+    # so a design is built once per run; builds and run folders are locked (fusioncim/sim/rtlsim.py).
     base = tmp_path_factory.getbasetemp()
     cache = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "cache"
     cache.mkdir(exist_ok=True)

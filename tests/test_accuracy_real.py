@@ -11,9 +11,9 @@ different text from the passage these files come from.
 import numpy as np
 import pytest
 
-from fusioncim.files import data_path
-from fusioncim import accuracy, attnfile, calibration
-from fusioncim.config import PRESETS
+from fusioncim.core.files import data_path
+from fusioncim.accuracy import heads as accuracy, attnfile, calibration
+from fusioncim.core.config import PRESETS
 from fusioncim.golden import reference
 
 REAL = data_path("real")

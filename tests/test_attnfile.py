@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from fusioncim import attnfile
-from fusioncim.attnfile import Attention, AttnFileError
+from fusioncim.accuracy import attnfile
+from fusioncim.accuracy.attnfile import Attention, AttnFileError
 
 
 def _att():

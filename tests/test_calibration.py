@@ -10,10 +10,10 @@ import json
 import numpy as np
 import pytest
 
-from fusioncim import attnfile, calibration, extract
-from fusioncim.attnfile import Attention
+from fusioncim.accuracy import attnfile, calibration, extract
+from fusioncim.accuracy.attnfile import Attention
 from fusioncim.cli import main
-from fusioncim.golden import quant
+from fusioncim.accuracy import quant
 
 FIELDS = quant.KVStats.FIELDS
 
@@ -134,8 +134,8 @@ def test_accuracy_static_uses_the_files_layer(tmp_path, capsys):
     dynamic = [r for r in out["heads"] if r["quant"] == "dynamic"]
     assert len(static) == len(dynamic) == 4
     # the same numbers as the library with that layer's statistics
-    from fusioncim import accuracy
-    from fusioncim.config import PRESETS
+    from fusioncim.accuracy import heads as accuracy
+    from fusioncim.core.config import PRESETS
     want = accuracy.evaluate(attnfile.load(p), PRESETS["test"], name=str(p), stats=cal.layer(1))
     assert [r["rel_l2"] for r in static] == [r["rel_l2"] for r in want]
     assert [r["rel_l2"] for r in static] != [r["rel_l2"] for r in dynamic]

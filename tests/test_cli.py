@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fusioncim import attnfile
-from fusioncim.attnfile import Attention
+from fusioncim.accuracy import attnfile
+from fusioncim.accuracy.attnfile import Attention
 from fusioncim.cli import main
-from fusioncim.files import data_path
+from fusioncim.core.files import data_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,8 +108,8 @@ def test_argparse_errors_exit_2():
 
 
 def test_internal_error_is_a_traceback_and_exit_1():
-    # A bug (any exception but fusioncim.errors.InputError) must not pass for bad input.
-    code = ("import sys, fusioncim.cli as cli, fusioncim.config as config\n"
+    # A bug (any exception but fusioncim.core.errors.InputError) must not pass for bad input.
+    code = ("import sys, fusioncim.cli as cli, fusioncim.core.config as config\n"
             "def broken(*a, **k):\n    raise ValueError('an internal bug')\n"
             "config.load = broken\nsys.exit(cli.main(['config']))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
@@ -173,7 +173,7 @@ def test_generated_verilog_lints_clean_with_its_waiver_file(tmp_path):
     # Plain Verilator, as an integrator runs it: `verilator --lint-only -Wall X.v X.vlt`, exit 0 and no
     # warning; without the waiver file the same command fails, so the file is what makes it clean.
     import shutil
-    from fusioncim import verilator
+    from fusioncim.sim import verilator
     out = tmp_path / "engine.v"
     assert run_cli("generate", "engine", "--config", "test", "--out", out).returncode == 0
     vlt = tmp_path / "engine.vlt"

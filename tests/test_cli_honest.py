@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from fusioncim import config as config_mod, rtlsim
-from fusioncim.files import data_path
+from fusioncim.core import config as config_mod
+from fusioncim.sim import rtlsim
+from fusioncim.core.files import data_path
 
 ROOT = Path(__file__).resolve().parent.parent
 MINILM = data_path("real", "minilm-L02-T256.npz")          # head_dim 32, 12 heads, 256 tokens

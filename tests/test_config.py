@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from fusioncim import config
-from fusioncim.config import EngineConfig, ConfigError
+from fusioncim.core import config
+from fusioncim.core.config import EngineConfig, ConfigError
 
 
 def test_defaults_and_derived_widths_by_hand():

@@ -5,7 +5,7 @@ import itertools
 import pytest
 from amaranth.sim import Simulator
 
-from fusioncim.config import PRESETS
+from fusioncim.core.config import PRESETS
 from fusioncim.golden import engine
 from fusioncim.hw.controller import Controller
 

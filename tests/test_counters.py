@@ -1,4 +1,4 @@
-"""The counter list (fusioncim/counters.py) is the one every face of the engine uses."""
+"""The counter list (fusioncim/core/counters.py) is the one every face of the engine uses."""
 
 import dataclasses
 import re
@@ -7,8 +7,8 @@ from pathlib import Path
 from amaranth.hdl import Shape
 from amaranth.lib import wiring
 
-from fusioncim.config import PRESETS
-from fusioncim.counters import COUNTER_BITS, ENGINE_COUNTERS, SOFTMAX_COUNTERS, Counters, step
+from fusioncim.core.config import PRESETS
+from fusioncim.core.counters import COUNTER_BITS, ENGINE_COUNTERS, SOFTMAX_COUNTERS, Counters, step
 from fusioncim.hw.engine import Engine
 from fusioncim.hw.softmax import Softmax
 

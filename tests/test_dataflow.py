@@ -1,14 +1,16 @@
-"""Dataflow models (fusioncim.dataflow): the engine's counters from its structure, and hand-computed events."""
+"""Dataflow models (fusioncim.perf.dataflow): the engine's counters from its structure, and hand-computed events."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 
-from fusioncim.files import data_path
-from fusioncim import attnfile, dataflow as df
-from fusioncim.config import PRESETS
-from fusioncim.golden import engine, quant
+from fusioncim.core.files import data_path
+from fusioncim.accuracy import attnfile
+from fusioncim.perf import dataflow as df
+from fusioncim.core.config import PRESETS
+from fusioncim.golden import engine
+from fusioncim.accuracy import quant
 
 REAL = data_path("real")
 

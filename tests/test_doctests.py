@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 MODULES = ["fusioncim.golden.ip_cim", "fusioncim.golden.softmax", "fusioncim.golden.op_cim",
-           "fusioncim.golden.quant", "fusioncim.golden.reference", "fusioncim.lut"]
+           "fusioncim.accuracy.quant", "fusioncim.golden.reference", "fusioncim.core.lut"]
 
 
 @pytest.mark.parametrize("name", MODULES)

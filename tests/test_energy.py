@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from fusioncim.config import PRESETS
+from fusioncim.core.config import PRESETS
 from fusioncim.synth import energy as E
 
 DEFAULT = E.DEFAULT_TABLE.read_text()

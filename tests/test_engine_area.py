@@ -2,7 +2,7 @@
 
 import pytest
 
-from fusioncim.config import EngineConfig
+from fusioncim.core.config import EngineConfig
 from fusioncim.synth.area import estimate
 
 SMALL = EngineConfig(rows=2, head_dim=4, max_seq_len=64, kv_depth=16, sink_keys=2, diag_window=4)

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fusioncim import attnfile, host, rtlsim
-from fusioncim.config import PRESETS
-from fusioncim.files import data_path
-from fusioncim.simulate import plan
+from fusioncim.accuracy import attnfile
+from fusioncim.sim import program as host, rtlsim
+from fusioncim.core.config import PRESETS
+from fusioncim.core.files import data_path
+from fusioncim.sim.simulate import plan
 
 CASES = {
     # kv_depth 260 and 48: not powers of two, so a KV address beyond the buffer is representable.
@@ -69,10 +70,10 @@ def test_axi_outputs_decode_golden_frames():
     # The host reference's output decoding: golden's rows, framed as the AXI top sends them, come back as
     # golden's dequantised output, element for element.
     from fusioncim.golden import engine
-    from fusioncim.golden.quant import dequantise
+    from fusioncim.accuracy.quant import dequantise
     from fusioncim.hw.common import encode
     from fusioncim.hw.op_cim import o_out_layout
-    from fusioncim.regmap import stream_bytes
+    from fusioncim.hw.regmap import stream_bytes
     cfg = CASES["icarus"][0]
     att = attnfile.load(data_path("real", "minilm-L02-T256.npz"))
     z, prog, ops = host.axi_from_float(att.q[:2, :20], att.k[:2, :20], att.v[:2, :20], cfg, scale=att.scale)

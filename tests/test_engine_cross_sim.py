@@ -2,16 +2,16 @@
 included, for the same workloads and the same host-stall pattern (where golden only bounds the cycles).
 
 The stall gaps are drawn in the parent process from the run's seed and written into the host program
-(fusioncim/host.py), so both simulators see the same ones; a run with another seed must take other
+(fusioncim/sim/program.py), so both simulators see the same ones; a run with another seed must take other
 cycle counts, which shows the comparison is sharp.
 """
 
 import numpy as np
 import pytest
 
-from fusioncim import rtlsim
-from fusioncim.config import PRESETS
-from fusioncim.simulate import run_workloads
+from fusioncim.sim import rtlsim
+from fusioncim.core.config import PRESETS
+from fusioncim.sim.simulate import run_workloads
 
 CFG = PRESETS["test"].replace(kv_depth=48)        # the "test" config of tests/test_engine_rtl.py: builds are shared
 

@@ -9,7 +9,7 @@ carries the row, most keys skipped, the running max jumps). Every output
 element and every counter must equal golden.engine's (cycles exactly without
 stalls, never below golden's with them; tb/engine_tests.py checks both), and
 the drawn design must pass ``verilator --lint-only -Wall`` with only the named
-waivers of fusioncim/verilator.py.
+waivers of fusioncim/sim/verilator.py.
 
 The budget is fixed (derandomised): ``FUSIONCIM_ENGINE_FUZZ=N`` configs (1 by
 default: a Verilator build each, the regression's time is tight); raise it for a longer run.
@@ -20,9 +20,10 @@ import os
 import pytest
 from hypothesis import HealthCheck, Phase, given, reject, settings, strategies as st
 
-from fusioncim import generate, rtlsim, verilator
-from fusioncim.config import EngineConfig
-from fusioncim.simulate import run_workloads
+from fusioncim.ip import generate
+from fusioncim.sim import rtlsim, verilator
+from fusioncim.core.config import EngineConfig
+from fusioncim.sim.simulate import run_workloads
 
 CONFIGS = int(os.environ.get("FUSIONCIM_ENGINE_FUZZ", "1"))
 SPREADS = (0.05, 2.5, 40.0)

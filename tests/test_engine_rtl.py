@@ -1,6 +1,6 @@
 """The generated engine on Verilator and Icarus: whole heads bit-exact with golden.engine, counters included.
 
-Each config runs the same list of workloads (fusioncim/workload.py) in one
+Each config runs the same list of workloads (fusioncim/sim/workload.py) in one
 simulator process: sequence length 1, one tile, a length that is not a
 multiple of the tile (non-causal, two KV heads), the KV buffer's full depth,
 GQA decode with groups of 8 and of 3 query heads, decode at two positions per tile, and a run with random stalls
@@ -17,11 +17,12 @@ import os
 import pytest
 from cocotb_tools.runner import get_results
 
-from fusioncim.files import data_path
-from fusioncim import generate, rtlsim, verilator
-from fusioncim.config import PRESETS
-from fusioncim import host
-from fusioncim.simulate import plan, run_workloads
+from fusioncim.core.files import data_path
+from fusioncim.ip import generate
+from fusioncim.sim import rtlsim, verilator
+from fusioncim.core.config import PRESETS
+from fusioncim.sim import program as host
+from fusioncim.sim.simulate import plan, run_workloads
 
 BASE = PRESETS["test"].replace(kv_depth=48)        # not a power of two: out-of-range writes are testable
 CONFIGS = {

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from fusioncim import dataflow as df, explore, report
-from fusioncim.config import PRESETS, load
+from fusioncim.perf import dataflow as df, explore, report
+from fusioncim.core.config import PRESETS, load
 
 
 def _cli(*args, cwd=None):

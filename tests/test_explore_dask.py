@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fusioncim import explore, report
+from fusioncim.perf import explore, report
 
 pytest.importorskip("distributed")
 

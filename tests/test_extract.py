@@ -5,7 +5,7 @@ import importlib.util
 
 import pytest
 
-from fusioncim import attnfile
+from fusioncim.accuracy import attnfile
 from fusioncim.cli import main
 from fusioncim.golden import reference
 

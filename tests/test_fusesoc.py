@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fusioncim import verilator
-from fusioncim.fusesoc import core_name
+from fusioncim.sim import verilator
+from fusioncim.ip.fusesoc import core_name
 
 BIN = Path(sys.executable).parent
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from fusioncim import attnfile, config as config_mod
+from fusioncim.accuracy import attnfile
+from fusioncim.core import config as config_mod
 from fusioncim.synth import energy
 
 BUDGET = settings(max_examples=int(os.environ.get("FUSIONCIM_FUZZ_EXAMPLES", "40")), deadline=None,

@@ -20,7 +20,7 @@ import os
 import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from fusioncim.config import EngineConfig
+from fusioncim.core.config import EngineConfig
 from fusioncim.golden import op_cim, softmax
 
 EXAMPLES = int(os.environ.get("FUSIONCIM_FUZZ_EXAMPLES", "40"))

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from fusioncim.config import PRESETS
-from fusioncim.golden import engine, quant, reference
+from fusioncim.core.config import PRESETS
+from fusioncim.golden import engine, reference
+from fusioncim.accuracy import quant
 
 TEST = PRESETS["test"]          # d = 16, rows = 4
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from fusioncim.config import EngineConfig
+from fusioncim.core.config import EngineConfig
 from fusioncim.golden import softmax
 from fusioncim.golden.softmax import COARSE, FINE, MASKED, SKIPPED
 

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from fusioncim import generate
-from fusioncim.config import PRESETS, EngineConfig
-from fusioncim.equiv import compare, prove
+from fusioncim.ip import generate
+from fusioncim.core.config import PRESETS, EngineConfig
+from fusioncim.sim.equiv import compare, prove
 from fusioncim.formal.configs import FORMAL
 from fusioncim.synth.area import GENERIC_LIBERTY, LibertyError, estimate
 

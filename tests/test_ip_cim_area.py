@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from fusioncim.config import EngineConfig
+from fusioncim.core.config import EngineConfig
 from fusioncim.synth.area import AreaError, LibertyError, estimate, parse_stat
 
 

@@ -9,8 +9,9 @@ import os
 
 import pytest
 
-from fusioncim import generate, rtlsim, verilator
-from fusioncim.config import EngineConfig
+from fusioncim.ip import generate
+from fusioncim.sim import rtlsim, verilator
+from fusioncim.core.config import EngineConfig
 
 # Every bits-per-cycle, row count and head_dim of the issue appears at least once.
 CONFIGS = {

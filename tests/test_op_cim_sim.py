@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from fusioncim.config import EngineConfig
+from fusioncim.core.config import EngineConfig
 from fusioncim.golden import op_cim as golden
 from fusioncim.hw.op_cim import OpCim
-from fusioncim.schedule import norm_cycles
+from fusioncim.core.schedule import norm_cycles
 
 
 def _run(cfg, keys, l, n_rows=None, after=()):

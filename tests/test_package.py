@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fusioncim import rtlsim
+from fusioncim.sim import rtlsim
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +59,7 @@ def _run(installed, *args):
 
 def test_wheel_imports_from_itself(installed):
     python, cwd, _ = installed
-    r = subprocess.run([str(python), "-c", "import fusioncim.hw.engine as e, fusioncim.files as f; "
+    r = subprocess.run([str(python), "-c", "import fusioncim.hw.engine as e, fusioncim.core.files as f; "
                         "print(e.__file__); print(f.data_path('real'))"], capture_output=True, text=True, cwd=cwd)
     assert r.returncode == 0, r.stderr
     engine_file, data = r.stdout.split()

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fusioncim import config, generate, ports
+from fusioncim.core import config
+from fusioncim.ip import generate, ports
 from fusioncim.hw.common import decode, encode
 
 ROOT = Path(__file__).resolve().parents[1]

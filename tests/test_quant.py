@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from fusioncim.config import PRESETS
-from fusioncim.golden import quant
+from fusioncim.core.config import PRESETS
+from fusioncim.accuracy import quant
 
 CFG = PRESETS["default"]
 
@@ -129,7 +129,7 @@ def _static_case(seed=3, L=24, H=2, Hkv=1, d=16):
 
 def test_static_scales_use_no_later_key():
     # Each key's integers depend on that key alone (and the sink's V): quantising a prefix gives the same.
-    from fusioncim.config import PRESETS
+    from fusioncim.core.config import PRESETS
     cfg = PRESETS["test"]
     q, k, v, calib = _static_case()
     whole = quant.quantise(q, k, v, cfg, stats=calib)
@@ -149,7 +149,7 @@ def test_static_scales_use_no_later_key():
 
 
 def test_changing_a_future_key_leaves_earlier_rows_bit_identical():
-    from fusioncim.config import PRESETS
+    from fusioncim.core.config import PRESETS
     from fusioncim.golden import engine
     cfg = PRESETS["test"]
     q, k, v, calib = _static_case()
@@ -175,7 +175,7 @@ def test_changing_a_future_key_leaves_earlier_rows_bit_identical():
 
 
 def test_clipping_counted():
-    from fusioncim.config import PRESETS
+    from fusioncim.core.config import PRESETS
     cfg = PRESETS["test"]
     q, k, v, calib = _static_case()
     z = quant.quantise(q, k, v, cfg, stats=calib, rotate=False)
@@ -187,7 +187,7 @@ def test_clipping_counted():
 
 
 def test_static_stats_shape_checked():
-    from fusioncim.config import PRESETS
+    from fusioncim.core.config import PRESETS
     cfg = PRESETS["test"]
     q, k, v, calib = _static_case()
     with pytest.raises(ValueError, match=r"calibrated k_min has shape \(1, 16\), but the data has 2 KV heads"):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from fusioncim import regmap
-from fusioncim.config import PRESETS
-from fusioncim.counters import ENGINE_COUNTERS
+from fusioncim.hw import regmap
+from fusioncim.core.config import PRESETS
+from fusioncim.core.counters import ENGINE_COUNTERS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"test": PRESETS["test"], "default": PRESETS["default"]}

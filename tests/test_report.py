@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from fusioncim import dataflow as df, report
-from fusioncim.config import PRESETS
+from fusioncim.perf import dataflow as df, report
+from fusioncim.core.config import PRESETS
 from fusioncim.synth import energy as E
 
 
@@ -150,7 +150,7 @@ def test_cli_patterns(tmp_path):
 
 
 def test_cli_patterns_refuses_mixed_lengths(tmp_path):
-    from fusioncim import attnfile
+    from fusioncim.accuracy import attnfile
     att = attnfile.load(REAL / "smollm2-L00-T256.npz")
     short = tmp_path / "short.npz"
     attnfile.save(short, attnfile.Attention(q=att.q[:, :64], k=att.k[:, :64], v=att.v[:, :64], causal=True))

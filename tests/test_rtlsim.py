@@ -1,9 +1,9 @@
-"""fusioncim/rtlsim.py: builds shared between processes (the regression and a user's command) are locked."""
+"""fusioncim/sim/rtlsim.py: builds shared between processes (the regression and a user's command) are locked."""
 
 import threading
 
-from fusioncim import rtlsim
-from fusioncim.config import PRESETS
+from fusioncim.sim import rtlsim
+from fusioncim.core.config import PRESETS
 
 TINY = PRESETS["test"].replace(rows=1, head_dim=2)
 

@@ -1,6 +1,6 @@
 """Yosys (pyosys) synthesises the generated softmax unit."""
 
-from fusioncim.config import EngineConfig
+from fusioncim.core.config import EngineConfig
 from fusioncim.synth.area import estimate
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from fusioncim.config import EngineConfig
+from fusioncim.core.config import EngineConfig
 from fusioncim.golden import softmax as golden
-from fusioncim.counters import SOFTMAX_COUNTERS as COUNTERS
+from fusioncim.core.counters import SOFTMAX_COUNTERS as COUNTERS
 from fusioncim.hw.softmax import Softmax
 
 

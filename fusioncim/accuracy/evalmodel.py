@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import accuracy, extract
-from .files import data_path
-from .golden import engine, quant
+from . import heads as accuracy, extract
+from ..core.files import data_path
+from ..golden import engine
+from . import quant
 
 __all__ = ["RUNS", "TEXTS", "evaluate", "format_table"]
 
@@ -113,7 +114,7 @@ def evaluate(model_name, texts, cfg, *, tokens=None, quant_mode="static", cal=No
              v_anchor="sink", quiet=False):
     """Per-text records (see module docstring) and the model's description.
 
-    ``cal``: a :class:`fusioncim.calibration.Calibration` for static mode."""
+    ``cal``: a :class:`fusioncim.accuracy.calibration.Calibration` for static mode."""
     runner = Runner(model_name, cfg, quant_mode=quant_mode, cal=cal, rotate=rotate, v_anchor=v_anchor, quiet=quiet)
     torch = runner.torch
     tokens = runner.limit if tokens is None else tokens

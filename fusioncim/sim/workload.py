@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .golden import engine, quant, reference
+from ..core.errors import InputError
+from ..golden import engine, reference
+from ..accuracy import quant
 
 __all__ = ["Workload", "make", "config_for_spec", "fit_notes", "RANDOM_DEFAULTS"]
 
@@ -40,7 +41,7 @@ class Workload:
     mode: str
     positions: int                   # decode: query positions per tile
     reference: np.ndarray            # float64 attention output [H, Lq, d]
-    stall: float                     # probability a stream stalls in a cycle (fusioncim.host.encode)
+    stall: float                     # probability a stream stalls in a cycle (fusioncim.sim.program.encode)
 
 
 def _load(path):
@@ -55,7 +56,7 @@ def _load(path):
 
 @lru_cache(maxsize=4)
 def _load_cached(path, stamp):
-    from .attnfile import load
+    from ..accuracy.attnfile import load
     att = load(path)
     for a in (att.q, att.k, att.v):
         a.setflags(write=False)               # shared between callers: nobody may change it

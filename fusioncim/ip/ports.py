@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
-from .config import EngineConfig
+from ..core.config import EngineConfig
 
 __all__ = ["Field", "Port", "ports", "markdown", "text", "to_json", "CLOCK_RESET"]
 
@@ -90,7 +90,7 @@ def _leaf(name, offset, shape):
 
 def _member_docs(component):
     """Descriptions from the block's docstring ``Members`` section (``name : kind`` then indented text)."""
-    from .counters import Counters
+    from ..core.counters import Counters
     docs = {f.name: f.metadata["doc"] for f in Counters.__dataclass_fields__.values() if f.metadata.get("hw")}
     text = type(component).__doc__ or ""
     head = []
@@ -98,7 +98,7 @@ def _member_docs(component):
         m = re.match(r"^    ([\w, .]+?) : (.*)$", line)
         if m:
             # "a, b : In(1)" documents both; "cycles, ... ip_stalls : Out(40)" is the counter
-            # range, whose own docs (fusioncim.counters) are kept.
+            # range, whose own docs (fusioncim.core.counters) are kept.
             head = [n.strip() for n in m.group(1).split(",") if n.strip() not in ("", "...")
                     and n.strip().split()[-1] not in docs]
             for n in head:
@@ -129,7 +129,7 @@ def ports(block: str, cfg: EngineConfig) -> list:
         elif len(path) == 2 and path[1] == "ready":
             desc = f"{path[0]}: the sink takes the beat (a transfer is valid & ready at a clock edge)"
         if name == "err" and block == "engine":
-            from .hw.engine import ERRORS
+            from ..hw.engine import ERRORS
             desc += " " + "; ".join(f"bit {bit}: {what}" for bit, what in sorted(ERRORS.items()))
         fields = _fields(member.shape) if isinstance(member.shape, data.Layout) else []
         if axi and name.endswith("_tdata"):
@@ -150,7 +150,7 @@ _AXI_SIGNALS = {"tdata": "the engine's payload, zero-extended to whole bytes (fi
 
 
 def _tdata_layout(name, cfg):
-    from .regmap import stream_layouts
+    from ..hw.regmap import stream_layouts
     return stream_layouts(cfg)[{"s_axis_kv_tdata": "kv", "s_axis_q_tdata": "q", "m_axis_o_tdata": "o"}[name]]
 
 

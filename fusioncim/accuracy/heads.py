@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .attnfile import Attention
-from .golden import engine, ip_cim, quant, reference
+from ..golden import engine, ip_cim, reference
+from . import quant
 
 __all__ = ["evaluate", "summarise", "exact_softmax", "per_layer"]
 
@@ -199,7 +200,7 @@ def plot_per_layer(rows, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    from .files import atomic_write
+    from ..core.files import atomic_write
     fmt = Path(path).suffix.lstrip(".") or "png"
     atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=110), binary=True)
     plt.close(fig)

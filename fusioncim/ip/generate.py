@@ -37,34 +37,34 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
-from .config import EngineConfig
-from .files import atomic_write, cache_root
+from ..core.config import EngineConfig
+from ..core.files import atomic_write, cache_root
 
 __all__ = ["BLOCKS", "build", "verilog_text", "write_verilog"]
 
 
 def _ip_cim(cfg):
-    from .hw.ip_cim import IpCim
+    from ..hw.ip_cim import IpCim
     return IpCim(cfg)
 
 
 def _softmax(cfg):
-    from .hw.softmax import Softmax
+    from ..hw.softmax import Softmax
     return Softmax(cfg)
 
 
 def _op_cim(cfg):
-    from .hw.op_cim import OpCim
+    from ..hw.op_cim import OpCim
     return OpCim(cfg)
 
 
 def _engine(cfg):
-    from .hw.engine import Engine
+    from ..hw.engine import Engine
     return Engine(cfg)
 
 
 def _engine_axi(cfg):
-    from .hw.axi import EngineAxi
+    from ..hw.axi import EngineAxi
     return EngineAxi(cfg)
 
 
@@ -86,15 +86,15 @@ def generator_sources() -> list:
     """The source files the generated Verilog depends on: ``hw/*.py``, this module, and every
     ``fusioncim`` module they import, followed import by import (so a new import is never missed)."""
     import importlib.util
-    from . import hw
-    todo = sorted(Path(hw.__file__).resolve().parent.glob("*.py")) + [Path(__file__).resolve()]
+    from .. import hw
+    todo = [(p, "fusioncim.hw") for p in sorted(Path(hw.__file__).resolve().parent.glob("*.py"))]
+    todo.append((Path(__file__).resolve(), __package__))
     seen = {}
     while todo:
-        path = todo.pop()
+        path, package = todo.pop()
         if path in seen:
             continue
         seen[path] = True
-        package = "fusioncim.hw" if path.parent.name == "hw" else "fusioncim"
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level:
                 base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
@@ -106,7 +106,7 @@ def generator_sources() -> list:
             for name in names:
                 spec = _module_spec(name) if name.startswith("fusioncim") else None
                 if spec is not None and spec.origin and spec.origin.endswith(".py"):
-                    todo.append(Path(spec.origin).resolve())
+                    todo.append((Path(spec.origin).resolve(), spec.parent))
     return sorted(seen)
 
 
@@ -141,7 +141,7 @@ _UNINITIALISED = ("k_mem", "v_mem")
 
 def rtlil_modules(block: str, cfg: EngineConfig, *, flat=False) -> list:
     """The RTLIL texts of the design: the block first, then one per distinct cell (none with ``flat``)."""
-    from .hw.common import Hierarchy
+    from ..hw.common import Hierarchy
     if flat:
         return [rtlil.convert(build(block, cfg), name=block, emit_src=False)]
     hier = Hierarchy()

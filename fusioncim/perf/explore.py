@@ -39,10 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from . import config as config_mod
+from .. import __version__
+from ..core import config as config_mod
 from . import dataflow as df
-from .errors import InputError
+from ..core.errors import InputError
 
 __all__ = ["parse_sweeps", "grid", "run", "plot", "parse_dask", "Pool", "SEQ_LENS", "AREA_BLOCKS",
            "DASK_CONNECT_TIMEOUT"]
@@ -125,7 +125,8 @@ def evaluate_point(job):
     if opts.get("version", __version__) != __version__:
         raise RuntimeError(f"this worker has fusioncim {__version__}, the sweep's client {opts['version']}; "
                            f"install the same version on every worker")
-    from . import accuracy, attnfile, report
+    from ..accuracy import heads as accuracy, attnfile
+    from . import report
     rec = {"id": _point_id(spec, sets, opts), "sets": sets, "config": spec,
            "accuracy_file": Path(opts["accuracy_file"]).name, "versions": versions(opts["area"]),
            "host": platform.node()}
@@ -161,7 +162,7 @@ def evaluate_point(job):
     rec["rel_l2_max"] = s["rel_l2"]["max"]
     rec["skip_frac"] = s["skip_frac"]["mean"]
     if opts["area"]:
-        from .synth import area
+        from ..synth import area
         per = {b: area.estimate(b, wcfg) for b in AREA_BLOCKS}
         rec["area"] = {b: {"transistors": a["transistors"], "flip_flops": a["flip_flops"],
                            "seconds": a["seconds"], "cached": a["cached"]} for b, a in per.items()}

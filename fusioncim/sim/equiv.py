@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 
-from .formal.common import abc_path
+from ..formal.common import abc_path
 from .rtlsim import icarus_time0
 
 __all__ = ["compare", "prove", "testbench", "ProofError"]

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .files import atomic_write, read_npz
+from ..core.errors import InputError
+from ..core.files import atomic_write, read_npz
 
 __all__ = ["AttnFileError", "Attention", "load", "save"]
 

@@ -1,7 +1,7 @@
 """``fusioncim simulate``: generate the engine, run whole attention heads on it, check every bit against golden.
 
 The run goes through the cocotb testbench ``tb/engine_tests.py`` (the same one
-the regression uses) on a cached build (``fusioncim/rtlsim.py``). The result
+the regression uses) on a cached build (``fusioncim/sim/rtlsim.py``). The result
 holds the RTL's counters beside golden's, the number of output elements that
 differ, utilisation, and the error of the RTL's output against float64.
 """
@@ -18,10 +18,11 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from . import host, rtlsim, workload
-from .golden import engine, quant, reference
-from .hw.common import decode
-from .hw.op_cim import o_out_layout
+from . import program as host, rtlsim, workload
+from ..golden import engine, reference
+from ..accuracy import quant
+from ..hw.common import decode
+from ..hw.op_cim import o_out_layout
 
 __all__ = ["simulate", "plan", "run_workloads", "format_result", "Planned"]
 
@@ -63,8 +64,8 @@ def run_workloads(cfg, specs, *, sim="verilator", seed=1, waves=False, planned=N
     cocotb tests, and the seconds cocotb reports for its test cases (the
     simulation and the testbench, without the simulator's start-up).
     ``flat`` simulates the flattened netlist (``bench/build_speed.py``). ``native`` runs the program
-    on the native Verilator harness instead of cocotb (:mod:`fusioncim.native`); the records are the
-    same, judged by the same rules (``tb/checks.py``), and the seconds are the harness's run.
+    on the native Verilator harness instead of cocotb (:mod:`fusioncim.sim.native`); the records are the
+    same, judged by the same rules (``fusioncim/sim/checks.py``), and the seconds are the harness's run.
     """
     planned = plan(cfg, specs, seed=seed) if planned is None else planned
     if native:
@@ -100,7 +101,7 @@ def _test_seconds(xml):
 
 def _run_native(cfg, planned):
     from . import native
-    from .tb.checks import record
+    from .checks import record
     folder = Path(tempfile.mkdtemp(prefix="fusioncim-native-"))
     try:
         prog = host.write_program(folder / "program.txt", cfg, [p.host for p in planned])

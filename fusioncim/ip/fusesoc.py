@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import __version__
-from .config import EngineConfig
+from .. import __version__
+from ..core.config import EngineConfig
 
 __all__ = ["core_name", "core_text", "write_core"]
 
@@ -66,7 +66,7 @@ targets:
 def write_core(folder, block: str, cfg: EngineConfig, verilog_text: str, waiver_text: str) -> list:
     """Write ``BLOCK.v``, ``BLOCK.vlt`` and ``fusioncim_BLOCK.core`` into ``folder`` (created if missing,
     inside a folder that exists); each file written whole. Returns the paths."""
-    from .files import atomic_write
+    from ..core.files import atomic_write
     folder = Path(folder)
     folder.mkdir(exist_ok=True)
     files = {f"{block}.v": verilog_text, f"{block}.vlt": waiver_text,

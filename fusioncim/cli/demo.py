@@ -18,19 +18,20 @@ import sys
 import time
 from pathlib import Path
 
-from . import dataflow as df
-from . import report, simulate, workload
-from .config import PRESETS
-from .files import cache_root
-from .generate import write_verilog
-from .golden.engine import Counters
+from ..perf import dataflow as df
+from ..perf import report
+from ..sim import simulate, workload
+from ..core.config import PRESETS
+from ..core.files import cache_root
+from ..ip.generate import write_verilog
+from ..golden.engine import Counters
 
 REAL = report.REAL
 DEFAULT_FILE = REAL / "smollm2-L12-T256.npz"
 
 
 def _synth(cfg):
-    from .synth import area
+    from ..synth import area
     return area.estimate("engine", cfg)
 
 
@@ -66,7 +67,7 @@ def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, o
         if synth:
             say("waiting for Yosys ...")
             a = fut.result()
-            from .cli import area_lines
+            from . import area_lines
             print(f"{next(step)}. synthesised (Yosys, hierarchical: each distinct cell once)")
             for line in area_lines("engine", a):
                 print("   " + line)

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from .attnfile import Attention, save
-from .errors import InputError
+from ..core.errors import InputError
+from ..core.files import data_path
 
 __all__ = ["MODELS", "extract", "ExtractError"]
 
-PASSAGE = Path(__file__).with_name("data") / "passage.txt"
+PASSAGE = data_path("passage.txt")
 
 
 class ExtractError(InputError):

@@ -12,7 +12,7 @@ same functions the cocotb test uses), so both paths give the same record.
 The model is built once per design in ``<cache>/rtl/engine-<hash>-native``
 (compiled with ``-O2`` by default: slower to build than the cocotb model's
 ``-O0``, faster to run), under the same lock and stamp rules as
-:mod:`fusioncim.rtlsim`.
+:mod:`fusioncim.sim.rtlsim`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from . import verilator
-from .counters import ENGINE_COUNTERS
-from .generate import verilog_text
+from ..core.counters import ENGINE_COUNTERS
+from ..ip.generate import verilog_text
 from .rtlsim import SimTimeout, _locked, build_dir, config_json
 
 __all__ = ["build", "run", "available"]
@@ -36,7 +36,7 @@ RECIPE = "1: -O2, harness, counters header"
 
 def _harness():
     # In a checkout tb/ sits beside fusioncim/; installed, it is the fusioncim.tb package.
-    from . import tb
+    from .. import tb
     return Path(tb.__file__).resolve().parent / "native_main.cpp"
 
 
@@ -84,7 +84,7 @@ def run(cfg, planned, program, *, timeout=None):
     the output words of each workload; and the seconds the harness ran (the simulation only).
     """
     from .rtlsim import RUN_TIMEOUT
-    from .tb.checks import cycle_budget          # not tb.engine_tests, which imports cocotb
+    from .checks import cycle_budget          # not tb.engine_tests, which imports cocotb
     binary = build(cfg)
     work = Path(program).parent
     budgets = work / "budgets.txt"

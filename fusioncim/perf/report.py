@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 
 from . import dataflow as df
-from .errors import InputError
-from .files import atomic_write, data_path
-from .synth import energy as energy_mod
+from ..core.errors import InputError
+from ..core.files import atomic_write, data_path
+from ..synth import energy as energy_mod
 
 __all__ = ["CLAIMS", "REAL", "RATES", "evaluate", "patterns", "measure", "save_rates", "load_rates", "stored_rates",
            "rates_note", "RatesFileError",
@@ -47,7 +47,7 @@ DEFAULT_WORKLOADS = ("llama3-8b-prefill-2048", "llama3-8b-decode-8192", "llama3-
 def default_workloads(cfg):
     """``(names, notes)``: :data:`DEFAULT_WORKLOADS` whose decode positions fit ``cfg``'s rows, and one note per
     workload left out (a config with fewer rows than the GQA group times the positions)."""
-    from .golden.engine import check_positions
+    from ..golden.engine import check_positions
     names, notes = [], []
     for n in DEFAULT_WORKLOADS:
         wl = df.WORKLOADS[n]
@@ -77,7 +77,7 @@ def _rate_key(cfg):
 
 def save_rates(path, cfg, files, pats, tokens):
     """Write measured rates (``fusioncim patterns``) with what they were measured on, atomically."""
-    from . import attnfile
+    from ..accuracy import attnfile
     doc = {"tokens": tokens, "files": [Path(f).name for f in files],
            "sources": sorted({attnfile.load(f).source for f in files}), "config": _rate_key(cfg),
            "rates": {m: p.to_dict() for m, (p, _) in pats.items()},

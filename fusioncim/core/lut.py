@@ -1,6 +1,6 @@
 """The exponent LUTs of the softmax unit: their contents and the rule a config must meet for them.
 
-One home for both: ``fusioncim.config`` validates ``prob_bits`` with
+One home for both: ``fusioncim.core.config`` validates ``prob_bits`` with
 :func:`distinct_entries_need`, ``golden.softmax`` computes with :func:`luts`,
 and ``hw/softmax.py`` fills its ROMs from :func:`luts`. Contents:
 docs/numerics.md section 4.

@@ -2,7 +2,7 @@
 
 ``fusioncim calibrate MODEL --text FILE --out scales.npz`` runs the model on
 the calibration text and keeps, per layer and KV head, K's per-channel centre
-and the K and V ranges (:class:`fusioncim.golden.quant.KVStats`). With them
+and the K and V ranges (:class:`fusioncim.accuracy.quant.KVStats`). With them
 the front end quantises each key as it arrives, from nothing that comes later.
 
 The file (``.npz``, read with ``allow_pickle=False``):
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .files import atomic_write, data_path, read_npz
-from .golden.quant import KVStats, kv_stats
+from ..core.errors import InputError
+from ..core.files import atomic_write, data_path, read_npz
+from .quant import KVStats, kv_stats
 
 __all__ = ["Calibration", "CalibrationError", "FORMAT", "calibrate", "load", "save", "shipped"]
 

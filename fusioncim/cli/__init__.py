@@ -1,7 +1,7 @@
 """Command line: ``fusioncim COMMAND ...`` (also ``python -m fusioncim``).
 
 User errors (bad config, bad file, bad arguments, data that does not fit:
-``fusioncim.errors.InputError``) print one line ``fusioncim: error: ...`` on
+``fusioncim.core.errors.InputError``) print one line ``fusioncim: error: ...`` on
 stderr and exit with status 2; nothing is written to stdout or to output
 files in that case. Any other exception is a bug: its traceback is printed
 and the status is 1.
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from . import config as config_mod
-from .errors import InputError
+from .. import __version__
+from ..core import config as config_mod
+from ..core.errors import InputError
 
 EXIT_USAGE = 2
 
@@ -40,7 +40,7 @@ def _progress(quiet):
 
 def _calibration(path, model):
     """The calibration file ``path``, or the one shipped for ``model``; one line if neither exists."""
-    from . import calibration
+    from ..accuracy import calibration
     if path is None:
         path = calibration.shipped(model)
         if path is None:
@@ -50,7 +50,7 @@ def _calibration(path, model):
 
 
 def cmd_accuracy(args):
-    from . import accuracy, attnfile
+    from ..accuracy import heads as accuracy, attnfile
     cfg = config_mod.load(args.config, args.set)
     say = _progress(args.quiet)
     if args.plot:
@@ -103,7 +103,7 @@ def cmd_accuracy(args):
 
 
 def cmd_calibrate(args):
-    from . import calibration
+    from ..accuracy import calibration
     say = _progress(args.quiet)
     if args.tokens < 1:
         raise UserError(f"--tokens must be a positive integer, not {args.tokens}")
@@ -126,7 +126,7 @@ def cmd_calibrate(args):
 
 
 def cmd_eval_model(args):
-    from . import evalmodel
+    from ..accuracy import evalmodel
     cfg = config_mod.load(args.config, args.set)
     say = _progress(args.quiet)
     if args.tokens is not None and args.tokens < 2:
@@ -152,7 +152,7 @@ def cmd_eval_model(args):
 # -- extract ---------------------------------------------------------------
 
 def cmd_extract(args):
-    from . import extract
+    from ..accuracy import extract
     say = _progress(args.quiet)
     layers = None
     if args.layers:
@@ -172,13 +172,13 @@ def cmd_extract(args):
 
 # -- config ----------------------------------------------------------------
 
-# Figures of the hardware's structure (fusioncim/schedule.py, which imports Amaranth: loaded only
+# Figures of the hardware's structure (fusioncim/core/schedule.py, which imports Amaranth: loaded only
 # by the config command, not at every start), printed beside the widths.
 SCHEDULE = {"div_cycles": "norm_group_cycles", "softmax_latency": "softmax_latency"}
 
 
 def cmd_config(args):
-    from . import schedule
+    from ..core import schedule
     cfg = config_mod.load(args.config, args.set)
     doc = {"fields": cfg.to_dict(), "derived": {**{k: getattr(cfg, k) for k in config_mod.DERIVED},
                                                 **{k: getattr(schedule, f)(cfg) for k, f in SCHEDULE.items()}}}
@@ -193,8 +193,9 @@ def cmd_config(args):
 # -- generate --------------------------------------------------------------
 
 def cmd_generate(args):
-    from . import generate, verilator
-    from .files import atomic_write
+    from ..ip import generate
+    from ..sim import verilator
+    from ..core.files import atomic_write
     cfg = _block_config(args)
     if args.fusesoc is not None:
         return _generate_core(args, cfg)
@@ -217,7 +218,7 @@ def cmd_generate(args):
 
 def _block_config(args):
     """The block (``--bus axi`` names the AXI top) and its config, checked for an engine."""
-    from . import generate
+    from ..ip import generate
     _bus(args)
     cfg = config_mod.load(args.config, args.set)
     if args.block in generate.ENGINES:
@@ -237,7 +238,8 @@ def _bus(args):
 
 
 def _generate_core(args, cfg):
-    from . import fusesoc, generate, verilator
+    from ..ip import fusesoc, generate
+    from ..sim import verilator
     if args.out is not None:
         raise UserError("--out and --fusesoc cannot be used together: --fusesoc DIR names the files itself")
     folder = _output_path("--fusesoc", args.fusesoc, folder=True)
@@ -254,7 +256,7 @@ def _generate_core(args, cfg):
 
 
 def cmd_ports(args):
-    from . import ports
+    from ..ip import ports
     cfg = _block_config(args)
     if args.json:
         json.dump(ports.to_json(args.block, cfg), sys.stdout, indent=1)
@@ -265,7 +267,7 @@ def cmd_ports(args):
 
 
 def cmd_regmap(args):
-    from . import regmap
+    from ..hw import regmap
     cfg = config_mod.load(args.config, args.set)
     cfg.check_engine()
     outputs = {"--rdl": args.rdl, "--c": args.c, "--html": args.html}
@@ -309,7 +311,7 @@ def _write_error(option, path, exc):
 
 def _require_cache():
     """Fail with one line (exit 2) when the cache folder cannot be written; nothing is created elsewhere."""
-    from .files import cache_root
+    from ..core.files import cache_root
     root = cache_root()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -332,7 +334,7 @@ def _int_list(name, text):
 
 
 def cmd_simulate(args):
-    from . import simulate, workload
+    from ..sim import simulate, workload
     cfg = config_mod.load(args.config, args.set)
     say = _progress(args.quiet)
     for name in ("heads", "kv_heads", "queries", "keys"):
@@ -395,7 +397,7 @@ def cmd_simulate(args):
 
 def _check_head_dim(sets, npz):
     """An explicit ``--set head_dim=N`` that differs from the attention file's head_dim is an error."""
-    from . import attnfile
+    from ..accuracy import attnfile
     wanted = [item.partition("=")[2].strip() for item in sets if item.partition("=")[0].strip() == "head_dim"]
     if wanted:
         have = attnfile.load(npz).head_dim
@@ -425,7 +427,7 @@ def _buffer_size(name, text, scale):
 
 
 def _buffers(args, default):
-    from .dataflow import Buffers
+    from ..perf.dataflow import Buffers
     return Buffers(
         kv_keys=_buffer_size("--kv-buffer", args.kv_buffer, 1) if args.kv_buffer is not None else default.kv_keys,
         sp_bytes=_buffer_size("--sp-buffer", args.sp_buffer, 1024) if args.sp_buffer is not None else default.sp_bytes,
@@ -433,8 +435,8 @@ def _buffers(args, default):
 
 
 def cmd_report(args):
-    from . import dataflow, report
-    from .synth import energy
+    from ..perf import dataflow, report
+    from ..synth import energy
     cfg = config_mod.load(args.config, args.set)
     say = _progress(args.quiet)
     names = args.workload
@@ -481,7 +483,7 @@ def cmd_report(args):
 
 def _area_note(cfg):
     # The engine's area and clock if `fusioncim area engine` has synthesised this config; never synthesises.
-    from .synth import area
+    from ..synth import area
     r = area.cached_result("engine", cfg)
     if r is None:
         return ("Area and clock of this config: not synthesised yet; `fusioncim area engine` (with the same "
@@ -494,7 +496,7 @@ def _area_note(cfg):
 # -- area --------------------------------------------------------------------
 
 def cmd_area(args):
-    from .synth import area
+    from ..synth import area
     cfg = _block_config(args)
     if args.liberty is not None and not args.liberty.is_file():
         raise UserError(f"--liberty {str(args.liberty)!r} is not a file")
@@ -540,7 +542,8 @@ def area_lines(block, r):
 # -- patterns ----------------------------------------------------------------
 
 def cmd_patterns(args):
-    from . import attnfile, report
+    from ..accuracy import attnfile
+    from ..perf import report
     cfg = config_mod.load(args.config, args.set)
     say = _progress(args.quiet)
     lengths = {}
@@ -572,7 +575,8 @@ DEFAULT_SWEEP = ["rows=8,16", "fine_lut_bits=4,5,7", "skip_threshold=6,10,none"]
 
 
 def cmd_explore(args):
-    from . import attnfile, dataflow, explore, report
+    from ..accuracy import attnfile
+    from ..perf import dataflow, explore, report
     config_mod.load(args.config, args.set)           # a bad base config fails here, before anything runs
     sweeps = explore.parse_sweeps(args.sweep or DEFAULT_SWEEP)
     for sets in explore.grid(sweeps):
@@ -654,8 +658,8 @@ def cmd_demo(args):
 
 
 def build_parser():
-    from .workload import RANDOM_DEFAULTS
-    from .calibration import HEADROOM
+    from ..sim.workload import RANDOM_DEFAULTS
+    from ..accuracy.calibration import HEADROOM
     p = argparse.ArgumentParser(prog="fusioncim", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"fusioncim {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -742,7 +746,7 @@ def build_parser():
     common(c)
     c.set_defaults(func=cmd_config)
 
-    from .generate import BLOCKS
+    from ..ip.generate import BLOCKS
     g = sub.add_parser("generate", help="write the Verilog of one block for a config")
     block_args(g)
     g.add_argument("--out", type=Path, help="output file (default: BLOCK.v, or BLOCK-flat.v, in the current folder)")
@@ -895,7 +899,7 @@ def main(argv=None):
     try:
         return args.func(args)
     except InputError as exc:
-        # Bad parameters, files or data (fusioncim/errors.py); any other
+        # Bad parameters, files or data (fusioncim/core/errors.py); any other
         # exception is a bug and keeps its traceback (exit 1).
         print(f"fusioncim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputError
-from .golden.engine import prepare, segments, tile_keys
+from ..core.errors import InputError
+from ..golden.engine import prepare, segments, tile_keys
 
 __all__ = ["Command", "Segment", "program", "HostWorkload", "encode", "write_program", "read_program",
            "SOURCES", "FORMAT", "axi_ops", "axi_from_float", "axi_outputs"]
@@ -120,10 +120,10 @@ def encode(name, cfg, prog, expected, counters, *, stall=0.0, seed=0) -> HostWor
     source offers a beat in a cycle with probability ``1 - stall``, and the
     sink is ready in a cycle with the same probability.
     """
-    from .hw.common import encode as pack
-    from .hw.controller import cmd_layout, q_layout
-    from .hw.engine import kv_wr_layout
-    from .hw.op_cim import o_out_layout
+    from ..hw.common import encode as pack
+    from ..hw.controller import cmd_layout, q_layout
+    from ..hw.engine import kv_wr_layout
+    from ..hw.op_cim import o_out_layout
     kv_l, cmd_l, q_l, o_l = kv_wr_layout(cfg), cmd_layout(cfg), q_layout(cfg), o_out_layout(cfg)
     rng = np.random.default_rng(seed)
 
@@ -152,7 +152,7 @@ def encode(name, cfg, prog, expected, counters, *, stall=0.0, seed=0) -> HostWor
 
 def write_program(path, cfg, workloads):
     """Write host workloads (:func:`encode`) as a host-program file (format in the module docstring)."""
-    from .files import atomic_write
+    from ..core.files import atomic_write
 
     def write(f):
         f.write(f"{_HEADER} {FORMAT}\n")
@@ -210,10 +210,10 @@ def axi_ops(prog, cfg):
 
     Per segment: wait for ``STATUS.idle``, the K/V frame; per command ``CMD_KEYS``, wait for
     ``STATUS.cmd_ready``, ``CMD``, the Q frame. Payloads are packed by the engine's own layouts,
-    ``CMD``'s fields placed by the register map (:mod:`fusioncim.regmap`).
+    ``CMD``'s fields placed by the register map (:mod:`fusioncim.hw.regmap`).
     """
-    from .hw.common import encode as pack
-    from .regmap import cmd_word, stream_bytes, stream_layouts
+    from ..hw.common import encode as pack
+    from ..hw.regmap import cmd_word, stream_bytes, stream_layouts
     sb, layouts = stream_bytes(cfg), stream_layouts(cfg)
 
     def frame(layout, values, nbytes):
@@ -239,7 +239,7 @@ def axi_from_float(q, k, v, cfg, *, scale=None, causal=None, mode="prefill", pos
     """From float ``q [H, Lq, d]``, ``k, v [Hkv, Lk, d]``: the quantised inputs (``golden.quant``), the
     program and the AXI transactions (:func:`axi_ops`). Returns ``(z, prog, ops)``; the reference a
     driver author ports."""
-    from .golden.quant import quantise
+    from ..accuracy.quant import quantise
     z = quantise(q, k, v, cfg, scale=scale)
     prog = program(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=causal, mode=mode, positions=positions)
     return z, prog, axi_ops(prog, cfg)
@@ -249,9 +249,9 @@ def axi_outputs(frames, prog, z, cfg, shape):
     """Float attention output ``[H, Lq, d]`` from the output frames (bytes, one per command, in order):
     each row decoded by the engine's layout, placed by its command's heads and query rows, and
     dequantised (``golden.quant.dequantise``)."""
-    from .golden.quant import dequantise
-    from .hw.common import decode
-    from .regmap import stream_bytes, stream_layouts
+    from ..accuracy.quant import dequantise
+    from ..hw.common import decode
+    from ..hw.regmap import stream_bytes, stream_layouts
     n, layout = stream_bytes(cfg)["o"], stream_layouts(cfg)["o"]
     out = np.zeros(shape, dtype=np.int64)
     commands = [c for seg in prog for c in seg.commands]

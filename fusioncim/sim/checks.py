@@ -1,15 +1,15 @@
 """What the engine's run is checked against, shared by the cocotb testbench and the native path.
 
 Pure Python (no cocotb): ``tb/engine_tests.py`` uses it inside the simulator,
-``fusioncim.native`` after the native harness has run, so both paths judge a
+``fusioncim.sim.native`` after the native harness has run, so both paths judge a
 run by the same rules.
 """
 
 from __future__ import annotations
 
-from fusioncim.counters import ENGINE_COUNTERS
-from fusioncim.hw.common import decode
-from fusioncim.hw.op_cim import o_out_layout
+from ..core.counters import ENGINE_COUNTERS
+from ..hw.common import decode
+from ..hw.op_cim import o_out_layout
 
 __all__ = ["compare_counters", "cycle_budget", "mismatching_elements", "record", "program_from_env"]
 
@@ -17,8 +17,8 @@ __all__ = ["compare_counters", "cycle_budget", "mismatching_elements", "record",
 def program_from_env():
     """``(EngineConfig, [HostWorkload])`` from the host-program file ``FUSIONCIM_PROGRAM`` names."""
     import os
-    from fusioncim.config import EngineConfig
-    from fusioncim.host import read_program
+    from ..core.config import EngineConfig
+    from .program import read_program
     path = os.environ.get("FUSIONCIM_PROGRAM")
     assert path, "FUSIONCIM_PROGRAM names no host program"
     config, workloads = read_program(path)
@@ -60,7 +60,7 @@ def mismatching_elements(cfg, observed, expected):
 def record(cfg, w, rtl, err, observed, wall_cycles):
     """A workload's run judged against golden: counters, error flags and every output word.
 
-    ``w`` is the host workload (``fusioncim.host.HostWorkload``), ``rtl`` the engine's counters, ``err``
+    ``w`` is the host workload (``fusioncim.sim.program.HostWorkload``), ``rtl`` the engine's counters, ``err``
     its error flags, ``observed`` its output words in order. The record both paths return.
     """
     errors = compare_counters(rtl, w.counters, exact_cycles=w.exact_cycles)

@@ -28,7 +28,7 @@ Where K's centre and the K and V scales come from (``stats``):
   saturate; ``Quantised.k_clipped`` and ``v_clipped`` count them.
 
 >>> import numpy as np
->>> from fusioncim.config import EngineConfig
+>>> from fusioncim.core.config import EngineConfig
 >>> rng = np.random.default_rng(0)
 >>> q, k, v = rng.normal(size=(1, 4, 8)), rng.normal(size=(1, 4, 8)), rng.normal(size=(1, 4, 8))
 >>> z = quantise(q, k, v, EngineConfig(head_dim=8))
@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 __all__ = ["Quantised", "KVStats", "kv_stats", "quantise", "dequantise", "hadamard", "METHODS", "V_ANCHORS",
            "score_constant"]

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import __version__
-from .config import EngineConfig
-from .counters import COUNTER_BITS, ENGINE_COUNTERS, Counters
+from .. import __version__
+from ..core.config import EngineConfig
+from ..core.counters import COUNTER_BITS, ENGINE_COUNTERS, Counters
 
 __all__ = ["RegField", "Register", "registers", "by_name", "rdl", "MAGIC", "COUNTER_BASE", "ERROR_BITS",
            "IRQ_BITS", "ACCESS", "version_word", "stream_layouts", "stream_bytes", "cmd_word"]
@@ -90,9 +90,9 @@ def version_word(version=__version__):
 def stream_layouts(cfg: EngineConfig):
     """The engine payload each AXI4-Stream carries in ``tdata``: ``kv`` (``s_axis_kv``), ``q``
     (``s_axis_q``), ``o`` (``m_axis_o``)."""
-    from .hw.controller import q_layout
-    from .hw.engine import kv_wr_layout
-    from .hw.op_cim import o_out_layout
+    from .controller import q_layout
+    from .engine import kv_wr_layout
+    from .op_cim import o_out_layout
     return {"kv": kv_wr_layout(cfg), "q": q_layout(cfg), "o": o_out_layout(cfg)}
 
 
@@ -197,7 +197,7 @@ def _rdl_text(s):
 
 def rdl(cfg: EngineConfig, name="fusioncim_engine") -> str:
     """The register map as a SystemRDL 2.0 ``addrmap``."""
-    lines = [f"// Register map of the fusioncim AXI top (fusioncim {__version__}; fusioncim/regmap.py).",
+    lines = [f"// Register map of the fusioncim AXI top (fusioncim {__version__}; hw/regmap.py).",
              f"// Config: rows {cfg.rows}, head_dim {cfg.head_dim}, KV depth {cfg.kv_keys}.",
              f"addrmap {name} {{",
              '    name = "fusioncim engine";',

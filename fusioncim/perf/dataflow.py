@@ -42,12 +42,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from . import schedule
-from .golden import engine
-from .golden.engine import Counters
-from .golden.reference import query_positions
-from .synth import energy as energy_mod
+from ..core.errors import InputError
+from ..core import schedule
+from ..golden import engine
+from ..golden.engine import Counters
+from ..golden.reference import query_positions
+from ..synth import energy as energy_mod
 
 __all__ = ["Workload", "WORKLOADS", "Structure", "structure", "Patterns", "measure_patterns", "rates_of",
            "model_counters", "events_from_counters", "VARIANTS", "variant_events", "no_pattern_config",
@@ -175,7 +175,7 @@ class Patterns:
     op_rescale: float
     source: str
     tokens: int = 0          # the sequence length the rates were measured at (0: files of several lengths)
-    origin: str = ""         # where they came from, in words (fusioncim.report.patterns)
+    origin: str = ""         # where they came from, in words (fusioncim.perf.report.patterns)
     stored: bool = False     # read from the rates files shipped in fusioncim/data/patterns
 
     def to_dict(self):
@@ -197,8 +197,8 @@ def measure_patterns(cfg, files, mode, *, decode_queries=32):
     prefill: every query, causal. decode: the last ``decode_queries`` tokens,
     each with its GQA group as one tile.
     """
-    from . import attnfile
-    from .golden import quant
+    from ..accuracy import attnfile
+    from ..accuracy import quant
     total = Counters()
     lengths = set()
     for path in files:

@@ -26,9 +26,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import verilator
-from .config import EngineConfig
-from .files import cache_root
-from .generate import verilog_text
+from ..core.config import EngineConfig
+from ..core.files import cache_root
+from ..ip.generate import verilog_text
 
 __all__ = ["SIMULATORS", "sim_cases", "build_dir", "build", "run", "check", "available", "SimTimeout", "RUN_TIMEOUT"]
 
@@ -127,7 +127,7 @@ def _port_file(out, block, text):
     ports = re.findall(r"^\s*(?:input|output|inout)\s+(?:\[[^\]]+\]\s*)?([A-Za-z_][A-Za-z0-9_$]*)\s*;",
                        text, flags=re.M)
     path = out / "fusioncim_ports.vlt"
-    path.write_text("`verilator_config\n// VPI access for the ports only (fusioncim/rtlsim.py)\n" + "".join(
+    path.write_text("`verilator_config\n// VPI access for the ports only (fusioncim/sim/rtlsim.py)\n" + "".join(
         f'public_flat_rw -module "{block}" -var "{p}"\n' for p in ports))
     return path
 

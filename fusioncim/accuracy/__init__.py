@@ -1,0 +1,1 @@
+"""Real attention data and accuracy: the attention file format, extraction from pretrained models, the host's quantisation front end and calibration, per-head and model-level accuracy (docs/accuracy.md)."""
