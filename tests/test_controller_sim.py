@@ -1,4 +1,4 @@
-"""The controller in amaranth.sim: the key order it issues equals golden.engine.key_order for every case."""
+"""The controller in amaranth.sim: the key order it issues equals core.schedule.key_order for every case."""
 
 import itertools
 
@@ -6,7 +6,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from fusioncim.core.config import PRESETS
-from fusioncim.golden import engine
+from fusioncim.core import schedule
 from fusioncim.hw.controller import Controller
 
 
@@ -58,5 +58,5 @@ def test_key_order_matches_golden(sink, window):
             pos = [max(0, hi - 2), hi][: cfg.rows]
             tiles.append((n, pos, int(pattern)))
             c = cfg.replace(key_order="pattern" if pattern else "sequential")
-            want.append(engine.key_order(n, max(pos), c).tolist())
+            want.append(schedule.key_order(n, max(pos), c).tolist())
     assert _issued(cfg, tiles) == want

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from fusioncim.core.config import PRESETS
+from fusioncim.core import schedule
 from fusioncim.golden import engine, reference
 from fusioncim.accuracy import quant
 
@@ -126,7 +127,7 @@ def test_one_dominant_key():
     # keys streamed after key 7 fall below the skip threshold in every row
     want = 0
     for tile in range(5):                       # 20 queries, 4 rows a tile
-        order = engine.key_order(20, 4 * tile + 3, cfg).tolist()
+        order = schedule.key_order(20, 4 * tile + 3, cfg).tolist()
         want += len(order) - 1 - order.index(7)
     assert r.counters.skipped_keys == want
 
@@ -195,14 +196,14 @@ def test_p_in_unit_range():
 
 def test_pattern_order_hand():
     cfg = TEST.replace(sink_keys=2, diag_window=3)
-    assert engine.key_order(10, 6, cfg).tolist() == [0, 1, 6, 5, 4, 2, 3, 7, 8, 9]
-    assert engine.key_order(3, 2, cfg).tolist() == [0, 1, 2]
-    assert engine.key_order(1, 0, cfg).tolist() == [0]
-    assert engine.key_order(10, 6, cfg.replace(key_order="sequential")).tolist() == list(range(10))
+    assert schedule.key_order(10, 6, cfg).tolist() == [0, 1, 6, 5, 4, 2, 3, 7, 8, 9]
+    assert schedule.key_order(3, 2, cfg).tolist() == [0, 1, 2]
+    assert schedule.key_order(1, 0, cfg).tolist() == [0]
+    assert schedule.key_order(10, 6, cfg.replace(key_order="sequential")).tolist() == list(range(10))
 
 
 def test_tiles_decode_groups_heads():
-    t = engine.tiles_decode(H=8, Lq=2, Hkv=2, rows=3)
+    t = schedule.tiles_decode(H=8, Lq=2, Hkv=2, rows=3)
     # 4 heads per KV head in chunks of 3: [0,1,2], [3,-,-] for each position
     assert t.head[:4].tolist() == [[0, 1, 2], [3, -1, -1], [0, 1, 2], [3, -1, -1]]
     assert t.qrow[:2].tolist() == [[0, 0, 0], [0, -1, -1]]
@@ -211,7 +212,7 @@ def test_tiles_decode_groups_heads():
 
 def test_tiles_decode_positions_by_hand():
     # Group of 2 heads, 3 positions per tile, 6 rows: position-major, the last tile holding 2 positions.
-    t = engine.tiles_decode(H=4, Lq=5, Hkv=2, rows=6, positions=3)
+    t = schedule.tiles_decode(H=4, Lq=5, Hkv=2, rows=6, positions=3)
     assert t.qrow.tolist() == [[0, 0, 1, 1, 2, 2], [3, 3, 4, 4, -1, -1]] * 2
     assert t.head.tolist() == [[0, 1, 0, 1, 0, 1], [0, 1, 0, 1, -1, -1],
                                [2, 3, 2, 3, 2, 3], [2, 3, 2, 3, -1, -1]]
@@ -290,6 +291,13 @@ def test_sequence_beyond_max_seq_len():
         engine.run(z, z, z, np.ones((1, 9), np.int64), np.ones((1, 9), np.int64), cfg)
 
 
+def test_plain_tile_span_is_tile_span_without_events():
+    cfg = PRESETS["test"]
+    for c in (cfg, cfg.replace(ip_bits_per_cycle=1, op_bits_per_cycle=2), cfg.replace(rows=7, softmax_lanes=2)):
+        none = [np.zeros(n, bool) for n in range(1, 40)]
+        assert [schedule.tile_span(c, len(f), f, f) for f in none] == list(schedule.plain_tile_span(c, np.arange(1, 40)))
+
+
 def test_schedule_by_hand():
     # test preset: rows 4, 4 IP-CIM cycles per key, softmax latency 4, OP-CIM 3 cycles per key,
     # div_cycles 16. A tile: command 1 + load 4 + key read 1 + IP-CIM accept 1, then key i
@@ -297,27 +305,27 @@ def test_schedule_by_hand():
     # 1 and 3 digit cycles (+1 with a rescale), the hand-over 1: 21 + 4i for the last key.
     cfg = TEST
     f = np.zeros(3, bool)
-    assert engine.tile_span(cfg, 3, f, f) == 1 + 4 + 1 + 1 + 8 + 4 + 4 + 1 + 1 + 3 + 1 == 29
+    assert schedule.tile_span(cfg, 3, f, f) == 1 + 4 + 1 + 1 + 8 + 4 + 4 + 1 + 1 + 3 + 1 == 29
     # a rescale on the last key adds its shift cycle; one on the first key hides behind the IP-CIM
-    assert engine.tile_span(cfg, 3, f, np.array([0, 0, 1], bool)) == 30
-    assert engine.tile_span(cfg, 3, f, np.array([1, 0, 0], bool)) == 29
+    assert schedule.tile_span(cfg, 3, f, np.array([0, 0, 1], bool)) == 30
+    assert schedule.tile_span(cfg, 3, f, np.array([1, 0, 0], bool)) == 29
     # a skipped last key ends at its V read (OP-CIM accept, digits: 4 cycles earlier)
-    assert engine.tile_span(cfg, 3, np.array([0, 0, 1], bool), f) == 29 - 4
+    assert schedule.tile_span(cfg, 3, np.array([0, 0, 1], bool), f) == 29 - 4
     # Two tiles of 29 cycles and 4 rows (64 cycles of division each). Double-buffered: the
     # first tile hands over in cycle 28, its division runs 29..92, so the second tile, done
     # computing at 29 + 28 = 57, hands over at 93 and its division ends at 93 + 64.
     # Single-buffered, the second command waits for the first division: 2 x (29 + 64).
     spans, rows = np.array([29, 29]), np.array([4, 4])
-    assert engine.segment_cycles(cfg, spans, rows) == 93 + 64 + 1
-    assert engine.segment_cycles(cfg.replace(double_buffer=False), spans, rows) == 2 * (29 + 64)
+    assert schedule.segment_cycles(cfg, spans, rows) == 93 + 64 + 1
+    assert schedule.segment_cycles(cfg.replace(double_buffer=False), spans, rows) == 2 * (29 + 64)
     # Two division lanes: 4 rows in 2 groups of load 1 + 13 quotient bits + round 1, and 4 hand-over
     # cycles: 2 x 15 + 4 = 34 cycles a division instead of 64. The first tile hands over in cycle 28,
     # its division runs 29..62, still longer than the second tile (done at 57): that one hands over
     # at 63 and its division ends at 63 + 34.
     two = cfg.replace(norm_lanes=2)
-    assert engine.segment_cycles(two, spans, rows) == 63 + 34 + 1
+    assert schedule.segment_cycles(two, spans, rows) == 63 + 34 + 1
     # ...and three rows on 4 lanes: one group, 15 + 3.
-    assert engine.segment_cycles(cfg.replace(norm_lanes=4), spans[:1], rows[:1] - 1) == 29 + 18
+    assert schedule.segment_cycles(cfg.replace(norm_lanes=4), spans[:1], rows[:1] - 1) == 29 + 18
 
 
 def test_preloaded_schedule_by_hand():
@@ -329,16 +337,16 @@ def test_preloaded_schedule_by_hand():
     # 94 and its division takes 95..158.
     cfg = TEST.replace(q_double_buffer=True)
     spans, rows = np.array([29, 29]), np.array([4, 4])
-    assert engine.segment_cycles(cfg, spans[:1], rows[:1]) == 29 + 64 + 1
-    assert engine.segment_cycles(cfg, spans, rows) == 94 + 64 + 1
+    assert schedule.segment_cycles(cfg, spans[:1], rows[:1]) == 29 + 64 + 1
+    assert schedule.segment_cycles(cfg, spans, rows) == 94 + 64 + 1
     # With four division lanes (4 rows: one group of 15 + 4 hand-overs = 19 cycles) nothing waits:
     # the second tile ends in 54, its division runs 55..73.
-    assert engine.segment_cycles(cfg.replace(norm_lanes=4), spans, rows) == 54 + 19 + 1
+    assert schedule.segment_cycles(cfg.replace(norm_lanes=4), spans, rows) == 54 + 19 + 1
     # Single-buffered the second swap waits for the first division (29 + 64 + 1 = 94): it ends in 94 + 24.
     single = cfg.replace(double_buffer=False)
-    assert engine.segment_cycles(single, spans, rows) == 94 + 24 + 64 + 1
+    assert schedule.segment_cycles(single, spans, rows) == 94 + 24 + 64 + 1
     # Short tiles: the next load (4 rows after its command) sets the pace, not the previous tile.
     short = np.array([1 + 4 + 2, 1 + 4 + 2])        # 2 cycles after the load or swap
     # tile 1: swap 5, ends 5 + 2 = 7; command 6, loaded 11 -> swap 11, ends 13; divisions of 19 cycles:
     # 8..26; the second tile ends once it is done, in 27, and its division takes 28..46.
-    assert engine.segment_cycles(cfg.replace(norm_lanes=4), short, rows) == max(13, 7 + 19 + 1) + 19 + 1
+    assert schedule.segment_cycles(cfg.replace(norm_lanes=4), short, rows) == max(13, 7 + 19 + 1) + 19 + 1

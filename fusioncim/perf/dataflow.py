@@ -71,7 +71,7 @@ class Workload:
     ``positions`` queries (the last tokens: the next token, or the draft tokens
     a speculative step verifies) against ``tokens`` keys of context, each
     masked causally by its own position; a tile holds the GQA group at up to
-    ``positions`` positions (``golden.engine.tiles_decode``). The models below
+    ``positions`` positions (``core.schedule.tiles_decode``). The models below
     assume this causal structure.
     """
     name: str
@@ -83,16 +83,15 @@ class Workload:
     positions: int = 1
 
     def __post_init__(self):
-        for f in ("heads", "kv_heads", "head_dim", "tokens", "positions"):
+        for f in ("heads", "kv_heads", "head_dim", "tokens"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise InputError(f"workload {f} must be a positive integer, not {v!r}")
         if self.heads % self.kv_heads:
             raise InputError(f"workload heads {self.heads} must be a multiple of kv_heads {self.kv_heads}")
-        if self.mode not in engine.MODES:
-            raise InputError(f"workload mode must be one of {', '.join(engine.MODES)}, not {self.mode!r}")
-        if self.positions > 1 and self.mode != "decode":
-            raise InputError(f"workload positions {self.positions} applies to decode only")
+        if self.mode not in schedule.MODES:
+            raise InputError(f"workload mode must be one of {', '.join(schedule.MODES)}, not {self.mode!r}")
+        schedule.check_positions(self.positions, self.mode, what="workload positions")
         if self.positions > self.tokens:
             raise InputError(f"workload positions {self.positions} exceed its {self.tokens} tokens")
 
@@ -134,7 +133,7 @@ class Structure:
 
 def structure(cfg, wl):
     """The engine's tiles for ``wl`` (golden.engine's tiling), without any data."""
-    tiles = engine.make_tiles(wl.mode, wl.heads, wl.queries, wl.kv_heads, cfg.rows, wl.positions)
+    tiles = schedule.make_tiles(wl.mode, wl.heads, wl.queries, wl.kv_heads, cfg.rows, wl.positions)
     qpos = query_positions(wl.queries, wl.tokens)
     valid = tiles.qrow >= 0
     pos = np.where(valid, qpos[np.maximum(tiles.qrow, 0)], -1)
@@ -142,18 +141,13 @@ def structure(cfg, wl):
     n = hi + 1                                 # causal: a tile streams keys up to its latest query
     live = np.where(valid, pos + 1, 0).sum(axis=1)
     return Structure(n=n.astype(np.int64), r=valid.sum(axis=1), live=live.astype(np.int64), kv=tiles.kv,
-                     segments=engine.segments(tiles))
-
-
-def _spans(cfg, n):
-    # golden.engine.tile_span for tiles of n keys whose last key is neither skipped nor rescaled.
-    return schedule.tile_overhead(cfg) + cfg.ip_cycles_per_key * (n - 1) + cfg.op_cycles_per_key + 1
+                     segments=schedule.segments(tiles))
 
 
 def _cycles(cfg, st, spans, kv_load):
     total = 0
     for seg in st.segments:
-        total += engine.segment_cycles(cfg, spans[seg], st.r[seg]) + kv_load
+        total += schedule.segment_cycles(cfg, spans[seg], st.r[seg]) + kv_load
     return total
 
 
@@ -238,7 +232,7 @@ def model_counters(cfg, wl, pat: Patterns, st=None):
         k_reads=keys, v_reads=v_reads, fine_lookups=round(live * pat.fine), coarse_lookups=round(live * pat.coarse),
         skipped_entries=round(live * pat.skipped), masked_entries=rows_total - live,
         rescales=round(live * pat.rescale), cim_writes=int(st.r.sum()), kv_writes=wl.tokens * len(st.segments))
-    c.cycles = _cycles(cfg, st, _spans(cfg, st.n), 0)
+    c.cycles = _cycles(cfg, st, schedule.plain_tile_span(cfg, st.n), 0)
     return c
 
 

@@ -47,7 +47,7 @@ DEFAULT_WORKLOADS = ("llama3-8b-prefill-2048", "llama3-8b-decode-8192", "llama3-
 def default_workloads(cfg):
     """``(names, notes)``: :data:`DEFAULT_WORKLOADS` whose decode positions fit ``cfg``'s rows, and one note per
     workload left out (a config with fewer rows than the GQA group times the positions)."""
-    from ..golden.engine import check_positions
+    from ..core.schedule import check_positions
     names, notes = [], []
     for n in DEFAULT_WORKLOADS:
         wl = df.WORKLOADS[n]

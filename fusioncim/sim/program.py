@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.errors import InputError
-from ..golden.engine import prepare, segments, tile_keys
+from ..core.schedule import segments, tile_keys
+from ..golden.engine import prepare
 
 __all__ = ["Command", "Segment", "program", "HostWorkload", "encode", "write_program", "read_program",
            "SOURCES", "FORMAT", "axi_ops", "axi_from_float", "axi_outputs"]

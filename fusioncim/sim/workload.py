@@ -7,7 +7,7 @@ cocotb process through the environment):
 "mode": "prefill", "causal": true, "seed": 1}`` or
 ``{"kind": "npz", "path": "fusioncim/data/real/x.npz", "heads": [0, 1], "mode": "prefill"}``
 (``"tokens": n`` keeps the first n tokens of the file)
-(optional for both: ``"positions"``, decode query positions per tile (``golden.engine.tiles_decode``);
+(optional for both: ``"positions"``, decode query positions per tile (``core.schedule.tiles_decode``);
 ``"stall"``, the probability that an external stream
 stalls in a cycle, and ``"name"``).
 
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import InputError
-from ..golden import engine, reference
+from ..core import schedule
+from ..golden import reference
 from ..accuracy import quant
 
 __all__ = ["Workload", "make", "config_for_spec", "fit_notes", "RANDOM_DEFAULTS"]
@@ -89,8 +90,8 @@ def make(spec, cfg) -> Workload:
     """The quantised inputs (and float64 reference) of one workload spec for ``cfg``."""
     kind = spec.get("kind", "random")
     mode = spec.get("mode", "prefill")
-    if mode not in engine.MODES:
-        raise _spec_error(spec, "mode", f"must be one of {', '.join(engine.MODES)}")
+    if mode not in schedule.MODES:
+        raise _spec_error(spec, "mode", f"must be one of {', '.join(schedule.MODES)}")
     positions = spec.get("positions", 1)
     if kind == "random":
         q, k, v, scale = _random(spec, cfg)
@@ -129,7 +130,7 @@ def make(spec, cfg) -> Workload:
             fix = f"--set kv_depth={n}" if n <= cfg.max_seq_len else f"--set max_seq_len={n} --set kv_depth={n}"
         raise InputError(f"workload has {n} keys but the KV buffer holds {cfg.kv_keys} ({depth}); use {fix}")
     try:
-        engine.check_positions(positions, mode, q.shape[0] // k.shape[0], cfg.rows)
+        schedule.check_positions(positions, mode, q.shape[0] // k.shape[0], cfg.rows)
     except InputError as exc:
         raise InputError(f"workload {spec.get('name', kind)!r}: {exc}") from None
     z = quant.quantise(q, k, v, cfg, scale=scale)
