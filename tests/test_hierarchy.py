@@ -153,7 +153,7 @@ def test_generate_flat_from_the_cli(tmp_path):
 
 
 def test_report_shows_cached_area_and_never_synthesises(monkeypatch, tmp_path):
-    from fusioncim.cli import _area_note
+    from fusioncim.cli.report import _area_note
     monkeypatch.setenv("FUSIONCIM_CACHE", str(tmp_path))
     assert "not synthesised yet" in _area_note(OTHER)
     r = estimate("engine", OTHER)

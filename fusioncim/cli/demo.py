@@ -24,7 +24,9 @@ from ..sim import simulate, workload
 from ..core.config import PRESETS
 from ..core.files import cache_root
 from ..ip.generate import write_verilog
-from ..golden.engine import Counters
+from ..core.counters import Counters
+from ..core import config as config_mod
+from .common import UserError, add_config_args, check_head_dim, int_list, require_cache
 
 REAL = report.REAL
 DEFAULT_FILE = REAL / "smollm2-L12-T256.npz"
@@ -67,7 +69,7 @@ def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, o
         if synth:
             say("waiting for Yosys ...")
             a = fut.result()
-            from . import area_lines
+            from .area import area_lines
             print(f"{next(step)}. synthesised (Yosys, hierarchical: each distinct cell once)")
             for line in area_lines("engine", a):
                 print("   " + line)
@@ -97,3 +99,32 @@ def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, o
     print(f"{next(step)}. report (docs/energy.md)\n")
     print("\n\n".join(report.format_table(x) for x in results))
     return 0
+
+
+# -- the command -----------------------------------------------------------------
+
+def register(sub):
+    d = sub.add_parser("demo", help="the main job: generate the engine, simulate a real head bit-exact on "
+                                    "Verilator, synthesise it, print the report")
+    d.add_argument("--npz", type=Path, default=None, metavar="FILE.npz",
+                   help="real attention to simulate (default fusioncim/data/real/smollm2-L12-T256.npz)")
+    d.add_argument("--heads", default="0,1", help="comma-separated heads of the file (default 0,1)")
+    d.add_argument("--tokens", type=int, help="keep the first N tokens (default: all)")
+    d.add_argument("--no-synth", action="store_true", help="skip Yosys")
+    add_config_args(d)
+    d.set_defaults(func=run)
+
+
+def run(args):
+    cfg = config_mod.load(args.config, args.set)
+    heads = int_list("--heads", args.heads)
+    if args.tokens is not None and args.tokens < 1:
+        raise UserError(f"--tokens must be a positive integer, not {args.tokens}")
+    check_head_dim(args.set, args.npz or DEFAULT_FILE)
+    require_cache()                                 # the demo's Verilog goes into the cache folder
+    try:
+        return main(cfg, npz=args.npz, heads=heads, tokens=args.tokens, synth=not args.no_synth,
+                         quiet=args.quiet)
+    except RuntimeError as exc:
+        print(f"fusioncim: {exc}", file=sys.stderr)
+        return 1

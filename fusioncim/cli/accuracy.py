@@ -1,0 +1,75 @@
+"""``fusioncim accuracy``: engine numerics vs float64 on attention .npz files."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..core import config as config_mod
+from .common import UserError, progress, output_path, calibration_for, add_config_args, add_front_end_args, print_json
+
+
+def register(sub):
+    a = sub.add_parser("accuracy", help="engine numerics vs float64 on attention .npz files")
+    a.add_argument("files", nargs="+", metavar="FILE.npz")
+    a.add_argument("--json", action="store_true", help="print one JSON document (a list of per-head records; with "
+                                                       "--per-layer, {heads, layers})")
+    a.add_argument("--summary", action="store_true", help="print the summary only, not every head")
+    a.add_argument("--per-layer", action="store_true", help="a table of each layer's median and worst head")
+    a.add_argument("--plot", type=Path, metavar="FILE.png|svg",
+                   help="plot each layer's median and worst head (PNG, SVG or PDF by the suffix)")
+    add_front_end_args(a, both=True)
+    add_config_args(a)
+    a.set_defaults(func=run)
+
+
+def run(args):
+    from ..accuracy import heads as accuracy, attnfile
+    cfg = config_mod.load(args.config, args.set)
+    say = progress(args.quiet)
+    if args.plot:
+        output_path("--plot", args.plot)
+        if args.plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+            raise UserError(f"--plot {str(args.plot)!r}: the name must end in .png, .svg or .pdf")
+    # Read and validate every file (and the calibration it needs) before computing or printing anything.
+    modes = ("dynamic", "static") if args.quant == "both" else (args.quant,)
+    if args.calibration and "static" not in modes:
+        raise UserError("--calibration gives static scales; add --quant static or --quant both")
+    atts = [(str(p), attnfile.load(p)) for p in args.files]
+    stats = {}
+    if "static" in modes:
+        cals = {}
+        for name, att in atts:
+            if not att.model or att.layer is None:
+                raise UserError(f"{name}: the file does not name its model and layer, which static scales need; "
+                                f"extract it again with `fusioncim extract`")
+            if att.model not in cals:
+                cals[att.model] = calibration_for(args.calibration, att.model)
+            cal = cals[att.model]
+            cal.check(att.model, None, att.heads, att.kv_heads, att.head_dim, where=f"for {name}")
+            stats[name] = cal.layer(att.layer, where=f"for {name}")
+    records = []
+    t0 = time.perf_counter()
+    for i, (name, att) in enumerate(atts, 1):
+        say(f"[{i}/{len(atts)}] {name}: {att.heads} heads, {att.k.shape[1]} keys, d={att.head_dim}")
+        for mode in modes:
+            records += accuracy.evaluate(att, cfg, name=name, rotate=not args.no_rotate, v_anchor=args.v_anchor,
+                                         stats=stats[name] if mode == "static" else None)
+    say(f"done in {time.perf_counter() - t0:.1f} s")
+    layers = accuracy.per_layer(records)
+    if args.plot:
+        accuracy.plot_per_layer(layers, args.plot)
+        say(f"wrote {args.plot}")
+    if args.json:
+        print_json({"heads": records, "layers": layers} if args.per_layer else records)
+        return 0
+    if not args.summary:
+        print(accuracy.format_table(records))
+        print()
+    if args.per_layer:
+        print(accuracy.format_per_layer(layers))
+        print()
+    for mode in modes:
+        rs = [r for r in records if r["quant"] == mode]
+        print(accuracy.format_summary(accuracy.summarise(rs), label=f"{len(atts)} file(s), {mode} scales, "))
+    return 0

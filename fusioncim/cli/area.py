@@ -1,0 +1,64 @@
+"""``fusioncim area``: Yosys area of a block or the engine: µm² at 45 nm, an estimated clock, transistors and flip-flops."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .common import UserError, progress, require_cache, block_config, add_config_args, add_block_args, print_json
+
+
+def register(sub):
+    ar = sub.add_parser("area", help="Yosys area of a block or the engine: µm² at 45 nm, an estimated clock, "
+                                     "transistors and flip-flops")
+    add_block_args(ar)
+    ar.add_argument("--liberty", type=Path, metavar="FILE.lib",
+                    help="map to this cell library instead of the bundled generic 45 nm one")
+    ar.add_argument("--no-cache", action="store_true", help="synthesise even if a cached result exists")
+    ar.add_argument("--json", action="store_true", help="print the full result as one JSON document (area, "
+                    "transistors, flip-flops, cells, clock, SRAM, per-module figures)")
+    add_config_args(ar)
+    ar.set_defaults(func=run)
+
+
+def run(args):
+    from ..synth import area
+    cfg = block_config(args)
+    if args.liberty is not None and not args.liberty.is_file():
+        raise UserError(f"--liberty {str(args.liberty)!r} is not a file")
+    if args.liberty is not None:
+        area.check_liberty(args.liberty)         # a library lacking a cell: one line, before anything runs
+    require_cache()
+    say = progress(args.quiet)
+    say(f"synthesising {args.block} with Yosys (results cached in {area.cache_dir()}) ...")
+    try:
+        r = area.estimate(args.block, cfg, liberty=args.liberty, cache=not args.no_cache)
+    except area.AreaError as exc:
+        print(f"fusioncim: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print_json(r)
+        return 0
+    for line in area_lines(args.block, r):
+        print(line)
+    return 0
+
+
+def area_lines(block, r):
+    """The area report of :func:`synth.area.estimate`'s result, as printed by ``fusioncim area`` and the demo."""
+    lines = [f"{block}: {r['area_um2']:,.0f} µm² = {r['area_um2'] / 1e6:.3f} mm² of logic, mapped to {r['liberty']} "
+             f"({sum(r['lib_cells'].values()):,} cells)",
+             f"{block}: {r['transistors']:,}{'+' if r['lower_bound'] else ''} transistors "
+             f"(Yosys stat -tech cmos; flip-flops excluded), {r['flip_flops']:,} flip-flops"]
+    if r["sram_bits"]:
+        lines.append(f"{block}: KV buffer {r['sram_bits']:,} bits of SRAM, estimated {r['sram_um2'] / 1e6:.3f} mm² "
+                     f"(45 nm bit cell / array efficiency); total {(r['area_um2'] + r['sram_um2']) / 1e6:.3f} mm²")
+    if r["clock_mhz"] is None:
+        lines.append(f"{block}: no clock estimate: the liberty file gives no delays")
+    else:
+        lines.append(f"{block}: estimated clock {r['clock_mhz']:,.0f} MHz ({r['clock_ns']:.2f} ns: longest logic "
+                     f"path {r['logic_ns']:.2f} ns in {r['critical_module']}, plus flip-flop clock-to-Q and setup)")
+    cells = ", ".join(f"{m['instances']} x {name}" for name, m in sorted(r.get("modules", {}).items()))
+    took = "result from the cache" if r["cached"] else f"{r['seconds']:.1f} s"
+    lines.append(f"Yosys: {took}" + (f"; cells synthesised once each: {cells}" if cells else ""))
+    return lines
