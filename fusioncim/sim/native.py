@@ -35,9 +35,10 @@ RECIPE = "1: -O2, harness, counters header"
 
 
 def _harness():
-    # In a checkout tb/ sits beside fusioncim/; installed, it is the fusioncim.tb package.
-    from .. import tb
-    return Path(tb.__file__).resolve().parent / "native_main.cpp"
+    # A file of the fusioncim.tb package (tb/ in a checkout), found as package data: the simulation
+    # layer does not import the testbenches, which import it.
+    from importlib import resources
+    return Path(str(resources.files("fusioncim.tb").joinpath("native_main.cpp")))
 
 
 def build(cfg, *, opt="-O2", jobs=None):
