@@ -39,6 +39,7 @@ from ..core.config import EngineConfig
 from ..core.counters import COUNTER_BITS, ENGINE_COUNTERS
 from .regmap import COUNTER_BASE, ERROR_BITS, IRQ_BITS, registers, stream_bytes, stream_layouts
 from .common import Block, add_cell
+from .controller import bad_command
 from .engine import ERRORS, Engine
 
 __all__ = ["EngineAxi", "ADDR_BITS", "OKAY", "SLVERR"]
@@ -112,8 +113,7 @@ class EngineAxi(Block):
         self._out_fifo = out = fifo.SyncFIFOBuffered(width=drop_bit + 1, depth=_OUT_TILES)
         m.submodules.out_info = out
         done = Signal()
-        bad_keys = (regs.pend_keys == 0) | (regs.pend_keys > c.kv_keys)
-        bad_rows = (regs.n_rows == 0) | (regs.n_rows > c.rows)
+        bad_keys, bad_rows = bad_command(c, regs.pend_keys, regs.n_rows)
         errors = {ERROR_BITS[name][0]: Signal(name=f"err_{name}") for name in ("n_keys", "n_rows", "q_beats")}
 
         cmd = eng.cmd.payload

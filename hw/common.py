@@ -18,6 +18,11 @@ def data_row(c: EngineConfig):
     return data.ArrayLayout(signed(c.data_bits), c.head_dim)
 
 
+def swap_port(c: EngineConfig, direction):
+    """``{"swap": direction(1)}`` with ``q_double_buffer`` (the one-cycle start of a preloaded tile), else no port."""
+    return {"swap": direction(1)} if c.q_double_buffer else {}
+
+
 def require_config(component, config):
     """Return ``config`` if it is an :class:`EngineConfig`; otherwise raise TypeError.
 

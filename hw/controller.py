@@ -34,14 +34,20 @@ from amaranth.lib import data, enum, stream
 from amaranth.lib.wiring import In, Out
 
 from ..core.config import EngineConfig
-from .common import Block, data_row
+from .common import Block, data_row, swap_port
 from .ip_cim import q_wr_layout
 from .softmax import row_wr_layout
 
-__all__ = ["Controller", "ERR_KEYS", "ERR_ROWS", "cmd_layout", "q_layout", "key_layout", "norm_layout"]
+__all__ = ["Controller", "ERR_KEYS", "ERR_ROWS", "bad_command", "cmd_layout", "q_layout", "key_layout", "norm_layout"]
 
 ERR_KEYS = 0       # bit of ``err``: n_keys of a command is 0 or beyond the KV buffer
 ERR_ROWS = 1       # bit of ``err``: n_rows of a command is 0 or beyond ``rows``
+
+
+def bad_command(c: EngineConfig, n_keys, n_rows):
+    """``(bad_keys, bad_rows)``: the rule a command must meet, as Amaranth expressions (the controller
+    and the AXI top both refuse by it): n_keys in ``1..kv_keys``, n_rows in ``1..rows``."""
+    return (n_keys == 0) | (n_keys > c.kv_keys), (n_rows == 0) | (n_rows > c.rows)
 
 
 def cmd_layout(c: EngineConfig):
@@ -76,9 +82,13 @@ class _State(enum.Enum, shape=2):
     WAIT = 3
 
 
-class _Phase:
-    # Phases of the key order (plain constants: they go through Mux).
-    SINK, DIAG, REST, DONE = range(4)
+class KeyPhase(enum.Enum, shape=2):
+    """Phases of the key order, in the order a tile goes through them (held in plain 2-bit signals,
+    which go through Mux)."""
+    SINK = 0          # the sink keys, from key 0 up
+    DIAG = 1          # the diagonal window, from the tile's latest query down
+    REST = 2          # every other key, in order
+    DONE = 3          # every key issued
 
 
 class Controller(Block):
@@ -130,7 +140,7 @@ class Controller(Block):
             "err_clear": In(1),
             "abort_tile": In(1),
             "discard": Out(1),
-            **({"swap": Out(1)} if c.q_double_buffer else {}),
+            **swap_port(c, Out),
         }
 
     def elaborate(self, platform):
@@ -178,8 +188,7 @@ class Controller(Block):
         c = self._cfg
         cmd = self.cmd.payload
         m.d.comb += self.cmd.ready.eq(ready)
-        bad_keys = (cmd.n_keys == 0) | (cmd.n_keys > c.kv_keys)
-        bad_rows = (cmd.n_rows == 0) | (cmd.n_rows > c.rows)
+        bad_keys, bad_rows = bad_command(c, cmd.n_keys, cmd.n_rows)
         with m.If(self.cmd.valid & self.cmd.ready):
             with m.If(bad_keys | bad_rows):
                 m.d.sync += self.err.eq(self.err | Mux(bad_keys, 1 << ERR_KEYS, 0) | Mux(bad_rows, 1 << ERR_ROWS, 0))
@@ -256,21 +265,21 @@ class Controller(Block):
         k = Signal(c.n_keys_bits + 1)
         cur_p, cur_k = order.resolve(phase, k)
         keying = tile.state == _State.KEYS
-        m.d.comb += [self.key.valid.eq(keying & (cur_p != _Phase.DONE)), self.key.payload.pos.eq(cur_k)]
+        m.d.comb += [self.key.valid.eq(keying & (cur_p != KeyPhase.DONE)), self.key.payload.pos.eq(cur_k)]
         with m.If(load_done):
-            m.d.sync += [phase.eq(_Phase.SINK), k.eq(0)]
+            m.d.sync += [phase.eq(KeyPhase.SINK), k.eq(0)]
         with m.If(self.key.valid & self.key.ready):
             with m.Switch(cur_p):
-                with m.Case(_Phase.SINK):
-                    m.d.sync += [phase.eq(_Phase.SINK), k.eq(cur_k + 1)]
-                with m.Case(_Phase.DIAG):
+                with m.Case(KeyPhase.SINK):
+                    m.d.sync += [phase.eq(KeyPhase.SINK), k.eq(cur_k + 1)]
+                with m.Case(KeyPhase.DIAG):
                     with m.If(cur_k > order.diag_lo):
-                        m.d.sync += [phase.eq(_Phase.DIAG), k.eq(cur_k - 1)]
+                        m.d.sync += [phase.eq(KeyPhase.DIAG), k.eq(cur_k - 1)]
                     with m.Else():
-                        m.d.sync += [phase.eq(_Phase.REST), k.eq(order.sink_n)]
+                        m.d.sync += [phase.eq(KeyPhase.REST), k.eq(order.sink_n)]
                 with m.Default():
-                    m.d.sync += [phase.eq(_Phase.REST), k.eq(cur_k + 1)]
-        with m.If(keying & (cur_p == _Phase.DONE)):
+                    m.d.sync += [phase.eq(KeyPhase.REST), k.eq(cur_k + 1)]
+        with m.If(keying & (cur_p == KeyPhase.DONE)):
             m.d.sync += tile.state.eq(_State.WAIT)
 
     def _end_of_tile(self, m, tile):
@@ -336,14 +345,14 @@ class _KeyOrder:
         m, width = self._m, self._c.n_keys_bits
         p1 = Signal(2, name="p1")
         k1 = Signal(width + 1, name="k1")
-        with m.If((ph == _Phase.SINK) & self.past_sinks(kk)):
-            m.d.comb += [p1.eq(Mux(self.has_diag, _Phase.DIAG, _Phase.REST)),
+        with m.If((ph == KeyPhase.SINK) & self.past_sinks(kk)):
+            m.d.comb += [p1.eq(Mux(self.has_diag, KeyPhase.DIAG, KeyPhase.REST)),
                          k1.eq(Mux(self.has_diag, self.top, self.sink_n))]
         with m.Else():
             m.d.comb += [p1.eq(ph), k1.eq(kk)]
         k2 = Signal(width + 1, name="k2")
-        in_window = (p1 == _Phase.REST) & self.has_diag & (k1 >= self.diag_lo) & (k1 <= self.top)
+        in_window = (p1 == KeyPhase.REST) & self.has_diag & (k1 >= self.diag_lo) & (k1 <= self.top)
         m.d.comb += k2.eq(Mux(in_window, self.top + 1, k1))
         p2 = Signal(2, name="p2")
-        m.d.comb += p2.eq(Mux((p1 == _Phase.REST) & (k2 >= self._tile.n_keys), _Phase.DONE, p1))
+        m.d.comb += p2.eq(Mux((p1 == KeyPhase.REST) & (k2 >= self._tile.n_keys), KeyPhase.DONE, p1))
         return p2, k2

@@ -33,12 +33,19 @@ from .ip_cim import IpCim
 from .op_cim import OpCim, o_out_layout
 from .softmax import Softmax
 
-__all__ = ["Engine", "ERRORS", "ERR_KEYS", "ERR_ROWS", "ERR_KV_BUSY", "ERR_KV_ADDR", "kv_wr_layout"]
+__all__ = ["Engine", "ERRORS", "KV_MEMORIES", "ERR_KEYS", "ERR_ROWS", "ERR_KV_BUSY", "ERR_KV_ADDR", "kv_wr_layout"]
 
 ERR_KV_BUSY = 2    # a KV-buffer write arrived while a tile was in progress; it was dropped
 ERR_KV_ADDR = 3    # a KV-buffer write beyond the buffer's depth; it was dropped
-ERRORS = {ERR_KEYS: "n_keys is 0 or beyond the KV buffer", ERR_ROWS: "n_rows is 0 or beyond rows",
-          ERR_KV_BUSY: "KV write while a tile was in progress", ERR_KV_ADDR: "KV write beyond the buffer"}
+ERRORS = {ERR_KEYS: ("n_keys", "n_keys is 0 or beyond the KV buffer"),
+          ERR_ROWS: ("n_rows", "n_rows is 0 or beyond rows"),
+          ERR_KV_BUSY: ("kv_busy", "KV write while a tile was in progress"),
+          ERR_KV_ADDR: ("kv_addr", "KV write beyond the buffer")}
+"""The engine's sticky error bits: bit -> (name, meaning). The AXI top's ERROR register starts with them."""
+
+KV_MEMORIES = ("k_mem", "v_mem")
+"""The KV buffer's two memories, by their names in the Verilog: SRAMs (no initial contents; a foundry
+macro's place; the area flow prices them as SRAM, ``kv_buffer_bits`` in total)."""
 
 
 def kv_wr_layout(c: EngineConfig):
@@ -106,8 +113,9 @@ class Engine(Block):
         ip = add_cell(m, "ip", IpCim(c), platform)
         sm = add_cell(m, "sm", Softmax(c), platform)
         op = add_cell(m, "op", OpCim(c), platform)
-        m.submodules.k_mem = k_mem = Memory(shape=data_row(c), depth=c.kv_keys, init=[])
-        m.submodules.v_mem = v_mem = Memory(shape=data_row(c), depth=c.kv_keys, init=[])
+        k_mem, v_mem = (Memory(shape=data_row(c), depth=c.kv_keys, init=[]) for _ in KV_MEMORIES)
+        for name, mem in zip(KV_MEMORIES, (k_mem, v_mem)):
+            m.submodules[name] = mem
         kv_written = self._kv_buffer(m, ctrl, k_mem.write_port(), v_mem.write_port())
 
         # Command and Q tile in, set-up out.

@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..core.config import EngineConfig
 from ..core.schedule import ip_latency
-from .common import Block, Cell, add_cell, data_row
+from .common import Block, Cell, add_cell, data_row, swap_port
 
 __all__ = ["IpCim", "IpRow", "q_wr_layout", "scores_layout"]
 
@@ -95,7 +95,7 @@ class IpCim(Block):
             "s": Out(stream.Signature(scores_layout(config))),
             "busy": Out(1),
             "active": Out(1),
-            **({"swap": In(1)} if config.q_double_buffer else {}),
+            **swap_port(config, In),
         }
 
     @property
@@ -197,7 +197,7 @@ class IpRow(Cell):
             "advance": In(1),
             "q": Out(data_row(c)),
             "acc_next": Out(signed(c.score_bits)),
-            **({"swap": In(1)} if c.q_double_buffer else {}),
+            **swap_port(c, In),
         }
 
     def elaborate(self, platform):

@@ -26,8 +26,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import __version__
-from ..core.config import EngineConfig
+from ..core.config import CMD_KEYS_BITS, CMD_ROWS_BITS, EngineConfig
 from ..core.counters import COUNTER_BITS, ENGINE_COUNTERS, Counters
+from .controller import q_layout
+from .engine import ERRORS as ENGINE_ERRORS, kv_wr_layout
+from .op_cim import o_out_layout
 
 __all__ = ["RegField", "Register", "registers", "by_name", "rdl", "MAGIC", "COUNTER_BASE", "ERROR_BITS",
            "IRQ_BITS", "ACCESS", "version_word", "stream_layouts", "stream_bytes", "cmd_word"]
@@ -36,15 +39,19 @@ MAGIC = 0x4643494D                 # "FCIM"
 COUNTER_BASE = 0x100               # counter i: LO at COUNTER_BASE + 8 i, HI at + 4
 ACCESS = ("const", "ro", "rw", "w1c", "w1p")
 
-# Bits of ERROR (sticky, write 1 to clear). 0-3 are the engine's own error bits (hw/engine.py ERRORS).
-ERROR_BITS = {
-    "n_keys": (0, "a command's n_keys was 0 or beyond the KV buffer; the tile was dropped"),
-    "n_rows": (1, "a command's n_rows was 0 or beyond rows; the tile was dropped"),
-    "kv_busy": (2, "a KV beat arrived while a tile was in progress; it was dropped"),
-    "kv_addr": (3, "a KV beat's address was beyond the buffer; it was dropped"),
-    "q_beats": (4, "a tile's Q stream had too few or too many beats before tlast; the tile's output was dropped"),
-    "cmd_overrun": (5, "CMD was written while a command was still pending; the write was dropped"),
+# Bits of ERROR (sticky, write 1 to clear): the engine's own error bits (hw/engine.py ERRORS) at the
+# engine's positions, then the AXI top's own. The texts say what the bit means at the bus.
+_ERROR_TEXT = {
+    "n_keys": "a command's n_keys was 0 or beyond the KV buffer; the tile was dropped",
+    "n_rows": "a command's n_rows was 0 or beyond rows; the tile was dropped",
+    "kv_busy": "a KV beat arrived while a tile was in progress; it was dropped",
+    "kv_addr": "a KV beat's address was beyond the buffer; it was dropped",
+    "q_beats": "a tile's Q stream had too few or too many beats before tlast; the tile's output was dropped",
+    "cmd_overrun": "CMD was written while a command was still pending; the write was dropped",
 }
+_AXI_ERRORS = ("q_beats", "cmd_overrun")
+ERROR_BITS = {name: (bit, _ERROR_TEXT[name]) for bit, (name, _) in sorted(ENGINE_ERRORS.items())}
+ERROR_BITS.update({name: (len(ENGINE_ERRORS) + i, _ERROR_TEXT[name]) for i, name in enumerate(_AXI_ERRORS)})
 IRQ_BITS = {"done": (0, "a tile's last output row left on m_axis (or its output was dropped)"),
             "error": (1, "an ERROR bit was set")}
 
@@ -90,9 +97,6 @@ def version_word(version=__version__):
 def stream_layouts(cfg: EngineConfig):
     """The engine payload each AXI4-Stream carries in ``tdata``: ``kv`` (``s_axis_kv``), ``q``
     (``s_axis_q``), ``o`` (``m_axis_o``)."""
-    from .controller import q_layout
-    from .engine import kv_wr_layout
-    from .op_cim import o_out_layout
     return {"kv": kv_wr_layout(cfg), "q": q_layout(cfg), "o": o_out_layout(cfg)}
 
 
@@ -151,12 +155,12 @@ def registers(cfg: EngineConfig) -> list:
         Register("STREAM_BYTES_O", 0x20, "tdata bytes of the output stream", (
             _const("o", 0, 16, sb["o"], "m_axis_o"),)),
         Register("CMD_KEYS", 0x40, "the next command's key count", (
-            RegField("n_keys", 0, 24, "rw", "keys [0, n_keys) of the buffer, 1 to KV_DEPTH.keys"),)),
+            RegField("n_keys", 0, CMD_KEYS_BITS, "rw", "keys [0, n_keys) of the buffer, 1 to KV_DEPTH.keys"),)),
         Register("CMD", 0x44, "the next command; a write starts it (STATUS.cmd_ready must be 1)", (
-            RegField("n_rows", 0, 16, "rw", "Q rows of the tile, 1 to ROWS.rows; s_axis_q carries them, "
+            RegField("n_rows", 0, CMD_ROWS_BITS, "rw", "Q rows of the tile, 1 to ROWS.rows; s_axis_q carries them, "
                      "tlast on the last"),
-            RegField("causal", 16, 1, "rw", "mask keys after each row's position"),
-            RegField("pattern", 17, 1, "rw", "pattern-aware key order (else keys in order)"))),
+            RegField("causal", CMD_ROWS_BITS, 1, "rw", "mask keys after each row's position"),
+            RegField("pattern", CMD_ROWS_BITS + 1, 1, "rw", "pattern-aware key order (else keys in order)"))),
         Register("STATUS", 0x48, "state", (
             RegField("idle", 0, 1, "ro", "nothing in progress, no command pending, no output waiting"),
             RegField("cmd_ready", 1, 1, "ro", "CMD may be written (no command pending)"))),

@@ -25,7 +25,7 @@ from ..core.config import EngineConfig
 from ..core.counters import COUNTER_BITS, SOFTMAX_COUNTERS
 from ..core.lut import luts
 from ..core.schedule import SOFTMAX_STAGES, softmax_latency
-from .common import Block, Cell, add_cell
+from .common import Block, Cell, add_cell, swap_port
 
 __all__ = ["Softmax", "SoftmaxRow", "ExpLane", "row_wr_layout", "s_in_layout", "p_out_layout", "sums_layout"]
 
@@ -100,7 +100,7 @@ class Softmax(Block):
             "p_out": Out(stream.Signature(p_out_layout(c))),
             "l": Out(sums_layout(c)),
             "active": Out(1),
-            **({"swap": In(1)} if c.q_double_buffer else {}),
+            **swap_port(c, In),
         }
         ports.update({name: Out(COUNTER_BITS) for name in SOFTMAX_COUNTERS})
         return ports
@@ -293,7 +293,7 @@ class SoftmaxRow(Cell):
             "shift2": Out(unsigned(c.shift_bits)),
             "resc2": Out(1),
             "lsum": Out(unsigned(c.sum_width)),
-            **({"swap": In(1)} if c.q_double_buffer else {}),
+            **swap_port(c, In),
         }
 
     def elaborate(self, platform):

@@ -39,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..core.config import EngineConfig
+from ..core.config import EngineConfig, kv_buffer_bits
 from ..core.errors import InputError
 from ..core.files import atomic_write, cache_root
 from ..ip.generate import ENGINES, write_verilog
@@ -69,7 +69,7 @@ def cache_dir():
 
 def sram_bits(block, cfg):
     """Bits of SRAM the block holds outside the logic estimate (the engine's K and V buffers)."""
-    return 2 * cfg.kv_keys * cfg.head_dim * cfg.data_bits if block in ENGINES else 0
+    return kv_buffer_bits(cfg.kv_keys, cfg.head_dim, cfg.data_bits) if block in ENGINES else 0
 
 
 def sram_area_um2(bits):
@@ -99,7 +99,8 @@ def _worker(verilog, top, workdir, liberty, timed="timed"):
     ys.run_pass(f"read_verilog {verilog}", d)
     # Flattens the single-instance blocks; the cells marked keep_hierarchy stay modules.
     ys.run_pass(f"synth -top {top} -flatten -run :fine", d)
-    ys.run_pass(f"chtype -set {SRAM_CELL} n:k_mem n:v_mem n:*.k_mem n:*.v_mem", d)
+    from ..hw.engine import KV_MEMORIES
+    ys.run_pass(f"chtype -set {SRAM_CELL} " + " ".join(f"n:{m} n:*.{m}" for m in KV_MEMORIES), d)
     # The rest of `synth` up to (not including) its final hierarchy check,
     # which would reject the black-box cell type.
     ys.run_pass(f"synth -top {top} -run fine:check", d)

@@ -46,7 +46,7 @@ def test_lazy_threshold_widens_p():
     ("lazy_threshold", 9, ValueError, "lazy_threshold must be from 0 to 8, not 9"),
     ("acc_bits", 24, ValueError, "acc_bits 24 cannot hold 4096 keys of 12-bit p times 8-bit v; needs 32"),
     ("sum_bits", 20, ValueError, "sum_bits 20 cannot hold the sum of 4096 keys of 12-bit p; needs 24"),
-    ("max_seq_len", 0, ValueError, "max_seq_len must be from 1 to 16777216, not 0"),
+    ("max_seq_len", 0, ValueError, "max_seq_len must be from 1 to 16777215, not 0"),
     ("out_frac_bits", -1, ValueError, "out_frac_bits must be from 0 to 16, not -1"),
     ("sink_keys", -1, ValueError, "sink_keys must be at least 0, not -1"),
     ("diag_window", "8", TypeError, "diag_window must be an integer, not '8'"),

@@ -38,6 +38,7 @@ Where K's centre and the K and V scales come from (``stats``):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -89,7 +90,6 @@ class KVStats:
     v_amax_mean: np.ndarray
     keys: int = 1
 
-    FIELDS = ("k_min", "k_max", "k_min_rot", "k_max_rot", "v_mean", "v_min", "v_max", "v_amax_mean")
     BOUNDS = (("k_min", "k_max"), ("k_min_rot", "k_max_rot"), ("v_min", "v_max"))
 
     def merge(self, other):
@@ -114,6 +114,10 @@ class KVStats:
             mid, half = (a + b) / 2, (b - a) / 2 * headroom
             out[lo], out[hi] = mid - half, mid + half
         return KVStats(**out, keys=self.keys)
+
+
+KVStats.FIELDS = tuple(f.name for f in dataclasses.fields(KVStats) if f.name != "keys")
+"""The per-channel arrays of :class:`KVStats`, in declaration order (the calibration file's arrays)."""
 
 
 def kv_stats(k, v):

@@ -20,6 +20,11 @@ from .errors import InputError
 __all__ = ["EngineConfig", "KEY_ORDERS", "PRESETS", "ConfigError", "preset", "from_toml", "from_mapping"]
 
 KEY_ORDERS = ("sequential", "pattern")
+# Widths of the AXI top's command fields (hw/regmap.py CMD_KEYS.n_keys, CMD.n_rows): a host writes a key
+# count and a row count in them, so a config's max_seq_len and rows must fit them (one less than the power).
+CMD_KEYS_BITS = 24
+CMD_ROWS_BITS = 16
+MAX_ROWS = 1024
 
 
 class ConfigError(InputError):
@@ -152,7 +157,7 @@ class EngineConfig:
 
     def __post_init__(self):
         _check_int("head_dim", self.head_dim, 1, 4096)
-        _check_int("rows", self.rows, 1, 1024)
+        _check_int("rows", self.rows, 1, MAX_ROWS)
         _check_int("data_bits", self.data_bits, 2, 16)
         _check_int("ip_bits_per_cycle", self.ip_bits_per_cycle, 1)
         _check_int("op_bits_per_cycle", self.op_bits_per_cycle, 1)
@@ -176,7 +181,7 @@ class EngineConfig:
         if self.softmax_lanes is not None:
             _check_int("softmax_lanes", self.softmax_lanes, 1, self.rows)
         _check_bool("causal", self.causal)
-        _check_int("max_seq_len", self.max_seq_len, 1, 1 << 24)
+        _check_int("max_seq_len", self.max_seq_len, 1, (1 << CMD_KEYS_BITS) - 1)
         _check_int("out_frac_bits", self.out_frac_bits, 0, 16)
         if self.kv_depth is not None:
             _check_int("kv_depth", self.kv_depth, 1, self.max_seq_len)
@@ -402,7 +407,20 @@ class EngineConfig:
         return dataclasses.asdict(self)
 
 
+def kv_buffer_bits(keys, head_dim, data_bits):
+    """Bits of a KV buffer of ``keys`` keys: a K and a V row of ``head_dim`` elements of ``data_bits`` each."""
+    return 2 * keys * head_dim * data_bits
+
+
+# Fields that do not change the softmax's data-dependent rates (keys skipped, LUT tiers, rescales): a
+# rates file measured with one value of these serves every other (perf/report.py).
+RATE_NEUTRAL = ("head_dim", "max_seq_len", "kv_depth", "acc_bits", "sum_bits", "causal", "double_buffer",
+                "q_double_buffer", "norm_lanes", "ip_bits_per_cycle", "op_bits_per_cycle", "softmax_lanes",
+                "out_frac_bits")
+
+assert MAX_ROWS < 1 << CMD_ROWS_BITS, "a tile's n_rows must fit CMD.n_rows"
 _FIELDS = {f.name: f for f in dataclasses.fields(EngineConfig)}
+assert set(RATE_NEUTRAL) <= set(_FIELDS), "RATE_NEUTRAL names a field that does not exist"
 DERIVED = tuple(name for name, value in vars(EngineConfig).items() if isinstance(value, property))
 """Every value derived from the fields (widths, limits, rates), in definition order: ``fusioncim config`` prints them."""
 OPTIONAL = tuple(name for name, f in _FIELDS.items() if "None" in str(f.type))

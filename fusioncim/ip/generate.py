@@ -135,10 +135,6 @@ def verilog_path(block: str, cfg: EngineConfig, *, flat=False) -> Path:
     return cache_root() / "verilog" / f"{block}-{hashlib.sha256(key.encode()).hexdigest()[:20]}{'-flat' if flat else ''}.v"
 
 
-# Memories that are SRAMs in the design: no initial contents in the Verilog.
-_UNINITIALISED = ("k_mem", "v_mem")
-
-
 def rtlil_modules(block: str, cfg: EngineConfig, *, flat=False) -> list:
     """The RTLIL texts of the design: the block first, then one per distinct cell (none with ``flat``)."""
     from ..hw.common import Hierarchy
@@ -157,7 +153,8 @@ def convert(block: str, cfg: EngineConfig, *, flat=False) -> str:
     script += [f"hierarchy -check -top {block}", "proc -nomux -norom"]
     if flat:
         script += ["flatten", "opt_clean -purge"]
-    for mem in _UNINITIALISED:
+    from ..hw.engine import KV_MEMORIES
+    for mem in KV_MEMORIES:                  # SRAMs in the design: no initial contents in the Verilog
         script.append(f"delete t:$meminit_v2 r:MEMID=\\{mem} %i")     # the intersection of the two
     script += ["memory_collect", "write_verilog -norename"]
     # The version Amaranth's own Verilog backend requires; its warnings (processes

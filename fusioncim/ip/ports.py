@@ -130,7 +130,7 @@ def ports(block: str, cfg: EngineConfig) -> list:
             desc = f"{path[0]}: the sink takes the beat (a transfer is valid & ready at a clock edge)"
         if name == "err" and block == "engine":
             from ..hw.engine import ERRORS
-            desc += " " + "; ".join(f"bit {bit}: {what}" for bit, what in sorted(ERRORS.items()))
+            desc += " " + "; ".join(f"bit {bit}: {what}" for bit, (_, what) in sorted(ERRORS.items()))
         fields = _fields(member.shape) if isinstance(member.shape, data.Layout) else []
         if axi and name.endswith("_tdata"):
             fields = _fields(_tdata_layout(name, cfg))

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from . import dataflow as df
+from ..core import config as config_mod
 from ..core.errors import InputError
 from ..core.files import atomic_write, data_path
 from ..synth import energy as energy_mod
@@ -23,12 +24,6 @@ __all__ = ["CLAIMS", "REAL", "RATES", "evaluate", "patterns", "measure", "save_r
 
 REAL = data_path("real")
 RATES = data_path("patterns")
-
-# Config fields that do not change the softmax's data-dependent rates: a rates
-# file measured with one value of these serves every other.
-RATE_NEUTRAL = ("head_dim", "max_seq_len", "kv_depth", "acc_bits", "sum_bits", "causal", "double_buffer",
-                "q_double_buffer", "norm_lanes", "ip_bits_per_cycle", "op_bits_per_cycle", "softmax_lanes",
-                "out_frac_bits")
 
 # FusionCIM (arXiv 2604.25317), as the design brief quotes it. The paper's speed-up is one workload's
 # figure against its own baseline, whose phase overlap the brief does not state.
@@ -72,7 +67,7 @@ def measure(cfg, files):
 
 def _rate_key(cfg):
     d = cfg.to_dict()
-    return {k: v for k, v in d.items() if k not in RATE_NEUTRAL}
+    return {k: v for k, v in d.items() if k not in config_mod.RATE_NEUTRAL}
 
 
 def save_rates(path, cfg, files, pats, tokens):
