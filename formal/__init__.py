@@ -13,7 +13,7 @@ from ..hw.engine import Engine
 from ..hw.ip_cim import IpCim
 from ..hw.op_cim import OpCim
 from ..hw.softmax import Softmax
-from . import controller, engine, ip_cim, op_cim, softmax
+from . import configs, controller, engine, ip_cim, op_cim, softmax
 from .common import FormalToolError, Property, Result, run
 from .configs import FORMAL
 
@@ -24,10 +24,14 @@ PROPERTIES = [*ip_cim.PROPERTIES, *controller.PROPERTIES, *softmax.PROPERTIES, *
               *engine.PROPERTIES]
 
 
-def config_of(prop: Property):
-    return prop.config or FORMAL
+def config_of(prop: Property, *, quick=False):
+    """The config ``prop`` is proven on: its own or ``configs.FORMAL``; with ``quick`` the regression's
+    smaller copy of it (``configs.quick``)."""
+    config = prop.config or FORMAL
+    return configs.quick(config) if quick else config
 
 
-def check(prop: Property, *, mutant=False) -> Result:
-    """Prove ``prop`` (or, with ``mutant``, look for its counterexample on the broken variant)."""
-    return run(prop, config_of(prop), BLOCKS[prop.block], mutant=mutant)
+def check(prop: Property, *, mutant=False, quick=False) -> Result:
+    """Prove ``prop`` (or, with ``mutant``, look for its counterexample on the broken variant); ``quick``:
+    on the regression's smaller config."""
+    return run(prop, config_of(prop, quick=quick), BLOCKS[prop.block], mutant=mutant)

@@ -26,6 +26,8 @@ def main(argv=None):
     ap.add_argument("--no-mutants", action="store_true", help="skip the broken variants")
     ap.add_argument("--jobs", type=int, default=2, help="SymbiYosys runs at once (default 2)")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--quick", action="store_true", help="the regression's smaller configs (head_dim 1; "
+                    "formal/configs.py quick) instead of the full ones")
     args = ap.parse_args(argv)
     props = [p for p in PROPERTIES if (not args.block or p.block in args.block)
              and (not args.only or p.key in args.only)]
@@ -40,7 +42,7 @@ def main(argv=None):
     done = {}
     try:
         with ThreadPoolExecutor(args.jobs) as pool:
-            futures = {pool.submit(check, p, mutant=m): (p, m) for p, m in runs}
+            futures = {pool.submit(check, p, mutant=m, quick=args.quick): (p, m) for p, m in runs}
             for n, (key, fut) in enumerate(((futures[f], f) for f in futures), 1):
                 res = fut.result()
                 done[key] = res
@@ -58,7 +60,7 @@ def main(argv=None):
         real, broken = done[(p, False)], done.get((p, True))
         verdict, caught = _row(p, real, broken)
         ok &= real.passed and (broken is None or not broken.passed)
-        cfg = config_of(p)
+        cfg = config_of(p, quick=args.quick)
         cfg_text = f"rows {cfg.rows}, d {cfg.head_dim}, {cfg.data_bits}-bit, {cfg.kv_keys} keys"
         print(f"{p.key:<28} {cfg_text:<34} {verdict:<7} {p.bound:<38} {p.mutant_text:<48} {caught}")
         records.append({"property": p.key, "text": p.text, "mode": p.mode, "depth": p.depth, "bound": p.bound,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..core.config import EngineConfig
 
-__all__ = ["FORMAL", "FORMAL_LANES", "narrower"]
+__all__ = ["FORMAL", "FORMAL_LANES", "narrower", "quick"]
 
 FORMAL = EngineConfig(
     head_dim=2, rows=2, data_bits=4, ip_bits_per_cycle=2, op_bits_per_cycle=4, log_frac_bits=2, x_int_bits=4,
@@ -18,6 +18,13 @@ FORMAL = EngineConfig(
 
 # The softmax with one exponent lane (two cycles a key) and a lazy threshold (p one bit wider).
 FORMAL_LANES = FORMAL.replace(softmax_lanes=1, lazy_threshold=1, op_bits_per_cycle=5)
+
+
+def quick(config: EngineConfig) -> EngineConfig:
+    """The regression's copy of a formal config: one element per row (``head_dim`` 1), the smallest
+    that still exercises every property and catches every broken variant (``tests/test_formal.py``
+    shows both on it). ``make formal`` proves the full configs."""
+    return config.replace(head_dim=1)
 
 
 def narrower(config: EngineConfig, width: str) -> EngineConfig:
