@@ -1,7 +1,8 @@
 """The AXI top (hw/axi.py) driven by cocotbext-axi: real heads bit-exact, counters over AXI-Lite, errors.
 
-Verilator: one whole SmolLM2-135M head (layer 12, 256 tokens, causal) on the test preset at
-SmolLM2's head_dim, under random backpressure on every stream. Icarus: a short MiniLM-L6 head (24
+Verilator: the first 96 tokens of a SmolLM2-135M head (layer 12, causal; 24 tiles) on the test
+preset at SmolLM2's head_dim, under random backpressure on every stream (bench/throughput.py and
+`fusioncim simulate` run whole heads). Icarus: a short MiniLM-L6 head (24
 tokens). Both also run the register, interrupt and error tests of tb/engine_axi_tests.py.
 """
 
@@ -20,7 +21,7 @@ from fusioncim.sim.simulate import plan
 
 CASES = {
     # kv_depth 260 and 48: not powers of two, so a KV address beyond the buffer is representable.
-    "verilator": (PRESETS["test"].replace(head_dim=64, max_seq_len=300, kv_depth=260), "smollm2-L12-T256.npz", 256),
+    "verilator": (PRESETS["test"].replace(head_dim=64, max_seq_len=300, kv_depth=260), "smollm2-L12-T256.npz", 96),
     "icarus": (PRESETS["test"].replace(head_dim=32, kv_depth=48), "minilm-L02-T256.npz", 24),
 }
 TESTS = 4          # cocotb tests in tb/engine_axi_tests.py
