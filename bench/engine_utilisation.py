@@ -26,7 +26,7 @@ import json
 import sys
 import time
 
-from fusioncim.core import config as config_mod
+from fusioncim.core import configfile
 from fusioncim.sim import rtlsim
 from fusioncim.core.files import data_path
 from fusioncim.sim.simulate import run_workloads
@@ -102,8 +102,8 @@ def main():
     ap.add_argument("--sim", choices=rtlsim.SIMULATORS, default="verilator")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    off = config_mod.load(args.config, args.set)
-    on = config_mod.load(args.config, args.set + [s for s in args.on.split(",") if s])
+    off = configfile.load(args.config, args.set)
+    on = configfile.load(args.config, args.set + [s for s in args.on.split(",") if s])
     for cfg in (off, on):
         cfg.check_engine()
     key_counts = [int(x) for x in args.keys.split(",")]

@@ -94,6 +94,34 @@ class Normaliser(Block):
         """Cycles a tile of ``n_rows`` rows takes with ``o_out`` ready."""
         return norm_cycles(self._cfg, n_rows)
 
+    def _lane(self, m, platform, k, l_reg, phase, rounding):
+        # Division lane k: its row's l (the group's k-th row), the shared divisor register, and one
+        # divider column per element; returns the columns' outputs.
+        c, lanes, n_quot = self._cfg, self._cfg.norm_lanes, quotient_bits(self._cfg)
+        group, busy = self.group_sel, self.busy
+        row_l = Signal(c.sum_width, name=f"row_l{k}")
+        with m.Switch(group):
+            for g, l_row in enumerate(l_reg[k::lanes]):
+                with m.Case(g):
+                    m.d.comb += row_l.eq(l_row)
+            with m.Default():
+                m.d.comb += row_l.eq(0)
+        den = Signal(c.sum_width + 1 + n_quot, name=f"den{k}")
+        divisor = Signal(c.sum_width + 1, name=f"divisor{k}")
+        m.d.comb += divisor.eq(Mux(row_l == 0, 2, row_l << 1))
+        with m.If(busy & (phase == NormPhase.LOAD)):
+            m.d.sync += den.eq(divisor << (n_quot - 1))
+        with m.If(busy & (phase == NormPhase.DIVIDE)):
+            m.d.sync += den.eq(den >> 1)
+        cols = []
+        for j in range(c.head_dim):
+            col = add_cell(m, f"div{j}" if lanes == 1 else f"div{k}_{j}", DivColumn(c), platform)
+            m.d.comb += [col.acc.eq(self.group_o[k][j]), col.row_l.eq(row_l), col.divisor.eq(divisor),
+                         col.den.eq(den), col.load.eq(busy & (phase == NormPhase.LOAD)),
+                         col.step.eq(busy & (phase == NormPhase.DIVIDE)), col.round.eq(rounding)]
+            cols.append(col.o)
+        return cols
+
     def elaborate(self, platform):
         m = Module()
         c = self._cfg
@@ -124,30 +152,7 @@ class Normaliser(Block):
                      self.done.eq(busy & handing_over & taken & final_row)]
         rounding = busy & (phase == NormPhase.ROUND) & ~self.o_out.valid
         m.d.comb += self.o_out.payload.row.eq(out_row)
-        outs = []
-        for k in range(lanes):
-            row_l = Signal(c.sum_width, name=f"row_l{k}")
-            with m.Switch(group):
-                for g, l_row in enumerate(l_reg[k::lanes]):
-                    with m.Case(g):
-                        m.d.comb += row_l.eq(l_row)
-                with m.Default():
-                    m.d.comb += row_l.eq(0)
-            den = Signal(c.sum_width + 1 + n_quot, name=f"den{k}")
-            divisor = Signal(c.sum_width + 1, name=f"divisor{k}")
-            m.d.comb += divisor.eq(Mux(row_l == 0, 2, row_l << 1))
-            with m.If(busy & (phase == NormPhase.LOAD)):
-                m.d.sync += den.eq(divisor << (n_quot - 1))
-            with m.If(busy & (phase == NormPhase.DIVIDE)):
-                m.d.sync += den.eq(den >> 1)
-            cols = []
-            for j in range(c.head_dim):
-                col = add_cell(m, f"div{j}" if lanes == 1 else f"div{k}_{j}", DivColumn(c), platform)
-                m.d.comb += [col.acc.eq(self.group_o[k][j]), col.row_l.eq(row_l), col.divisor.eq(divisor),
-                             col.den.eq(den), col.load.eq(busy & (phase == NormPhase.LOAD)),
-                             col.step.eq(busy & (phase == NormPhase.DIVIDE)), col.round.eq(rounding)]
-                cols.append(col.o)
-            outs.append(cols)
+        outs = [self._lane(m, platform, k, l_reg, phase, rounding) for k in range(lanes)]
         if lanes == 1:
             m.d.comb += [self.o_out.payload.o[j].eq(o) for j, o in enumerate(outs[0])]
         else:

@@ -271,32 +271,10 @@ async def _good_tile(tb, ops, want, tag):
     assert observed == want, f"{tag}: output differs from golden"
 
 
-@cocotb.test()
-async def errors_drop_the_tile_and_interrupt(dut):
-    """Bad commands, too few or too many Q beats, a KV address beyond the buffer and a command overrun:
-    each sets its ERROR bit and the error interrupt, drops the tile without hanging; the next tile is right."""
-    cfg, workloads = program_from_env()
-    i = next(i for i, w in enumerate(workloads) if w.name == "directed-small")
-    seg, good = workloads[i].segments[0], _ops(workloads)[i]
-    want = [w for _, w in seg["o_out"]]
-    tb = AxiTB(dut, cfg, 3)
-    await tb.reset()
-    tb.backpressure(0.2)
-    q_rows = [w for _, w in seg["q_in"]]
+async def _refused_tiles(tb, cfg, cmd, q_rows, good, want):
+    """Each bad command and each wrong Q beat count: its ERROR bit and the error interrupt, nothing out,
+    both cleared by writing 1; then a good tile is right."""
     n = len(q_rows)
-    cmd = decode(cmd_layout(cfg), seg["cmd"][0][1])
-    assert n >= 2 and cmd["n_rows"] == n
-
-    # A tile that completes: done interrupt, cleared by writing 1.
-    await tb.write("IRQ_ENABLE", (1 << IRQ_BITS["done"][0]) | (1 << IRQ_BITS["error"][0]))
-    assert await _irq(tb) == 0
-    await _good_tile(tb, good, want, "first tile")
-    await tb.wait_idle()
-    assert await tb.read("IRQ_STATUS") == 1 << IRQ_BITS["done"][0] and await _irq(tb) == 1
-    await tb.write("IRQ_STATUS", 1 << IRQ_BITS["done"][0])
-    assert await tb.read("IRQ_STATUS") == 0 and await _irq(tb) == 0
-    assert await tb.read("ERROR") == 0
-
     cases = [
         ("n_keys", dict(n_keys=0, n_rows=n), q_rows),
         ("n_keys", dict(n_keys=cfg.kv_keys + 1, n_rows=n), q_rows),
@@ -325,6 +303,35 @@ async def errors_drop_the_tile_and_interrupt(dut):
         await _good_tile(tb, good, want, f"after {tag}")
         await tb.wait_idle()
         await tb.write("IRQ_STATUS", 3)
+
+
+@cocotb.test()
+async def errors_drop_the_tile_and_interrupt(dut):
+    """Bad commands, too few or too many Q beats, a KV address beyond the buffer and a command overrun:
+    each sets its ERROR bit and the error interrupt, drops the tile without hanging; the next tile is right."""
+    cfg, workloads = program_from_env()
+    i = next(i for i, w in enumerate(workloads) if w.name == "directed-small")
+    seg, good = workloads[i].segments[0], _ops(workloads)[i]
+    want = [w for _, w in seg["o_out"]]
+    tb = AxiTB(dut, cfg, 3)
+    await tb.reset()
+    tb.backpressure(0.2)
+    q_rows = [w for _, w in seg["q_in"]]
+    n = len(q_rows)
+    cmd = decode(cmd_layout(cfg), seg["cmd"][0][1])
+    assert n >= 2 and cmd["n_rows"] == n
+
+    # A tile that completes: done interrupt, cleared by writing 1.
+    await tb.write("IRQ_ENABLE", (1 << IRQ_BITS["done"][0]) | (1 << IRQ_BITS["error"][0]))
+    assert await _irq(tb) == 0
+    await _good_tile(tb, good, want, "first tile")
+    await tb.wait_idle()
+    assert await tb.read("IRQ_STATUS") == 1 << IRQ_BITS["done"][0] and await _irq(tb) == 1
+    await tb.write("IRQ_STATUS", 1 << IRQ_BITS["done"][0])
+    assert await tb.read("IRQ_STATUS") == 0 and await _irq(tb) == 0
+    assert await tb.read("ERROR") == 0
+
+    await _refused_tiles(tb, cfg, cmd, q_rows, good, want)
 
     # A KV beat beyond the buffer (when the address field can name one): dropped and flagged.
     if cfg.kv_keys < (1 << cfg.kv_addr_bits):

@@ -109,9 +109,9 @@ def test_argparse_errors_exit_2():
 
 def test_internal_error_is_a_traceback_and_exit_1():
     # A bug (any exception but fusioncim.core.errors.InputError) must not pass for bad input.
-    code = ("import sys, fusioncim.cli as cli, fusioncim.core.config as config\n"
+    code = ("import sys, fusioncim.cli as cli, fusioncim.core.configfile as configfile\n"
             "def broken(*a, **k):\n    raise ValueError('an internal bug')\n"
-            "config.load = broken\nsys.exit(cli.main(['config']))\n")
+            "configfile.load = broken\nsys.exit(cli.main(['config']))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 1
     assert "Traceback" in r.stderr and "ValueError: an internal bug" in r.stderr

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from fusioncim.core import config
+from fusioncim.core import config, configfile
 from fusioncim.core.config import EngineConfig, ConfigError
 
 
@@ -20,7 +20,7 @@ def test_defaults_and_derived_widths_by_hand():
 
 
 def test_llama_preset_widths():
-    c = config.preset("llama3-8b")
+    c = configfile.preset("llama3-8b")
     assert c.head_dim == 128 and c.score_bits == 23   # 128 * 2**14 = 2**21
     assert c.sum_width == (8192 * 4095).bit_length()
 
@@ -112,9 +112,9 @@ def test_frozen_and_replace_revalidates():
 def test_toml_roundtrip(tmp_path):
     p = tmp_path / "c.toml"
     p.write_text('preset = "test"\nrows = 8\nkey_order = "sequential"\nskip_threshold = 12\n')
-    c = config.from_toml(p)
+    c = configfile.from_toml(p)
     assert c == dataclasses.replace(config.PRESETS["test"], rows=8, key_order="sequential", skip_threshold=12)
-    assert config.load(str(p)) == c
+    assert configfile.load(str(p)) == c
 
 
 @pytest.mark.parametrize("text, message", [
@@ -130,15 +130,15 @@ def test_toml_errors(tmp_path, text, message):
     p = tmp_path / "bad.toml"
     p.write_text(text)
     with pytest.raises(ConfigError, match=message) as info:
-        config.from_toml(p)
+        configfile.from_toml(p)
     assert str(p) in str(info.value)
 
 
 def test_missing_file_and_bad_spec(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config"):
-        config.from_toml(tmp_path / "missing.toml")
+        configfile.from_toml(tmp_path / "missing.toml")
     with pytest.raises(ConfigError, match="neither a preset"):
-        config.load("nonsense")
+        configfile.load("nonsense")
 
 
 def test_engine_rule_names_the_fix():

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from fusioncim.perf import dataflow as df, explore, report
-from fusioncim.core.config import PRESETS, load
+from fusioncim.core.config import PRESETS
+from fusioncim.core.configfile import load
 
 
 def _cli(*args, cwd=None):

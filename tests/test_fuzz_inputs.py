@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fusioncim.accuracy import attnfile
 from fusioncim.core import config as config_mod
+from fusioncim.core import configfile
 from fusioncim.synth import energy
 
 BUDGET = settings(max_examples=int(os.environ.get("FUSIONCIM_FUZZ_EXAMPLES", "40")), deadline=None,
@@ -99,7 +100,7 @@ VALUES = st.one_of(st.integers(-5, 5000), st.booleans(), st.text(max_size=6), st
 @given(data=st.dictionaries(st.sampled_from(FIELDS + ["preset", "bogus", "Rows"]), VALUES, max_size=6))
 def test_config_mappings(data):
     try:
-        cfg = config_mod.from_mapping(data)
+        cfg = configfile.from_mapping(data)
     except config_mod.ConfigError as exc:
         assert "\n" not in str(exc)
     else:
@@ -109,7 +110,7 @@ def test_config_mappings(data):
 
 def _round_trips(cfg):
     # What `fusioncim config` prints, read back by --config, is the same config.
-    back = config_mod.from_mapping(tomllib.loads(config_mod.to_toml(cfg, {"score_bits": cfg.score_bits})))
+    back = configfile.from_mapping(tomllib.loads(configfile.to_toml(cfg, {"score_bits": cfg.score_bits})))
     assert back == cfg
 
 

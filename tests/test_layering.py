@@ -1,4 +1,5 @@
-"""The package layering of docs/architecture.md, held by reading every module's imports (AST).
+"""House rules held by reading the sources: the package layering of docs/architecture.md (every
+module's imports, by AST) and the size of modules and functions.
 
 Each package of ``fusioncim`` may import only the packages its rule names
 (and the root package, for ``__version__``); no module may take part in an
@@ -144,3 +145,27 @@ def test_a_cycle_is_found():
     srcs = {"fusioncim.core.a": "from . import b\n", "fusioncim.core.b": "def f():\n    from .a import x\n",
             "fusioncim.core": ""}
     assert cycles(srcs) == [["fusioncim.core.a", "fusioncim.core.b", "fusioncim.core.a"]]
+
+
+# -- sizes: a module a reader takes in, a function read at once --------------------------------------
+
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_module_or_function_too_long():
+    # Every Python file outside tests/ (the package, its folders, bench/).
+    paths = sorted({*(ROOT / "fusioncim").rglob("*.py"), *(ROOT / "bench").glob("*.py"),
+                    *(p for folder in FOLDERS.values() for p in (ROOT / folder).glob("*.py"))})
+    long = []
+    for path in paths:
+        text = path.read_text()
+        name = path.relative_to(ROOT)
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            long.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long.append(f"{name}:{node.lineno} {node.name}: {n} lines")
+    assert long == [], f"over {MAX_MODULE_LINES} lines a module or {MAX_FUNCTION_LINES} a function: {long}"

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fusioncim.core import config
+from fusioncim.core import config, configfile
 from fusioncim.ip import generate, ports
 from fusioncim.hw.common import decode, encode
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST = config.load("test", [])
+TEST = configfile.load("test", [])
 # Another small config, odd sizes, that makes every block (tests/test_hierarchy.py's).
 OTHER = config.EngineConfig(rows=3, head_dim=4, softmax_lanes=2, double_buffer=False, key_order="sequential",
                             max_seq_len=64, kv_depth=8, sink_keys=2, diag_window=4, ip_bits_per_cycle=1)

@@ -194,17 +194,8 @@ def hadamard(d):
     return np.kron(np.eye(d // b), h / math.sqrt(b))
 
 
-def quantise(q, k, v, cfg, *, scale=None, method="fusioncim", rotate=True, v_anchor="sink", stats=None):
-    """Quantise float ``q [H, Lq, d]``, ``k, v [Hkv, Lk, d]`` for the engine.
-
-    ``scale`` is the model's logit scale (default ``1/sqrt(d)``). For the
-    "fusioncim" method, ``rotate`` applies the same orthonormal Hadamard
-    rotation to Q and K (scores unchanged, outlier channels spread out) and
-    ``v_anchor`` picks V's per-channel offset: "sink" (the first key's value,
-    so the attention sink's contribution is exact) or "mean". ``stats``
-    (:class:`KVStats` of a calibration text) makes K's centre and the K and V
-    scales static instead of taken over this sequence.
-    """
+def _checked_inputs(q, k, v, cfg, scale, method, v_anchor, stats):
+    # What quantise refuses, before any arithmetic: one line naming the argument and the rule.
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if v_anchor not in V_ANCHORS:
@@ -227,6 +218,21 @@ def quantise(q, k, v, cfg, *, scale=None, method="fusioncim", rotate=True, v_anc
                                  f"{want[0]} KV heads of head_dim {want[1]}")
     if scale is not None and not (math.isfinite(scale) and scale > 0):
         raise InputError(f"scale must be a positive finite number, not {scale!r}")
+    return q, k, v
+
+
+def quantise(q, k, v, cfg, *, scale=None, method="fusioncim", rotate=True, v_anchor="sink", stats=None):
+    """Quantise float ``q [H, Lq, d]``, ``k, v [Hkv, Lk, d]`` for the engine.
+
+    ``scale`` is the model's logit scale (default ``1/sqrt(d)``). For the
+    "fusioncim" method, ``rotate`` applies the same orthonormal Hadamard
+    rotation to Q and K (scores unchanged, outlier channels spread out) and
+    ``v_anchor`` picks V's per-channel offset: "sink" (the first key's value,
+    so the attention sink's contribution is exact) or "mean". ``stats``
+    (:class:`KVStats` of a calibration text) makes K's centre and the K and V
+    scales static instead of taken over this sequence.
+    """
+    q, k, v = _checked_inputs(q, k, v, cfg, scale, method, v_anchor, stats)
     H, Lq, d = q.shape
     Hkv = k.shape[0]
     group = H // Hkv

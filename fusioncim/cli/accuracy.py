@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..core import config as config_mod
+from ..core import configfile
 from .common import UserError, progress, output_path, calibration_for, add_config_args, add_front_end_args, print_json
 
 
@@ -25,7 +25,7 @@ def register(sub):
 
 def run(args):
     from ..accuracy import heads as accuracy, attnfile
-    cfg = config_mod.load(args.config, args.set)
+    cfg = configfile.load(args.config, args.set)
     say = progress(args.quiet)
     if args.plot:
         output_path("--plot", args.plot)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..core import config as config_mod
+from ..core import configfile
 from ..core.errors import InputError
 
 EXIT_USAGE = 2
@@ -89,7 +90,7 @@ def block_config(args):
     """The block (``--bus axi`` names the AXI top) and its config, checked for an engine."""
     from ..ip import generate
     bus(args)
-    cfg = config_mod.load(args.config, args.set)
+    cfg = configfile.load(args.config, args.set)
     if args.block in generate.ENGINES:
         cfg.check_engine()
     return cfg

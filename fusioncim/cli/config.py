@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 from ..core import config as config_mod
+from ..core import configfile
 from .common import add_config_args, print_json
 
 
@@ -23,11 +24,11 @@ SCHEDULE = {"div_cycles": "norm_group_cycles", "softmax_latency": "softmax_laten
 
 def run(args):
     from ..core import schedule
-    cfg = config_mod.load(args.config, args.set)
+    cfg = configfile.load(args.config, args.set)
     doc = {"fields": cfg.to_dict(), "derived": {**{k: getattr(cfg, k) for k in config_mod.DERIVED},
                                                 **{k: getattr(schedule, f)(cfg) for k, f in SCHEDULE.items()}}}
     if args.json:
         print_json(doc)
     else:
-        print(config_mod.to_toml(cfg, doc["derived"]), end="")
+        print(configfile.to_toml(cfg, doc["derived"]), end="")
     return 0

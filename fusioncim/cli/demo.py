@@ -25,7 +25,7 @@ from ..core.config import PRESETS
 from ..core.files import cache_root
 from ..ip.generate import write_verilog
 from ..core.counters import Counters
-from ..core import config as config_mod
+from ..core import configfile
 from .common import UserError, add_config_args, check_head_dim, int_list, require_cache
 
 REAL = report.REAL
@@ -116,7 +116,7 @@ def register(sub):
 
 
 def run(args):
-    cfg = config_mod.load(args.config, args.set)
+    cfg = configfile.load(args.config, args.set)
     heads = int_list("--heads", args.heads)
     if args.tokens is not None and args.tokens < 1:
         raise UserError(f"--tokens must be a positive integer, not {args.tokens}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..core import config as config_mod
+from ..core import configfile
 from .common import UserError, progress, calibration_for, add_config_args, add_front_end_args, print_json
 
 
@@ -24,7 +24,7 @@ def register(sub):
 
 def run(args):
     from ..accuracy import evalmodel
-    cfg = config_mod.load(args.config, args.set)
+    cfg = configfile.load(args.config, args.set)
     say = progress(args.quiet)
     if args.tokens is not None and args.tokens < 2:
         raise UserError(f"--tokens must be at least 2 (one prediction needs two tokens), not {args.tokens}")

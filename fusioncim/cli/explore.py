@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core import config as config_mod
+from ..core import configfile
 from .common import UserError, output_path, add_config_args, print_json
 
 
@@ -44,11 +45,11 @@ DEFAULT_SWEEP = ["rows=8,16", "fine_lut_bits=4,5,7", "skip_threshold=6,10,none"]
 def run(args):
     from ..accuracy import attnfile
     from ..perf import dataflow, explore, report
-    config_mod.load(args.config, args.set)           # a bad base config fails here, before anything runs
+    configfile.load(args.config, args.set)           # a bad base config fails here, before anything runs
     sweeps = explore.parse_sweeps(args.sweep or DEFAULT_SWEEP)
     for sets in explore.grid(sweeps):
         try:
-            config_mod.load(args.config, args.set + sets)
+            configfile.load(args.config, args.set + sets)
         except config_mod.ConfigError as exc:
             raise UserError(f"--sweep point {', '.join(sets)}: {str(exc).removeprefix('--set: ')}") from None
     if args.workload not in dataflow.WORKLOADS:
@@ -77,7 +78,7 @@ def run(args):
     if args.patterns:
         for sets in explore.grid(sweeps):        # a rates file must fit every point, checked before anything runs
             if explore.point_error(base, sets, args.workload) is None:
-                report.check_rates_file(config_mod.load(base, sets), args.patterns)
+                report.check_rates_file(configfile.load(base, sets), args.patterns)
     records, _ = explore.run(base, sweeps, args.out, workload=args.workload, accuracy_file=acc,
                              area=not args.no_area, jobs=args.jobs, progress=not args.quiet, patterns=args.patterns,
                              dask=args.dask, area_head_dim=args.area_head_dim)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core import config as config_mod
+from ..core import configfile
 from .common import UserError, progress, output_path, write_error, add_config_args
 
 
@@ -20,7 +20,7 @@ def register(sub):
 def run(args):
     from ..accuracy import attnfile
     from ..perf import report
-    cfg = config_mod.load(args.config, args.set)
+    cfg = configfile.load(args.config, args.set)
     say = progress(args.quiet)
     lengths = {}
     for f in args.files:

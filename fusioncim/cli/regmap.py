@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core import config as config_mod
+from ..core import configfile
 from .common import UserError, output_path, add_config_args
 
 
@@ -20,7 +20,7 @@ def register(sub):
 
 def run(args):
     from ..hw import regmap
-    cfg = config_mod.load(args.config, args.set)
+    cfg = configfile.load(args.config, args.set)
     cfg.check_engine()
     outputs = {"--rdl": args.rdl, "--c": args.c, "--html": args.html}
     for option, path in outputs.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..core import config as config_mod
+from ..core import configfile
 from .common import UserError, progress, positive, add_config_args, print_json
 
 
@@ -62,7 +62,7 @@ def _buffers(args, default):
 def run(args):
     from ..perf import dataflow, report
     from ..synth import energy
-    cfg = config_mod.load(args.config, args.set)
+    cfg = configfile.load(args.config, args.set)
     say = progress(args.quiet)
     names = args.workload
     if not names:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..core import config as config_mod
+from ..core import configfile
 from .common import UserError, progress, output_path, int_list, check_head_dim, add_config_args, print_json
 
 
@@ -45,7 +45,7 @@ def register(sub):
 
 def run(args):
     from ..sim import simulate, workload
-    cfg = config_mod.load(args.config, args.set)
+    cfg = configfile.load(args.config, args.set)
     say = progress(args.quiet)
     for name in ("heads", "kv_heads", "queries", "keys"):
         v = getattr(args, name)

@@ -4,20 +4,18 @@ Every width of the design is either a field here or a property derived from
 the fields; nothing is typed twice. Variants are made with
 :func:`dataclasses.replace`, which re-runs validation.
 
-The number formats these fields control are specified in ``docs/numerics.md``.
+The number formats these fields control are specified in ``docs/numerics.md``;
+reading and writing configs as text (presets, TOML, ``--set``) is ``configfile.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["EngineConfig", "KEY_ORDERS", "PRESETS", "ConfigError", "preset", "from_toml", "from_mapping"]
+__all__ = ["EngineConfig", "KEY_ORDERS", "PRESETS", "ConfigError", "DERIVED", "RATE_NEUTRAL", "kv_buffer_bits"]
 
 KEY_ORDERS = ("sequential", "pattern")
 # Widths of the AXI top's command fields (hw/regmap.py CMD_KEYS.n_keys, CMD.n_rows): a host writes a key
@@ -156,6 +154,11 @@ class EngineConfig:
     norm_lanes: int = 1
 
     def __post_init__(self):
+        self._check_fields()
+        self._check_combinations()
+
+    def _check_fields(self):
+        # Each field on its own: its type and its range.
         _check_int("head_dim", self.head_dim, 1, 4096)
         _check_int("rows", self.rows, 1, MAX_ROWS)
         _check_int("data_bits", self.data_bits, 2, 16)
@@ -189,6 +192,8 @@ class EngineConfig:
         _check_bool("q_double_buffer", self.q_double_buffer)
         _check_int("norm_lanes", self.norm_lanes, 1, self.rows)
 
+    def _check_combinations(self):
+        # Rules between fields, with the numbers that break them.
         if self.data_bits % self.ip_bits_per_cycle:
             raise InputError(
                 f"ip_bits_per_cycle {self.ip_bits_per_cycle} must divide data_bits {self.data_bits}")
@@ -423,22 +428,6 @@ _FIELDS = {f.name: f for f in dataclasses.fields(EngineConfig)}
 assert set(RATE_NEUTRAL) <= set(_FIELDS), "RATE_NEUTRAL names a field that does not exist"
 DERIVED = tuple(name for name, value in vars(EngineConfig).items() if isinstance(value, property))
 """Every value derived from the fields (widths, limits, rates), in definition order: ``fusioncim config`` prints them."""
-OPTIONAL = tuple(name for name, f in _FIELDS.items() if "None" in str(f.type))
-"""The fields that can be None (written ``"none"`` in TOML, ``none`` after ``--set``)."""
-
-
-def to_toml(cfg: "EngineConfig", derived: dict | None = None) -> str:
-    """``cfg`` as TOML that :func:`load` reads back to the same config: every field, None as ``"none"``;
-    ``derived`` values follow as comments, which the loader ignores."""
-    lines = ["# fusioncim engine config: read it back with --config FILE.toml"]
-    for key, value in cfg.to_dict().items():
-        lines.append(f"{key} = {json.dumps('none' if value is None else value)}")
-    if derived:
-        lines.append("")
-        lines.append("# Derived from the fields above (comments: --config ignores them).")
-        lines += [f"# {key} = {json.dumps(value)}" for key, value in derived.items()]
-    return "\n".join(lines) + "\n"
-
 PRESETS: dict[str, EngineConfig] = {
     "default": EngineConfig(),
     # Small enough for cycle-by-cycle simulation of whole heads.
@@ -446,91 +435,3 @@ PRESETS: dict[str, EngineConfig] = {
     # LLaMA-3-8B attention: d = 128, 8192-token context.
     "llama3-8b": EngineConfig(head_dim=128, rows=16, max_seq_len=8192),
 }
-
-
-def preset(name: str) -> EngineConfig:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
-
-
-def from_mapping(data: dict, *, source: str = "config") -> EngineConfig:
-    """Build a config from a mapping of field names (TOML tables land here).
-
-    An optional ``preset`` key names the base; every other key must be a field.
-    """
-    data = dict(data)
-    name = data.pop("preset", "default")
-    if not isinstance(name, str):
-        raise ConfigError(f"{source}: preset must be a string, not {name!r}")
-    try:
-        base = preset(name)
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    unknown = sorted(set(data) - set(_FIELDS))
-    if unknown:
-        raise ConfigError(f"{source}: unknown key {unknown[0]!r}; known keys: preset, {', '.join(_FIELDS)}")
-    for key, value in data.items():
-        # TOML has no null: "none" says None for the fields that take it (what `fusioncim config` writes).
-        if isinstance(value, str) and value.strip().lower() == "none":
-            if key not in OPTIONAL:
-                raise ConfigError(f"{source}: {key} = {value!r}: only {', '.join(OPTIONAL)} can be none")
-            data[key] = None
-    try:
-        return dataclasses.replace(base, **data)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-
-
-def from_toml(path: str | Path) -> EngineConfig:
-    """Load a config from a TOML file (keys as in :class:`EngineConfig`, plus ``preset``)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: config is not UTF-8 text") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return from_mapping(data, source=str(path))
-
-
-def load(spec: str | None, overrides=()) -> EngineConfig:
-    """A preset name or a TOML path (None: the default preset), then ``KEY=VALUE`` overrides.
-
-    Override values are TOML values: ``rows=8``, ``tiers=false``, ``key_order="sequential"``
-    (a bare word is taken as a string).
-    """
-    if spec is None:
-        cfg = PRESETS["default"]
-    elif spec in PRESETS:
-        cfg = PRESETS[spec]
-    elif spec.endswith(".toml") or Path(spec).exists():
-        cfg = from_toml(spec)
-    else:
-        raise ConfigError(f"--config {spec!r} is neither a preset ({', '.join(PRESETS)}) nor a TOML file")
-    changes = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r} must be KEY=VALUE")
-        if key not in _FIELDS:
-            raise ConfigError(f"--set: unknown key {key!r}; known keys: {', '.join(_FIELDS)}")
-        if value.strip().lower() in ("none", "null"):
-            changes[key] = None          # e.g. skip_threshold=none, acc_bits=none
-            continue
-        try:
-            changes[key] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            changes[key] = value.strip()
-    if not changes:
-        return cfg
-    try:
-        return dataclasses.replace(cfg, **changes)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"--set: {exc}") from None

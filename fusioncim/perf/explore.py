@@ -41,6 +41,7 @@ import numpy as np
 
 from .. import __version__
 from ..core import config as config_mod
+from ..core import configfile
 from . import dataflow as df
 from ..core.errors import InputError
 
@@ -99,7 +100,7 @@ def _file_id(path):
 def point_error(spec, sets, workload):
     """Why the point ``sets`` (on base ``spec``) cannot make an engine for ``workload``, or None."""
     try:
-        cfg = config_mod.load(spec, sets)
+        cfg = configfile.load(spec, sets)
         wl = df.WORKLOADS[workload]
         cfg.fit(wl.head_dim, wl.tokens).check_engine()
     except (ValueError, TypeError) as exc:
@@ -134,7 +135,7 @@ def evaluate_point(job):
     if why:
         rec["error"] = why
         return rec
-    cfg = config_mod.load(spec, sets)
+    cfg = configfile.load(spec, sets)
     wl = df.WORKLOADS[opts["workload"]]
     wcfg = cfg.fit(opts.get("area_head_dim") or wl.head_dim, wl.tokens)
     t0 = time.perf_counter()
@@ -187,7 +188,7 @@ def rates_source(spec, sweeps, workload):
     from . import report
     tokens = df.WORKLOADS[workload].tokens
     points = [sets for sets in grid(sweeps) if point_error(spec, sets, workload) is None]
-    stored = all(report.stored_rates(config_mod.load(spec, sets), tokens) is not None for sets in points)
+    stored = all(report.stored_rates(configfile.load(spec, sets), tokens) is not None for sets in points)
     return "stored" if points and stored else "shipped"
 
 
@@ -197,7 +198,7 @@ def rates_heading(records, sweeps, spec, workload):
     notes = {r["rates_note"] for r in records if "rates_note" in r}
     tokens = df.WORKLOADS[workload].tokens
     points = [sets for sets in grid(sweeps) if point_error(spec, sets, workload) is None]
-    have = sum(report.stored_rates(config_mod.load(spec, sets), tokens) is not None for sets in points)
+    have = sum(report.stored_rates(configfile.load(spec, sets), tokens) is not None for sets in points)
     text = "; ".join(sorted(notes))
     if have and have < len(points):
         text += (f". Stored {tokens}-token rates exist for {have} of the {len(points)} points; a sweep takes its "
