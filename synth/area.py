@@ -30,6 +30,7 @@ sweep can run many configs and a failure is reported with its log.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -180,7 +181,17 @@ def parse_liberty_stat(text):
 
 
 def check_liberty(path):
-    """The library's text (bytes) if it has the cells the mapping needs; :class:`LibertyError` naming the one it lacks."""
+    """The library's text (bytes) if it has the cells the mapping needs; :class:`LibertyError` naming the one it lacks.
+
+    The file is read once per version however often it is checked (the CLI checks it before
+    anything runs, :func:`estimate` again before it synthesises)."""
+    path = Path(path)
+    return _checked_liberty(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _checked_liberty(path, stamp):
+    path = Path(path)
     text = path.read_text(errors="replace")
     if not re.search(r"\bff\s*\(", text):
         raise LibertyError(f"liberty file {str(path)!r} has no flip-flop cell: the mapping needs {_NEEDS['DFF']}")

@@ -203,11 +203,11 @@ async def workloads_over_axi(dut):
         res = record(cfg, w, rtl, err, observed, wall)
         res["index"] = i
         results.append(res)
-        dut._log.info("workload %d %s: %d cycles, %d mismatching elements", i, res["name"], rtl["cycles"],
-                      res["mismatches"])
+        dut._log.info("workload %d %s: %d cycles, %d mismatching rows", i, res["name"], rtl["cycles"],
+                      res["mismatching_rows"])
         failures += [f"workload {i} ({res['name']}): {e}" for e in res["errors"]]
-        if res["mismatches"]:
-            failures.append(f"workload {i} ({res['name']}): {res['mismatches']} output elements differ")
+        if res["mismatching_rows"]:
+            failures.append(f"workload {i} ({res['name']}): {res['mismatching_rows']} output rows differ")
     outdir = os.environ.get("FUSIONCIM_RESULTS")
     if outdir:
         (Path(outdir) / "results.json").write_text(json.dumps(results, indent=1))

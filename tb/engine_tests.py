@@ -7,7 +7,7 @@ makes the workloads, runs the golden model once and writes the host program
 output rows and golden's counters); this process computes nothing of its own.
 Knobs (``tb/common.py``) plus ``FUSIONCIM_PROGRAM``, the host-program file,
 and ``FUSIONCIM_RESULTS``, a folder for ``results.json`` (counters,
-mismatches, cycles per workload) and ``observed-<i>.txt`` (the RTL's output
+mismatching rows, cycles per workload) and ``observed-<i>.txt`` (the RTL's output
 words of workload i, hexadecimal, one a line).
 
 Per segment the host waits for the engine to be idle, loads the KV buffer,
@@ -135,8 +135,8 @@ async def workloads_bit_exact(dut):
         tb.sink.stop()
         res["index"] = i
         results.append(res)
-        dut._log.info("workload %d %s: %d cycles, %d keys, %d mismatching elements", i, res["name"],
-                      res["rtl"]["cycles"], res["rtl"]["keys"], res["mismatches"])
+        dut._log.info("workload %d %s: %d cycles, %d keys, %d mismatching rows", i, res["name"],
+                      res["rtl"]["cycles"], res["rtl"]["keys"], res["mismatching_rows"])
         failures += [f"workload {i} ({res['name']}): {e}" for e in res["errors"]]
         if outdir:
             (Path(outdir) / f"observed-{i}.txt").write_text("".join(f"{x:x}\n" for x in tb.observed))

@@ -27,8 +27,9 @@
 #include "Vengine.h"
 #include "verilated.h"
 #include "fusioncim_counters.h"   // #define FUSIONCIM_COUNTERS(X) X(cycles) X(...) ...
-
-// Verilator writes a port NAME__FIELD (Amaranth's stream ports) as NAME___05FFIELD.
+// The program format's records and the stream ports (FUSIONCIM_KV, _CMD, _Q, _O; FUSIONCIM_PORT(stream,
+// field) is Verilator's name of Amaranth's port stream__field), generated from fusioncim/sim/program.py.
+#include "fusioncim_program.h"
 typedef std::vector<uint32_t> Word;   // least significant 32 bits first
 
 struct Beat { uint64_t gap; Word word; };
@@ -87,8 +88,8 @@ static std::vector<Workload> read_program(const char* path) {
     std::vector<Workload> out;
     std::string line, kind;
     std::getline(f, line);
-    if (line.rfind("fusioncim-host-program 1", 0) != 0) {
-        std::fprintf(stderr, "%s: not a host program of format 1\n", path);
+    if (line.rfind(FUSIONCIM_PROGRAM_FIRST_LINE, 0) != 0) {
+        std::fprintf(stderr, "%s: not a host program (%s)\n", path, FUSIONCIM_PROGRAM_FIRST_LINE);
         std::exit(2);
     }
     long no = 1;
@@ -96,18 +97,18 @@ static std::vector<Workload> read_program(const char* path) {
         no++;
         std::istringstream in(line);
         in >> kind;
-        if (kind == "config" || line.empty()) continue;
-        if (kind == "workload") { out.emplace_back(); continue; }
+        if (kind == FUSIONCIM_RECORD_CONFIG || line.empty()) continue;
+        if (kind == FUSIONCIM_RECORD_WORKLOAD) { out.emplace_back(); continue; }
         if (out.empty()) { std::fprintf(stderr, "%s:%ld: %s before a workload\n", path, no, kind.c_str()); std::exit(2); }
-        if (kind == "segment") { out.back().segments.emplace_back(); continue; }
+        if (kind == FUSIONCIM_RECORD_SEGMENT) { out.back().segments.emplace_back(); continue; }
         Segment* seg = out.back().segments.empty() ? nullptr : &out.back().segments.back();
         uint64_t gap; std::string hex;
         if (!seg || !(in >> gap >> hex)) { std::fprintf(stderr, "%s:%ld: bad line\n", path, no); std::exit(2); }
         Beat b{gap, parse_hex(hex)};
-        if (kind == "kv_wr") seg->kv_wr.push_back(b);
-        else if (kind == "cmd") seg->cmd.push_back(b);
-        else if (kind == "q_in") seg->q_in.push_back(b);
-        else if (kind == "o_out") seg->o_out.push_back(b);
+        if (kind == FUSIONCIM_KV_RECORD) seg->kv_wr.push_back(b);
+        else if (kind == FUSIONCIM_CMD_RECORD) seg->cmd.push_back(b);
+        else if (kind == FUSIONCIM_Q_RECORD) seg->q_in.push_back(b);
+        else if (kind == FUSIONCIM_O_RECORD) seg->o_out.push_back(b);
         else { std::fprintf(stderr, "%s:%ld: unknown record %s\n", path, no, kind.c_str()); std::exit(2); }
     }
     return out;
@@ -143,23 +144,23 @@ struct Harness {
 
     // One clock: inputs for this cycle, settle, sample the handshakes, rising edge.
     void step() {
-        top->kv_wr___05Fvalid = kv.offering();
-        if (kv.offering()) put(top->kv_wr___05Fpayload, kv.word());
-        top->cmd___05Fvalid = cmd.offering();
-        if (cmd.offering()) put(top->cmd___05Fpayload, cmd.word());
-        top->q_in___05Fvalid = q.offering();
-        if (q.offering()) put(top->q_in___05Fpayload, q.word());
+        top->FUSIONCIM_PORT(FUSIONCIM_KV, valid) = kv.offering();
+        if (kv.offering()) put(top->FUSIONCIM_PORT(FUSIONCIM_KV, payload), kv.word());
+        top->FUSIONCIM_PORT(FUSIONCIM_CMD, valid) = cmd.offering();
+        if (cmd.offering()) put(top->FUSIONCIM_PORT(FUSIONCIM_CMD, payload), cmd.word());
+        top->FUSIONCIM_PORT(FUSIONCIM_Q, valid) = q.offering();
+        if (q.offering()) put(top->FUSIONCIM_PORT(FUSIONCIM_Q, payload), q.word());
         uint64_t gap = received < gaps.size() ? gaps[received] : 0;
         bool ready = since >= gap;
         since++;
-        top->o_out___05Fready = ready;
+        top->FUSIONCIM_PORT(FUSIONCIM_O, ready) = ready;
         top->clk = 0;
         top->eval();
-        bool kv_taken = kv.offering() && top->kv_wr___05Fready;
-        bool cmd_taken = cmd.offering() && top->cmd___05Fready;
-        bool q_taken = q.offering() && top->q_in___05Fready;
-        if (ready && top->o_out___05Fvalid) {
-            observed.push_back(get(top->o_out___05Fpayload));
+        bool kv_taken = kv.offering() && top->FUSIONCIM_PORT(FUSIONCIM_KV, ready);
+        bool cmd_taken = cmd.offering() && top->FUSIONCIM_PORT(FUSIONCIM_CMD, ready);
+        bool q_taken = q.offering() && top->FUSIONCIM_PORT(FUSIONCIM_Q, ready);
+        if (ready && top->FUSIONCIM_PORT(FUSIONCIM_O, valid)) {
+            observed.push_back(get(top->FUSIONCIM_PORT(FUSIONCIM_O, payload)));
             received++;
             since = 0;
         }
@@ -233,7 +234,7 @@ int main(int argc, char** argv) {
 #define X(name) out << "counter " #name " " << (unsigned long long)top->name << "\n";
         FUSIONCIM_COUNTERS(X)
 #undef X
-        for (auto& w : h.observed) out << "o_out " << to_hex(w) << "\n";
+        for (auto& w : h.observed) out << FUSIONCIM_O_RECORD " " << to_hex(w) << "\n";
         h.step();
         h.kv.beats = h.cmd.beats = h.q.beats = nullptr;
     }

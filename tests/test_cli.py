@@ -249,9 +249,11 @@ def test_simulate_real_attention_table(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--stall", "1.5"], "--stall must be a probability in [0, 1), not 1.5"),
-    (["--queries", "10", "--keys", "5"], "--queries 10 cannot exceed --keys 5"),
+    (["--queries", "10", "--keys", "5"], "workload 'random': queries 10 cannot exceed keys 5"),
+    (["--kv-heads", "0"], "workload 'random': kv_heads must be a positive integer, not 0"),
+    (["--heads", "x"], "--heads must be a positive integer for random data, not 'x'"),
     (["--keys", "60"], "workload has 60 keys but the KV buffer holds 48 (kv_depth 48); use --set kv_depth=60"),
-    (["--heads", "3", "--kv-heads", "2"], "--heads 3 must be a multiple of --kv-heads 2"),
+    (["--heads", "3", "--kv-heads", "2"], "workload 'random': heads 3 must be a multiple of kv_heads 2"),
     (["--set", "ip_bits_per_cycle=8"], "the engine needs the OP-CIM to keep up"),
     (["--npz", "missing.npz"], "no such file"),
     (["--waves", "w.txt"], "--waves 'w.txt': verilator writes VCD traces; name a .vcd file"),

@@ -143,5 +143,7 @@ def test_point_ids_name_files_by_content_not_path(tmp_path):
     idb = explore._point_id(None, ["rows=8"], {**opts, "accuracy_file": str(b / src.name)})
     other = explore._point_id(None, ["rows=8"], {**opts, "accuracy_file": str(report.REAL / "smollm2-L00-T256.npz")})
     assert ida == idb != other
-    rec = explore.evaluate_point((None, ["skip_threshold=none"], {**opts, "accuracy_file": str(a / src.name)}))
-    assert rec["accuracy_file"] == src.name and str(tmp_path) not in json.dumps(rec)
+    job_opts = {**opts, "accuracy_file": str(a / src.name)}
+    pid = explore._point_id(None, ["skip_threshold=none"], job_opts)
+    rec = explore.evaluate_point((None, ["skip_threshold=none"], job_opts, pid))
+    assert rec["id"] == pid and rec["accuracy_file"] == src.name and str(tmp_path) not in json.dumps(rec)

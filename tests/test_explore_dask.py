@@ -93,7 +93,7 @@ def test_a_failing_point_is_recorded_and_the_rest_continue(tmp_path):
 
 def test_a_worker_with_another_version_fails_its_points():
     with pytest.raises(RuntimeError, match="this worker has fusioncim .*, the sweep's client 0.0.0"):
-        explore.evaluate_point(("test", [], {"version": "0.0.0"}))
+        explore.evaluate_point(("test", [], {"version": "0.0.0"}, "some-id"))
 
 
 def _cli(*args, **kw):

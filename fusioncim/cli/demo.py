@@ -41,9 +41,7 @@ def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, o
     say = (lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     cfg = cfg or PRESETS["default"]
     npz = npz or DEFAULT_FILE
-    spec = {"kind": "npz", "path": str(Path(npz).resolve()), "heads": list(heads), "mode": "prefill"}
-    if tokens:
-        spec["tokens"] = tokens
+    spec = workload.Spec(kind="npz", path=str(Path(npz).resolve()), heads=list(heads), tokens=tokens or None)
     ecfg = workload.config_for_spec(cfg, spec)
     ecfg.check_engine()
     w = workload.make(spec, ecfg)             # a bad file or head list fails here, before anything runs

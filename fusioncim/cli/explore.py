@@ -44,7 +44,7 @@ DEFAULT_SWEEP = ["rows=8,16", "fine_lut_bits=4,5,7", "skip_threshold=6,10,none"]
 
 def run(args):
     from ..accuracy import attnfile
-    from ..perf import dataflow, explore, report
+    from ..perf import dataflow, executors, explore, report
     configfile.load(args.config, args.set)           # a bad base config fails here, before anything runs
     sweeps = explore.parse_sweeps(args.sweep or DEFAULT_SWEEP)
     for sets in explore.grid(sweeps):
@@ -57,7 +57,7 @@ def run(args):
     if args.jobs < 1:
         raise UserError(f"--jobs must be a positive integer, not {args.jobs}")
     if args.dask is not None:
-        explore.parse_dask(args.dask)
+        executors.parse_dask(args.dask)
     if args.area_head_dim is not None and args.area_head_dim < 1:
         raise UserError(f"--area-head-dim must be a positive integer, not {args.area_head_dim}")
     acc = args.accuracy_file or report.REAL / "smollm2-L12-T256.npz"

@@ -47,10 +47,6 @@ def run(args):
     from ..sim import simulate, workload
     cfg = configfile.load(args.config, args.set)
     say = progress(args.quiet)
-    for name in ("heads", "kv_heads", "queries", "keys"):
-        v = getattr(args, name)
-        if v is not None and name != "heads" and v < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be a positive integer, not {v}")
     if not 0 <= args.stall < 1:
         raise UserError(f"--stall must be a probability in [0, 1), not {args.stall}")
     if args.path == "native" and (args.sim != "verilator" or args.waves is not None):
@@ -69,29 +65,19 @@ def run(args):
                 raise UserError(f"--{name.replace('_', '-')} sets random data; with --npz the file gives them "
                                 f"(--tokens keeps its first N tokens, --heads picks its heads)")
         check_head_dim(args.set, args.npz)
-        spec = {"kind": "npz", "path": str(args.npz.resolve()), "heads": int_list("--heads", args.heads or "0,1")}
-        if args.tokens is not None:
-            spec["tokens"] = args.tokens
+        spec = dict(kind="npz", path=str(args.npz.resolve()), heads=int_list("--heads", args.heads or "0,1"),
+                    tokens=args.tokens)
     else:
-        d = workload.RANDOM_DEFAULTS
-        heads = int(args.heads) if args.heads else d["heads"]
-        if heads < 1:
-            raise UserError(f"--heads must be a positive integer, not {heads}")
-        queries = args.queries or d["queries"]
-        spec = {"kind": "random", "heads": heads, "kv_heads": args.kv_heads or d["kv_heads"], "queries": queries,
-                "keys": args.keys or queries, "seed": args.seed}
-        if heads % spec["kv_heads"]:
-            raise UserError(f"--heads {heads} must be a multiple of --kv-heads {spec['kv_heads']}")
-        if spec["queries"] > spec["keys"]:
-            raise UserError(f"--queries {spec['queries']} cannot exceed --keys {spec['keys']}: the queries are "
-                            f"the last tokens of the sequence")
-    spec["mode"] = args.mode
-    if args.positions is not None:
-        spec["positions"] = args.positions
-    if args.causal is not None:
-        spec["causal"] = args.causal
-    if args.stall:
-        spec["stall"] = args.stall
+        if args.heads is not None and not args.heads.strip().lstrip("-").isdigit():
+            raise UserError(f"--heads must be a positive integer for random data, not {args.heads!r}")
+        # Left out, each takes its default (workload.RANDOM_DEFAULTS; keys: the queries).
+        spec = dict(kind="random", heads=None if args.heads is None else int(args.heads), kv_heads=args.kv_heads,
+                    queries=args.queries, keys=args.keys, seed=args.seed)
+        spec = {k: (v if v is not None else workload.Spec(kind="random").value(k)) for k, v in spec.items()}
+        spec["keys"] = args.keys if args.keys is not None else spec["queries"]
+    # The spec checks itself (a rule broken names the option's field and the numbers).
+    spec = workload.Spec(**spec, mode=args.mode, positions=args.positions, causal=args.causal,
+                         stall=args.stall or None)
     try:
         r = simulate.simulate(cfg, spec, sim=args.sim, waves=args.waves, progress=say, seed=args.seed, path=args.path)
     except RuntimeError as exc:

@@ -24,14 +24,12 @@ point.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import hashlib
 from functools import lru_cache
 import importlib.metadata
 import itertools
 import json
 import platform
-import re
 import sys
 import textwrap
 import time
@@ -43,13 +41,10 @@ from .. import __version__
 from ..core import config as config_mod
 from ..core import configfile
 from . import dataflow as df
-from ..core.errors import InputError
+from .executors import open_pool
 
-__all__ = ["parse_sweeps", "grid", "run", "plot", "parse_dask", "Pool", "SEQ_LENS", "AREA_BLOCKS",
-           "DASK_CONNECT_TIMEOUT"]
+__all__ = ["parse_sweeps", "grid", "run", "plot", "SEQ_LENS", "AREA_BLOCKS"]
 
-DASK_CONNECT_TIMEOUT = 5
-"""Seconds to reach a Dask scheduler before the sweep gives up (with one line, exit 2, nothing written)."""
 
 SEQ_LENS = (128, 256, 512, 1024, 2048, 4096, 8192)
 AREA_BLOCKS = ("ip_cim", "softmax", "op_cim")
@@ -121,14 +116,15 @@ def versions(area):
 
 
 def evaluate_point(job):
-    """One point (runs in a worker process). Returns a JSON-ready dict; a config error is recorded, not raised."""
-    spec, sets, opts = job
+    """One point (runs in a worker process): ``job`` is ``(spec, sets, options, point id)``, the id
+    computed once by :func:`run`. Returns a JSON-ready dict; a config error is recorded, not raised."""
+    spec, sets, opts, pid = job
     if opts.get("version", __version__) != __version__:
         raise RuntimeError(f"this worker has fusioncim {__version__}, the sweep's client {opts['version']}; "
                            f"install the same version on every worker")
     from ..accuracy import heads as accuracy, attnfile
     from . import report
-    rec = {"id": _point_id(spec, sets, opts), "sets": sets, "config": spec,
+    rec = {"id": pid, "sets": sets, "config": spec,
            "accuracy_file": Path(opts["accuracy_file"]).name, "versions": versions(opts["area"]),
            "host": platform.node()}
     why = point_error(spec, sets, opts["workload"])
@@ -207,89 +203,6 @@ def rates_heading(records, sweeps, spec, workload):
     return text
 
 
-def parse_dask(text):
-    """``"local:N"`` -> ``("local", N)``; ``"tcp://HOST:PORT"`` -> ``("tcp", text)``; else one line naming the rule."""
-    m = re.fullmatch(r"local:(\d+)", text or "")
-    if m and int(m.group(1)) >= 1:
-        return "local", int(m.group(1))
-    if re.fullmatch(r"tcp://[^\s/:]+:\d{1,5}", text or ""):
-        return "tcp", text
-    raise InputError(f"--dask {text!r} must be local:N (N >= 1 worker processes on this machine) or "
-                     f"tcp://HOST:PORT (a running Dask scheduler)")
-
-
-class Pool:
-    """Where the points run: a local process pool, or a Dask cluster (``dask``, see :func:`parse_dask`).
-
-    ``submit(fn, job, key)`` returns a future; ``completed(futures)`` yields them as they finish;
-    ``outcome(future)`` is ``(record, None)`` or ``(None, message)`` for a point that failed.
-    """
-
-    def __init__(self, jobs=2, dask=None):
-        self.jobs, self.dask = max(1, jobs), dask
-        self.client = self.cluster = self.executor = None
-
-    def __enter__(self):
-        if self.dask is None:
-            self.executor = cf.ProcessPoolExecutor(max_workers=self.jobs)
-            self.label = f"{self.jobs} local process{'es' if self.jobs > 1 else ''}"
-            return self
-        kind, arg = parse_dask(self.dask)
-        try:
-            import distributed
-        except ImportError:
-            raise InputError("--dask needs the cluster extra: pip install 'fusioncim[cluster]' "
-                             "(distributed, dask-jobqueue)") from None
-        import importlib.util
-        import logging
-        if kind == "local":
-            # The scheduler's HTTP server (the dashboard, with bokeh) on a free port: two sweeps at once
-            # must not race for the default 8787.
-            self.cluster = distributed.LocalCluster(n_workers=arg, threads_per_worker=1, processes=True,
-                                                    dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
-            self.client = distributed.Client(self.cluster)
-            self.label = f"a Dask LocalCluster of {arg} worker process{'es' if arg > 1 else ''}"
-        else:
-            try:
-                self.client = distributed.Client(arg, timeout=DASK_CONNECT_TIMEOUT)
-            except (OSError, TimeoutError) as exc:
-                raise InputError(f"--dask {arg}: no Dask scheduler answered within {DASK_CONNECT_TIMEOUT} s "
-                                 f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-            n = len(self.client.scheduler_info().get("workers", {}))
-            self.label = f"the Dask scheduler at {arg} ({n} worker{'s' if n != 1 else ''} now)"
-        if self.client.dashboard_link and (kind == "tcp" or importlib.util.find_spec("bokeh")):
-            self.label += f"; dashboard {self.client.dashboard_link}"
-        return self
-
-    def submit(self, fn, job, key):
-        if self.client is None:
-            return self.executor.submit(fn, job)
-        return self.client.submit(fn, job, key=f"fusioncim-point-{key}", pure=False)
-
-    def completed(self, futures):
-        if self.client is None:
-            return cf.as_completed(futures)
-        import distributed
-        return distributed.as_completed(futures)
-
-    @staticmethod
-    def outcome(fut):
-        try:
-            return fut.result(), None
-        except Exception as exc:       # the point's own exception, or Dask's KilledWorker, BrokenProcessPool
-            msg = str(exc).splitlines()[0] if str(exc) else ""
-            return None, f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
-
-    def __exit__(self, *exc):
-        if self.executor is not None:
-            self.executor.shutdown(wait=exc[0] is None, cancel_futures=True)
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-        return False
-
-
 def run(spec, sweeps, out, *, workload, accuracy_file, area=True, jobs=2, patterns=None, progress=True, dask=None,
         evaluate=None, area_head_dim=None):
     """Sweep the grid into ``out/results.jsonl`` (resuming), then draw the plots.
@@ -321,11 +234,11 @@ def run(spec, sweeps, out, *, workload, accuracy_file, area=True, jobs=2, patter
         pid = _point_id(spec, sets, opts)
         order.append(pid)
         if pid not in done:
-            jobs_todo.append((pid, (spec, sets, {**opts, "version": __version__})))
+            jobs_todo.append((pid, (spec, sets, {**opts, "version": __version__}, pid)))
     say = (lambda m: print(m, end="", file=sys.stderr, flush=True)) if progress else (lambda m: None)
     summary = {"points": len(order), "skipped": len(order) - len(jobs_todo), "done": 0, "failed": 0}
     failed = {}
-    with Pool(jobs, dask) as pool:               # a scheduler that does not answer fails here, before any write
+    with open_pool(jobs, dask) as pool:               # a scheduler that does not answer fails here, before any write
         out.mkdir(parents=True, exist_ok=True)
         if summary["skipped"]:
             say(f"{summary['skipped']} of {len(order)} points already in {results}\n")
@@ -338,7 +251,7 @@ def run(spec, sweeps, out, *, workload, accuracy_file, area=True, jobs=2, patter
                 for n, fut in enumerate(pool.completed(list(futures)), 1):
                     rec, why = pool.outcome(fut)
                     if rec is None:
-                        pid, (spec_j, sets_j, _) = futures[fut]
+                        pid, (spec_j, sets_j, _, _) = futures[fut]
                         rec = {"id": pid, "sets": sets_j, "config": spec_j, "failed": why}
                         failed[rec["id"]] = rec
                         with open(out / "failed.jsonl", "a") as ff:

@@ -11,7 +11,8 @@ from ..core.counters import ENGINE_COUNTERS
 from ..hw.common import decode
 from ..hw.op_cim import o_out_layout
 
-__all__ = ["compare_counters", "cycle_budget", "mismatching_elements", "record", "program_from_env"]
+__all__ = ["compare_counters", "cycle_budget", "mismatching_rows", "record", "decode_outputs", "expected_words",
+           "program_from_env"]
 
 
 def program_from_env():
@@ -46,27 +47,46 @@ def cycle_budget(w):
     return int(4 * (c["cycles"] + c["kv_writes"] + c["tiles"]) / (1.0 - w.stall) ** 2) + 1000
 
 
-def mismatching_elements(cfg, observed, expected):
-    """Output elements (and row fields) that differ; a missing or extra row counts all its elements."""
-    layout = o_out_layout(cfg)
-    bad = abs(len(observed) - len(expected)) * cfg.head_dim
-    for got, want in zip(observed, expected):
-        if got != want:
-            g, w = decode(layout, got), decode(layout, want)
-            bad += sum(a != b for a, b in zip(g["o"], w["o"])) + (g["row"] != w["row"])
-    return bad
+def expected_words(w):
+    """Golden's output words of a host workload, in the order the engine must send them."""
+    return [word for seg in w.segments for _, word in seg["o_out"]]
+
+
+def mismatching_rows(observed, expected):
+    """Output rows whose word differs from golden's; a missing or extra row counts too. Words only:
+    nothing is decoded here (:func:`decode_outputs` decodes them once, in the parent)."""
+    return abs(len(observed) - len(expected)) + sum(got != want for got, want in zip(observed, expected))
 
 
 def record(cfg, w, rtl, err, observed, wall_cycles):
     """A workload's run judged against golden: counters, error flags and every output word.
 
     ``w`` is the host workload (``fusioncim.sim.program.HostWorkload``), ``rtl`` the engine's counters, ``err``
-    its error flags, ``observed`` its output words in order. The record both paths return.
+    its error flags, ``observed`` its output words in order. The record both paths return; the parent
+    adds the elements that differ (:func:`decode_outputs`).
     """
     errors = compare_counters(rtl, w.counters, exact_cycles=w.exact_cycles)
     if err:
         errors.append(f"error flags {err:#x} raised by a legal workload")
-    expected = [word for seg in w.segments for _, word in seg["o_out"]]
+    expected = expected_words(w)
     return {"name": w.name, "rtl": rtl, "golden": w.counters,
-            "mismatches": mismatching_elements(cfg, observed, expected),
+            "mismatching_rows": mismatching_rows(observed, expected),
             "elements": len(expected) * cfg.head_dim, "wall_cycles": wall_cycles, "errors": errors}
+
+
+def decode_outputs(cfg, w, shape, words):
+    """The engine's output words of host workload ``w``, decoded once: the ``shape`` (``[H, Lq, d]``)
+    array they fill, and the elements (and row fields) that differ from golden's; a missing or extra
+    row counts all its elements."""
+    import numpy as np
+    layout = o_out_layout(cfg)
+    out = np.zeros(shape, np.int64)
+    expected = expected_words(w)
+    bad = abs(len(words) - len(expected)) * cfg.head_dim
+    for (head, qrow), word, want in zip(w.where, words, expected):
+        got = decode(layout, word)
+        out[head, qrow] = got["o"]
+        if word != want:
+            gold = decode(layout, want)
+            bad += sum(a != b for a, b in zip(got["o"], gold["o"])) + (got["row"] != gold["row"])
+    return out, bad

@@ -27,11 +27,12 @@ from pathlib import Path
 from . import verilator
 from ..core.counters import ENGINE_COUNTERS
 from ..ip.generate import verilog_text
-from .rtlsim import SimTimeout, _locked, build_dir, config_json
+from .program import SINK, native_header
+from .rtlsim import SimTimeout, build_dir, cached_build, config_json
 
 __all__ = ["build", "run", "available"]
 
-RECIPE = "1: -O2, harness, counters header"
+RECIPE = "2: -O2, harness, counters and program headers"
 
 
 def _harness():
@@ -46,36 +47,30 @@ def build(cfg, *, opt="-O2", jobs=None):
     out = build_dir("engine", cfg, "native")
     text = verilog_text("engine", cfg)
     harness = _harness().read_text()
-    digest = hashlib.sha256((text + harness + RECIPE + opt + ",".join(ENGINE_COUNTERS)).encode()).hexdigest()
-    binary = out / "engine_native"
-    with _locked(out.with_name(out.name + ".lock")):
-        stamp = out / "fusioncim.stamp"
-        if stamp.exists() and stamp.read_text() == digest and binary.exists():
-            return binary
-        if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
-        (out / "engine.v").write_text(text)
-        (out / "config.json").write_text(config_json(cfg))
-        (out / "fusioncim_counters.h").write_text(
-            "#define FUSIONCIM_COUNTERS(X) " + " ".join(f"X({n})" for n in ENGINE_COUNTERS) + "\n")
-        (out / "native_main.cpp").write_text(harness)
-        # The wheel's verilated.mk passes the precompiled header's name to the compiler as an
-        # input file (rtlsim.py says why); an empty file of that name is harmless.
-        (out / "Vengine__pch.h.fast").touch()
-        (out / "Vengine__pch.h.slow").touch()
-        env = verilator.setup_env(dict(os.environ))
-        cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs or os.cpu_count() or 1),
-               "--top-module", "engine", "--prefix", "Vengine", "-o", "engine_native", "-Mdir", str(out),
-               "-CFLAGS", opt, "-MAKEFLAGS", f"OPT_FAST={opt} OPT_SLOW=-O0",
-               str(verilator.waiver_file(out)), str(out / "engine.v"), str(out / "native_main.cpp")]
-        with open(out / "build.log", "w") as log:
-            done = subprocess.run(cmd, cwd=out, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=3600)
-        if done.returncode != 0 or not binary.exists():
-            tail = (out / "build.log").read_text(errors="replace").splitlines()[-5:]
-            raise RuntimeError(f"the native model did not build (exit {done.returncode}): {' | '.join(tail)}")
-        stamp.write_text(digest)
-    return binary
+    digest = hashlib.sha256((text + harness + native_header() + RECIPE + opt + ",".join(ENGINE_COUNTERS)).encode()
+                            ).hexdigest()
+    cached_build(out, digest, lambda folder: _build(folder, cfg, text, harness, opt, jobs), product="engine_native")
+    return out / "engine_native"
+
+
+def _build(out, cfg, text, harness, opt, jobs):
+    (out / "engine.v").write_text(text)
+    (out / "config.json").write_text(config_json(cfg))
+    (out / "fusioncim_counters.h").write_text(
+        "#define FUSIONCIM_COUNTERS(X) " + " ".join(f"X({n})" for n in ENGINE_COUNTERS) + "\n")
+    (out / "fusioncim_program.h").write_text(native_header())
+    (out / "native_main.cpp").write_text(harness)
+    verilator.pch_workaround(out, "Vengine")
+    env = verilator.setup_env(dict(os.environ))
+    cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs or os.cpu_count() or 1),
+           "--top-module", "engine", "--prefix", "Vengine", "-o", "engine_native", "-Mdir", str(out),
+           "-CFLAGS", opt, "-MAKEFLAGS", f"OPT_FAST={opt} OPT_SLOW=-O0",
+           str(verilator.waiver_file(out)), str(out / "engine.v"), str(out / "native_main.cpp")]
+    with open(out / "build.log", "w") as log:
+        done = subprocess.run(cmd, cwd=out, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=3600)
+    if done.returncode != 0 or not (out / "engine_native").exists():
+        tail = (out / "build.log").read_text(errors="replace").splitlines()[-5:]
+        raise RuntimeError(f"the native model did not build (exit {done.returncode}): {' | '.join(tail)}")
 
 
 def run(cfg, planned, program, *, timeout=None):
@@ -109,7 +104,7 @@ def run(cfg, planned, program, *, timeout=None):
             observed.append([])
         elif kind == "counter":
             records[-1]["rtl"][rest[0]] = int(rest[1])
-        elif kind == "o_out":
+        elif kind == SINK:
             observed[-1].append(int(rest[0], 16))
     return records, observed, seconds
 

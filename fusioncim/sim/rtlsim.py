@@ -159,6 +159,23 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def cached_build(out: Path, digest: str, make, *, product=None) -> Path:
+    """The one build cache of the simulators (cocotb's and the native harness): ``make(out)`` builds into a
+    fresh folder ``out`` unless the stamp there says ``digest`` was built (and ``product``, if named,
+    exists). Under a lock beside the folder (which a stale build removes), so parallel tests build once;
+    the stamp is written last, so a build that fails or is stopped is never taken for done."""
+    with _locked(out.with_name(out.name + ".lock")):
+        stamp = out / "fusioncim.stamp"
+        if stamp.exists() and stamp.read_text() == digest and (product is None or (out / product).exists()):
+            return out
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        make(out)
+        stamp.write_text(digest)
+    return out
+
+
 def build(block, cfg, sim, waves=False, flat=False):
     """Generate the Verilog and build it for ``sim`` unless an identical build exists; returns the folder.
 
@@ -167,23 +184,14 @@ def build(block, cfg, sim, waves=False, flat=False):
     """
     if sim not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
-    out = build_dir(block, cfg, sim, waves, flat)
     text = verilog_text(block, cfg, flat=flat)
-    # The lock lives beside the folder, which a stale build removes.
-    with _locked(out.with_name(out.name + ".lock")):
-        _build_unless_stamped(block, cfg, sim, waves, out, text)
-    return out
-
-
-def _build_unless_stamped(block, cfg, sim, waves, out, text):
     # The stamp covers the Verilog and how it is built.
     digest = hashlib.sha256((text + BUILD_RECIPE).encode()).hexdigest()
-    stamp = out / "fusioncim.stamp"
-    if stamp.exists() and stamp.read_text() == digest:
-        return
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    return cached_build(build_dir(block, cfg, sim, waves, flat), digest,
+                        lambda out: _build(block, cfg, sim, waves, out, text))
+
+
+def _build(block, cfg, sim, waves, out, text):
     vpath = out / f"{block}.v"
     vpath.write_text(icarus_time0(text) if sim == "icarus" else text)
     (out / "config.json").write_text(config_json(cfg))
@@ -204,15 +212,9 @@ def _build_unless_stamped(block, cfg, sim, waves, out, text):
         # compiling them without optimisation saves about a quarter of the
         # build and costs no measurable run time.
         args = ["--no-public-flat-rw", "-CFLAGS", "-O0"]
-        # The wheel's verilated.mk was configured without GCC's "-include" flag
-        # for precompiled headers, so split builds of larger designs pass the
-        # header's name to the compiler as a plain input file; an empty file of
-        # that name turns the error into a harmless "unused input" warning.
-        (out / "Vtop__pch.h.fast").touch()
-        (out / "Vtop__pch.h.slow").touch()
+        verilator.pch_workaround(out, "Vtop")
     runner.build(sources=sources, hdl_toplevel=block, build_dir=out, timescale=TIMESCALE, build_args=args,
                  log_file=out / "build.log", waves=waves)
-    stamp.write_text(digest)
 
 
 def run(block, cfg, sim, test_module, *, testcase=None, seed=1, extra_env=None, waves=False, timeout=None,
@@ -221,9 +223,18 @@ def run(block, cfg, sim, test_module, *, testcase=None, seed=1, extra_env=None, 
 
     The simulator is killed after ``timeout`` seconds (default :data:`RUN_TIMEOUT`), raising :class:`SimTimeout`.
     """
+    env = {"FUSIONCIM_SEED": str(seed), **(extra_env or {})}
+    # The config crosses into the simulation once: in the host program when there is one (it carries
+    # its config, which must be the build's), else alone for a block's testbench (tb/common.py).
+    if "FUSIONCIM_PROGRAM" in env:
+        from .program import read_config
+        written = read_config(env["FUSIONCIM_PROGRAM"])
+        if written != cfg.to_dict():
+            raise ValueError(f"the host program {env['FUSIONCIM_PROGRAM']} was written for another config than "
+                             f"the {block} build it would drive")
+    else:
+        env["FUSIONCIM_CONFIG"] = config_json(cfg)
     out = build(block, cfg, sim, waves, flat)
-    env = {"FUSIONCIM_CONFIG": config_json(cfg), "FUSIONCIM_SEED": str(seed)}
-    env.update(extra_env or {})
     name = testcase if isinstance(testcase, str) else "all"
     test_dir = out / f"run-{name}-{seed}"
     with _locked(out / f"run-{name}-{seed}.lock"):

@@ -21,8 +21,8 @@ import numpy as np
 from . import program as host, rtlsim, workload
 from ..golden import engine, reference
 from ..accuracy import quant
-from ..hw.common import decode
-from ..hw.op_cim import o_out_layout
+from .checks import decode_outputs, record
+from ..core.config import EngineConfig
 
 __all__ = ["simulate", "plan", "run_workloads", "format_result", "Planned"]
 
@@ -80,18 +80,20 @@ def run_workloads(cfg, specs, *, sim="verilator", seed=1, waves=False, planned=N
         if not path.exists():
             raise RuntimeError(f"the simulation ended without results; see {xml.parent / 'sim.log'}")
         results = json.loads(path.read_text())
-        outputs = [_outputs(cfg, p, [int(x, 16) for x in (Path(tmp) / f"observed-{i}.txt").read_text().split()])
-                   for i, p in enumerate(planned[:len(results)])]
+        words = [[int(x, 16) for x in (Path(tmp) / f"observed-{i}.txt").read_text().split()]
+                 for i in range(len(results))]
+    outputs = _judge(cfg, planned, results, words)
     return results, outputs, xml.parent, failed, _test_seconds(xml)
 
 
-def _outputs(cfg, p, words):
-    # The observed output words of one workload, decoded into its [H, Lq, d] array.
-    layout = o_out_layout(cfg)
-    out = np.zeros_like(p.golden.out)
-    for (head, qrow), word in zip(p.host.where, words):
-        out[head, qrow] = decode(layout, word)["o"]
-    return out
+def _judge(cfg, planned, results, words):
+    # Each workload's output words decoded once: its [H, Lq, d] array, and the elements that differ
+    # from golden's added to its record.
+    outputs = []
+    for p, res, w in zip(planned, results, words):
+        out, res["mismatches"] = decode_outputs(cfg, p.host, p.golden.out.shape, w)
+        outputs.append(out)
+    return outputs
 
 
 def _test_seconds(xml):
@@ -101,7 +103,6 @@ def _test_seconds(xml):
 
 def _run_native(cfg, planned):
     from . import native
-    from .checks import record
     folder = Path(tempfile.mkdtemp(prefix="fusioncim-native-"))
     try:
         prog = host.write_program(folder / "program.txt", cfg, [p.host for p in planned])
@@ -112,10 +113,9 @@ def _run_native(cfg, planned):
         if keep.parent.exists():
             shutil.copytree(folder, keep)
         shutil.rmtree(folder, ignore_errors=True)
-    results, outputs = [], []
-    for i, (p, rec, words) in enumerate(zip(planned, records, observed)):
-        results.append({**record(cfg, p.host, rec["rtl"], rec["err"], words, rec["wall_cycles"]), "index": i})
-        outputs.append(_outputs(cfg, p, words))
+    results = [{**record(cfg, p.host, rec["rtl"], rec["err"], words, rec["wall_cycles"]), "index": i}
+               for i, (p, rec, words) in enumerate(zip(planned, records, observed))]
+    outputs = _judge(cfg, planned, results, observed)
     failed = sum(bool(r["errors"]) or r["mismatches"] > 0 for r in results)
     return results, outputs, keep, failed, seconds
 
@@ -145,6 +145,7 @@ def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1, 
     Raises ValueError for a config that cannot make an engine or a workload
     that does not fit it (before anything is built).
     """
+    spec = workload.Spec.from_dict(spec)
     given, cfg = cfg, workload.config_for_spec(cfg, spec)
     cfg.check_engine()
     (planned,) = plan(cfg, [spec], seed=seed)            # checks the workload against the config
@@ -179,7 +180,7 @@ def simulate(cfg, spec, *, sim="verilator", waves=None, progress=print, seed=1, 
     err = {"rel_l2_median": float(np.median(m["rel_l2"])), "rel_l2_max": float(np.max(m["rel_l2"])),
            "max_abs": float(np.max(m["max_abs"])), "cosine_min": float(np.min(m["cosine"]))}
     return {
-        "workload": spec, "simulator": sim, "path": path, "config": cfg.to_dict(),
+        "workload": spec.to_dict(), "simulator": sim, "path": path, "config": cfg.to_dict(),
         "config_notes": workload.fit_notes(given, cfg, spec),
         "heads": int(z.q.shape[0]), "kv_heads": int(z.k.shape[0]), "queries": int(z.q.shape[1]),
         "keys_per_head": int(z.k.shape[1]), "mode": w.mode, "positions": w.positions,
@@ -213,7 +214,8 @@ def format_result(r):
         lines.append("config        " + "; ".join(r["config_notes"]))
     lines.append(f"simulator     {r['simulator']} ({'native C++ harness' if r['path'] == 'native' else 'cocotb'}), "
                  f"{r['sim_seconds']:.1f} s, {r['cycles'] / max(r['sim_seconds'], 1e-9):,.0f} cycles/s")
-    lines.append(f"cycles        {r['cycles']}   ideal {r['ideal_cycles']} (keys x {r['config']['data_bits'] // r['config']['ip_bits_per_cycle']} cycles per key)"
+    cpk = EngineConfig(**r["config"]).ip_cycles_per_key
+    lines.append(f"cycles        {r['cycles']}   ideal {r['ideal_cycles']} (keys x {cpk} cycles per key)"
                  f"   ideal/cycles {r['utilisation']['ideal_over_cycles']:.1%}")
     u = r["utilisation"]
     lines.append(f"busy          IP-CIM {u['ip_cim']:.1%}   softmax {u['softmax']:.1%}   OP-CIM {u['op_cim']:.1%}   "
