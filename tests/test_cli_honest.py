@@ -163,12 +163,13 @@ def test_patterns_out_is_read_by_report_and_explore(tmp_path):
     assert not (tmp_path / "ex2").exists()
 
 
-def test_readme_report_is_the_report_commands_output():
-    # README's figures for the default design are `fusioncim report --markdown` verbatim, rates line included.
+def test_results_report_is_the_report_commands_output():
+    # docs/results.md's figures for the default design are `fusioncim report --markdown` verbatim, rates line
+    # included.
     r = fc("report", "--markdown", "-q")
     assert r.returncode == 0, r.stderr
     table = r.stdout.split("\n\nArea ")[0].strip()
-    assert table in (ROOT / "README.md").read_text()
+    assert table in (ROOT / "docs" / "results.md").read_text()
 
 
 # 5. Output path errors: one line, exit 2, nothing written ------------------------------------------
