@@ -101,7 +101,8 @@ def _cli(*args, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
 
 
-ARGS = ["--config", "test", "--no-area", "--sweep", "rows=2,4,6,8", "--dask", "local:1",
+POINTS = 8
+ARGS = ["--config", "test", "--no-area", "--sweep", "rows=2,3,4,5,6,7,8,9", "--dask", "local:1",
         "--accuracy-file", ACC, "--patterns", ACC]
 
 
@@ -121,15 +122,20 @@ def test_interrupt_and_resume(tmp_path):
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
     before = results.read_text().splitlines()
-    assert 1 <= len(before) < 4, "the sweep should have been cut short"
+    # Whenever the interrupt lands (after the first point; the others may or may not have finished: the
+    # test does not depend on timing), the file holds whole records only, and a second run computes
+    # exactly the points that are missing.
+    assert 1 <= len(before) <= POINTS and all(json.loads(x)["id"] for x in before)
+    if len(before) < POINTS:
+        assert p.returncode == 130, "an interrupted sweep exits 130"
     q = _cli(*ARGS, "--out", out)
     stdout, stderr = q.communicate(timeout=300)
     assert q.returncode == 0, stderr
-    assert f"{len(before)} of 4 points already in" in stderr
-    assert f"{4 - len(before)} done, 0 failed, {len(before)} skipped" in stderr
+    assert f"{len(before)} of {POINTS} points already in" in stderr
+    assert f"{POINTS - len(before)} done, 0 failed, {len(before)} skipped" in stderr
     after = results.read_text().splitlines()
     assert after[:len(before)] == before                      # finished points were not recomputed
-    assert len(after) == 4 and len({json.loads(x)["id"] for x in after}) == 4
+    assert len(after) == POINTS and len({json.loads(x)["id"] for x in after}) == POINTS
 
 
 def test_unreachable_scheduler(tmp_path):
