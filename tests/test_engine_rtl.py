@@ -68,10 +68,10 @@ def directed(cfg, seed):
 
 
 def real_workloads(cfg):
-    """Real MiniLM-L6 attention (layer 2, its first 64 tokens, two heads), on the config with its head_dim."""
+    """Real MiniLM-L6 attention (layer 2, its first 24 tokens, two heads), on the config with its head_dim."""
     if cfg.head_dim != 32:
         return []
-    return [{"name": f"minilm-L02-head{h}", "kind": "npz", "path": str(REAL), "heads": [h], "tokens": 64}
+    return [{"name": f"minilm-L02-head{h}", "kind": "npz", "path": str(REAL), "heads": [h], "tokens": 24}
             for h in (0, 1)]
 
 
