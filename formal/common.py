@@ -224,6 +224,15 @@ def broken(edit):
     return make
 
 
+def glitch(domain, assign):
+    """A fault for ``broken``: in the cycles the free bit picks, ``assign(block)`` in ``domain`` (``"comb"``
+    forces a port in that cycle, ``"sync"`` overrides a register's next value)."""
+    def edit(block, m, strike):
+        with m.If(strike):
+            m.d[domain] += assign(block)
+    return edit
+
+
 def short(width):
     """A mutant factory: the block built with the derived ``width`` one bit short (``configs.narrower``)."""
     from .configs import narrower

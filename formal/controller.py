@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Assert, Assume, Cat, Module, Signal
 
-from .common import Harness, Property, broken, good_command, holds, no_abort
+from .common import Harness, Property, broken, glitch, good_command, holds, no_abort
 
 __all__ = ["PROPERTIES", "STALL", "tile_bound"]
 
@@ -119,19 +119,13 @@ def _no_deadlock(config, cls):
     return m
 
 
-def _drop_key(block, m, glitch):
-    with m.If(glitch):
-        m.d.comb += block.key.valid.eq(0)
+_drop_key = glitch("comb", lambda b: b.key.valid.eq(0))
 
 
-def _repeat_key(block, m, glitch):
-    with m.If(glitch):
-        m.d.comb += block.key.payload.pos.eq(0)
+_repeat_key = glitch("comb", lambda b: b.key.payload.pos.eq(0))
 
 
-def _extra_beat(block, m, glitch):
-    with m.If(glitch):
-        m.d.comb += block.q_in.ready.eq(1)
+_extra_beat = glitch("comb", lambda b: b.q_in.ready.eq(1))
 
 
 def _hang(block, m, glitch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Assert, Module, Mux, Signal
 
 from ..core.counters import COUNTER_BITS, ENGINE_COUNTERS, step
-from .common import Property, broken, good_command, held_inputs, holds
+from .common import Property, broken, glitch, good_command, held_inputs, holds
 
 __all__ = ["PROPERTIES"]
 
@@ -76,20 +76,14 @@ def _counter_steps(config, cls):
     return m
 
 
-def _flicker(block, m, glitch):
-    # Offers a row for one cycle with nothing to send, then takes it back.
-    with m.If(glitch):
-        m.d.comb += block.o_out.valid.eq(1)
+# Offers a row for one cycle with nothing to send, then takes it back.
+_flicker = glitch("comb", lambda b: b.o_out.valid.eq(1))
 
 
-def _double_v_read(block, m, glitch):
-    with m.If(glitch):
-        m.d.sync += block.v_reads.eq(block.v_reads + 2)
+_double_v_read = glitch("sync", lambda b: b.v_reads.eq(b.v_reads + 2))
 
 
-def _double_count(block, m, glitch):
-    with m.If(glitch):
-        m.d.sync += block.k_reads.eq(block.k_reads + 2)
+_double_count = glitch("sync", lambda b: b.k_reads.eq(b.k_reads + 2))
 
 
 PROPERTIES = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth.asserts import AnyConst
 from amaranth.hdl import Assert, Assume, Cat, Module, Mux, Signal, signed
 
-from .common import Property, broken, held_inputs, holds, short
+from .common import Property, broken, glitch, held_inputs, holds, short
 from .configs import FORMAL
 
 # 2-bit V (the IP-CIM one bit a cycle): the array-versus-model check multiplies
@@ -104,9 +104,7 @@ def _withdraw_stalled_row(block, m, glitch):
         m.d.comb += block.o_out.valid.eq(0)
 
 
-def _restart(block, m, glitch):
-    with m.If(glitch):
-        m.d.comb += block.norm_in.ready.eq(1)
+_restart = glitch("comb", lambda b: b.norm_in.ready.eq(1))
 
 
 PROPERTIES = [

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from ..core import configfile
-from .common import UserError, progress, output_path, calibration_for, add_config_args, add_front_end_args, print_json
+from .common import UserError, progress, output_path, calibration_for, finish_parser, add_front_end_args, print_json
 
 
 def register(sub):
@@ -19,8 +19,7 @@ def register(sub):
     a.add_argument("--plot", type=Path, metavar="FILE.png|svg",
                    help="plot each layer's median and worst head (PNG, SVG or PDF by the suffix)")
     add_front_end_args(a, both=True)
-    add_config_args(a)
-    a.set_defaults(func=run)
+    finish_parser(a, run)
 
 
 def run(args):

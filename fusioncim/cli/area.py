@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .common import UserError, progress, require_cache, block_config, add_config_args, add_block_args, print_json
+from .common import UserError, progress, require_cache, block_config, finish_parser, add_block_args, print_json
 
 
 def register(sub):
@@ -17,8 +17,7 @@ def register(sub):
     ar.add_argument("--no-cache", action="store_true", help="synthesise even if a cached result exists")
     ar.add_argument("--json", action="store_true", help="print the full result as one JSON document (area, "
                     "transistors, flip-flops, cells, clock, SRAM, per-module figures)")
-    add_config_args(ar)
-    ar.set_defaults(func=run)
+    finish_parser(ar, run)
 
 
 def run(args):

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import UserError, progress, output_path, add_config_args
+from .common import UserError, progress, output_path, finish_parser
 
 
 def register(sub):
@@ -21,8 +21,7 @@ def register(sub):
     cb.add_argument("--headroom", type=float, default=HEADROOM,
                     help=f"widen every calibrated range by this factor when it is used (default {HEADROOM})")
     cb.add_argument("--out", required=True, type=Path, help="calibration file to write (.npz)")
-    add_config_args(cb, config=False)
-    cb.set_defaults(func=run)
+    finish_parser(cb, run, config=False)
 
 
 def run(args):

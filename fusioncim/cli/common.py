@@ -126,8 +126,15 @@ def print_json(doc):
 
 # -- options shared by several commands ---------------------------------------
 
+def finish_parser(sp, run, *, config=True):
+    """The options every command shares, ``--config`` and ``--set`` (unless ``config`` is false) and ``-q``,
+    then ``run`` as what the parsed command calls."""
+    add_config_args(sp, config)
+    sp.set_defaults(func=run)
+
+
 def add_config_args(sp, config=True):
-    """``--config`` and ``--set`` (unless ``config`` is false) and ``-q``, the options every command shares."""
+    """``--config`` and ``--set`` (unless ``config`` is false) and ``-q``."""
     if config:
         sp.add_argument("--config", metavar="PRESET|FILE.toml",
                         help=f"engine config: a preset ({', '.join(config_mod.PRESETS)}) or a TOML file "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..core import config as config_mod
 from ..core import configfile
-from .common import add_config_args, print_json
+from .common import finish_parser, print_json
 
 
 def register(sub):
@@ -13,8 +13,7 @@ def register(sub):
                                       "widths as comments")
     c.add_argument("--json", action="store_true", help='print one JSON document: {"fields": ..., "derived": ...} '
                                                        '(null for a field that is none)')
-    add_config_args(c)
-    c.set_defaults(func=run)
+    finish_parser(c, run)
 
 
 # Figures of the hardware's structure (fusioncim/core/schedule.py, which imports Amaranth: loaded only

@@ -26,7 +26,7 @@ from ..core.files import cache_root
 from ..ip.generate import write_verilog
 from ..core.counters import Counters
 from ..core import configfile
-from .common import UserError, add_config_args, check_head_dim, int_list, require_cache
+from .common import UserError, finish_parser, check_head_dim, int_list, require_cache
 
 REAL = report.REAL
 DEFAULT_FILE = REAL / "smollm2-L12-T256.npz"
@@ -109,8 +109,7 @@ def register(sub):
     d.add_argument("--heads", default="0,1", help="comma-separated heads of the file (default 0,1)")
     d.add_argument("--tokens", type=int, help="keep the first N tokens (default: all)")
     d.add_argument("--no-synth", action="store_true", help="skip Yosys")
-    add_config_args(d)
-    d.set_defaults(func=run)
+    finish_parser(d, run)
 
 
 def run(args):

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from ..core import configfile
-from .common import UserError, progress, calibration_for, add_config_args, add_front_end_args, print_json
+from .common import UserError, progress, calibration_for, finish_parser, add_front_end_args, print_json
 
 
 def register(sub):
@@ -18,8 +18,7 @@ def register(sub):
     em.add_argument("--tokens", type=int, help="first tokens of each text (default: all, up to the model's limit)")
     em.add_argument("--json", action="store_true", help="print one JSON document: {source, texts, mean}")
     add_front_end_args(em, both=False)
-    add_config_args(em)
-    em.set_defaults(func=run)
+    finish_parser(em, run)
 
 
 def run(args):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..core import config as config_mod
 from ..core import configfile
-from .common import UserError, output_path, add_config_args, print_json
+from .common import UserError, output_path, finish_parser, print_json
 
 
 def register(sub):
@@ -35,8 +35,7 @@ def register(sub):
                    help="synthesise the blocks at head_dim D instead of the workload's (a quick study: minutes at "
                         "d = 16 where d = 128 takes an hour)")
     x.add_argument("--json", action="store_true", help="print the records as one JSON document")
-    add_config_args(x)
-    x.set_defaults(func=run)
+    finish_parser(x, run)
 
 
 DEFAULT_SWEEP = ["rows=8,16", "fine_lut_bits=4,5,7", "skip_threshold=6,10,none"]

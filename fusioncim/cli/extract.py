@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import UserError, progress, output_path, add_config_args
+from .common import UserError, progress, output_path, finish_parser
 
 
 def register(sub):
@@ -19,8 +19,7 @@ def register(sub):
     e.add_argument("--text", type=Path, metavar="FILE.txt",
                    help="input text (default: fusioncim/data/passage.txt, about 500 tokens; "
                         "fusioncim/data/long.txt, this project's docs, more than 8,192)")
-    add_config_args(e, config=False)
-    e.set_defaults(func=run)
+    finish_parser(e, run, config=False)
 
 
 def run(args):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import UserError, output_path, write_error, require_cache, block_config, add_config_args, add_block_args
+from .common import UserError, output_path, write_error, require_cache, block_config, finish_parser, add_block_args
 
 
 def register(sub):
@@ -15,8 +15,7 @@ def register(sub):
                    "FuseSoC core (CAPI2, lint and sim targets) into DIR")
     g.add_argument("--flat", action="store_true", help="one flattened module (default: one module per distinct "
                                                        "cell, instantiated where it is used)")
-    add_config_args(g)
-    g.set_defaults(func=run)
+    finish_parser(g, run)
 
 
 def run(args):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core import configfile
-from .common import UserError, progress, output_path, write_error, add_config_args
+from .common import UserError, progress, output_path, write_error, finish_parser
 
 
 def register(sub):
@@ -13,8 +13,7 @@ def register(sub):
                                          "(the report's LLaMA-3 workloads use them at the same length)")
     pt.add_argument("files", nargs="+", type=Path, metavar="FILE.npz")
     pt.add_argument("--out", type=Path, required=True, metavar="FILE.json")
-    add_config_args(pt)
-    pt.set_defaults(func=run)
+    finish_parser(pt, run)
 
 
 def run(args):

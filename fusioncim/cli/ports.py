@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from .common import block_config, add_config_args, add_block_args, print_json
+from .common import block_config, finish_parser, add_block_args, print_json
 
 
 def register(sub):
@@ -14,8 +14,7 @@ def register(sub):
     fmt.add_argument("--markdown", action="store_true", help="the tables docs/ carries")
     fmt.add_argument("--json", action="store_true", help='one JSON document: {"block", "config", "ports": '
                                                          '[{name, direction, width, description, fields}]}')
-    add_config_args(po)
-    po.set_defaults(func=run)
+    finish_parser(po, run)
 
 
 def run(args):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core import configfile
-from .common import UserError, output_path, add_config_args
+from .common import UserError, output_path, finish_parser
 
 
 def register(sub):
@@ -14,8 +14,7 @@ def register(sub):
     rm.add_argument("--rdl", type=Path, metavar="FILE.rdl", help="write the SystemRDL description")
     rm.add_argument("--c", type=Path, metavar="FILE.h", help="write a C header (peakrdl-cheader)")
     rm.add_argument("--html", type=Path, metavar="DIR", help="write HTML register docs into DIR (peakrdl-html)")
-    add_config_args(rm)
-    rm.set_defaults(func=run)
+    finish_parser(rm, run)
 
 
 def run(args):

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..core import configfile
-from .common import UserError, progress, positive, add_config_args, print_json
+from .common import UserError, progress, positive, finish_parser, print_json
 
 
 def register(sub):
@@ -34,8 +34,7 @@ def register(sub):
     out = r.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON document (a list, one entry per workload)")
     out.add_argument("--markdown", action="store_true", help="print Markdown tables (for docs)")
-    add_config_args(r)
-    r.set_defaults(func=run)
+    finish_parser(r, run)
 
 
 def _buffer_size(name, text, scale):

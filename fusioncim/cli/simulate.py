@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..core import configfile
-from .common import UserError, progress, output_path, int_list, check_head_dim, add_config_args, print_json
+from .common import UserError, progress, output_path, int_list, check_head_dim, finish_parser, print_json
 
 
 def register(sub):
@@ -39,8 +39,7 @@ def register(sub):
                         "for workloads over 200,000 cycles on Verilator without --waves (default)")
     s.add_argument("--waves", type=Path, metavar="FILE", help="write a trace: a .vcd file with Verilator, a .fst file with Icarus (its folder must exist)")
     s.add_argument("--json", action="store_true", help="print one JSON document")
-    add_config_args(s)
-    s.set_defaults(func=run)
+    finish_parser(s, run)
 
 
 def run(args):

@@ -265,7 +265,7 @@ def axi_ops(prog, cfg):
 
 
 def axi_from_float(q, k, v, cfg, *, scale=None, causal=None, mode="prefill", positions=1):
-    """From float ``q [H, Lq, d]``, ``k, v [Hkv, Lk, d]``: the quantised inputs (``golden.quant``), the
+    """From float ``q [H, Lq, d]``, ``k, v [Hkv, Lk, d]``: the quantised inputs (``accuracy.quant``), the
     program and the AXI transactions (:func:`axi_ops`). Returns ``(z, prog, ops)``; the reference a
     driver author ports."""
     from ..accuracy.quant import quantise
@@ -277,7 +277,7 @@ def axi_from_float(q, k, v, cfg, *, scale=None, causal=None, mode="prefill", pos
 def axi_outputs(frames, prog, z, cfg, shape):
     """Float attention output ``[H, Lq, d]`` from the output frames (bytes, one per command, in order):
     each row decoded by the engine's layout, placed by its command's heads and query rows, and
-    dequantised (``golden.quant.dequantise``)."""
+    dequantised (``accuracy.quant.dequantise``)."""
     from ..accuracy.quant import dequantise
     from ..hw.common import decode
     from ..hw.regmap import stream_bytes, stream_layouts
