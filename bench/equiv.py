@@ -57,12 +57,16 @@ CONFIGS = {
 
 _GENERATE = """
 import json, sys
-from fusioncim.core.config import EngineConfig
-from fusioncim.ip.generate import verilog_text
-from fusioncim.sim.rtlsim import icarus_time0
+try:       # the package before it was grouped by concern (issue 30); old layout first, as the working
+    from fusioncim.config import EngineConfig        # tree's editable install could fill a missing subpackage
+    from fusioncim.generate import verilog_text
+except ImportError:
+    from fusioncim.core.config import EngineConfig
+    from fusioncim.ip.generate import verilog_text
 block, fields, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 open(out, "w").write(verilog_text(block, EngineConfig(**fields)))
 """
+
 
 def old_package(base, into):
     """The package of revision ``base`` laid out so that ``import fusioncim`` finds it under ``into``."""

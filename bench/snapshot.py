@@ -5,7 +5,7 @@ revision): the Verilog of every block at the default and test presets
 (hierarchical, and the engine flat too), ``simulate --json`` on a shipped
 SmolLM2 head at the test preset, ``report --json`` at the default preset and
 ``accuracy --json`` on every shipped attention file. Fields that record time,
-host or versions are dropped from the JSON. ``--compare A B`` lists the files
+host or versions are dropped from the JSON, and the checkout's path reads ``<checkout>``. ``--compare A B`` lists the files
 that differ between two snapshots (exit 1 if any).
 
 Run: ``.venv/bin/python bench/snapshot.py OUT`` before and after, then
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BLOCKS = ["ip_cim", "softmax", "op_cim", "engine", "engine_axi"]
 PRESETS = ["default", "test"]
 VOLATILE = {"seconds", "elapsed", "wall_s", "time", "host", "hostname", "versions", "version", "python",
-            "build_s", "sim_s", "golden_s", "timing", "timestamp", "date", "path", "cache", "log", "build"}
+            "build_s", "sim_s", "sim_seconds", "golden_s", "timing", "timestamp", "date", "path", "cache", "log", "build"}
 
 
 def _cli(*args, out=None):
@@ -41,6 +41,8 @@ def _scrub(obj):
         return {k: _scrub(v) for k, v in obj.items() if k not in VOLATILE}
     if isinstance(obj, list):
         return [_scrub(v) for v in obj]
+    if isinstance(obj, str):
+        return obj.replace(str(ROOT), "<checkout>")     # where the revision is checked out
     return obj
 
 

@@ -3,7 +3,7 @@
 ::
 
     s_axis_kv ---------------------------------> kv_wr  \\
-    s_axil --> registers --CMD--> tile sequencer --> cmd  > Engine --> o_out --> output framer --> m_axis_o
+    s_axil --> RegisterBlock --cmd--> tile sequencer --> cmd  > Engine --> o_out --> output framer --> m_axis_o
     s_axis_q ------------------------^----------> q_in  /                              (tlast, drop)
                                                                      counters --> SNAPSHOT --> registers
     irq <-- IRQ_STATUS & IRQ_ENABLE
@@ -11,8 +11,10 @@
 Clock ``aclk``, reset ``aresetn`` (synchronous, active low). Every stream's
 ``tdata`` is the engine's payload (``fusioncim ports engine``) zero-extended
 to whole bytes. The register map is :mod:`fusioncim.hw.regmap` (the one
-definition; this module builds the decode, the read mux and the write effects
-from it).
+definition); :class:`RegisterBlock`, a component of its own (its ``cmd`` a
+stream that is valid while a command is pending), builds the decode, the read
+mux and the write effects from it. The tile sequencer and the output framer
+are methods of the top.
 
 A command (``CMD_KEYS``, then a write to ``CMD``, which takes CMD_KEYS's value with it, so the
 next command's CMD_KEYS may be written while this one is pending) is checked here: n_keys in
@@ -31,9 +33,9 @@ sent, or dropped).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Module, Mux, ResetSignal, Signal
-from amaranth.lib import fifo
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Module, Mux, ResetSignal, Signal, Value
+from amaranth.lib import data, fifo, stream
+from amaranth.lib.wiring import Component, In, Out, Signature, connect
 
 from ..core.config import EngineConfig
 from ..core.counters import COUNTER_BITS, ENGINE_COUNTERS
@@ -42,7 +44,7 @@ from .common import Block, add_cell
 from .controller import bad_command
 from .engine import ERRORS, Engine
 
-__all__ = ["EngineAxi", "ADDR_BITS", "OKAY", "SLVERR"]
+__all__ = ["EngineAxi", "RegisterBlock", "AXI_LITE", "ENGINE_STATUS", "ADDR_BITS", "OKAY", "SLVERR"]
 
 ADDR_BITS = 12          # a 4 KiB register window
 OKAY, SLVERR = 0, 2
@@ -85,8 +87,18 @@ class EngineAxi(Block):
         m.d.comb += [eng.kv_wr.valid.eq(self.s_axis_kv_tvalid), self.s_axis_kv_tready.eq(eng.kv_wr.ready),
                      eng.kv_wr.payload.eq(self.s_axis_kv_tdata[:self._layouts["kv"].size])]
 
-        regs = _Registers(m, self, c)
-        done_refused, errors = self._tiles(m, eng, regs)
+        # The register block: its AXI4-Lite slave on the top's s_axil_* ports (flat, so that they keep the
+        # AXI names), its command stream and the engine's status joined to the rest with connect.
+        m.submodules.regs = regs = RegisterBlock(c)
+        for name, member in AXI_LITE.members.items():
+            port = getattr(self, f"s_axil_{name}")
+            m.d.comb += getattr(regs.bus, name).eq(port) if member.flow is Out else port.eq(getattr(regs.bus, name))
+        m.d.comb += self.irq.eq(regs.irq)
+        pending = regs.cmd.signature.flip().create(path=("pending",))
+        status = ENGINE_STATUS.create(path=("status",))
+        connect(m, regs.cmd, pending)
+        connect(m, status, regs.status)
+        done_refused, errors = self._tiles(m, eng, pending)
         done_out = self._output(m, eng)
 
         # Errors: the engine's own bits are copied into ERROR and cleared in the engine at once (it
@@ -94,18 +106,20 @@ class EngineAxi(Block):
         m.d.comb += eng.err_clear.eq(eng.err != 0)
         for bit in ERRORS:
             errors[bit] = errors[bit] | eng.err[bit] if bit in errors else eng.err[bit]
-        errors[ERROR_BITS["cmd_overrun"][0]] = regs.overrun
-        m.d.comb += [regs.status["idle"].eq(eng.idle & ~regs.pending & ~self._busy & ~self._out_fifo.r_rdy),
-                     regs.status["cmd_ready"].eq(~regs.pending)]
-        regs.finish(m, eng, errors, done_refused | done_out)
+        m.d.comb += [status.errors.eq(Cat(*(errors.get(bit, 0) for bit in range(len(ERROR_BITS))))),
+                     status.done.eq(done_refused | done_out),
+                     status.idle.eq(eng.idle & ~self._busy & ~self._out_fifo.r_rdy)]
+        m.d.comb += [status.counters[name].eq(getattr(eng, name)) for name in ENGINE_COUNTERS]
         return m
 
-    def _tiles(self, m, eng, regs):
-        """The tile sequencer: check and issue the pending command, then its Q beats. Returns (done, errors)."""
+    def _tiles(self, m, eng, pending):
+        """The tile sequencer: check and issue the pending command (the register block's ``cmd`` stream),
+        then its Q beats. Returns (done, errors)."""
         c = self._cfg
+        req = pending.payload
         self._busy = busy = Signal()             # a tile's Q phase (forward, pad or discard) is in progress
-        n_rows = Signal.like(regs.n_rows)
-        taken = Signal.like(regs.n_rows)         # Q rows given to the engine in this tile
+        n_rows = Signal(len(req.n_rows))
+        taken = Signal(len(req.n_rows))          # Q rows given to the engine in this tile
         mode = Signal(2)                         # 0 forward, 1 pad, 2 discard
         FWD, PAD, DISCARD = 0, 1, 2
         # Per tile waiting for its output: n_rows, and above it whether the rows are dropped.
@@ -113,23 +127,23 @@ class EngineAxi(Block):
         self._out_fifo = out = fifo.SyncFIFOBuffered(width=drop_bit + 1, depth=_OUT_TILES)
         m.submodules.out_info = out
         done = Signal()
-        bad_keys, bad_rows = bad_command(c, regs.pend_keys, regs.n_rows)
+        bad_keys, bad_rows = bad_command(c, req.n_keys, req.n_rows)
         errors = {ERROR_BITS[name][0]: Signal(name=f"err_{name}") for name in ("n_keys", "n_rows", "q_beats")}
 
         cmd = eng.cmd.payload
-        m.d.comb += [cmd.n_keys.eq(regs.pend_keys), cmd.n_rows.eq(regs.n_rows), cmd.causal.eq(regs.causal),
-                     cmd.pattern.eq(regs.pattern)]
-        with m.If(regs.pending & ~busy):
+        m.d.comb += [cmd.n_keys.eq(req.n_keys), cmd.n_rows.eq(req.n_rows), cmd.causal.eq(req.causal),
+                     cmd.pattern.eq(req.pattern)]
+        with m.If(pending.valid & ~busy):
             with m.If(bad_keys | bad_rows):
                 # Refused here: the engine never sees it; its Q beats up to tlast are discarded.
                 m.d.comb += [errors[ERROR_BITS["n_keys"][0]].eq(bad_keys), errors[ERROR_BITS["n_rows"][0]].eq(bad_rows),
-                             regs.take_command.eq(1)]
+                             pending.ready.eq(1)]
                 m.d.sync += [busy.eq(1), mode.eq(DISCARD), n_rows.eq(0)]
             with m.Elif(out.w_rdy):
                 m.d.comb += eng.cmd.valid.eq(1)
                 with m.If(eng.cmd.ready):
-                    m.d.comb += regs.take_command.eq(1)
-                    m.d.sync += [busy.eq(1), mode.eq(FWD), n_rows.eq(regs.n_rows), taken.eq(0)]
+                    m.d.comb += pending.ready.eq(1)
+                    m.d.sync += [busy.eq(1), mode.eq(FWD), n_rows.eq(req.n_rows), taken.eq(0)]
 
         q = eng.q_in
         beat = self.s_axis_q_tvalid & self.s_axis_q_tready
@@ -181,114 +195,141 @@ class EngineAxi(Block):
         return done
 
 
-class _Registers:
+AXI_LITE = Signature({"awaddr": Out(ADDR_BITS), "awvalid": Out(1), "awready": In(1),
+                      "wdata": Out(32), "wstrb": Out(4), "wvalid": Out(1), "wready": In(1),
+                      "bresp": In(2), "bvalid": In(1), "bready": Out(1),
+                      "araddr": Out(ADDR_BITS), "arvalid": Out(1), "arready": In(1),
+                      "rdata": In(32), "rresp": In(2), "rvalid": In(1), "rready": Out(1)})
+"""AXI4-Lite as the register block uses it, from the master's side, by the AXI names (``s_axil_NAME`` on
+the top; ``awprot`` and ``arprot`` are accepted and ignored)."""
+
+ENGINE_STATUS = Signature({"idle": Out(1), "errors": Out(len(ERROR_BITS)), "done": Out(1),
+                           "counters": Out(data.StructLayout({name: COUNTER_BITS for name in ENGINE_COUNTERS}))})
+"""What the rest of the top tells the register block, from the rest's side: ``idle`` (nothing in progress
+and no output waiting), ``errors`` (error events by ERROR bit; the register block adds ``cmd_overrun``
+itself), ``done`` (a tile ended: IRQ_STATUS.done) and the engine's ``counters`` (SNAPSHOT copies them)."""
+
+
+class RegisterBlock(Component):
     """The AXI4-Lite slave and the register file, built from :func:`fusioncim.hw.regmap.registers`.
 
-    Made in two steps: the constructor decodes the write side (the strobes the sequencer reads);
-    :meth:`finish` adds the register state, the read side and the interrupt."""
+    Members
+    -------
+    bus : In(:data:`AXI_LITE`)
+        The AXI4-Lite slave.
+    irq : Out(1)
+    cmd : Out(stream)
+        The pending command: ``valid`` from the CMD write until the sequencer takes it (``ready``); the
+        payload is CMD_KEYS as it was when CMD was written, and CMD's fields, as wide as the map says.
+    status : In(:data:`ENGINE_STATUS`)
+        The engine's state, events and counters.
+    """
 
-    def __init__(self, m, top, c):
-        self.top = top
-        self.regs = registers(c)
-        by = {r.name: r for r in self.regs}
+    def __init__(self, config: EngineConfig):
+        self._cfg = config
+        self._regs = registers(config)
+        by = {r.name: r for r in self._regs}
         # The command's fields, as wide and where the map puts them.
-        self.cmd_fields = {name: by["CMD"].field(name) for name in ("n_rows", "causal", "pattern")}
-        self.keys_field = by["CMD_KEYS"].field("n_keys")
-        self.n_keys = Signal(self.keys_field.width)      # CMD_KEYS as written
-        self.pend_keys = Signal.like(self.n_keys)         # the pending command's: CMD_KEYS copied by the CMD write
-        self.n_rows, self.causal, self.pattern = (Signal(f.width, name=f"cmd_{n}") for n, f in self.cmd_fields.items())
-        self.pending = Signal()                  # CMD written, not yet taken by the sequencer
-        self.take_command = Signal()             # the sequencer takes the pending command
-        self.status = {"idle": Signal(name="status_idle"), "cmd_ready": Signal(name="status_cmd_ready")}
-        self.error = Signal(len(ERROR_BITS))
-        self.irq_enable = Signal(len(IRQ_BITS))
-        self.irq_status = Signal(len(IRQ_BITS))
-        self.snapshot = {name: Signal(COUNTER_BITS, name=f"snap_{name}") for name in ENGINE_COUNTERS}
+        self._keys_field = by["CMD_KEYS"].field("n_keys")
+        self._cmd_fields = {name: by["CMD"].field(name) for name in ("n_rows", "causal", "pattern")}
+        cmd = data.StructLayout({"n_keys": self._keys_field.width,
+                                 **{name: f.width for name, f in self._cmd_fields.items()}})
+        super().__init__({"bus": In(AXI_LITE), "irq": Out(1), "cmd": Out(stream.Signature(cmd)),
+                          "status": In(ENGINE_STATUS)})
 
-        # One write at a time: address and data are taken together (AXI lets a slave wait for both
-        # valids), then the response is held until taken.
-        t = top
-        self.bvalid, self.bresp = Signal(), Signal(2)
-        self.write = Signal()
-        m.d.comb += self.write.eq(t.s_axil_awvalid & t.s_axil_wvalid & ~self.bvalid)
-        strobe = Cat(*(t.s_axil_wstrb[i].replicate(8) for i in range(4)))
-        self.wdata = Signal(32)
-        m.d.comb += self.wdata.eq(t.s_axil_wdata & strobe)
-        self.write_to = {}
-        for r in self.regs:
-            if r.writable:
-                self.write_to[r.name] = Signal(name=f"wr_{r.name.lower()}")
-                m.d.comb += self.write_to[r.name].eq(self.write & (t.s_axil_awaddr == r.offset))
-        self.writable = Signal()
-        m.d.comb += self.writable.eq(Cat(*self.write_to.values()) != 0)
-        self.overrun = self.write_to["CMD"] & self.pending
-
-    def finish(self, m, eng, errors, done):
-        t = self.top
-        # Write response: SLVERR for an unmapped or read-only address (nothing changes).
-        m.d.comb += [t.s_axil_awready.eq(self.write), t.s_axil_wready.eq(self.write),
-                     t.s_axil_bvalid.eq(self.bvalid), t.s_axil_bresp.eq(self.bresp)]
-        with m.If(self.write):
-            m.d.sync += [self.bvalid.eq(1), self.bresp.eq(Mux(self.writable, OKAY, SLVERR))]
-        with m.Elif(t.s_axil_bready):
-            m.d.sync += self.bvalid.eq(0)
-
+    def elaborate(self, platform):
+        m = Module()
+        write_to, wdata = self._write_side(m)
+        pending, cmd = self.cmd.valid, self.cmd.payload
+        n_keys = Signal(self._keys_field.width)           # CMD_KEYS as written
         # The command: CMD_KEYS is stored; a write to CMD stores the rest and makes it pending,
         # unless one is pending already (ERROR.cmd_overrun, the write dropped).
-        with m.If(self.write_to["CMD_KEYS"]):
-            m.d.sync += self.n_keys.eq(self._written(self.keys_field))
-        with m.If(self.take_command):
-            m.d.sync += self.pending.eq(0)
-        with m.If(self.write_to["CMD"] & ~self.pending):
-            m.d.sync += [self.pend_keys.eq(self.n_keys), self.pending.eq(1)]
-            m.d.sync += [getattr(self, name).eq(self._written(f)) for name, f in self.cmd_fields.items()]
+        overrun = write_to["CMD"] & pending
+        with m.If(write_to["CMD_KEYS"]):
+            m.d.sync += n_keys.eq(self._field(wdata, self._keys_field))
+        with m.If(self.cmd.ready):
+            m.d.sync += pending.eq(0)
+        with m.If(write_to["CMD"] & ~pending):
+            m.d.sync += [cmd.n_keys.eq(n_keys), pending.eq(1)]
+            m.d.sync += [cmd[name].eq(self._field(wdata, f)) for name, f in self._cmd_fields.items()]
 
         # ERROR and IRQ_STATUS: set by events, each bit cleared by writing 1; an event in the
         # clearing cycle is kept.
-        new_errors = Cat(*(errors.get(bit, 0) for bit in range(len(ERROR_BITS))))
-        clear = Mux(self.write_to["ERROR"], self.wdata[:len(ERROR_BITS)], 0)
-        m.d.sync += self.error.eq((self.error & ~clear) | new_errors)
-        irq_new = Cat(*(done if name == "done" else (new_errors != 0) for name in IRQ_BITS))
-        clear = Mux(self.write_to["IRQ_STATUS"], self.wdata[:len(IRQ_BITS)], 0)
-        m.d.sync += self.irq_status.eq((self.irq_status & ~clear) | irq_new)
-        with m.If(self.write_to["IRQ_ENABLE"]):
-            m.d.sync += self.irq_enable.eq(self.wdata[:len(IRQ_BITS)])
-        m.d.comb += t.irq.eq((self.irq_status & self.irq_enable) != 0)
+        error, irq_enable, irq_status = Signal(len(ERROR_BITS)), Signal(len(IRQ_BITS)), Signal(len(IRQ_BITS))
+        new_errors = self.status.errors | (overrun << ERROR_BITS["cmd_overrun"][0])
+        clear = Mux(write_to["ERROR"], wdata[:len(ERROR_BITS)], 0)
+        m.d.sync += error.eq((error & ~clear) | new_errors)
+        irq_new = Cat(*(self.status.done if name == "done" else (new_errors != 0) for name in IRQ_BITS))
+        clear = Mux(write_to["IRQ_STATUS"], wdata[:len(IRQ_BITS)], 0)
+        m.d.sync += irq_status.eq((irq_status & ~clear) | irq_new)
+        with m.If(write_to["IRQ_ENABLE"]):
+            m.d.sync += irq_enable.eq(wdata[:len(IRQ_BITS)])
+        m.d.comb += self.irq.eq((irq_status & irq_enable) != 0)
 
         # SNAPSHOT: every counter copied at once, so a LO/HI pair and the counters agree.
-        with m.If(self.write_to["SNAPSHOT"] & self.wdata[0]):
-            m.d.sync += [self.snapshot[name].eq(getattr(eng, name)) for name in ENGINE_COUNTERS]
+        snapshot = {name: Signal(COUNTER_BITS, name=f"snap_{name}") for name in ENGINE_COUNTERS}
+        with m.If(write_to["SNAPSHOT"] & wdata[0]):
+            m.d.sync += [snapshot[name].eq(self.status.counters[name]) for name in ENGINE_COUNTERS]
 
+        state = {"CMD_KEYS": {"n_keys": n_keys},
+                 "CMD": {name: cmd[name] for name in self._cmd_fields},
+                 "STATUS": {"idle": self.status.idle & ~pending, "cmd_ready": ~pending},
+                 "ERROR": {name: error[bit] for name, (bit, _) in ERROR_BITS.items()},
+                 "IRQ_ENABLE": {name: irq_enable[bit] for name, (bit, _) in IRQ_BITS.items()},
+                 "IRQ_STATUS": {name: irq_status[bit] for name, (bit, _) in IRQ_BITS.items()}}
+        self._read_side(m, state, snapshot)
+        return m
+
+    def _write_side(self, m):
+        # One write at a time: address and data are taken together (AXI lets a slave wait for both
+        # valids), then the response is held until taken; SLVERR for an unmapped or read-only address
+        # (nothing changes). Returns the per-register write strobes and the data with its byte strobes.
+        bus = self.bus
+        write = Signal()
+        m.d.comb += write.eq(bus.awvalid & bus.wvalid & ~bus.bvalid)
+        strobe = Cat(*(bus.wstrb[i].replicate(8) for i in range(4)))
+        wdata = Signal(32)
+        m.d.comb += wdata.eq(bus.wdata & strobe)
+        write_to = {}
+        for r in self._regs:
+            if r.writable:
+                write_to[r.name] = Signal(name=f"wr_{r.name.lower()}")
+                m.d.comb += write_to[r.name].eq(write & (bus.awaddr == r.offset))
+        writable = Signal()
+        m.d.comb += writable.eq(Cat(*write_to.values()) != 0)
+        m.d.comb += [bus.awready.eq(write), bus.wready.eq(write)]
+        with m.If(write):
+            m.d.sync += [bus.bvalid.eq(1), bus.bresp.eq(Mux(writable, OKAY, SLVERR))]
+        with m.Elif(bus.bready):
+            m.d.sync += bus.bvalid.eq(0)
+        return write_to, wdata
+
+    def _read_side(self, m, state, snapshot):
         # Reads: one at a time; the data is registered with its response.
-        rvalid, rdata, rresp = Signal(), Signal(32), Signal(2)
-        m.d.comb += [t.s_axil_arready.eq(~rvalid), t.s_axil_rvalid.eq(rvalid), t.s_axil_rdata.eq(rdata),
-                     t.s_axil_rresp.eq(rresp)]
-        with m.If(t.s_axil_arvalid & ~rvalid):
-            m.d.sync += rvalid.eq(1)
-            with m.Switch(t.s_axil_araddr):
-                for r in self.regs:
+        bus = self.bus
+        m.d.comb += bus.arready.eq(~bus.rvalid)
+        with m.If(bus.arvalid & ~bus.rvalid):
+            m.d.sync += bus.rvalid.eq(1)
+            with m.Switch(bus.araddr):
+                for r in self._regs:
                     with m.Case(r.offset):
-                        m.d.sync += [rdata.eq(self._read_value(r)), rresp.eq(OKAY)]
+                        m.d.sync += [bus.rdata.eq(self._read_value(r, state, snapshot)), bus.rresp.eq(OKAY)]
                 with m.Default():                        # unmapped
-                    m.d.sync += [rdata.eq(0), rresp.eq(SLVERR)]
-        with m.Elif(t.s_axil_rready):
-            m.d.sync += rvalid.eq(0)
+                    m.d.sync += [bus.rdata.eq(0), bus.rresp.eq(SLVERR)]
+        with m.Elif(bus.rready):
+            m.d.sync += bus.rvalid.eq(0)
 
-    def _written(self, f):
+    @staticmethod
+    def _field(wdata, f):
         """Field ``f`` of the write data."""
-        return self.wdata[f.lsb:f.lsb + f.width]
+        return wdata[f.lsb:f.lsb + f.width]
 
-    def _read_value(self, r):
+    @staticmethod
+    def _read_value(r, state, snapshot):
         """What a read of register ``r`` returns."""
         if r.offset >= COUNTER_BASE:
-            value = self.snapshot[ENGINE_COUNTERS[(r.offset - COUNTER_BASE) // 8]]
+            value = snapshot[ENGINE_COUNTERS[(r.offset - COUNTER_BASE) // 8]]
             return value[32:] if r.name.endswith("_HI") else value[:32]
-        state = {"CMD_KEYS": {"n_keys": self.n_keys},
-                 "CMD": {"n_rows": self.n_rows, "causal": self.causal, "pattern": self.pattern},
-                 "STATUS": self.status,
-                 "ERROR": {name: self.error[bit] for name, (bit, _) in ERROR_BITS.items()},
-                 "IRQ_ENABLE": {name: self.irq_enable[bit] for name, (bit, _) in IRQ_BITS.items()},
-                 "IRQ_STATUS": {name: self.irq_status[bit] for name, (bit, _) in IRQ_BITS.items()}}
         expr = Const(0, 32)
         for f in r.fields:
             if f.access == "const":
@@ -297,5 +338,5 @@ class _Registers:
                 value = Const(0, f.width)          # write-only: reads 0
             else:
                 value = state[r.name][f.name]
-            expr = expr | (value.as_unsigned() << f.lsb)
+            expr = expr | (Value.cast(value).as_unsigned() << f.lsb)
         return expr

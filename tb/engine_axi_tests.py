@@ -30,7 +30,7 @@ from ..hw.common import decode
 from ..hw.controller import cmd_layout
 from ..hw.regmap import COUNTER_BASE, ERROR_BITS, IRQ_BITS, by_name, cmd_word, stream_bytes
 
-from ..sim.checks import cycle_budget, program_from_env, record
+from ..sim.checks import cycle_budget, program_from_env, record, write_observed
 from .streams import CLOCK_NS
 
 OKAY, SLVERR = AxiResp.OKAY, AxiResp.SLVERR
@@ -203,6 +203,8 @@ async def workloads_over_axi(dut):
         res = record(cfg, w, rtl, err, observed, wall)
         res["index"] = i
         results.append(res)
+        if os.environ.get("FUSIONCIM_RESULTS"):
+            write_observed(os.environ["FUSIONCIM_RESULTS"], i, observed)
         dut._log.info("workload %d %s: %d cycles, %d mismatching rows", i, res["name"], rtl["cycles"],
                       res["mismatching_rows"])
         failures += [f"workload {i} ({res['name']}): {e}" for e in res["errors"]]

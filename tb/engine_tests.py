@@ -32,7 +32,7 @@ from ..hw.controller import cmd_layout
 from ..hw.engine import ERR_KEYS, ERR_KV_ADDR, ERR_KV_BUSY, ERR_ROWS, kv_wr_layout
 
 from . import common
-from ..sim.checks import compare_counters, cycle_budget, program_from_env, record
+from ..sim.checks import compare_counters, cycle_budget, program_from_env, record, write_observed
 from .streams import CLOCK_NS, Scoreboard, Stalled, StreamSink, StreamSource, encode, within
 
 
@@ -139,7 +139,7 @@ async def workloads_bit_exact(dut):
                       res["rtl"]["cycles"], res["rtl"]["keys"], res["mismatching_rows"])
         failures += [f"workload {i} ({res['name']}): {e}" for e in res["errors"]]
         if outdir:
-            (Path(outdir) / f"observed-{i}.txt").write_text("".join(f"{x:x}\n" for x in tb.observed))
+            write_observed(outdir, i, tb.observed)
     if outdir:
         (Path(outdir) / "results.json").write_text(json.dumps(results, indent=1))
     for f in failures:

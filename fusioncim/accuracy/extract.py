@@ -23,7 +23,7 @@ from .attnfile import Attention, save
 from ..core.errors import InputError
 from ..core.files import data_path
 
-__all__ = ["MODELS", "extract", "ExtractError"]
+__all__ = ["MODELS", "register_model", "extract", "ExtractError"]
 
 PASSAGE = data_path("passage.txt")
 
@@ -67,6 +67,20 @@ def _load_minilm(torch, tf, attn):
 
 
 MODELS = {"smollm2": _load_smollm2, "minilm": _load_minilm}
+"""The models ``extract``, ``calibrate`` and ``eval-model`` serve, by short name: each a loader
+``(torch, transformers, attn) -> (tokenizer, model, causal, source)`` that builds the model offline
+with attention kernel ``attn`` (see :func:`register_model`)."""
+
+
+def register_model(name, loader):
+    """Serve one more model under ``name`` (the injection point for a model of one's own, and for the
+    tests' tiny random models). ``loader(torch, transformers, attn)`` returns ``(tokenizer, model,
+    causal, source)``: a transformers tokenizer and model whose attention kernel is ``attn`` (an
+    ``attn_implementation`` name), whether it is causal, and a line saying what it is. Commands run in
+    the same process (``fusioncim.cli.main``) then accept ``name``."""
+    if not isinstance(name, str) or not name or not callable(loader):
+        raise TypeError(f"register_model needs a non-empty name and a callable loader, not {name!r}, {loader!r}")
+    MODELS[name] = loader
 
 
 def read_text(path, model_name, tok, tokens, *, least=1, special=True):

@@ -6,13 +6,13 @@ import sys
 import time
 from pathlib import Path
 
-from .common import UserError, progress, output_path, finish_parser
+from .common import add_model_arg, UserError, progress, output_path, finish_parser
 
 
 def register(sub):
     from ..accuracy.calibration import HEADROOM
     cb = sub.add_parser("calibrate", help="static K/V scales of a model from a calibration text (needs `make models`)")
-    cb.add_argument("model", choices=("smollm2", "minilm"))
+    add_model_arg(cb)
     cb.add_argument("--text", type=Path, action="append", required=True, metavar="FILE.txt",
                     help="calibration text (repeatable); use other text than you evaluate")
     cb.add_argument("--tokens", type=int, default=4096, help="first tokens of each text (default 4096)")

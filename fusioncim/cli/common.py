@@ -126,6 +126,12 @@ def print_json(doc):
 
 # -- options shared by several commands ---------------------------------------
 
+def add_model_arg(sp):
+    """The positional model name, one of those :data:`fusioncim.accuracy.extract.MODELS` serves."""
+    from ..accuracy.extract import MODELS
+    sp.add_argument("model", choices=list(MODELS), help="the model (%(choices)s)")
+
+
 def finish_parser(sp, run, *, config=True):
     """The options every command shares, ``--config`` and ``--set`` (unless ``config`` is false) and ``-q``,
     then ``run`` as what the parsed command calls."""

@@ -6,13 +6,14 @@ import time
 from pathlib import Path
 
 from ..core import configfile
-from .common import UserError, progress, calibration_for, finish_parser, add_front_end_args, print_json
+from .common import (add_model_arg, UserError, progress, calibration_for, finish_parser, add_front_end_args,
+                     print_json)
 
 
 def register(sub):
     em = sub.add_parser("eval-model", help="a model's loss with every attention layer on the engine's numerics "
                                            "(needs `make models`)")
-    em.add_argument("model", choices=("smollm2", "minilm"))
+    add_model_arg(em)
     em.add_argument("--text", type=Path, action="append", metavar="FILE.txt",
                     help="text to evaluate (repeatable; default: the three in fusioncim/data/texts)")
     em.add_argument("--tokens", type=int, help="first tokens of each text (default: all, up to the model's limit)")

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import UserError, progress, output_path, finish_parser
+from .common import add_model_arg, UserError, progress, output_path, finish_parser
 
 
 def register(sub):
     e = sub.add_parser("extract", help="attention .npz files from a pretrained model (needs `make models`)")
-    e.add_argument("model", choices=("smollm2", "minilm"))
+    add_model_arg(e)
     e.add_argument("--out", required=True, type=Path, help="output folder")
     e.add_argument("--tokens", type=int, default=256, help="sequence length (default 256)")
     e.add_argument("--layers", help="comma-separated layer numbers (default: all)")

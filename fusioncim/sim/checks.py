@@ -12,7 +12,7 @@ from ..hw.common import decode
 from ..hw.op_cim import o_out_layout
 
 __all__ = ["compare_counters", "cycle_budget", "mismatching_rows", "record", "decode_outputs", "expected_words",
-           "program_from_env"]
+           "program_from_env", "write_observed", "read_observed"]
 
 
 def program_from_env():
@@ -25,6 +25,18 @@ def program_from_env():
     config, workloads = read_program(path)
     assert workloads, f"{path} holds no workload"
     return EngineConfig(**config), workloads
+
+
+def write_observed(outdir, index, words):
+    """Workload ``index``'s output words, as the testbench saw them, into ``outdir`` (one hex word a line)."""
+    from pathlib import Path
+    (Path(outdir) / f"observed-{index}.txt").write_text("".join(f"{x:x}\n" for x in words))
+
+
+def read_observed(outdir, count):
+    """The output words :func:`write_observed` saved for workloads ``0 .. count-1``."""
+    from pathlib import Path
+    return [[int(x, 16) for x in (Path(outdir) / f"observed-{i}.txt").read_text().split()] for i in range(count)]
 
 
 def compare_counters(rtl, gold, *, exact_cycles):

@@ -68,16 +68,23 @@ _PORT = re.compile(r"^\s*input\s+(?:\[(\d+):0\]\s*)?(in_\w+)\s*;", re.M)
 
 def testbench(miter_text, cycles, seed):
     """An Icarus testbench: random inputs each cycle, counts cycles where ``trigger`` is not 0."""
+    # The blocks' clock and reset (clk, rst), or the AXI top's (aclk, aresetn: active low).
+    axi = "in_aclk" in miter_text
+    clk, rst = ("in_aclk", "in_aresetn") if axi else ("in_clk", "in_rst")
     ports = [(name, int(msb) + 1 if msb else 1) for msb, name in _PORT.findall(miter_text)
-             if name not in ("in_clk", "in_rst")]
+             if name not in (clk, rst)]
     decl = "".join(f"  reg [{w - 1}:0] {n};\n" for n, w in ports)
-    draw = "".join(f"      {n} = {{{', '.join(['$random(seed)'] * (-(-w // 32)))}}};\n" for n, w in ports)
+    # Register addresses mostly word-aligned in the mapped first 512 bytes (else few reads or writes
+    # would reach a register), one draw in eight anywhere.
+    draw = "".join(f"      {n} = ($random(seed) % 8) ? ($random(seed) & 'h1FC) : $random(seed);\n"
+                   if n.endswith("addr") else
+                   f"      {n} = {{{', '.join(['$random(seed)'] * (-(-w // 32)))}}};\n" for n, w in ports)
     conn = ", ".join(f".{n}({n})" for n, _ in ports)
     return f"""`timescale 1ns/1ps
 module tb;
   reg in_clk = 0, in_rst = 1;
 {decl}  wire trigger;
-  miter dut(.in_clk(in_clk), .in_rst(in_rst), {conn}, .trigger(trigger));
+  miter dut(.{clk}(in_clk), .{rst}({'~' if axi else ''}in_rst), {conn}, .trigger(trigger));
   integer cyc, seed, diff, unknown;
   initial begin
     seed = {seed}; diff = 0; unknown = 0;

@@ -21,7 +21,7 @@ import numpy as np
 from . import program as host, rtlsim, workload
 from ..golden import engine, reference
 from ..accuracy import quant
-from .checks import decode_outputs, record
+from .checks import decode_outputs, read_observed, record
 from ..core.config import EngineConfig
 
 __all__ = ["simulate", "plan", "run_workloads", "format_result", "Planned"]
@@ -80,8 +80,7 @@ def run_workloads(cfg, specs, *, sim="verilator", seed=1, waves=False, planned=N
         if not path.exists():
             raise RuntimeError(f"the simulation ended without results; see {xml.parent / 'sim.log'}")
         results = json.loads(path.read_text())
-        words = [[int(x, 16) for x in (Path(tmp) / f"observed-{i}.txt").read_text().split()]
-                 for i in range(len(results))]
+        words = read_observed(tmp, len(results))
     outputs = _judge(cfg, planned, results, words)
     return results, outputs, xml.parent, failed, _test_seconds(xml)
 
