@@ -8,12 +8,13 @@ The netlist is hierarchical: every repeated cell of an array (``hw.common.Cell``
 an IP-CIM row, an OP-CIM column, a divider column, a softmax row, an
 exponent lane) and every block inside the engine is written once as a
 module and instantiated where it is used (``hw.common.Hierarchy``), so the
-default engine is a few hundred kilobytes of Verilog, not megabytes, and
-Yosys synthesises each distinct module once. ``flat=True`` writes the same
-design as Amaranth elaborates it for simulation, every cell inlined,
-flattened by Yosys into one module: the form a tool that wants a single
-module takes, and the reference the equivalence check compares against
-(``tests/test_generate.py``, ``bench/build_speed.py``).
+default engine is 1.14 MB of Verilog in 12 modules against 7.62 MB flat
+(``bench/build_speed.py``), and Yosys synthesises each distinct module once.
+``flat=True`` writes the same design as Amaranth elaborates it for
+simulation, every cell inlined, flattened by Yosys into one module: the form
+a tool that wants a single module takes, and the reference the equivalence
+checks compare against (``tests/test_hierarchy.py`` proves every block's
+two forms the same design; ``bench/equiv.py --flat`` at larger configs).
 
 The engine's KV buffer has no initial contents in the Verilog (an SRAM
 has none; the host writes every key it uses before the tile that reads it),
