@@ -25,8 +25,14 @@ engine at the test preset (16-word KV buffer) in about 23 minutes.
 field changed (``double_buffer``: the same ports, other timing), which must be found different: the check
 can fail.
 
+``--blocks engine_axi`` compares the AXI top: its reset is ``aresetn``, and the random register
+addresses fall mostly on the mapped first 512 bytes. Measured against cf44604 (before the register
+block became a component of its own): ``--configs formal --prove`` proven in 9 s (and a variant whose
+STATUS.idle ignores a pending command found different in 15 s, which 100,000 random cycles miss);
+``--configs test`` 100,000 random cycles, none different, in 305 s.
+
 Run: ``.venv/bin/python bench/equiv.py (--base REV | --flat) [--prove] [--cycles 100000]
-[--blocks ip_cim,softmax,op_cim,engine] [--configs formal,lanes-single-buffer,test]``
+[--blocks ip_cim,softmax,op_cim,engine,engine_axi] [--configs formal,lanes-single-buffer,test]``
 """
 
 from __future__ import annotations

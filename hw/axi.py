@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import data, fifo, stream
-from amaranth.lib.wiring import Component, In, Out, Signature, connect
+from amaranth.lib.wiring import In, Out, Signature, connect
 
 from ..core.config import EngineConfig
 from ..core.counters import COUNTER_BITS, ENGINE_COUNTERS
@@ -89,7 +89,7 @@ class EngineAxi(Block):
 
         # The register block: its AXI4-Lite slave on the top's s_axil_* ports (flat, so that they keep the
         # AXI names), its command stream and the engine's status joined to the rest with connect.
-        m.submodules.regs = regs = RegisterBlock(c)
+        regs = add_cell(m, "regs", RegisterBlock(c), platform)
         for name, member in AXI_LITE.members.items():
             port = getattr(self, f"s_axil_{name}")
             m.d.comb += getattr(regs.bus, name).eq(port) if member.flow is Out else port.eq(getattr(regs.bus, name))
@@ -210,7 +210,7 @@ and no output waiting), ``errors`` (error events by ERROR bit; the register bloc
 itself), ``done`` (a tile ended: IRQ_STATUS.done) and the engine's ``counters`` (SNAPSHOT copies them)."""
 
 
-class RegisterBlock(Component):
+class RegisterBlock(Block):
     """The AXI4-Lite slave and the register file, built from :func:`fusioncim.hw.regmap.registers`.
 
     Members
@@ -225,8 +225,7 @@ class RegisterBlock(Component):
         The engine's state, events and counters.
     """
 
-    def __init__(self, config: EngineConfig):
-        self._cfg = config
+    def ports(self, config: EngineConfig):
         self._regs = registers(config)
         by = {r.name: r for r in self._regs}
         # The command's fields, as wide and where the map puts them.
@@ -234,8 +233,7 @@ class RegisterBlock(Component):
         self._cmd_fields = {name: by["CMD"].field(name) for name in ("n_rows", "causal", "pattern")}
         cmd = data.StructLayout({"n_keys": self._keys_field.width,
                                  **{name: f.width for name, f in self._cmd_fields.items()}})
-        super().__init__({"bus": In(AXI_LITE), "irq": Out(1), "cmd": Out(stream.Signature(cmd)),
-                          "status": In(ENGINE_STATUS)})
+        return {"bus": In(AXI_LITE), "irq": Out(1), "cmd": Out(stream.Signature(cmd)), "status": In(ENGINE_STATUS)}
 
     def elaborate(self, platform):
         m = Module()
