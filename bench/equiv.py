@@ -29,7 +29,7 @@ can fail.
 addresses fall mostly on the mapped first 512 bytes. Measured against cf44604 (before the register
 block became a component of its own): ``--configs formal --prove`` proven in 9 s (and a variant whose
 STATUS.idle ignores a pending command found different in 15 s, which 100,000 random cycles miss);
-``--configs test`` 100,000 random cycles, none different, in 305 s.
+``--configs test`` 100,000 random cycles, none different, in 207 s.
 
 Run: ``.venv/bin/python bench/equiv.py (--base REV | --flat) [--prove] [--cycles 100000]
 [--blocks ip_cim,softmax,op_cim,engine,engine_axi] [--configs formal,lanes-single-buffer,test]``
