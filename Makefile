@@ -1,6 +1,6 @@
 # The two commands of the README: `make demo` and `make test`. Both create
 # .venv and install what they need on first use (Debian 12, Python 3.11, root
-# for the iverilog package).
+# for the iverilog and ccache packages).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,models]'
-	@command -v iverilog >/dev/null || { echo "installing Icarus Verilog (Debian package iverilog)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; }
+	@missing="$$(command -v iverilog >/dev/null || echo iverilog) $$(command -v ccache >/dev/null || echo ccache)"; \
+	if [ -n "$${missing// }" ]; then echo "installing Debian packages:$$missing (Icarus Verilog; ccache for Verilator's runtime)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 	touch $@
 
 demo: $(STAMP)

