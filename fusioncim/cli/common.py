@@ -98,8 +98,9 @@ def block_config(args):
 
 def bus(args):
     """The block ``--bus axi`` names: the engine behind AXI4-Stream/AXI4-Lite (``engine_axi``)."""
+    from ..ip.generate import ENGINES
     if getattr(args, "bus", "none") == "axi":
-        if args.block not in ("engine", "engine_axi"):
+        if args.block not in ENGINES:
             raise UserError(f"--bus axi wraps the engine, not {args.block!r}: use it with `engine`")
         args.block = "engine_axi"
     if args.block == "engine_axi" and getattr(args, "flat", False):
