@@ -47,7 +47,10 @@ def accumulate(p, s, v, *, v_bits):
     exact = exact_rows(p, s, v_bits=v_bits)
     w = np.ldexp(p.astype(np.float64), -np.minimum(s, 1000).astype(np.int32))
     w = np.where(exact[..., None], w, 0.0)
-    O = np.floor(w @ v.astype(np.float64)).astype(np.int64)
+    # One 2-D product over every row at once (BLAS is fastest at that form; a stacked [..., R, N] @ [N, d]
+    # measured several times slower): every partial sum is exact, so the order of the sums cannot matter.
+    O = np.floor((w.reshape(-1, w.shape[-1]) @ v.astype(np.float64)).reshape(*w.shape[:-1], v.shape[1]))
+    O = O.astype(np.int64)
     l = np.floor(w.sum(axis=-1)).astype(np.int64)
     if not exact.all():
         for ix in zip(*np.nonzero(~exact)):

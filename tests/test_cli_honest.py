@@ -46,6 +46,7 @@ def refused(r, *messages):
      ["--set head_dim=16 conflicts with", "whose head_dim is 32"]),
     (["demo", "--config", "test", "--set", "head_dim=64", "--npz", MINILM, "--no-synth"],
      ["--set head_dim=64 conflicts with", "whose head_dim is 32"]),
+    (["accuracy", "--set", "head_dim=16", MINILM], ["--set head_dim=16 conflicts with", "whose head_dim is 32"]),
     (["simulate", *ENGINE_TEST, "--npz", MINILM, "--queries", "3"], ["--queries sets random data; with --npz"]),
     (["simulate", *ENGINE_TEST, "--npz", MINILM, "--keys", "30"], ["--keys sets random data"]),
     (["simulate", *ENGINE_TEST, "--npz", MINILM, "--kv-heads", "2"], ["--kv-heads sets random data"]),
@@ -177,9 +178,12 @@ def test_results_report_is_the_report_commands_output():
 @pytest.mark.parametrize("args, message", [
     (["generate", "ip_cim", "--config", "test", "--out", "."], "--out '.' is a folder; name a file"),
     (["generate", "ip_cim", "--config", "test", "--out", "missing/x.v"], "does not exist (it is not created)"),
-    (["generate", "ip_cim", "--config", "test", "--out", "/proc/x.v"], "--out '/proc/x.v' cannot be written"),
+    (["generate", "ip_cim", "--config", "test", "--out", "/proc/x.v"], "--out '/proc/x.v': the folder '/proc' cannot be written"),
     (["patterns", MINILM, "--out", "missing/r.json"], "does not exist (it is not created)"),
     (["explore", "--no-area", "--out", "missing/ex"], "does not exist (it is not created)"),
+    # A folder that takes no files though os.access says yes to root (issue 31, item 4).
+    (["explore", "--no-area", "--sweep", "rows=4", "--out", "/proc/x"],
+     "--out '/proc/x': the folder '/proc' cannot be written (No such file or directory)"),
 ])
 def test_output_path_errors_are_one_line(tmp_path, args, message):
     refused(fc(*args, cwd=tmp_path), message)

@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 from ..core import configfile
-from .common import UserError, progress, output_path, calibration_for, finish_parser, add_front_end_args, print_json
+from .common import (check_head_dim, UserError, progress, output_path, calibration_for, finish_parser,
+                     add_front_end_args, print_json)
 
 
 def register(sub):
@@ -35,6 +36,8 @@ def run(args):
     if args.calibration and "static" not in modes:
         raise UserError("--calibration gives static scales; add --quant static or --quant both")
     atts = [(str(p), attnfile.load(p)) for p in args.files]
+    for name, att in atts:          # head_dim comes from each file, as in simulate: an explicit one must agree
+        check_head_dim(args.set, name, have=att.head_dim)
     stats = {}
     if "static" in modes:
         cals = {}

@@ -40,6 +40,15 @@ def output_path(option, path, *, folder=False):
         raise UserError(f"{option} {str(path)!r}: the folder {str(parent)!r} does not exist (it is not created)")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{option} {str(path)!r}: the folder {str(parent)!r} cannot be written")
+    # os.access says yes to root everywhere, and to file systems that take no files (/proc, a read-only
+    # mount): a probe file, removed at once, asks the file system itself.
+    import tempfile
+    try:
+        with tempfile.TemporaryFile(dir=parent, prefix=".fusioncim-probe-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"{option} {str(path)!r}: the folder {str(parent)!r} cannot be written "
+                        f"({exc.strerror or exc})") from None
     return path
 
 
@@ -75,12 +84,13 @@ def positive(name, value):
         raise UserError(f"{name} must be a positive number, not {value:g}")
 
 
-def check_head_dim(sets, npz):
-    """An explicit ``--set head_dim=N`` that differs from the attention file's head_dim is an error."""
+def check_head_dim(sets, npz, have=None):
+    """An explicit ``--set head_dim=N`` that differs from the attention file's head_dim is an error
+    (``have``: that head_dim, when the caller has read the file already)."""
     from ..accuracy import attnfile
     wanted = [item.partition("=")[2].strip() for item in sets if item.partition("=")[0].strip() == "head_dim"]
     if wanted:
-        have = attnfile.load(npz).head_dim
+        have = attnfile.load(npz).head_dim if have is None else have
         if wanted[-1] != str(have):
             raise UserError(f"--set head_dim={wanted[-1]} conflicts with {str(npz)!r}, whose head_dim is {have}: "
                             f"the engine's head_dim comes from the file; drop --set head_dim")
