@@ -214,6 +214,20 @@ def test_help_texts():
     top = " ".join(fc("--help").stdout.split())
     assert "(Verilator or Icarus)" in top and "(Verilator)" not in top
     assert "a .vcd file with Verilator, a .fst file with Icarus" in " ".join(fc("simulate", "--help").stdout.split())
+    # Issue 31, item 9: every option says what it does.
+    assert "the simulator (default verilator)" in " ".join(fc("simulate", "--help").stdout.split())
+    assert "the rates file to write" in " ".join(fc("patterns", "--help").stdout.split())
+    assert "how the tensors are stored" in " ".join(fc("extract", "--help").stdout.split())
+    assert "not with --bus axi" in " ".join(fc("generate", "--help").stdout.split())
+
+
+def test_per_layer_rows_follow_the_layer_number():
+    # Issue 31, item 9: layers 0, 9, 19, 29, whatever order the records come in (not 0, 19, 29, 9).
+    from fusioncim.accuracy.heads import per_layer
+    recs = [{"model": "m", "layer": layer, "file": f"m-L{layer}.npz", "quant": "dynamic", "rel_l2": 0.01, "head": 0,
+             "k_clipped_frac": 0.0, "v_clipped_frac": 0.0} for layer in (19, 29, 0, 9)]
+    recs.append({**recs[0], "layer": None, "file": "other.npz"})
+    assert [r["layer"] for r in per_layer(recs)] == [0, 9, 19, 29, "other.npz"]
 
 
 def test_accuracy_explains_its_columns():

@@ -154,6 +154,9 @@ def per_layer(records):
                      "max": float(e.max()), "worst_head": w["head"],
                      "k_clipped_frac": float(np.mean([r["k_clipped_frac"] for r in rs])),
                      "v_clipped_frac": float(np.mean([r["v_clipped_frac"] for r in rs]))})
+    # By model, then layer number (9 before 19), then the files that name no layer, by name.
+    rows.sort(key=lambda r: (r["model"], isinstance(r["layer"], str), r["layer"] if isinstance(r["layer"], str)
+                             else int(r["layer"]), r["quant"]))
     return rows
 
 

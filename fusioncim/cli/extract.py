@@ -15,7 +15,8 @@ def register(sub):
     e.add_argument("--out", required=True, type=Path, help="output folder")
     e.add_argument("--tokens", type=int, default=256, help="sequence length (default 256)")
     e.add_argument("--layers", help="comma-separated layer numbers (default: all)")
-    e.add_argument("--dtype", choices=("float32", "float16"), default="float32")
+    e.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="how the tensors are stored (default float32; float16 halves the files)")
     e.add_argument("--text", type=Path, metavar="FILE.txt",
                    help="input text (default: fusioncim/data/passage.txt, about 500 tokens; "
                         "fusioncim/data/long.txt, this project's docs, more than 8,192)")

@@ -14,7 +14,7 @@ def register(sub):
     g.add_argument("--fusesoc", type=Path, metavar="DIR", help="write the Verilog, its waiver file and a "
                    "FuseSoC core (CAPI2, lint and sim targets) into DIR")
     g.add_argument("--flat", action="store_true", help="one flattened module (default: one module per distinct "
-                                                       "cell, instantiated where it is used)")
+                                                       "cell, instantiated where it is used); not with --bus axi")
     finish_parser(g, run)
 
 

@@ -12,7 +12,8 @@ def register(sub):
     pt = sub.add_parser("patterns", help="measure the softmax's data-dependent rates on attention files "
                                          "(the report's LLaMA-3 workloads use them at the same length)")
     pt.add_argument("files", nargs="+", type=Path, metavar="FILE.npz")
-    pt.add_argument("--out", type=Path, required=True, metavar="FILE.json")
+    pt.add_argument("--out", type=Path, required=True, metavar="FILE.json",
+                    help="the rates file to write (report --patterns and explore --patterns read it)")
     finish_parser(pt, run)
 
 

@@ -32,7 +32,8 @@ def register(sub):
     s.add_argument("--seed", type=int, default=1, help="random data and stall pattern seed (default 1)")
     s.add_argument("--stall", type=float, default=0.0,
                    help="probability that each external stream stalls in a cycle (default 0)")
-    s.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    s.add_argument("--sim", choices=("verilator", "icarus"), default="verilator",
+                   help="the simulator (default verilator)")
     s.add_argument("--path", choices=("auto", "cocotb", "native"), default="auto",
                    help="cocotb drives the model cycle by cycle from Python; native runs a C++ harness on a "
                         "Verilator model (no Python per cycle, about 10x faster, built at -O2 once). auto: native "
