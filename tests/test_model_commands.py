@@ -144,3 +144,23 @@ def test_model_mistakes_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["extract", "tiny-gpt", "--out", str(tmp_path / "p")])
     assert e.value.code == 2 and "invalid choice: 'tiny-gpt'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["calibrate", "eval-model"])
+@pytest.mark.parametrize("text, message", [("missing.txt", "cannot be read (No such file or directory)"),
+                                           ("empty.txt", "is empty; give a text with words in it"),
+                                           ("binary.txt", "cannot be read (not UTF-8 text)")])
+def test_texts_are_checked_before_the_model_loads(tmp_path, monkeypatch, capsys, command, text, message):
+    # Issue 31, item 6: a bad --text is refused before the model loads (the real ones take half a minute).
+    def never(torch, tf, attn):
+        raise AssertionError("the model was loaded before the texts were checked")
+    monkeypatch.setitem(extract.MODELS, "never", never)
+    (tmp_path / "empty.txt").write_text("  \n")
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00text")
+    path = tmp_path / text
+    args = {"calibrate": ["calibrate", "never", "--text", str(path), "--out", str(tmp_path / "c.npz")],
+            "eval-model": ["eval-model", "never", "--text", str(path), "--quant", "dynamic"]}[command]
+    assert main([*args, "-q"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"fusioncim: error: --text {str(path)!r} {message}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["binary.txt", "empty.txt"]

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import add_model_arg, UserError, progress, output_path, finish_parser
+from .common import add_model_arg, check_texts, UserError, progress, output_path, finish_parser
 
 
 def register(sub):
@@ -32,6 +32,7 @@ def run(args):
     if args.window < 2:
         raise UserError(f"--window must be at least 2 tokens, not {args.window}")
     calibration.check_headroom(args.headroom)
+    check_texts("--text", args.text)
     output_path("--out", args.out)
     t0 = time.perf_counter()
 

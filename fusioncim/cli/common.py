@@ -137,6 +137,20 @@ def print_json(doc):
 
 # -- options shared by several commands ---------------------------------------
 
+def check_texts(option, paths):
+    """Every text file readable UTF-8 with words in it, checked before a model loads (which takes half a
+    minute): one line naming the option, the file and what is wrong."""
+    for path in paths:
+        path = Path(path)
+        try:
+            body = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+            raise UserError(f"{option} {str(path)!r} cannot be read ({reason})") from None
+        if not body.strip():
+            raise UserError(f"{option} {str(path)!r} is empty; give a text with words in it")
+
+
 def add_model_arg(sp):
     """The positional model name, one of those :data:`fusioncim.accuracy.extract.MODELS` serves."""
     from ..accuracy.extract import MODELS

@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 from ..core import configfile
-from .common import (add_model_arg, UserError, progress, calibration_for, finish_parser, add_front_end_args,
-                     print_json)
+from .common import (add_model_arg, check_texts, UserError, progress, calibration_for, finish_parser,
+                     add_front_end_args, print_json)
 
 
 def register(sub):
@@ -34,6 +34,7 @@ def run(args):
     if cal is not None:
         cal.check(args.model, None, None, None, None)     # the model now; its shape once it is loaded
     texts = args.text or list(evalmodel.TEXTS)
+    check_texts("--text", texts)
     t0 = time.perf_counter()
     records, source = evalmodel.evaluate(args.model, texts, cfg, tokens=args.tokens, quant_mode=args.quant,
                                          cal=cal, rotate=not args.no_rotate, v_anchor=args.v_anchor, quiet=args.quiet)
