@@ -268,3 +268,19 @@ def test_an_archive_claiming_encryption_is_bad_input(tmp_path):
             i = data.find(sig, i + 4)
     p.write_bytes(bytes(data))
     refused(fc("accuracy", p), "not a readable .npz attention file", "encrypted")
+
+
+def test_report_all_leaves_out_what_the_rows_cannot_run():
+    # Issue 31, item 2: 'all' on the default config (16 rows) runs every workload but the two 70b
+    # decode ones at 4 positions (GQA group 8 x 4 = 32 rows), each left out with a note; exit 0.
+    from fusioncim.perf import dataflow
+    r = fc("report", "--workload", "all", "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    out = {w["workload"] for w in json.loads(r.stdout)}
+    left = {"llama3-70b-decode-2048-p4", "llama3-70b-decode-8192-p4"}
+    assert out == set(dataflow.WORKLOADS) - left
+    notes = [line for line in r.stderr.splitlines() if line.startswith("fusioncim: note: ")]
+    assert sorted(n.split()[2] for n in notes) == sorted(left)
+    assert all("32 rows exceed the engine's rows 16" in n for n in notes)
+    # Named on its own, such a workload is refused, not left out.
+    refused(fc("report", "--workload", "llama3-70b-decode-2048-p4"), "32 rows exceed the engine's rows 16")

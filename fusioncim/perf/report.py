@@ -39,19 +39,20 @@ DEFAULT_WORKLOADS = ("llama3-8b-prefill-2048", "llama3-8b-decode-8192", "llama3-
 
 
 
-def default_workloads(cfg):
-    """``(names, notes)``: :data:`DEFAULT_WORKLOADS` whose decode positions fit ``cfg``'s rows, and one note per
-    workload left out (a config with fewer rows than the GQA group times the positions)."""
+def default_workloads(cfg, names=DEFAULT_WORKLOADS):
+    """``(names, notes)``: the workloads of ``names`` (default :data:`DEFAULT_WORKLOADS`; the report's
+    ``all`` passes every one) whose decode positions fit ``cfg``'s rows, and one note per workload left
+    out (a config with fewer rows than the GQA group times the positions)."""
     from ..core.schedule import check_positions
-    names, notes = [], []
-    for n in DEFAULT_WORKLOADS:
+    kept, notes = [], []
+    for n in names:
         wl = df.WORKLOADS[n]
         try:
             check_positions(wl.positions, wl.mode, wl.heads // wl.kv_heads, cfg.rows)
-            names.append(n)
+            kept.append(n)
         except InputError as exc:
             notes.append(f"{n} left out: {exc}")
-    return names, notes
+    return kept, notes
 
 
 # Ablation variant -> the idea it switches off.
