@@ -284,3 +284,18 @@ def test_report_all_leaves_out_what_the_rows_cannot_run():
     assert all("32 rows exceed the engine's rows 16" in n for n in notes)
     # Named on its own, such a workload is refused, not left out.
     refused(fc("report", "--workload", "llama3-70b-decode-2048-p4"), "32 rows exceed the engine's rows 16")
+
+
+def test_config_says_what_every_field_means():
+    # Issue 31, item 9: each field with its one-line meaning (from EngineConfig's docstring), read back
+    # unchanged (the comments are TOML comments).
+    r = fc("config")
+    assert r.returncode == 0, r.stderr
+    fields = [line for line in r.stdout.splitlines() if line and not line.startswith("#")]
+    assert [line.split(" = ")[0] for line in fields] == list(config_mod.EngineConfig().to_dict())
+    for line in fields:
+        assert len(line.split("  # ", 1)[1]) > 15, line
+    lines = dict(line.split(" = ", 1) for line in fields)
+    assert lines["fine_window"].endswith("# Distance below the running max (log2 units) served by the fine LUT")
+    assert "pattern\" order visits first" in lines["diag_window"]
+    assert "Rescale only when a score exceeds the running max" in lines["lazy_threshold"]

@@ -164,3 +164,10 @@ def test_texts_are_checked_before_the_model_loads(tmp_path, monkeypatch, capsys,
     out, err = capsys.readouterr()
     assert out == "" and err == f"fusioncim: error: --text {str(path)!r} {message}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["binary.txt", "empty.txt"]
+
+
+def test_eval_model_log_has_no_progress_bars(tmp_path, capsys):
+    # Issue 31, item 9: with stderr not a terminal (a log), no per-layer bars, just the status lines.
+    assert main(["eval-model", "tiny-bert", "--quant", "dynamic", "--text", str(PASSAGE), "--tokens", "16"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "layer/s" not in err and len(err.splitlines()) <= 3, err

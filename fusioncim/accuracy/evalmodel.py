@@ -43,7 +43,8 @@ def _shape(model):
 
 
 def _bar(total, desc, quiet):
-    if quiet:
+    # A live bar only on a terminal: redirected to a log, its redraws would flood it.
+    if quiet or not sys.stderr.isatty():
         return None
     try:
         from tqdm import tqdm

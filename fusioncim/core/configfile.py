@@ -19,12 +19,28 @@ OPTIONAL = tuple(name for name, f in _FIELDS.items() if "None" in str(f.type))
 """The fields that can be None (written ``"none"`` in TOML, ``none`` after ``--set``)."""
 
 
+def field_meanings():
+    """Each config field's meaning in one line: the first sentence of its entry in ``EngineConfig``'s
+    docstring (the one place the fields are described)."""
+    import re
+    from .config import EngineConfig
+    doc = EngineConfig.__doc__.split("Parameters\n    ----------\n", 1)[1].split("\n\n", 1)[0]
+    meanings = {}
+    for names, text in re.findall(r"^    (\w[\w, ]*) : [^\n]*\n((?:        [^\n]*\n?)+)", doc, flags=re.M):
+        sentence = " ".join(text.split()).split(". ")[0].rstrip(".").replace("``", "")
+        for name in names.split(", "):
+            meanings[name] = sentence
+    return meanings
+
+
 def to_toml(cfg: "EngineConfig", derived: dict | None = None) -> str:
-    """``cfg`` as TOML that :func:`load` reads back to the same config: every field, None as ``"none"``;
-    ``derived`` values follow as comments, which the loader ignores."""
+    """``cfg`` as TOML that :func:`load` reads back to the same config: every field, None as ``"none"``,
+    each with its meaning as a comment (:func:`field_meanings`); ``derived`` values follow as comments,
+    which the loader ignores."""
     lines = ["# fusioncim engine config: read it back with --config FILE.toml"]
+    meanings = field_meanings()
     for key, value in cfg.to_dict().items():
-        lines.append(f"{key} = {json.dumps('none' if value is None else value)}")
+        lines.append(f"{key} = {json.dumps('none' if value is None else value)}  # {meanings[key]}")
     if derived:
         lines.append("")
         lines.append("# Derived from the fields above (comments: --config ignores them).")
