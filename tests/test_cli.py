@@ -137,6 +137,18 @@ def test_demo_runs(tmp_path):
     assert "3. synthesised" in out and "transistors" in out and "4. report" in out
     assert "RTL (Verilator) counters of the simulated engine" in out
     assert "llama3-8b-prefill-2048" in out and "llama3-8b-decode-8192" in out
+    # The verdict last (issue 31, item 9), its ratios those of the simulated heads' table (fusioncim column).
+    verdict = out.rstrip().splitlines()[-1]
+    m = re.fullmatch(r"verdict: the RTL is bit-exact with golden \(768 output elements and 19 counters equal\), "
+                     r"synthesised; on the simulated heads, FusionCIM against the pipelined baseline: "
+                     r"([\d.]+)x energy efficiency, ([\d.]+)x speed", verdict)
+    assert m, verdict
+    table = out[out.index("4. report"):].split("\n\n")[1].splitlines()      # the simulated heads' table
+    header = next(line.split() for line in table if line.split()[:1] == ["baseline"])
+    rows = {line[:30].strip(): line[30:].split() for line in table}
+    col = header.index("fusioncim")
+    assert rows["energy vs pipelined baseline"][col] == f"{m.group(1)}x"
+    assert rows["speed vs pipelined baseline"][col] == f"{m.group(2)}x"
     # Without Yosys the steps are still numbered in order, and the time says what it measured.
     r = subprocess.run([sys.executable, "-m", "fusioncim", "demo", "--config", "test", "--set", "rows=1",
                         "--npz", str(real), "--heads", "0", "--tokens", "24", "--no-synth"], capture_output=True,
