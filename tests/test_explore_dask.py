@@ -164,3 +164,73 @@ def test_bad_area_head_dim(tmp_path):
     stdout, stderr = p.communicate(timeout=60)
     assert p.returncode == 2 and "--area-head-dim must be a positive integer, not 0" in stderr
     assert not (tmp_path / "ex").exists()
+
+
+def _server(handler):
+    """A TCP server on a free local port running ``handler(conn)`` per connection; returns its address."""
+    import socket
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+
+    def serve():
+        while True:
+            conn, _ = srv.accept()
+            threading.Thread(target=handler, args=(conn,), daemon=True).start()
+    threading.Thread(target=serve, daemon=True).start()
+    return f"tcp://127.0.0.1:{srv.getsockname()[1]}"
+
+
+def _silent(conn):
+    time.sleep(30)                      # accepts, says nothing: a client alone waits on the handshake
+
+
+def _http(conn):
+    conn.recv(4096)                     # what a web server (the dashboard's port) answers to Dask's bytes
+    conn.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/html\r\n\r\n<html>bad request</html>")
+    conn.close()
+
+
+def _garbage(conn):
+    conn.sendall(b"\xff" * 64)          # a frame length Dask would try to allocate
+    time.sleep(1)
+    conn.close()
+
+
+@pytest.mark.parametrize("handler, message", [
+    (_silent, "something accepted the connection but did not speak Dask's protocol"),
+    (_http, "no Dask scheduler answered within 5 s ("),
+    (_garbage, "no Dask scheduler answered within 5 s ("),
+])
+def test_something_else_at_the_address_is_one_line_within_5_s(tmp_path, handler, message):
+    # Issue 31, item 3: checked end to end (connection, handshake, identity), not just the TCP connect.
+    address = _server(handler)
+    out = tmp_path / "ex"
+    t0 = time.monotonic()
+    p = _cli("--config", "test", "--no-area", "--sweep", "rows=4", "--dask", address, "--out", out)
+    stdout, stderr = p.communicate(timeout=60)
+    took = time.monotonic() - t0
+    assert p.returncode == 2 and stdout == "" and stderr.count("\n") == 1, stderr
+    assert stderr.startswith(f"fusioncim: error: --dask {address}: ") and message in stderr, stderr
+    assert took < 5 + 5, took                                   # the 5 s limit plus start-up
+    assert not out.exists()
+
+
+def test_a_worker_address_is_not_a_scheduler(tmp_path):
+    # A real Dask scheduler and worker in this process: the worker's address is refused by name, the
+    # scheduler's runs the sweep.
+    import distributed
+    with distributed.LocalCluster(n_workers=1, processes=False, threads_per_worker=1, protocol="tcp://",
+                                  host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
+        worker = next(iter(cluster.scheduler_info["workers"]))
+        p = _cli("--config", "test", "--no-area", "--sweep", "rows=4", "--dask", worker, "--out", tmp_path / "w")
+        stdout, stderr = p.communicate(timeout=60)
+        assert p.returncode == 2 and "is not a Dask scheduler (it says it is Worker)" in stderr, stderr
+        assert not (tmp_path / "w").exists()
+        p = _cli("--config", "test", "--no-area", "--sweep", "rows=4", "--dask", cluster.scheduler_address,
+                 "--out", tmp_path / "s", "--patterns", ACC)
+        stdout, stderr = p.communicate(timeout=120)
+        assert p.returncode == 0, stderr
+        (rec,) = _lines(tmp_path / "s" / "results.jsonl")
+        assert rec["sets"] == ["rows=4"] and "error" not in rec and "failed" not in rec

@@ -106,6 +106,7 @@ class DaskPool(Pool):
             self.client = distributed.Client(self.cluster)
             self.label = f"a Dask LocalCluster of {arg} worker process{'es' if arg > 1 else ''}"
         else:
+            _probe_scheduler(arg)
             try:
                 self.client = distributed.Client(arg, timeout=DASK_CONNECT_TIMEOUT)
             except (OSError, TimeoutError) as exc:
@@ -130,6 +131,39 @@ class DaskPool(Pool):
         if self.cluster is not None:
             self.cluster.close()
         return False
+
+
+def _probe_scheduler(address):
+    """Check end to end, within :data:`DASK_CONNECT_TIMEOUT` seconds in all, that a Dask scheduler answers at
+    ``address``: the connection, Dask's handshake, and an ``identity`` request whose reply says
+    ``Scheduler``. Anything else there (an HTTP server such as the dashboard's port, another service, a
+    worker) is one line naming the address; a client alone would wait on the handshake or misread the
+    bytes (issue 31, item 3)."""
+    import asyncio
+    from distributed.comm import connect
+
+    async def identity():
+        comm = await connect(address, timeout=DASK_CONNECT_TIMEOUT)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(asyncio.wait_for(identity(), DASK_CONNECT_TIMEOUT))
+    except (asyncio.TimeoutError, TimeoutError):
+        raise InputError(f"--dask {address}: no Dask scheduler answered within {DASK_CONNECT_TIMEOUT} s "
+                         f"(something accepted the connection but did not speak Dask's protocol)") from None
+    except Exception as exc:            # refused, reset, or bytes that are not Dask's (a MemoryError among them)
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"--dask {address}: no Dask scheduler answered within {DASK_CONNECT_TIMEOUT} s "
+                         f"({first[:160]})") from None
+    kind = reply.get("type") if isinstance(reply, dict) else None
+    if kind != "Scheduler":
+        raise InputError(f"--dask {address}: the process there is not a Dask scheduler (it says it is "
+                         f"{kind or 'nothing Dask knows'}); give the scheduler's address, not a worker's or the "
+                         f"dashboard's")
 
 
 def open_pool(jobs=2, dask=None) -> Pool:
