@@ -5,8 +5,9 @@ revision): the Verilog of every block at the default and test presets
 (hierarchical, and the engine flat too), ``simulate --json`` on a shipped
 SmolLM2 head at the test preset, ``report --json`` at the default preset and
 ``accuracy --json`` on every shipped attention file. Fields that record time,
-host or versions are dropped from the JSON, and the checkout's path reads ``<checkout>``. ``--compare A B`` lists the files
-that differ between two snapshots (exit 1 if any).
+host or versions are dropped from the JSON, and the checkout's path reads
+``<checkout>``. ``--compare A B`` lists the files that differ between two
+snapshots (exit 1 if any).
 
 Run: ``.venv/bin/python bench/snapshot.py OUT`` before and after, then
 ``.venv/bin/python bench/snapshot.py --compare BEFORE AFTER``.
@@ -25,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BLOCKS = ["ip_cim", "softmax", "op_cim", "engine", "engine_axi"]
 PRESETS = ["default", "test"]
 VOLATILE = {"seconds", "elapsed", "wall_s", "time", "host", "hostname", "versions", "version", "python",
-            "build_s", "sim_s", "sim_seconds", "golden_s", "timing", "timestamp", "date", "path", "cache", "log", "build"}
+            "build_s", "sim_s", "sim_seconds", "golden_s", "timing", "timestamp", "date", "path", "cache", "log",
+            "build"}
 
 
 def _cli(*args, out=None):

@@ -179,6 +179,7 @@ async def workloads_over_axi(dut):
     seed = int(os.environ.get("FUSIONCIM_SEED", "1"))
     stall = float(os.environ.get("FUSIONCIM_AXI_STALL", "0.3"))
     tb = AxiTB(dut, cfg, seed)
+    outdir = os.environ.get("FUSIONCIM_RESULTS")
     results, failures = [], []
     for i, w in enumerate(workloads):
         await tb.reset()
@@ -203,14 +204,13 @@ async def workloads_over_axi(dut):
         res = record(cfg, w, rtl, err, observed, wall)
         res["index"] = i
         results.append(res)
-        if os.environ.get("FUSIONCIM_RESULTS"):
-            write_observed(os.environ["FUSIONCIM_RESULTS"], i, observed)
+        if outdir:
+            write_observed(outdir, i, observed)
         dut._log.info("workload %d %s: %d cycles, %d mismatching rows", i, res["name"], rtl["cycles"],
                       res["mismatching_rows"])
         failures += [f"workload {i} ({res['name']}): {e}" for e in res["errors"]]
         if res["mismatching_rows"]:
             failures.append(f"workload {i} ({res['name']}): {res['mismatching_rows']} output rows differ")
-    outdir = os.environ.get("FUSIONCIM_RESULTS")
     if outdir:
         (Path(outdir) / "results.json").write_text(json.dumps(results, indent=1))
     for f in failures:

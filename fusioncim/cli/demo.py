@@ -83,7 +83,7 @@ def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, o
     results = [report.evaluate(ecfg, wl, report.patterns(ecfg, [npz]), counters=c,
                                counters_source=f"RTL (Verilator) counters of the simulated engine, equal to the "
                                                f"golden model's on all {len(rtl)}")]
-    names, notes = report.default_workloads(cfg)
+    names, notes = report.runnable_workloads(cfg)
     for note in notes:
         say(f"note: {note}")
     results += [report.evaluate(cfg, df.WORKLOADS[n], report.patterns(cfg, tokens=df.WORKLOADS[n].tokens))

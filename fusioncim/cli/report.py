@@ -14,8 +14,9 @@ def register(sub):
                                       "TOPS/W, beside the paper's claims")
     r.add_argument("--workload", action="append", metavar="NAME",
                    help="a LLaMA-3 attention workload (repeatable; 'all' for every one the config's rows can "
-                        "run; default: llama3-8b-prefill-2048, llama3-8b-decode-8192 and llama3-8b-decode-8192-p4, decode at 4 "
-                        "query positions per step, left out with a note when rows cannot hold them)")
+                        "run; default: llama3-8b-prefill-2048, llama3-8b-decode-8192 and "
+                        "llama3-8b-decode-8192-p4, decode at 4 query positions per step, left out with a note "
+                        "when rows cannot hold them)")
     r.add_argument("--energy", type=Path, metavar="FILE.toml", help="per-event energy table "
                    "(default: synth/energy.toml, Horowitz ISSCC 2014 at 45 nm)")
     r.add_argument("--node", type=float, metavar="NM", help="process node to scale the table to (default 45)")
@@ -65,19 +66,20 @@ def run(args):
     say = progress(args.quiet)
     names = args.workload
     if not names or names == ["all"]:
-        # The default set and 'all' leave out, with a note, what the config's rows cannot run; a workload
-        # named on its own is run or refused.
-        names, notes = report.default_workloads(cfg, list(dataflow.WORKLOADS) if names else report.DEFAULT_WORKLOADS)
+        # The default set and 'all' leave out, with a note, what the config's rows cannot run.
+        names, notes = report.runnable_workloads(cfg, list(dataflow.WORKLOADS) if names else report.DEFAULT_WORKLOADS)
         for note in notes:
             print(f"fusioncim: note: {note}", file=sys.stderr)
         if not names:
             raise UserError("no workload fits this config's rows; name one with --workload")
-    for n in names:
-        if n not in dataflow.WORKLOADS:
-            raise UserError(f"--workload {n!r} is not one of: all, {', '.join(dataflow.WORKLOADS)}")
-    _, notes = report.default_workloads(cfg, names)     # a named workload the rows cannot run: refused now
-    if notes:
-        raise UserError(f"--workload {notes[0].replace(' left out:', ':', 1)}")
+    else:
+        # A workload named on its own is run or refused, before anything runs.
+        for n in names:
+            if n not in dataflow.WORKLOADS:
+                raise UserError(f"--workload {n!r} is not one of: all, {', '.join(dataflow.WORKLOADS)}")
+        _, notes = report.runnable_workloads(cfg, names)
+        if notes:
+            raise UserError(f"--workload {notes[0].replace(' left out:', ':', 1)}")
     buffers = _buffers(args, report.DEFAULT_BUFFERS)
     positive("--node", args.node)
     positive("--vdd", args.vdd)

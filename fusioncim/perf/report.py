@@ -20,7 +20,7 @@ from ..synth import energy as energy_mod
 __all__ = ["CLAIMS", "REAL", "RATES", "evaluate", "patterns", "measure", "save_rates", "load_rates", "stored_rates",
            "rates_note", "RatesFileError",
            "format_table", "format_markdown", "IDEAS", "CLAIM_BASELINE", "DEFAULT_WORKLOADS",
-           "default_workloads"]
+           "runnable_workloads"]
 
 REAL = data_path("real")
 RATES = data_path("patterns")
@@ -39,7 +39,7 @@ DEFAULT_WORKLOADS = ("llama3-8b-prefill-2048", "llama3-8b-decode-8192", "llama3-
 
 
 
-def default_workloads(cfg, names=DEFAULT_WORKLOADS):
+def runnable_workloads(cfg, names=DEFAULT_WORKLOADS):
     """``(names, notes)``: the workloads of ``names`` (default :data:`DEFAULT_WORKLOADS`; the report's
     ``all`` passes every one) whose decode positions fit ``cfg``'s rows, and one note per workload left
     out (a config with fewer rows than the GQA group times the positions)."""
