@@ -49,7 +49,7 @@ __all__ = ["estimate", "AreaError", "LibertyError", "check_liberty", "sram_bits"
 
 SRAM_CELL = "$__fusioncim_sram"
 # Bump when the Yosys script changes: cached results of the old script are then not reused.
-FLOW_VERSION = 4
+FLOW_VERSION = 5
 GENERIC_LIBERTY = Path(__file__).resolve().parent / "generic45.lib"
 # 45 nm six-transistor SRAM bit cell: 0.346 um^2 (K. Mistry et al., "A 45nm Logic Technology with
 # High-k+Metal Gate Transistors ...", IEDM 2007). The array efficiency (bit cells over macro area,
@@ -108,8 +108,19 @@ def _worker(verilog, top, workdir, liberty, timed="timed"):
     ys.run_pass(f"tee -q -o {work / 'stat.txt'} stat -tech cmos", d)
     # The same netlist mapped to the library's cells: flip-flops, then logic, then ABC's timing report.
     ys.run_pass(f"dfflibmap -liberty {liberty}", d)
-    # ABC's timing report needs the library's delays (it aborts on a library without any).
-    ys.run_pass(f"abc -liberty {liberty} -script +strash;dch;map" + (";topo;stime,-p" if timed == "timed" else ""), d)
+    # ABC's timing report needs the library's delays (it aborts on a library without any). One ABC run
+    # per module, each with its own log: a run over several modules interleaves their reports, and a
+    # delay could not be told apart from its neighbour's (issue 31).
+    script = "+strash;dch;map" + (";topo;stime,-p" if timed == "timed" else "")
+    names = [name.str() for name, mod in d.modules_.items() if not mod.get_blackbox_attribute()]
+    delays = {}
+    for i, name in enumerate(names):
+        part = work / f"abc-{i}.log"
+        ys.run_pass(f"tee -q -o {part} abc -liberty {liberty} -script {script} {name}", d)
+        ns = parse_delays(part.read_text(errors="replace"))
+        if ns is not None:
+            delays[name.removeprefix("\\")] = ns
+    (work / "delays.json").write_text(json.dumps(delays))
     ys.run_pass("opt_clean", d)
     ys.run_pass(f"tee -q -o {work / 'stat_lib.txt'} stat -liberty {liberty}", d)
 
@@ -147,17 +158,9 @@ def parse_stat(text):
 
 
 def parse_delays(log):
-    """``{module: ns}``: ABC's longest logic path of each module mapped to the library (``stime -p``)."""
-    delays = {}
-    module = None
-    for line in log.splitlines():
-        m = re.search(r"Extracting gate netlist of module `\\?([^']+)'", line)
-        if m:
-            module = m.group(1)
-        m = re.search(r"Delay =\s+([0-9.]+) ps", line)
-        if m and module is not None:
-            delays[module] = max(delays.get(module, 0.0), float(m.group(1)) / 1000)
-    return delays
+    """ABC's longest logic path in ns in the log of one ABC run (``stime -p``), or None if it timed nothing."""
+    ns = [float(m.group(1)) / 1000 for m in re.finditer(r"Delay =\s+([0-9.]+) ps", log)]
+    return max(ns) if ns else None
 
 
 def parse_liberty_stat(text):
@@ -200,11 +203,40 @@ def _checked_liberty(path, stamp):
     return text.encode()
 
 
+def synthesise(verilog, top, work, liberty, lib_text, timeout=3600):
+    """Run the Yosys flow on the Verilog file ``verilog`` (top module ``top``) in the directory ``work``:
+    the statistics and timing of :func:`estimate` without its cache, SRAM estimate or Verilog
+    generation. ``module_ns`` holds each module's longest logic path, timed by its own ABC run."""
+    log = Path(work) / "yosys.log"
+    t = time.perf_counter()
+    timed = "timed" if re.search(rb"\bcell_rise\b", lib_text) else "untimed"
+    args = [sys.executable, "-m", "fusioncim.synth.area", str(verilog), top, str(work), str(liberty), timed]
+    with open(log, "w") as f:
+        proc = subprocess.run(args, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
+    seconds = time.perf_counter() - t
+    stat, stat_lib, timing = (Path(work) / name for name in ("stat.txt", "stat_lib.txt", "delays.json"))
+    if proc.returncode != 0 or not stat.exists() or not stat_lib.exists() or not timing.exists():
+        tail = log.read_text(errors="replace").splitlines()[-5:]
+        raise AreaError(f"Yosys failed (exit {proc.returncode}) on {top}: {' | '.join(tail)}")
+    result = parse_stat(stat.read_text())
+    result["area_um2"], result["lib_cells"] = parse_liberty_stat(stat_lib.read_text())
+    result["liberty"] = "generic45 (bundled)" if liberty == GENERIC_LIBERTY else str(liberty)
+    delays = json.loads(timing.read_text())
+    result["module_ns"] = {name: round(ns, 3) for name, ns in sorted(delays.items())}
+    module = max(delays, key=delays.get) if delays else None
+    result["logic_ns"] = round(delays[module], 3) if module else None
+    result["critical_module"] = module
+    result["clock_ns"], result["clock_mhz"] = ((round(v, 3) for v in clock_estimate(result["logic_ns"]))
+                                               if module else (None, None))
+    result["seconds"] = round(seconds, 1)
+    return result
+
+
 def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeout=3600, cache=True, flat=False):
     """Synthesise ``block`` for ``cfg`` (hierarchically: each distinct cell once).
 
     Returns ``{"transistors", "lower_bound", "flip_flops", "cells", "modules", "area_um2", "lib_cells",
-    "liberty", "logic_ns", "critical_module", "clock_ns", "clock_mhz", "sram_bits", "sram_um2",
+    "liberty", "logic_ns", "critical_module", "module_ns", "clock_ns", "clock_mhz", "sram_bits", "sram_um2",
     "seconds", "cached"}``. ``lower_bound`` is True when Yosys marks the transistor estimate with ``+``:
     cells without a CMOS transistor model (the flip-flops) are not in the count, so ``flip_flops`` is
     reported beside it. ``area_um2`` is the netlist mapped to ``liberty`` (default :data:`GENERIC_LIBERTY`),
@@ -239,27 +271,7 @@ def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeo
                 return result
             except (OSError, ValueError):
                 pass                        # a damaged cache entry: synthesise again
-        log = work / "yosys.log"
-        t = time.perf_counter()
-        timed = "timed" if re.search(rb"\bcell_rise\b", lib_text) else "untimed"
-        args = [sys.executable, "-m", "fusioncim.synth.area", str(verilog), block, str(work), str(liberty), timed]
-        with open(log, "w") as f:
-            proc = subprocess.run(args, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
-        seconds = time.perf_counter() - t
-        stat, stat_lib = work / "stat.txt", work / "stat_lib.txt"
-        if proc.returncode != 0 or not stat.exists() or not stat_lib.exists():
-            tail = log.read_text(errors="replace").splitlines()[-5:]
-            raise AreaError(f"Yosys failed (exit {proc.returncode}) on {block}: {' | '.join(tail)}")
-        result = parse_stat(stat.read_text())
-        result["area_um2"], result["lib_cells"] = parse_liberty_stat(stat_lib.read_text())
-        result["liberty"] = "generic45 (bundled)" if liberty == GENERIC_LIBERTY else str(liberty)
-        delays = parse_delays(log.read_text(errors="replace"))
-        module = max(delays, key=delays.get) if delays else None
-        result["logic_ns"] = round(delays[module], 3) if module else None
-        result["critical_module"] = module
-        result["clock_ns"], result["clock_mhz"] = ((round(v, 3) for v in clock_estimate(result["logic_ns"]))
-                                                   if module else (None, None))
-        result["seconds"] = round(seconds, 1)
+        result = synthesise(verilog, block, work, liberty, lib_text, timeout)
         result["sram_bits"] = sram_bits(block, cfg)
         result["sram_um2"] = round(sram_area_um2(result["sram_bits"]), 1)
         if cache:
