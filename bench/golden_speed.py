@@ -2,8 +2,10 @@
 
 Shape: 32 query heads, 8 KV heads, d = 128, 2048 tokens, causal prefill, the
 ``llama3-8b`` preset. Prints the wall time of the float reference (float32
-and float64), of the quantisation front end and of the golden engine, and the
-ratio the issue's target is stated in (golden within 20x of float, < 60 s).
+and float64), of the quantisation front end and of the golden engine, each the best of ``--repeat`` runs, and the
+ratio the target is stated in (issue 31: golden within 5x of float32 NumPy in
+the same run). The load average before and after says how quiet the machine
+was: the ratio is the figure to compare across machines, not the seconds.
 
 Run: ``make bench`` or ``.venv/bin/python bench/golden_speed.py [--len N] [--repeat R]``.
 """
@@ -57,7 +59,7 @@ def main():
     ap.add_argument("--len", type=int, default=2048)
     ap.add_argument("--heads", type=int, default=32)
     ap.add_argument("--kv-heads", type=int, default=8)
-    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3, help="best of this many runs of each (default 3)")
     args = ap.parse_args()
     cfg = PRESETS["llama3-8b"]
     H, Hkv, L, d = args.heads, args.kv_heads, args.len, cfg.head_dim
@@ -68,8 +70,10 @@ def main():
     # A sink key and a recent-token bias, as in real LLaMA attention.
     k[:, 0] += 2.0
     q += 0.2
+    load = os.getloadavg()
     print(f"LLaMA-3-8B attention layer: {H} query heads, {Hkv} KV heads, d={d}, {L} tokens, causal; "
-          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, numpy {np.__version__}")
+          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, numpy {np.__version__}; "
+          f"best of {args.repeat}")
     t32, _ = best_of(lambda: float_attention(q, k, v, np.float32), args.repeat)
     t64, _ = best_of(lambda: float_attention(q, k, v, np.float64), args.repeat)
     tq, z = best_of(lambda: quant.quantise(q, k, v, cfg), args.repeat)
@@ -80,10 +84,13 @@ def main():
     print(f"  quantisation front end           {tq:8.2f} s")
     print(f"  golden engine (bit-exact)        {tg:8.2f} s   ({c.keys:,} key visits, {c.tiles:,} tiles, "
           f"{res.fallback_rows} rows summed exactly in Python ints)")
-    print(f"  golden / float32                 {tg / t32:8.1f} x   (target: within 20x)")
+    print(f"  golden / float32                 {tg / t32:8.1f} x   (target: within 5x; "
+          f"{'met' if tg / t32 <= 5 else 'NOT met'})")
     print(f"  golden / float64                 {tg / t64:8.1f} x")
-    print(f"  golden + front end               {tg + tq:8.2f} s   (target: under 60 s)")
-
+    print(f"  golden + front end               {tg + tq:8.2f} s")
+    after = os.getloadavg()
+    print(f"  load average (1 min) {load[0]:.2f} before, {after[0]:.2f} after, on {os.cpu_count()} CPUs "
+          f"(this run's own work counts in the second)")
 
 if __name__ == "__main__":
     main()

@@ -90,7 +90,7 @@ def _tile_counters(cfg, n_rows, n_keys, op_cycles):
                     cim_writes=n_rows, keys=n_keys, k_reads=n_keys)
 
 
-def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", positions=1, chunk_entries=1 << 22):
+def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", positions=1, chunk_entries=1 << 18):
     """Run the engine numerics and counters over whole attention heads.
 
     Parameters
@@ -146,28 +146,30 @@ def _add_cycles(total, cfg, tiles, spans, Lk):
 
 def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, span, cfg, causal, out, lsum):
     T, R = qrow.shape
-    Lk = kg.shape[0]
     F = cfg.log_frac_bits
     valid = qrow >= 0
     qr = np.where(valid, qrow, 0)
     hh = np.where(valid, head, 0)
     rows_q = np.where(valid[..., None], q[hh, qr], 0)                 # [T, R, d]
     pos = np.where(valid, qpos[qr], -1)                               # [T, R]
-    # Per-tile key order (span: keys streamed, latest query), padded with a
-    # dummy key slot to a common length.
+    # Per-tile key order (span: keys streamed, latest query).
     nk = [int(n) for n in span[:, 0]]
     orders = [key_order(int(n), int(hi), cfg) for n, hi in span]
     N = max(nk, default=0)
     # Every tile streams a subset of keys [0, N): score only those.
     kg, vg = kg[:N], vg[:N]
-    Lk = N
     x = softmax.to_log2(ip_cim.scores(rows_q, kg), np.where(valid, cm[hh, qr], 0),
                         np.where(valid, cs[hh, qr], 0), cfg)          # [T, R, N]
-    order = np.full((T, N), Lk, np.int64)
+    # order[t, i]: the key in stream slot i; the slots past a tile's own keys hold the keys it does not
+    # stream (masked: their scores are never used), so each row is a permutation of [0, N) and
+    # slot[t, key] is its inverse.
+    order = np.tile(np.arange(N), (T, 1))
     for t, o in enumerate(orders):
         order[t, :len(o)] = o
-    in_tile = order < Lk
-    xo = np.take_along_axis(np.concatenate([x, np.zeros((T, R, 1), np.int64)], -1), order[:, None, :], -1)
+    slot = np.empty_like(order)
+    np.put_along_axis(slot, order, np.arange(N)[None, :], -1)
+    in_tile = np.arange(N)[None, :] < np.array(nk, np.int64)[:, None]
+    xo = op_cim.take_keys(x, order)
     live = valid[..., None] & in_tile[:, None, :]
     if causal:
         live &= order[:, None, :] <= pos[..., None]
@@ -177,13 +179,9 @@ def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, span, cfg, causal, out, lsum
     skipped = zero_key if cfg.key_skip else np.zeros_like(zero_key)
     # Total shift each key's contribution sees before the tile ends.
     s = np.where(live, (res.m_final[..., None] - res.m) >> F, 0)
-    pn = np.zeros((T, R, Lk + 1), np.int64)
-    sn = np.zeros((T, R, Lk + 1), np.int64)
-    np.put_along_axis(pn, np.broadcast_to(order[:, None, :], xo.shape), res.p, -1)
-    np.put_along_axis(sn, np.broadcast_to(order[:, None, :], xo.shape), s, -1)
-    pn, sn = pn[..., :Lk], sn[..., :Lk]
-    O, l = op_cim.accumulate(pn, sn, vg, v_bits=cfg.data_bits)
-    fallback = int((~op_cim.exact_rows(pn, sn, v_bits=cfg.data_bits)).sum())
+    exact = op_cim.exact_rows(res.p, s, v_bits=cfg.data_bits)
+    O, l = op_cim.accumulate(res.p, s, vg, v_bits=cfg.data_bits, slot=slot, exact=exact)
+    fallback = int((~exact).sum())
     o = op_cim.normalise(O, l, out_frac_bits=cfg.out_frac_bits, out_bits=cfg.out_bits)
     out[head[valid], qrow[valid]] = o[valid]
     lsum[head[valid], qrow[valid]] = l[valid]

@@ -39,7 +39,8 @@ def scores(q, k):
     """Exact integer scores ``q @ k.T`` for int8-like data, shape ``[..., R, N]``.
 
     Uses a BLAS float matmul where every partial sum is provably exact (all are
-    integers below 2**24 for float32, 2**53 for float64), integer matmul otherwise.
+    integers below 2**24 for float32, 2**53 for float64, so the result is an
+    integer with no rounding to do), integer matmul otherwise.
     """
     q = np.asarray(q, dtype=np.int64)
     k = np.asarray(k, dtype=np.int64)
@@ -48,11 +49,14 @@ def scores(q, k):
     kmax = int(np.abs(k).max(initial=0))
     bound = d * qmax * kmax
     kt = np.swapaxes(k, -1, -2)
-    if bound < (1 << 24):
-        return np.rint(q.astype(np.float32) @ kt.astype(np.float32)).astype(np.int64)
-    if bound < (1 << 53):
-        return np.rint(q.astype(np.float64) @ kt.astype(np.float64)).astype(np.int64)
-    return q @ kt
+    if bound >= (1 << 53):
+        return q @ kt
+    ftype = np.float32 if bound < (1 << 24) else np.float64
+    if k.ndim == 2:
+        # One 2-D product for every row of q (BLAS is fastest at that form; a stacked one is not).
+        s = q.reshape(-1, d).astype(ftype) @ kt.astype(ftype)
+        return s.reshape(*q.shape[:-1], k.shape[0]).astype(np.int64)
+    return (q.astype(ftype) @ kt.astype(ftype)).astype(np.int64)
 
 
 def digits(k, data_bits, bits_per_cycle):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["update", "accumulate", "exact_rows", "normalise"]
+__all__ = ["update", "accumulate", "take_keys", "exact_rows", "normalise"]
 
 
 def update(O, l, p, shift, v):
@@ -34,19 +34,26 @@ def update(O, l, p, shift, v):
     return O, l
 
 
-def accumulate(p, s, v, *, v_bits):
+def accumulate(p, s, v, *, v_bits, slot=None, exact=None):
     """Final ``O [..., R, d]`` and ``l [..., R]`` from per-key ``p`` and total shifts ``s`` ``[..., R, N]``.
 
     ``v`` is ``[N, d]``. Computes ``floor(sum p * v * 2**-s)`` with one float64
     matmul when every partial sum is a dyadic rational that float64 holds
     exactly, and with Python integers for the (rare) rows where it is not.
+
+    ``p`` and ``s`` may come in any order of the keys (the order they streamed
+    in): ``slot [..., N]`` then says where key ``n`` sits along their last axis
+    (None: key ``n`` at ``n``). ``exact`` is :func:`exact_rows` of ``p`` and ``s``
+    when the caller has it already.
     """
     p = np.asarray(p, np.int64)
     s = np.where(p != 0, np.asarray(s, np.int64), 0)
     v = np.asarray(v, np.int64)
-    exact = exact_rows(p, s, v_bits=v_bits)
+    exact = exact_rows(p, s, v_bits=v_bits) if exact is None else exact
     w = np.ldexp(p.astype(np.float64), -np.minimum(s, 1000).astype(np.int32))
     w = np.where(exact[..., None], w, 0.0)
+    if slot is not None:
+        w = take_keys(w, slot)                # into key order; the sums below are exact, so order cannot matter
     # One 2-D product over every row at once (BLAS is fastest at that form; a stacked [..., R, N] @ [N, d]
     # measured several times slower): every partial sum is exact, so the order of the sums cannot matter.
     O = np.floor((w.reshape(-1, w.shape[-1]) @ v.astype(np.float64)).reshape(*w.shape[:-1], v.shape[1]))
@@ -54,8 +61,22 @@ def accumulate(p, s, v, *, v_bits):
     l = np.floor(w.sum(axis=-1)).astype(np.int64)
     if not exact.all():
         for ix in zip(*np.nonzero(~exact)):
-            O[ix], l[ix] = _exact_row(p[ix], s[ix], v)
+            keys = slice(None) if slot is None else slot[ix[:-1]]
+            O[ix], l[ix] = _exact_row(p[ix][keys], s[ix][keys], v)
     return O, l
+
+
+def take_keys(a, index):
+    """``a [..., R, N]`` with the last axis of each ``a[i]`` taken in the order ``index[i]`` ``[..., N]``.
+
+    What ``np.take_along_axis(a, index[..., None, :], -1)`` gives, one ``np.take`` per leading index
+    (several times faster here: no index array the size of ``a`` is built).
+    """
+    index = np.asarray(index)
+    out = np.empty(a.shape[:-1] + index.shape[-1:], a.dtype)
+    for i in np.ndindex(index.shape[:-1]):
+        np.take(a[i], index[i], axis=-1, out=out[i])
+    return out
 
 
 def exact_rows(p, s, *, v_bits):

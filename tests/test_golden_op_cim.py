@@ -59,3 +59,32 @@ def test_accumulate_negative_floor_edge():
 def test_normalise_hand(O, l, want):
     out = op_cim.normalise(np.array([[O]]), np.array([l]), out_frac_bits=4, out_bits=12)
     assert out.item() == want
+
+
+@pytest.mark.parametrize("max_shift", [3, 40])          # 40: rows past float64's exact range (Python ints)
+def test_accumulate_in_stream_order(max_shift):
+    # p and s given in the order keys streamed (one order per tile), with slot[t, key] saying where each
+    # key sits: the same bits as the fold over the keys in their own order.
+    rng = np.random.default_rng(7 + max_shift)
+    T, R, N, d = 3, 4, 40, 8
+    v = rng.integers(-128, 128, (N, d))
+    p = rng.integers(0, 4096, (T, R, N))
+    shifts = rng.integers(0, max_shift + 1, (T, R, N)) * (rng.random((T, R, N)) < 0.1)
+    order = np.stack([rng.permutation(N) for _ in range(T)])       # order[t, i]: the key in slot i
+    slot = np.argsort(order, axis=1)
+    p_stream, sh_stream = (np.take_along_axis(a, order[:, None, :], -1) for a in (p, shifts))
+    # Shift seen by each streamed key: the shifts of the keys after it in the stream.
+    s_stream = np.cumsum(sh_stream[..., ::-1], axis=-1)[..., ::-1] - sh_stream
+    O, l = op_cim.accumulate(p_stream, s_stream, v, v_bits=8, slot=slot)
+    for t in range(T):
+        O_fold, l_fold = _fold(p_stream[t], sh_stream[t], v[order[t]])
+        assert np.array_equal(O[t], O_fold) and np.array_equal(l[t], l_fold)
+    if max_shift == 40:
+        assert not op_cim.exact_rows(p_stream, s_stream, v_bits=8).all()
+
+
+def test_take_keys_is_take_along_axis():
+    rng = np.random.default_rng(3)
+    a = rng.integers(-50, 50, (2, 3, 5, 6))
+    index = rng.integers(0, 6, (2, 3, 4))
+    assert np.array_equal(op_cim.take_keys(a, index), np.take_along_axis(a, index[..., None, :], -1))

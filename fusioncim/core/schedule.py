@@ -185,7 +185,9 @@ def key_order(n_keys, hi, cfg):
     top = min(hi, n_keys - 1)
     diag = np.arange(top, max(top - cfg.diag_window, len(sink) - 1), -1)
     diag = diag[diag >= len(sink)]
-    rest = np.setdiff1d(np.arange(n_keys), np.concatenate([sink, diag]), assume_unique=True)
+    # The diagonal window is a run of consecutive keys: the rest lie either side of it.
+    lo, hi_diag = (int(diag[-1]), int(diag[0]) + 1) if len(diag) else (len(sink), len(sink))
+    rest = np.concatenate([np.arange(len(sink), lo), np.arange(hi_diag, n_keys)])
     return np.concatenate([sink, diag, rest]).astype(np.int64)
 
 
