@@ -350,3 +350,23 @@ def test_preloaded_schedule_by_hand():
     # tile 1: swap 5, ends 5 + 2 = 7; command 6, loaded 11 -> swap 11, ends 13; divisions of 19 cycles:
     # 8..26; the second tile ends once it is done, in 27, and its division takes 28..46.
     assert schedule.segment_cycles(cfg.replace(norm_lanes=4), short, rows) == max(13, 7 + 19 + 1) + 19 + 1
+
+
+def test_bench_prints_the_comparable_figures(tmp_path):
+    # `make bench` on a small layer: every figure printed, the ratio the quotient of the two times shown.
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parent.parent / "bench" / "golden_speed.py"
+    out = subprocess.run([sys.executable, str(script), "--len", "64", "--heads", "4", "--kv-heads", "1",
+                          "--repeat", "1"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    t32 = float(re.search(r"float32 NumPy attention\s+([0-9.]+) s", out.stdout).group(1))
+    tg = float(re.search(r"golden engine \(bit-exact\)\s+([0-9.]+) s", out.stdout).group(1))
+    ratio = float(re.search(r"golden / float32\s+([0-9.]+) x\s+\(target: within 5x; (met|NOT met)\)",
+                            out.stdout).group(1))
+    if t32 >= 0.05:                                   # two-decimal seconds: the quotient is meaningful
+        assert ratio == pytest.approx(tg / t32, rel=0.15)
+    assert re.search(r"load average \(1 min\) [0-9.]+ before, [0-9.]+ after", out.stdout)
+    assert list(tmp_path.iterdir()) == []
