@@ -47,3 +47,54 @@ def test_unwritable_cache_still_generates(monkeypatch, tmp_path):
     blocker.write_text("not a folder")
     monkeypatch.setenv("FUSIONCIM_CACHE", str(blocker))
     assert "module ip_cim" in generate.verilog_text("ip_cim", PRESETS["test"])
+
+
+# -- the widest value: what Amaranth can build, checked before anything is generated (issue 31, item 4) --
+
+def _groups(text):
+    # One module's bit groups that Amaranth numbers in 16 bits: its inputs together (after the two
+    # constant nets), its outputs together (an instance's outputs in its parent), and its widest wire.
+    import re
+    ins = sum(int(w or 1) for w in re.findall(r"^\s*wire (?:width (\d+) )?input \d+", text, re.M))
+    outs = sum(int(w or 1) for w in re.findall(r"^\s*wire (?:width (\d+) )?output \d+", text, re.M))
+    widest = max([int(w) for w in re.findall(r"^\s*wire width (\d+)", text, re.M)] + [1])
+    return max(ins + 2, outs, widest)
+
+
+@pytest.mark.parametrize("block,cfg", [
+    ("engine_axi", PRESETS["test"]),
+    ("op_cim", PRESETS["test"].replace(head_dim=4, rows=48)),           # rows-sized groups lead
+    ("softmax", PRESETS["test"].replace(head_dim=4, rows=48)),
+    ("ip_cim", PRESETS["test"].replace(data_bits=4, ip_bits_per_cycle=1, rows=2)),
+], ids=["engine_axi-test", "op_cim-rows48", "softmax-rows48", "ip_cim-4bit"])
+def test_widest_values_bound_every_module(block, cfg):
+    from fusioncim.core.config import VALUE_SLACK_BITS
+    bound = max(bits for bits, _ in cfg.widest_values(block)) + VALUE_SLACK_BITS
+    measured = [_groups(m) for m in generate.rtlil_modules(block, cfg)]
+    assert len(measured) > 1 and max(measured) <= bound, (bound, measured)
+    # The bound is not idle: some module comes within the room left for control and counters.
+    assert max(measured) > bound - 2 * VALUE_SLACK_BITS
+
+
+def test_a_config_past_amaranths_limit_is_refused_before_generation(tmp_path):
+    import subprocess
+    import sys
+    from fusioncim.core.config import MAX_VALUE_BITS, VALUE_SLACK_BITS, EngineConfig
+    from fusioncim.core.errors import InputError
+    # The OP-CIM's outputs: head_dim x (acc_width + out_bits), with 1,024 bits of room beside them.
+    cfg = EngineConfig(head_dim=1024)
+    per = cfg.acc_width + cfg.out_bits
+    fits = (MAX_VALUE_BITS - VALUE_SLACK_BITS) // per
+    EngineConfig(head_dim=fits).check_buildable("op_cim")
+    with pytest.raises(InputError, match=rf"op_cim cannot be generated: the OP-CIM's outputs .* is "
+                                         rf"{(fits + 1) * per:,} bits"):
+        EngineConfig(head_dim=fits + 1).check_buildable("op_cim")
+    EngineConfig(head_dim=fits + 1).check_buildable("softmax")        # no head_dim-wide value there
+    # The new user's command: one line, exit 2, nothing written, at once.
+    out = subprocess.run([sys.executable, "-m", "fusioncim", "generate", "engine", "--set", "head_dim=4096",
+                          "--set", "max_seq_len=1048576", "--out", str(tmp_path / "e.v")],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert "engine cannot be generated" in out.stderr and "65,536 bits" in out.stderr
+    assert list(tmp_path.iterdir()) == []

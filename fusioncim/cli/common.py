@@ -103,7 +103,7 @@ def block_config(args):
     cfg = configfile.load(args.config, args.set)
     if args.block in generate.ENGINES:
         cfg.check_engine()
-    return cfg
+    return cfg.check_buildable(args.block)
 
 
 def bus(args):

@@ -23,6 +23,10 @@ KEY_ORDERS = ("sequential", "pattern")
 CMD_KEYS_BITS = 24
 CMD_ROWS_BITS = 16
 MAX_ROWS = 1024
+# Amaranth 0.5 numbers the bits of one netlist cell's output in 16 bits (EngineConfig.widest_values); the
+# control signals and counters beside the head_dim- and rows-sized groups measured under this many bits.
+MAX_VALUE_BITS = 1 << 16
+VALUE_SLACK_BITS = 1024
 
 
 class ConfigError(InputError):
@@ -265,6 +269,42 @@ class EngineConfig:
                 f"(rescale) cycles per key, more than the IP-CIM's {self.ip_cycles_per_key} (data_bits "
                 f"{self.data_bits} / ip_bits_per_cycle {self.ip_bits_per_cycle}): the engine needs the OP-CIM "
                 f"to keep up; {fix}")
+        return self
+
+    def widest_values(self, block):
+        """``[(bits, what)]``: the widest groups of bits one Amaranth netlist cell of ``block`` carries.
+
+        Amaranth 0.5 numbers the bits of one cell's output in 16 bits: a module's input ports together,
+        an instance's outputs, one register each form such a group, and one over 65,536 bits stops the
+        generator with an assertion. These are that design's head_dim- and rows-sized groups, from
+        above; the control signals and counters beside them stay under :data:`VALUE_SLACK_BITS`
+        (``tests/test_generate.py`` measures every module of generated designs against this).
+        """
+        d, R = self.head_dim, self.rows
+        banks = 2 if self.double_buffer else 1
+        ip = [(2 * d * self.data_bits, f"an IP-CIM row's Q and K ports (2 x head_dim {d} x data_bits {self.data_bits})"),
+              (R * self.score_bits, f"the IP-CIM's scores (rows {R} x score_bits {self.score_bits})")]
+        op = [(d * (self.acc_width + self.out_bits), f"the OP-CIM's outputs (head_dim {d} x (acc_width "
+               f"{self.acc_width} + out_bits {self.out_bits}))"),
+              (d * self.acc_width + R * self.sum_width, f"the normaliser's inputs (head_dim {d} x acc_width "
+               f"{self.acc_width} + rows {R} x sum_width {self.sum_width})"),
+              (banks * R * self.acc_width, f"an OP-CIM column ({banks} bank(s) x rows {R} x acc_width "
+               f"{self.acc_width})")]
+        sm = [(R * (self.sum_width + self.p_bits + self.x_bits), f"the softmax unit's outputs (rows {R} x "
+               f"(sum_width {self.sum_width} + p_bits {self.p_bits} + x_bits {self.x_bits}))")]
+        engine = [(3 * d * self.data_bits, f"the engine's Q, K and V ports (3 x head_dim {d} x data_bits "
+                   f"{self.data_bits})")]
+        return {"ip_cim": ip, "op_cim": op, "softmax": sm}.get(block, ip + op + sm + engine)
+
+    def check_buildable(self, block):
+        """Raise ValueError if Amaranth cannot generate ``block`` from this config (:meth:`widest_values`)."""
+        bits, what = max(self.widest_values(block))
+        if bits + VALUE_SLACK_BITS > MAX_VALUE_BITS:
+            raise InputError(
+                f"{block} cannot be generated: {what} is {bits:,} bits; Amaranth holds at most "
+                f"{MAX_VALUE_BITS:,} bits in one netlist value, and the generator needs it to be at most "
+                f"{MAX_VALUE_BITS - VALUE_SLACK_BITS:,} (room for {VALUE_SLACK_BITS:,} bits of control and "
+                f"counters); lower head_dim, rows or max_seq_len (which sets acc_width and sum_width)")
         return self
 
     def _check_luts(self):

@@ -80,6 +80,7 @@ def build(block: str, cfg: EngineConfig):
         raise ValueError(f"block must be one of {', '.join(BLOCKS)}, not {block!r}")
     if not isinstance(cfg, EngineConfig):
         raise TypeError(f"config must be an EngineConfig, not {cfg!r}")
+    cfg.check_buildable(block)
     return BLOCKS[block](cfg)
 
 
