@@ -42,6 +42,7 @@ from pathlib import Path
 
 from ..core.config import EngineConfig, kv_buffer_bits
 from ..core.errors import InputError
+from ..core.cache import touch
 from ..core.files import atomic_write, cache_root
 from ..ip.generate import ENGINES, write_verilog
 
@@ -268,6 +269,7 @@ def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeo
             try:
                 result = json.loads(cached.read_text())
                 result["cached"] = True
+                touch(cached)                       # last use, for `fusioncim cache` and the size cap
                 return result
             except (OSError, ValueError):
                 pass                        # a damaged cache entry: synthesise again

@@ -2,6 +2,7 @@
 
 import threading
 
+from fusioncim.core import cache
 from fusioncim.sim import rtlsim
 from fusioncim.core.config import PRESETS
 
@@ -42,9 +43,9 @@ def test_the_lock_excludes_another_holder(tmp_path):
     path = tmp_path / "x.lock"
     order = []
     def second():
-        with rtlsim._locked(path):
+        with cache.locked(path):
             order.append("second")
-    with rtlsim._locked(path):
+    with cache.locked(path):
         t = threading.Thread(target=second)
         t.start()
         t.join(0.5)

@@ -20,14 +20,14 @@ import sys
 
 from .. import __version__
 from ..core.errors import InputError
-from . import (accuracy, area, calibrate, config, demo, eval_model, explore, extract, generate, patterns, ports, regmap,
-               report, simulate)
+from . import (accuracy, area, cache, calibrate, config, demo, eval_model, explore, extract, generate, patterns, ports,
+               regmap, report, simulate)
 from .common import EXIT_USAGE
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 COMMANDS = [accuracy, calibrate, eval_model, extract, config, generate, ports, regmap, simulate, report, area, patterns,
-            explore, demo]
+            explore, demo, cache]
 """The commands in the order ``fusioncim --help`` lists them."""
 
 

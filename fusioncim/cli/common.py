@@ -59,7 +59,9 @@ def write_error(option, path, exc):
 
 def require_cache():
     """Fail with one line (exit 2) when the cache folder cannot be written; nothing is created elsewhere."""
+    from ..core.cache import limit_bytes
     from ..core.files import cache_root
+    limit_bytes()                       # a bad FUSIONCIM_CACHE_LIMIT_GB: one line now, not after a build
     root = cache_root()
     try:
         root.mkdir(parents=True, exist_ok=True)

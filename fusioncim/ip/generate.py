@@ -39,6 +39,7 @@ from pathlib import Path
 from amaranth.back import rtlil
 
 from ..core.config import EngineConfig
+from ..core.cache import touch
 from ..core.files import atomic_write, cache_root
 
 __all__ = ["BLOCKS", "build", "verilog_text", "write_verilog"]
@@ -171,7 +172,9 @@ def verilog_text(block: str, cfg: EngineConfig, *, cache=True, flat=False) -> st
         return convert(block, cfg, flat=flat)
     path = verilog_path(block, cfg, flat=flat)
     try:
-        return path.read_text()
+        text = path.read_text()
+        touch(path)                             # last use, for `fusioncim cache` and the size cap
+        return text
     except OSError:
         pass
     text = convert(block, cfg, flat=flat)

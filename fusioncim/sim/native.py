@@ -28,7 +28,8 @@ from . import verilator
 from ..core.counters import ENGINE_COUNTERS
 from ..ip.generate import verilog_text
 from .program import SINK, native_header
-from .rtlsim import SimTimeout, build_dir, cached_build, config_json
+from ..core import cache
+from .rtlsim import SimTimeout, build_dir, build_lock, cached_build, config_json
 
 __all__ = ["build", "run", "available"]
 
@@ -88,8 +89,9 @@ def run(cfg, planned, program, *, timeout=None):
     result = work / "native-results.txt"
     t = time.perf_counter()
     try:
-        done = subprocess.run([str(binary), str(program), str(budgets), str(result)], capture_output=True,
-                              text=True, timeout=RUN_TIMEOUT if timeout is None else timeout)
+        with cache.locked(build_lock(binary.parent), shared=True):        # never evicted while it runs
+            done = subprocess.run([str(binary), str(program), str(budgets), str(result)], capture_output=True,
+                                  text=True, timeout=RUN_TIMEOUT if timeout is None else timeout)
     except subprocess.TimeoutExpired:
         raise SimTimeout(f"the native model ran past {timeout or RUN_TIMEOUT:.0f} s and was killed "
                          f"(FUSIONCIM_SIM_TIMEOUT)") from None

@@ -15,7 +15,6 @@ so a design is built once and two runs never write the same run folder.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from . import verilator
 from ..core.config import EngineConfig
+from ..core import cache
 from ..core.files import cache_root
 from ..ip.generate import verilog_text
 
@@ -147,33 +147,30 @@ def icarus_time0(text):
     return _DUMP_REG.sub(lambda mo: f"reg {mo.group(1)};\n  initial #0 {mo.group(1)} = 1'b0;", text)
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    """Hold an exclusive lock on the file ``path`` (created if missing) for the block's duration."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def cached_build(out: Path, digest: str, make, *, product=None) -> Path:
     """The one build cache of the simulators (cocotb's and the native harness): ``make(out)`` builds into a
     fresh folder ``out`` unless the stamp there says ``digest`` was built (and ``product``, if named,
     exists). Under a lock beside the folder (which a stale build removes), so parallel tests build once;
     the stamp is written last, so a build that fails or is stopped is never taken for done."""
-    with _locked(out.with_name(out.name + ".lock")):
+    with cache.locked(build_lock(out)):
         stamp = out / "fusioncim.stamp"
         if stamp.exists() and stamp.read_text() == digest and (product is None or (out / product).exists()):
+            cache.touch(stamp)                    # last use, for `fusioncim cache` and the size cap
             return out
         if out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True)
         make(out)
         stamp.write_text(digest)
+    if out.parent == cache_root() / "rtl":
+        with contextlib.suppress(OSError):
+            cache.evict(keep=out)                 # the size cap (fusioncim.core.cache)
     return out
+
+
+def build_lock(out: Path) -> Path:
+    """The lock file of the build folder ``out``: held exclusively while building, shared while running."""
+    return out.with_name(out.name + ".lock")
 
 
 def build(block, cfg, sim, waves=False, flat=False):
@@ -237,7 +234,7 @@ def run(block, cfg, sim, test_module, *, testcase=None, seed=1, extra_env=None, 
     out = build(block, cfg, sim, waves, flat)
     name = testcase if isinstance(testcase, str) else "all"
     test_dir = out / f"run-{name}-{seed}"
-    with _locked(out / f"run-{name}-{seed}.lock"):
+    with cache.locked(build_lock(out), shared=True), cache.locked(out / f"run-{name}-{seed}.lock"):
         return _run_locked(out, test_dir, block, sim, test_module, testcase, seed, env, waves,
                            RUN_TIMEOUT if timeout is None else timeout)
 

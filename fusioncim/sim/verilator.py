@@ -62,6 +62,7 @@ def setup_env(env=None):
         env["OBJCACHE"] = "ccache"
         env.setdefault("CCACHE_DIR", str(cache_root() / "ccache"))
         env.setdefault("CCACHE_NOHASHDIR", "1")
+        env.setdefault("CCACHE_MAXSIZE", "1G")          # ccache's own cap (fusioncim.core.cache)
     return env
 
 
