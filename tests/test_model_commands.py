@@ -67,7 +67,11 @@ def test_calibrate_measures_the_models_k_and_v(tmp_path, capsys):
     out = tmp_path / "cal.npz"
     assert main(["calibrate", name, "--text", str(PASSAGE), "--tokens", "40", "--window", "40", "--out", str(out),
                  "--headroom", "1.5", "-q"]) == 0
-    assert capsys.readouterr().out.startswith(f"{out}: {name}, 2 layers, 4 query heads, 2 KV heads, head_dim 8;")
+    said = capsys.readouterr()
+    assert said.out.startswith(f"{out}: {name}, 2 layers, 4 query heads, 2 KV heads, head_dim 8; "
+                               f"calibrated on 40 tokens (")
+    # 40 tokens is far below what held-out accuracy needs (calibration.MIN_TOKENS): said, once, on stderr.
+    assert said.err.count("warning") == 1 and "only 40 calibration tokens; below 1,024" in said.err
     cal = calibration.load(out)
     assert (cal.model, cal.heads, cal.tokens, cal.headroom, len(cal.layers)) == (name, 4, 40, 1.5, 2)
     assert main(["extract", name, "--out", str(tmp_path / "x"), "--tokens", "40", "-q"]) == 0
@@ -171,3 +175,14 @@ def test_eval_model_log_has_no_progress_bars(tmp_path, capsys):
     assert main(["eval-model", "tiny-bert", "--quant", "dynamic", "--text", str(PASSAGE), "--tokens", "16"]) == 0
     err = capsys.readouterr().err
     assert "\r" not in err and "layer/s" not in err and len(err.splitlines()) <= 3, err
+
+
+def test_calibrate_on_enough_tokens_gives_no_warning(tmp_path, capsys):
+    from fusioncim.core.files import data_path
+    out = tmp_path / "cal.npz"
+    n = calibration.MIN_TOKENS
+    assert main(["calibrate", "tiny-llama", "--text", str(data_path("long.txt")), "--tokens", str(n),
+                 "--out", str(out), "-q"]) == 0
+    said = capsys.readouterr()
+    assert f"calibrated on {n:,} tokens" in said.out and said.err == ""
+    assert calibration.load(out).tokens == n

@@ -37,6 +37,11 @@ __all__ = ["Calibration", "CalibrationError", "FORMAT", "calibrate", "load", "sa
 FORMAT = "fusioncim-calibration 1"
 SCALARS = ("format", "model", "heads", "tokens", "source", "headroom")
 HEADROOM = 1.2
+# Below this many calibration tokens held-out accuracy falls and clipping grows (bench/calibration_tokens.py,
+# docs/accuracy.md): against the shipped text's 2,739 tokens, SmolLM2's median error on passage.txt is 1.86%
+# at 512 tokens, 1.62% at 1,024 and 1.61% at 2,739; MiniLM's 1.12%, 0.92% and 0.91%; clipping falls from
+# 15-40x the whole text's at 512 tokens to 3-8x at 1,024. `fusioncim calibrate` warns below it.
+MIN_TOKENS = 1024
 """Default widening of the calibrated ranges: the least error on fusioncim/data/passage.txt with the
 shipped calibration (docs/accuracy.md, "Static scales"); wider ranges lose resolution, narrower ones clip."""
 SHIPPED = data_path("calibration")
