@@ -147,3 +147,26 @@ def test_point_ids_name_files_by_content_not_path(tmp_path):
     pid = explore._point_id(None, ["skip_threshold=none"], job_opts)
     rec = explore.evaluate_point((None, ["skip_threshold=none"], job_opts, pid))
     assert rec["id"] == pid and rec["accuracy_file"] == src.name and str(tmp_path) not in json.dumps(rec)
+
+
+def test_pareto_axis_is_mm2_and_says_where_area_and_energy_differ_in_head_dim():
+    import matplotlib.pyplot as plt
+    base = {"workload": "llama3-8b-prefill-2048", "utilisation": {str(n): 0.5 for n in explore.SEQ_LENS},
+            "rel_l2_median": 0.01, "rel_l2_max": 0.02, "area_head_dim": 16, "energy_head_dim": 128}
+    recs = [{**base, "sets": [f"rows={r}"], "transistors": t, "area_mm2": a, "pj_per_op": e}
+            for r, t, a, e in ((4, 1e6, 0.25, 0.4), (8, 2e6, 0.5, 0.3))]
+    fig = explore.figures(recs, {"rows": ["4", "8"]})["pareto.png"]
+    ax = fig.axes[0]
+    assert "mm² at 45 nm" in ax.get_xlabel() and "synthesised at head_dim 16" in ax.get_xlabel()
+    assert "head_dim 128" in ax.get_ylabel()
+    title = fig.get_suptitle().replace("\n", " ")
+    assert "area synthesised at head_dim 16" in title and "energy for the workload's head_dim 128" in title
+    # The points are drawn at their mm², not their transistor counts.
+    assert ax.collections[0].get_offsets()[:, 0].tolist() == [0.25, 0.5]
+    plt.close(fig)
+    # Records kept from before the mm² (a resumed sweep): transistors, as they were labelled then.
+    old = [{k: v for k, v in r.items() if k not in ("area_mm2", "area_head_dim", "energy_head_dim")} for r in recs]
+    fig = explore.figures(old, {"rows": ["4", "8"]})["pareto.png"]
+    assert "million transistors" in fig.axes[0].get_xlabel()
+    assert fig.axes[0].collections[0].get_offsets()[:, 0].tolist() == [1.0, 2.0]
+    plt.close(fig)

@@ -86,7 +86,7 @@ def run(args):
         return 0
     print(explore.rates_heading(records, sweeps, base, args.workload))
     print(f"{'point':<48} {'pJ/op':>7} {'TOPS/W':>7} {'E vs base':>9} {'speed':>6} {'util@2k':>7} "
-          f"{'relL2 med':>9} {'transistors':>12}")
+          f"{'relL2 med':>9} {'logic mm²':>10}")
     for r in records:
         label = ", ".join(r["sets"])[:48] or "base"
         if "error" in r:
@@ -95,10 +95,10 @@ def run(args):
         if "failed" in r:
             print(f"{label:<48} FAILED: {r['failed']} (runs again when the sweep is run again)")
             continue
-        tr = f"{r['transistors']:,}" if "transistors" in r else "-"
+        tr = f"{r['area_mm2']:.3f}" if "area_mm2" in r else "-"
         print(f"{label:<48} {r['pj_per_op']:>7.3f} {r['tops_w']:>7.2f} {r['energy_ratio']:>8.2f}x "
               f"{r['speed_ratio']:>5.2f}x {100 * r['utilisation']['2048']:>6.1f}% {100 * r['rel_l2_median']:>8.2f}% "
-              f"{tr:>12}")
+              f"{tr:>10}")
     for name in ("pareto.png", "utilisation.png", "accuracy.png"):
         if (args.out / name).exists():
             print(args.out / name)

@@ -165,6 +165,9 @@ def evaluate_point(job):
                            "seconds": a["seconds"], "cached": a["cached"]} for b, a in per.items()}
         rec["transistors"] = sum(a["transistors"] for a in per.values())
         rec["flip_flops"] = sum(a["flip_flops"] for a in per.values())
+        rec["area_mm2"] = sum(a["area_um2"] for a in per.values()) / 1e6      # logic mapped to generic45
+        rec["area_head_dim"] = wcfg.head_dim
+        rec["energy_head_dim"] = wl.head_dim
     rec["seconds"] = round(time.perf_counter() - t0, 1)
     return rec
 
@@ -324,23 +327,7 @@ def figures(records, sweeps):
     swept = ", ".join(sweeps) or "the base config"
     change = f"{swept} {'does' if len(sweeps) < 2 else 'do'} not change"
     if all("transistors" in r for r in ok):
-        fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
-        xs = np.array([r["transistors"] for r in ok], float)
-        ys = np.array([r["pj_per_op"] for r in ok])
-        ax.scatter(xs / 1e6, ys, color="tab:blue")
-        for r, x, y in zip(ok, xs, ys):
-            ax.annotate(_label(r), (x / 1e6, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        if len(ok) > 1 and not (_same(xs) or _same(ys)):
-            front = _pareto(xs, ys)
-            ax.plot(xs[front] / 1e6, ys[front], color="tab:red", label="Pareto front")
-            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-        elif _same(ys):
-            _caption(ax, f"energy per operation is {np.mean(ys):.3f} pJ/op at every point (within {SAME_WITHIN:.1%}): "
-                         f"{change} it")
-        ax.set_xlabel("compute-block area (million transistors, Yosys stat -tech cmos, flip-flops excluded)")
-        ax.set_ylabel("on-chip energy per operation (pJ/op)")
-        _title(fig, f"area vs energy per operation, {ok[0]['workload']}", 8)
-        figs["pareto.png"] = fig
+        figs["pareto.png"] = _pareto_figure(plt, ok, change)
     fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
     curves = np.array([[100 * r["utilisation"][str(n)] for n in SEQ_LENS] for r in ok])
     if len(ok) > 1 and all(_same(curves[:, j]) for j in range(len(SEQ_LENS))):
@@ -379,6 +366,36 @@ def figures(records, sweeps):
                 f"over the other swept parameters)", width)
     figs["accuracy.png"] = fig
     return figs
+
+
+def _pareto_figure(plt, ok, change):
+    # Logic area in mm² (records from before it was kept: transistors), against energy per operation, and
+    # the head_dim of each where they differ (a quick study synthesises at a smaller one).
+    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
+    mm2 = all("area_mm2" in r for r in ok)
+    xs = np.array([r["area_mm2"] if mm2 else r["transistors"] / 1e6 for r in ok], float)
+    ys = np.array([r["pj_per_op"] for r in ok])
+    ax.scatter(xs, ys, color="tab:blue")
+    for r, x, y in zip(ok, xs, ys):
+        ax.annotate(_label(r), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if len(ok) > 1 and not (_same(xs) or _same(ys)):
+        front = _pareto(xs, ys)
+        ax.plot(xs[front], ys[front], color="tab:red", label="Pareto front")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    elif _same(ys):
+        _caption(ax, f"energy per operation is {np.mean(ys):.3f} pJ/op at every point (within {SAME_WITHIN:.1%}): "
+                     f"{change} it")
+    area_d, energy_d = ok[0].get("area_head_dim"), ok[0].get("energy_head_dim")
+    at = f", synthesised at head_dim {area_d}" if area_d else ""
+    ax.set_xlabel("IP-CIM + softmax + OP-CIM logic (mm² at 45 nm, generic library" + at + ")"
+                  if mm2 else "compute-block area (million transistors, Yosys stat -tech cmos, flip-flops excluded)")
+    ax.set_ylabel("on-chip energy per operation (pJ/op)" + (f", head_dim {energy_d}" if energy_d else ""))
+    note = ""
+    if area_d and energy_d and area_d != energy_d:
+        note = (f"; area synthesised at head_dim {area_d} (--area-head-dim), energy for the workload's head_dim "
+                f"{energy_d}: compare the points with each other, not with a full-size engine's area")
+    _title(fig, f"area vs energy per operation, {ok[0]['workload']}{note}", 8)
+    return fig
 
 
 def _pareto(xs, ys):
