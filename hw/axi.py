@@ -19,8 +19,8 @@ are methods of the top.
 A command (``CMD_KEYS``, then a write to ``CMD``, which takes CMD_KEYS's value with it, so the
 next command's CMD_KEYS may be written while this one is pending) is checked here: n_keys in
 ``1..kv_depth`` and n_rows in ``1..rows``, else it sets ``ERROR.n_keys`` /
-``ERROR.n_rows`` and its tile is dropped: the Q beats up to and including the
-next ``tlast`` are discarded. A good command goes to the engine and its Q
+``ERROR.n_rows`` and is dropped at once, taking no Q beats (a host sends none for
+it). A good command goes to the engine and its Q
 beats follow: exactly ``n_rows`` beats, ``tlast`` on the last. Too few (an
 early ``tlast``) and the missing rows are padded with zeros; too many (no
 ``tlast`` on beat ``n_rows``) and the rest up to ``tlast`` is discarded. Either
@@ -28,7 +28,11 @@ way ``ERROR.q_beats`` is set and the tile's output rows are dropped, so the
 engine never waits on a beat that will not come and the next command runs
 normally. Output rows leave on ``m_axis_o`` in slot order, ``tlast`` on each
 tile's last row; ``IRQ_STATUS.done`` is set when a tile ends (its last row
-sent, or dropped).
+sent, or dropped). ``ABORT`` drops the pending command, the Q phase in progress and
+the engine's tiles not yet being normalised (the engine's ``abort_tile``), and the
+framing entries of those tiles once the engine is idle; ``WATCHDOG`` raises
+``ERROR.watchdog`` after that many cycles of work with nothing moving. The register
+writes honour ``wstrb`` byte by byte (``fusioncim.hw.regmap``).
 """
 
 from __future__ import annotations
@@ -98,8 +102,10 @@ class EngineAxi(Block):
         status = ENGINE_STATUS.create(path=("status",))
         connect(m, regs.cmd, pending)
         connect(m, status, regs.status)
-        done_refused, errors = self._tiles(m, eng, pending)
+        done_refused, errors = self._tiles(m, eng, pending, regs.abort)
         done_out = self._output(m, eng)
+        idle = eng.idle & ~self._busy & ~self._out_fifo.r_rdy & ~self._flushing
+        errors[ERROR_BITS["watchdog"][0]] = self._watchdog(m, eng, regs.watchdog, ~idle | pending.valid)
 
         # Errors: the engine's own bits are copied into ERROR and cleared in the engine at once (it
         # keeps an error that arrives in its clearing cycle), so ERROR's bits clear one by one.
@@ -108,13 +114,33 @@ class EngineAxi(Block):
             errors[bit] = errors[bit] | eng.err[bit] if bit in errors else eng.err[bit]
         m.d.comb += [status.errors.eq(Cat(*(errors.get(bit, 0) for bit in range(len(ERROR_BITS))))),
                      status.done.eq(done_refused | done_out),
-                     status.idle.eq(eng.idle & ~self._busy & ~self._out_fifo.r_rdy)]
+                     status.idle.eq(idle)]
         m.d.comb += [status.counters[name].eq(getattr(eng, name)) for name in ENGINE_COUNTERS]
         return m
 
-    def _tiles(self, m, eng, pending):
+    def _watchdog(self, m, eng, limit, working):
+        """ERROR.watchdog's event: ``limit`` cycles (0: never) of ``working`` with nothing moving. Moving:
+        a beat on any stream, or a busy counter of the engine stepping (their lowest bits, which step
+        with every count)."""
+        steps = Cat(*(getattr(eng, name)[0] for name in ("ip_busy", "softmax_busy", "op_busy", "norm_busy",
+                                                          "q_load_cycles")))
+        last = Signal.like(steps)
+        m.d.sync += last.eq(steps)
+        beats = Cat(*(getattr(self, f"{s}_tvalid") & getattr(self, f"{s}_tready")
+                      for s in ("s_axis_kv", "s_axis_q", "m_axis_o")))
+        moving = (steps != last) | (beats != 0)
+        count = Signal(len(limit))
+        with m.If(~working | moving | (limit == 0)):
+            m.d.sync += count.eq(0)
+        with m.Elif(count != limit):
+            m.d.sync += count.eq(count + 1)
+        fire = Signal()
+        m.d.comb += fire.eq(working & ~moving & (limit != 0) & (count + 1 == limit))
+        return fire
+
+    def _tiles(self, m, eng, pending, abort):
         """The tile sequencer: check and issue the pending command (the register block's ``cmd`` stream),
-        then its Q beats. Returns (done, errors)."""
+        then its Q beats; ``abort`` drops what is in progress. Returns (done, errors)."""
         c = self._cfg
         req = pending.payload
         self._busy = busy = Signal()             # a tile's Q phase (forward, pad or discard) is in progress
@@ -133,12 +159,15 @@ class EngineAxi(Block):
         cmd = eng.cmd.payload
         m.d.comb += [cmd.n_keys.eq(req.n_keys), cmd.n_rows.eq(req.n_rows), cmd.causal.eq(req.causal),
                      cmd.pattern.eq(req.pattern)]
-        with m.If(pending.valid & ~busy):
+        # After ABORT: no command is issued until the engine has finished the tile it was normalising and
+        # the framing entries of the dropped tiles are gone (``_output``).
+        self._flushing = flushing = Signal()
+        with m.If(pending.valid & ~busy & ~flushing & ~abort):
             with m.If(bad_keys | bad_rows):
-                # Refused here: the engine never sees it; its Q beats up to tlast are discarded.
+                # Refused here: the engine never sees it, and it takes no Q beats (a host sends none for
+                # it), so the next tile's beats are the next tile's. The tile ends at once.
                 m.d.comb += [errors[ERROR_BITS["n_keys"][0]].eq(bad_keys), errors[ERROR_BITS["n_rows"][0]].eq(bad_rows),
-                             pending.ready.eq(1)]
-                m.d.sync += [busy.eq(1), mode.eq(DISCARD), n_rows.eq(0)]
+                             pending.ready.eq(1), done.eq(1)]
             with m.Elif(out.w_rdy):
                 m.d.comb += eng.cmd.valid.eq(1)
                 with m.If(eng.cmd.ready):
@@ -176,8 +205,10 @@ class EngineAxi(Block):
                 m.d.comb += self.s_axis_q_tready.eq(1)
                 with m.If(beat & self.s_axis_q_tlast):
                     m.d.sync += busy.eq(0)
-                    # A refused command's tile ends here; it has no output rows.
-                    m.d.comb += done.eq(n_rows == 0)
+        # ABORT (last, so it wins): the Q phase stops where it is, and no beat more is taken for it.
+        m.d.comb += eng.abort_tile.eq(abort)
+        with m.If(abort):
+            m.d.sync += [busy.eq(0), flushing.eq(1)]
         return done, errors
 
     def _output(self, m, eng):
@@ -191,7 +222,11 @@ class EngineAxi(Block):
                      self.m_axis_o_tvalid.eq(o.valid & info.r_rdy & ~drop),
                      o.ready.eq(info.r_rdy & (drop | self.m_axis_o_tready))]
         done = o.valid & o.ready & last
-        m.d.comb += info.r_en.eq(done)
+        # After ABORT, once the engine is idle every framing entry left belongs to a dropped tile.
+        flush = self._flushing & eng.idle
+        m.d.comb += info.r_en.eq(done | (flush & info.r_rdy))
+        with m.If(flush & ~info.r_rdy):
+            m.d.sync += self._flushing.eq(0)
         return done
 
 
@@ -227,29 +262,45 @@ class RegisterBlock(Block):
 
     def ports(self, config: EngineConfig):
         self._regs = registers(config)
-        by = {r.name: r for r in self._regs}
+        self._regs_by = by = {r.name: r for r in self._regs}
         # The command's fields, as wide and where the map puts them.
         self._keys_field = by["CMD_KEYS"].field("n_keys")
         self._cmd_fields = {name: by["CMD"].field(name) for name in ("n_rows", "causal", "pattern")}
         cmd = data.StructLayout({"n_keys": self._keys_field.width,
                                  **{name: f.width for name, f in self._cmd_fields.items()}})
-        return {"bus": In(AXI_LITE), "irq": Out(1), "cmd": Out(stream.Signature(cmd)), "status": In(ENGINE_STATUS)}
+        self._watchdog_field = by["WATCHDOG"].field("cycles")
+        return {"bus": In(AXI_LITE), "irq": Out(1), "cmd": Out(stream.Signature(cmd)), "status": In(ENGINE_STATUS),
+                "abort": Out(1), "watchdog": Out(self._watchdog_field.width)}
 
     def elaborate(self, platform):
         m = Module()
-        write_to, wdata = self._write_side(m)
+        write_to, wdata, strobe = self._write_side(m)
+
+        def merged(old, f):
+            # Field f after the write: its strobed bytes from wdata, the others as they were.
+            s = strobe[f.lsb:f.lsb + f.width]
+            return (old & ~s) | (wdata[f.lsb:f.lsb + f.width] & s)
+
         pending, cmd = self.cmd.valid, self.cmd.payload
         n_keys = Signal(self._keys_field.width)           # CMD_KEYS as written
         # The command: CMD_KEYS is stored; a write to CMD stores the rest and makes it pending,
         # unless one is pending already (ERROR.cmd_overrun, the write dropped).
         overrun = write_to["CMD"] & pending
         with m.If(write_to["CMD_KEYS"]):
-            m.d.sync += n_keys.eq(self._field(wdata, self._keys_field))
+            m.d.sync += n_keys.eq(merged(n_keys, self._keys_field))
         with m.If(self.cmd.ready):
             m.d.sync += pending.eq(0)
         with m.If(write_to["CMD"] & ~pending):
             m.d.sync += [cmd.n_keys.eq(n_keys), pending.eq(1)]
-            m.d.sync += [cmd[name].eq(self._field(wdata, f)) for name, f in self._cmd_fields.items()]
+            m.d.sync += [cmd[name].eq(merged(cmd[name], f)) for name, f in self._cmd_fields.items()]
+        # ABORT: the pending command is dropped with the engine's tiles.
+        m.d.comb += self.abort.eq(write_to["ABORT"] & wdata[0])
+        with m.If(self.abort):
+            m.d.sync += pending.eq(0)
+        watchdog = Signal(self._watchdog_field.width)
+        with m.If(write_to["WATCHDOG"]):
+            m.d.sync += watchdog.eq(merged(watchdog, self._watchdog_field))
+        m.d.comb += self.watchdog.eq(watchdog)
 
         # ERROR and IRQ_STATUS: set by events, each bit cleared by writing 1; an event in the
         # clearing cycle is kept.
@@ -261,7 +312,8 @@ class RegisterBlock(Block):
         clear = Mux(write_to["IRQ_STATUS"], wdata[:len(IRQ_BITS)], 0)
         m.d.sync += irq_status.eq((irq_status & ~clear) | irq_new)
         with m.If(write_to["IRQ_ENABLE"]):
-            m.d.sync += irq_enable.eq(wdata[:len(IRQ_BITS)])
+            m.d.sync += irq_enable.eq(Cat(*(merged(irq_enable[bit], f) for bit, f in
+                                            enumerate(self._regs_by["IRQ_ENABLE"].fields))))
         m.d.comb += self.irq.eq((irq_status & irq_enable) != 0)
 
         # SNAPSHOT: every counter copied at once, so a LO/HI pair and the counters agree.
@@ -269,7 +321,7 @@ class RegisterBlock(Block):
         with m.If(write_to["SNAPSHOT"] & wdata[0]):
             m.d.sync += [snapshot[name].eq(self.status.counters[name]) for name in ENGINE_COUNTERS]
 
-        state = {"CMD_KEYS": {"n_keys": n_keys},
+        state = {"CMD_KEYS": {"n_keys": n_keys}, "WATCHDOG": {"cycles": watchdog},
                  "CMD": {name: cmd[name] for name in self._cmd_fields},
                  "STATUS": {"idle": self.status.idle & ~pending, "cmd_ready": ~pending},
                  "ERROR": {name: error[bit] for name, (bit, _) in ERROR_BITS.items()},
@@ -281,26 +333,31 @@ class RegisterBlock(Block):
     def _write_side(self, m):
         # One write at a time: address and data are taken together (AXI lets a slave wait for both
         # valids), then the response is held until taken; SLVERR for an unmapped or read-only address
-        # (nothing changes). Returns the per-register write strobes and the data with its byte strobes.
+        # (nothing changes). The register is the word at awaddr (bits [1:0] ignored); a write acts only
+        # with some strobe. Returns the per-register write strobes, the data with its byte strobes
+        # applied and the strobes as a 32-bit mask.
         bus = self.bus
         write = Signal()
         m.d.comb += write.eq(bus.awvalid & bus.wvalid & ~bus.bvalid)
-        strobe = Cat(*(bus.wstrb[i].replicate(8) for i in range(4)))
+        strobe = Signal(32)
+        m.d.comb += strobe.eq(Cat(*(bus.wstrb[i].replicate(8) for i in range(4))))
         wdata = Signal(32)
         m.d.comb += wdata.eq(bus.wdata & strobe)
-        write_to = {}
+        write_to, hits = {}, []
         for r in self._regs:
             if r.writable:
+                hit = write & (bus.awaddr[2:] == r.offset >> 2)
+                hits.append(hit)
                 write_to[r.name] = Signal(name=f"wr_{r.name.lower()}")
-                m.d.comb += write_to[r.name].eq(write & (bus.awaddr == r.offset))
+                m.d.comb += write_to[r.name].eq(hit & (bus.wstrb != 0))
         writable = Signal()
-        m.d.comb += writable.eq(Cat(*write_to.values()) != 0)
+        m.d.comb += writable.eq(Cat(*hits) != 0)
         m.d.comb += [bus.awready.eq(write), bus.wready.eq(write)]
         with m.If(write):
             m.d.sync += [bus.bvalid.eq(1), bus.bresp.eq(Mux(writable, OKAY, SLVERR))]
         with m.Elif(bus.bready):
             m.d.sync += bus.bvalid.eq(0)
-        return write_to, wdata
+        return write_to, wdata, strobe
 
     def _read_side(self, m, state, snapshot):
         # Reads: one at a time; the data is registered with its response.
@@ -308,19 +365,14 @@ class RegisterBlock(Block):
         m.d.comb += bus.arready.eq(~bus.rvalid)
         with m.If(bus.arvalid & ~bus.rvalid):
             m.d.sync += bus.rvalid.eq(1)
-            with m.Switch(bus.araddr):
+            with m.Switch(bus.araddr[2:]):
                 for r in self._regs:
-                    with m.Case(r.offset):
+                    with m.Case(r.offset >> 2):
                         m.d.sync += [bus.rdata.eq(self._read_value(r, state, snapshot)), bus.rresp.eq(OKAY)]
                 with m.Default():                        # unmapped
                     m.d.sync += [bus.rdata.eq(0), bus.rresp.eq(SLVERR)]
         with m.Elif(bus.rready):
             m.d.sync += bus.rvalid.eq(0)
-
-    @staticmethod
-    def _field(wdata, f):
-        """Field ``f`` of the write data."""
-        return wdata[f.lsb:f.lsb + f.width]
 
     @staticmethod
     def _read_value(r, state, snapshot):

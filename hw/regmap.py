@@ -17,8 +17,13 @@ Access kinds (``Field.access``):
 ``w1c``    read-only state set by the hardware, each bit cleared by writing 1
 ``w1p``    write 1 to act (a one-cycle pulse to the hardware); reads 0
 
-Any access to an unmapped address, and a write to a register with no writable
-field, answers SLVERR and changes nothing.
+Every access is to a whole 32-bit register: address bits [1:0] are ignored, so a byte access at any
+address of a register reaches that register. Writes honour ``wstrb`` byte by byte: a stored field
+(``rw``) takes the written bytes and keeps the others; ``w1c`` and ``w1p`` bits act only in written
+bytes; a write with no strobes changes nothing and starts nothing (and answers OKAY). A write to
+``CMD`` with any strobe starts a command with CMD's fields after the write. Any access to an unmapped
+address, and a write to a register with no writable field, answers SLVERR and changes nothing; a
+read of a ``w1p`` field returns 0.
 """
 
 from __future__ import annotations
@@ -48,8 +53,10 @@ _ERROR_TEXT = {
     "kv_addr": "a KV beat's address was beyond the buffer; it was dropped",
     "q_beats": "a tile's Q stream had too few or too many beats before tlast; the tile's output was dropped",
     "cmd_overrun": "CMD was written while a command was still pending; the write was dropped",
+    "watchdog": "WATCHDOG.cycles cycles passed with work in progress and nothing moving (no stream beat, no key, "
+                "no normaliser step); write ABORT.tile to drop the stuck tiles",
 }
-_AXI_ERRORS = ("q_beats", "cmd_overrun")
+_AXI_ERRORS = ("q_beats", "cmd_overrun", "watchdog")
 ERROR_BITS = {name: (bit, _ERROR_TEXT[name]) for bit, (name, _) in sorted(ENGINE_ERRORS.items())}
 ERROR_BITS.update({name: (len(ENGINE_ERRORS) + i, _ERROR_TEXT[name]) for i, name in enumerate(_AXI_ERRORS)})
 IRQ_BITS = {"done": (0, "a tile's last output row left on m_axis (or its output was dropped)"),
@@ -162,8 +169,8 @@ def registers(cfg: EngineConfig) -> list:
             RegField("causal", CMD_ROWS_BITS, 1, "rw", "mask keys after each row's position"),
             RegField("pattern", CMD_ROWS_BITS + 1, 1, "rw", "pattern-aware key order (else keys in order)"))),
         Register("STATUS", 0x48, "state", (
-            RegField("idle", 0, 1, "ro", "nothing in progress, no command pending, no output waiting"),
-            RegField("cmd_ready", 1, 1, "ro", "CMD may be written (no command pending)"))),
+            RegField("idle", 0, 1, "ro", "nothing in progress, no command pending, no output waiting", 1),
+            RegField("cmd_ready", 1, 1, "ro", "CMD may be written (no command pending)", 1))),
         Register("ERROR", 0x4C, "sticky error bits; write 1 to clear", tuple(
             RegField(name, bit, 1, "w1c", desc) for name, (bit, desc) in ERROR_BITS.items())),
         Register("IRQ_ENABLE", 0x50, "irq is high while a bit is set in both IRQ_ENABLE and IRQ_STATUS", tuple(
@@ -172,6 +179,13 @@ def registers(cfg: EngineConfig) -> list:
             RegField(name, bit, 1, "w1c", desc) for name, (bit, desc) in IRQ_BITS.items())),
         Register("SNAPSHOT", 0x58, "counter snapshot", (
             RegField("take", 0, 1, "w1p", "copy every counter into the COUNTER registers at once"),)),
+        Register("ABORT", 0x5C, "drop every tile not yet being normalised", (
+            RegField("tile", 0, 1, "w1p", "drop the pending command, the tile taking Q beats (no more of its "
+                     "beats are taken) and every tile whose keys have not finished; a tile being normalised "
+                     "finishes and its rows are sent. STATUS.idle is 1 once done"),)),
+        Register("WATCHDOG", 0x60, "stall detector", (
+            RegField("cycles", 0, 32, "rw", "set ERROR.watchdog after this many cycles with work in progress "
+                     "and nothing moving; 0 turns it off"),)),
     ]
     docs = {f: Counters.__dataclass_fields__[f].metadata["doc"] for f in ENGINE_COUNTERS}
     for i, name in enumerate(ENGINE_COUNTERS):

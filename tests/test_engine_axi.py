@@ -25,7 +25,8 @@ CASES = {
     "verilator": (PRESETS["test"].replace(head_dim=64, max_seq_len=300, kv_depth=260), "smollm2-L12-T256.npz", 96),
     "icarus": (PRESETS["test"].replace(head_dim=32, kv_depth=48), "minilm-L02-T256.npz", 24),
 }
-TESTS = 4          # cocotb tests in tb/engine_axi_tests.py
+TESTS = 6          # cocotb tests in the two modules, one simulation
+TEST_MODULES = ["fusioncim.tb.engine_axi_tests", "fusioncim.tb.engine_axi_control"]
 
 
 @pytest.mark.slow
@@ -51,7 +52,7 @@ def test_engine_axi(sim):
     with tempfile.TemporaryDirectory(prefix="fusioncim-axi-") as tmp:
         prog = host.write_program(Path(tmp) / "program.txt", cfg, [p.host for p in planned])
         (Path(tmp) / "ops.json").write_text(json.dumps([real_ops, small_ops]))
-        total, failed, xml = rtlsim.run("engine_axi", cfg, sim, "fusioncim.tb.engine_axi_tests", seed=3,
+        total, failed, xml = rtlsim.run("engine_axi", cfg, sim, TEST_MODULES, seed=3,
                                         extra_env={"FUSIONCIM_PROGRAM": str(prog), "FUSIONCIM_RESULTS": tmp,
                                                    "FUSIONCIM_AXI_OPS": str(Path(tmp) / "ops.json")},
                                         timeout=600)
