@@ -37,10 +37,13 @@ from .controller import q_layout
 from .engine import ERRORS as ENGINE_ERRORS, kv_wr_layout
 from .op_cim import o_out_layout
 
-__all__ = ["RegField", "Register", "registers", "by_name", "rdl", "MAGIC", "COUNTER_BASE", "ERROR_BITS",
+__all__ = ["RegField", "Register", "registers", "by_name", "rdl", "map_digest", "MAGIC", "REGMAP_VERSION", "COUNTER_BASE", "ERROR_BITS",
            "IRQ_BITS", "ACCESS", "version_word", "stream_layouts", "stream_bytes", "cmd_word"]
 
 MAGIC = 0x4643494D                 # "FCIM"
+# The register map's and the stream payloads' version: raised, with an entry in CHANGELOG.md, whenever a
+# register, a field, an access rule or a payload layout changes (tests/test_regmap.py holds the two together).
+REGMAP_VERSION = 2
 COUNTER_BASE = 0x100               # counter i: LO at COUNTER_BASE + 8 i, HI at + 4
 ACCESS = ("const", "ro", "rw", "w1c", "w1p")
 
@@ -161,6 +164,9 @@ def registers(cfg: EngineConfig) -> list:
             _const("q", 16, 16, sb["q"], "s_axis_q"))),
         Register("STREAM_BYTES_O", 0x20, "tdata bytes of the output stream", (
             _const("o", 0, 16, sb["o"], "m_axis_o"),)),
+        Register("REGMAP_VERSION", 0x24, "the version of this register map and of the stream payloads", (
+            _const("version", 0, 16, REGMAP_VERSION, "raised whenever a register, a field, an access rule or "
+                   "a payload layout changes (CHANGELOG.md)"),)),
         Register("CMD_KEYS", 0x40, "the next command's key count", (
             RegField("n_keys", 0, CMD_KEYS_BITS, "rw", "keys [0, n_keys) of the buffer, 1 to KV_DEPTH.keys"),)),
         Register("CMD", 0x44, "the next command; a write starts it (STATUS.cmd_ready must be 1)", (
@@ -194,6 +200,17 @@ def registers(cfg: EngineConfig) -> list:
                                  f"counter {name}, bits [{lsb + width - 1}:{lsb}] at the last SNAPSHOT", (
                                      RegField("value", 0, width, "ro", docs[name]),)))
     return regs
+
+
+def map_digest(cfg: EngineConfig) -> str:
+    """A short hash of the map's layout for ``cfg`` (registers, offsets, fields, access kinds; the stream
+    payloads' fields and offsets): CHANGELOG.md records it with each REGMAP_VERSION, so a change to the
+    map without a new version fails ``tests/test_regmap.py``."""
+    import hashlib
+    regs = [(r.name, r.offset, [(f.name, f.lsb, f.width, f.access) for f in r.fields]) for r in registers(cfg)]
+    streams = {name: [(str(n), f.offset, str(f.shape)) for n, f in layout]
+               for name, layout in stream_layouts(cfg).items()}
+    return hashlib.sha256(repr((regs, streams)).encode()).hexdigest()[:12]
 
 
 def by_name(cfg: EngineConfig) -> dict:

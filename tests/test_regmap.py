@@ -103,3 +103,19 @@ def test_regmap_cli(tmp_path):
     r = fc("--html", tmp_path / "missing" / "deeper")
     assert r.returncode == 2 and "does not exist (it is not created)" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "missing").exists()
+
+
+def test_changelog_records_this_maps_version_and_digest():
+    # The newest CHANGELOG.md entry is this map: its version is REGMAP_VERSION (which the register reads)
+    # and its digest this map's; each entry's digest differs from the others (a change got a new version).
+    import re
+    text = (Path(__file__).resolve().parent.parent / "CHANGELOG.md").read_text()
+    entries = re.findall(r"^## REGMAP_VERSION (\d+).*?\n\nmap digest: ([0-9a-f]{12})", text, re.M)
+    assert entries, "no versioned entries in CHANGELOG.md"
+    (version, digest), *older = entries
+    cfg = CONFIGS["test"]
+    assert int(version) == regmap.REGMAP_VERSION
+    assert regmap.by_name(cfg)["REGMAP_VERSION"].reset == regmap.REGMAP_VERSION
+    assert digest == regmap.map_digest(PRESETS["test"]), "the map changed: raise REGMAP_VERSION, add an entry"
+    assert [int(v) for v, _ in entries] == list(range(int(version), 0, -1))
+    assert len({d for _, d in entries}) == len(entries)
