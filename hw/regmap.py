@@ -53,7 +53,8 @@ _ERROR_TEXT = {
     "n_keys": "a command's n_keys was 0 or beyond the KV buffer; the tile was dropped",
     "n_rows": "a command's n_rows was 0 or beyond rows; the tile was dropped",
     "kv_busy": "a KV beat arrived while a tile was in progress; it was dropped",
-    "kv_addr": "a KV beat's address was beyond the buffer; it was dropped",
+    "kv_addr": "a KV beat's address was beyond the buffer; it was dropped (only when KV_DEPTH.keys is not a "
+               "power of two: the address field is just wide enough for the buffer)",
     "q_beats": "a tile's Q stream had too few or too many beats before tlast; the tile's output was dropped",
     "cmd_overrun": "CMD was written while a command was still pending; the write was dropped",
     "watchdog": "WATCHDOG.cycles cycles passed with work in progress and nothing moving (no stream beat, no key, "
@@ -173,7 +174,8 @@ def registers(cfg: EngineConfig) -> list:
             RegField("n_rows", 0, CMD_ROWS_BITS, "rw", "Q rows of the tile, 1 to ROWS.rows; s_axis_q carries them, "
                      "tlast on the last"),
             RegField("causal", CMD_ROWS_BITS, 1, "rw", "mask keys after each row's position"),
-            RegField("pattern", CMD_ROWS_BITS + 1, 1, "rw", "pattern-aware key order (else keys in order)"))),
+            RegField("pattern", CMD_ROWS_BITS + 1, 1, "rw", "pattern-aware key order (else keys in order); "
+                     "golden's results are for the config's key_order: 1 for pattern, 0 for sequential"))),
         Register("STATUS", 0x48, "state", (
             RegField("idle", 0, 1, "ro", "nothing in progress, no command pending, no output waiting", 1),
             RegField("cmd_ready", 1, 1, "ro", "CMD may be written (no command pending)", 1))),

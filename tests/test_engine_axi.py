@@ -47,6 +47,10 @@ def test_engine_axi(sim):
                                          causal=planned[0].workload.causal)
     for name in ("q", "k", "v", "c_mant", "c_shift"):
         assert np.array_equal(getattr(z, name), getattr(planned[0].workload.z, name)), name
+    # The driver author's golden (host.axi_golden) is the one the RTL's counters are held to below.
+    mine = host.axi_golden(z, cfg, causal=planned[0].workload.causal)
+    assert mine.counters == planned[0].golden.counters
+    np.testing.assert_array_equal(mine.out, planned[0].golden.out)
     w = planned[1].workload
     small_ops = host.axi_ops(host.program(w.z.q, w.z.k, w.z.v, w.z.c_mant, w.z.c_shift, cfg, causal=w.causal), cfg)
     with tempfile.TemporaryDirectory(prefix="fusioncim-axi-") as tmp:

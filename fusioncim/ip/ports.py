@@ -146,7 +146,7 @@ _AXI_STREAMS = {"s_axis_kv": "K/V rows in: one beat per key, `{addr, k, v}` (tla
                 "m_axis_o": "output rows: one frame per tile, slot order, tlast on the last row"}
 _AXI_SIGNALS = {"tdata": "the engine's payload, zero-extended to whole bytes (fields below)",
                 "tvalid": "the source offers a beat", "tready": "the sink takes it",
-                "tlast": "last beat of a tile"}
+                "tlast": "last beat of a tile's frame"}
 
 
 def _tdata_layout(name, cfg):
@@ -165,6 +165,8 @@ def _axi_doc(name):
     for prefix, what in _AXI_STREAMS.items():
         if name.startswith(prefix + "_"):
             signal = name[len(prefix) + 1:]
+            if signal == "tlast" and prefix == "s_axis_kv":
+                return "ignored: every K/V beat stands alone (its address says where it goes)"
             return f"{what}" if signal == "tdata" else _AXI_SIGNALS[signal]
     if name.startswith("s_axil_"):
         return "AXI4-Lite slave, 32-bit data, 12-bit byte address: the registers (`fusioncim regmap`)"

@@ -274,6 +274,14 @@ def axi_from_float(q, k, v, cfg, *, scale=None, causal=None, mode="prefill", pos
     return z, prog, axi_ops(prog, cfg)
 
 
+def axi_golden(z, cfg, *, causal=None, mode="prefill", positions=1):
+    """Golden's result for the run :func:`axi_from_float` made from ``z`` (same ``causal``, ``mode`` and
+    ``positions``): ``out`` and ``l`` as the output frames carry them, and ``counters``, every one of which the
+    AXI top's counter registers read after a SNAPSHOT (``cycles`` at least golden's: the host's pace adds)."""
+    from ..golden import engine
+    return engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=causal, mode=mode, positions=positions)
+
+
 def axi_outputs(frames, prog, z, cfg, shape):
     """Float attention output ``[H, Lq, d]`` from the output frames (bytes, one per command, in order):
     each row decoded by the engine's layout, placed by its command's heads and query rows, and
