@@ -77,7 +77,8 @@ class Hierarchy:
     variants. ``modules`` keeps the RTLIL of every distinct cell, in order.
     """
 
-    def __init__(self):
+    def __init__(self, prefix=""):
+        self._prefix = prefix         # starts every module name (fusioncim generate --prefix)
         self._names = {}              # (class, config) -> module name
         self._clocked = {}            # module name -> has clk and rst ports
         self.modules = {}             # module name -> RTLIL text
@@ -86,7 +87,7 @@ class Hierarchy:
         from amaranth.back import rtlil
         key = (type(cell), cell.config)
         if key not in self._names:
-            base = _snake(type(cell).__name__)
+            base = self._prefix + _snake(type(cell).__name__)
             name = base
             n = 1
             while name in self._clocked:

@@ -263,15 +263,17 @@ def compile_rdl(path):
     return rc.elaborate()
 
 
-def write_outputs(cfg: EngineConfig, *, rdl_path=None, c_path=None, html_dir=None):
+def write_outputs(cfg: EngineConfig, *, rdl_path=None, c_path=None, html_dir=None, prefix=""):
     """Write the RDL, and from it, compiled, the C header (peakrdl-cheader) and the HTML docs (peakrdl-html).
+    The address map is named ``PREFIXfusioncim_engine`` (the C struct and macros follow it), and the
+    header's include guard follows its file name, so two configs' headers can be included together.
 
     Every output is made in a temporary folder first and moved into place at the end, so a failure
     leaves nothing half-written; returns the paths written."""
     import shutil
     import tempfile
     from pathlib import Path
-    text = rdl(cfg)
+    text = rdl(cfg, name=f"{prefix}fusioncim_engine")
     with tempfile.TemporaryDirectory(prefix="fusioncim-rdl-") as tmp:
         tmp = Path(tmp)
         src = tmp / "regmap.rdl"
@@ -282,8 +284,10 @@ def write_outputs(cfg: EngineConfig, *, rdl_path=None, c_path=None, html_dir=Non
             made.append((src, Path(rdl_path)))
         if c_path is not None:
             from peakrdl_cheader.exporter import CHeaderExporter
-            CHeaderExporter().export(root.top, str(tmp / "regmap.h"))
-            made.append((tmp / "regmap.h", Path(c_path)))
+            (tmp / "c").mkdir()
+            header = tmp / "c" / Path(c_path).name              # the include guard is made from this name
+            CHeaderExporter().export(root.top, str(header))
+            made.append((header, Path(c_path)))
         if html_dir is not None:
             from peakrdl_html import HTMLExporter
             HTMLExporter().export(root.top, str(tmp / "html"))

@@ -1,5 +1,6 @@
 """The Verilog cache: converted once per block, config and generator source; never served stale."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -97,4 +98,67 @@ def test_a_config_past_amaranths_limit_is_refused_before_generation(tmp_path):
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
     assert "engine cannot be generated" in out.stderr and "65,536 bits" in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- prefixes and scoped waivers: the IP beside other RTL (issue 32, item 3) --
+
+USER_RTL = """module controller(input [7:0] a, output [3:0] y);
+  assign y = a;
+endmodule
+module user_top(input aclk, input aresetn, output [3:0] y, output [7:0] z);
+  controller u(.a(8'd3), .y(y));
+  assign z = y;
+  a_engine_axi ea(.aclk(aclk), .aresetn(aresetn));
+  b_engine_axi eb(.aclk(aclk), .aresetn(aresetn));
+endmodule
+"""
+
+
+def _lint(tmp_path, *files):
+    import subprocess
+    from fusioncim.sim import verilator
+    env = verilator.setup_env(dict(__import__("os").environ))
+    return subprocess.run(["verilator", "--lint-only", "-Wall", "-Wno-fatal", "--top-module", "user_top",
+                           *map(str, files)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+
+
+def test_two_prefixed_engines_lint_beside_users_rtl(tmp_path):
+    import subprocess
+    import sys
+    configs = {"a_": ["--config", "test"], "b_": ["--config", "test", "--set", "rows=2"]}
+    for prefix, args in configs.items():
+        r = subprocess.run([sys.executable, "-m", "fusioncim", "generate", "engine", "--bus", "axi", *args,
+                            "--prefix", prefix, "--out", f"{prefix}x.v", "-q"], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=300)
+        assert r.returncode == 0, r.stderr
+    (tmp_path / "user.v").write_text(USER_RTL)        # a module named like one of ours, with a real warning
+    r = _lint(tmp_path, "a_x.vlt", "b_x.vlt", "a_x.v", "b_x.v", "user.v")
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("%")]
+    assert r.returncode == 0 and not any(w.startswith("%Error") for w in warnings), r.stderr
+    # Every warning is the user's: the waivers cover the generated files and nothing else.
+    assert warnings and all(": user.v:" in w for w in warnings), warnings
+    assert any(w.startswith("%Warning-WIDTHTRUNC: user.v:2:") for w in warnings)
+    # WIDTHEXPAND is waived whole in the generated files; in the user's it is still reported.
+    assert any(w.startswith("%Warning-WIDTHEXPAND: user.v:6:") for w in warnings), warnings
+    # Both configs' modules are there, each set under its own prefix.
+    for prefix in configs:
+        text = (tmp_path / f"{prefix}x.v").read_text()
+        names = re.findall(r"^module \\\\?(\S+?)\s*\(", text, re.M)
+        assert names and all(n.startswith(prefix) for n in names), names
+        assert f'-file "{prefix}x.v"' in (tmp_path / f"{prefix}x.vlt").read_text()
+    # Without prefixes the two designs name the same modules: Verilator refuses the pair.
+    for f in ("a_x.v", "b_x.v"):
+        text = (tmp_path / f).read_text()
+        (tmp_path / f"plain_{f}").write_text(re.sub(r"\b[ab]_(?=[a-z])", "", text))
+    r = _lint(tmp_path, "plain_a_x.v", "plain_b_x.v", "user.v")
+    assert "Duplicate declaration of module" in r.stderr
+
+
+def test_a_bad_prefix_is_one_line(tmp_path):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "fusioncim", "generate", "engine", "--prefix", "9x-", "--out",
+                        str(tmp_path / "e.v")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "prefix '9x-' must be letters" in r.stderr
     assert list(tmp_path.iterdir()) == []

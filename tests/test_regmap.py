@@ -119,3 +119,22 @@ def test_changelog_records_this_maps_version_and_digest():
     assert digest == regmap.map_digest(PRESETS["test"]), "the map changed: raise REGMAP_VERSION, add an entry"
     assert [int(v) for v, _ in entries] == list(range(int(version), 0, -1))
     assert len({d for _, d in entries}) == len(entries)
+
+
+@pytest.mark.skipif(CC is None, reason="no C compiler")
+def test_two_prefixed_headers_compile_together(tmp_path):
+    # Two configs' headers, each with its own prefix and file name: distinct structs, macros and include
+    # guards, so one driver can include both.
+    for prefix, sets in (("a_", []), ("b_", ["--set", "rows=2"])):
+        r = subprocess.run([sys.executable, "-m", "fusioncim", "regmap", "--config", "test", *sets, "--prefix", prefix,
+                            "--c", str(tmp_path / f"{prefix}regs.h"), "-q"], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        text = (tmp_path / f"{prefix}regs.h").read_text()
+        assert f"#ifndef {prefix.upper()}REGS_H" in text and f"}} {prefix}fusioncim_engine_t;" in text
+    (tmp_path / "both.c").write_text('#include <stdint.h>\n#include "a_regs.h"\n#include "b_regs.h"\n'
+                                     "int rows(volatile a_fusioncim_engine_t *a, volatile b_fusioncim_engine_t *b)\n"
+                                     "{ return (int)(a->ROWS + b->ROWS); }\n")
+    r = subprocess.run([CC, "-std=c11", "-Wall", "-Werror", "-fsyntax-only", "both.c"], capture_output=True,
+                       text=True, cwd=tmp_path, timeout=60)
+    assert r.returncode == 0, r.stderr

@@ -15,6 +15,9 @@ def register(sub):
                    "FuseSoC core (CAPI2, lint and sim targets) into DIR")
     g.add_argument("--flat", action="store_true", help="one flattened module (default: one module per distinct "
                                                        "cell, instantiated where it is used); not with --bus axi")
+    g.add_argument("--prefix", default="", metavar="P", help="start every module name with P (and the FuseSoC "
+                   "core's name), so designs of two configs, or a module of yours named like one of ours, live "
+                   "in one build (default: none)")
     finish_parser(g, run)
 
 
@@ -23,6 +26,7 @@ def run(args):
     from ..sim import verilator
     from ..core.files import atomic_write
     cfg = block_config(args)
+    generate.check_prefix(args.prefix)
     if args.fusesoc is not None:
         return _generate_core(args, cfg)
     out = output_path("--out", args.out or Path(f"{args.block}{'-flat' if args.flat else ''}.v"))
@@ -31,9 +35,10 @@ def run(args):
     if vlt == out:
         raise UserError(f"--out {str(out)!r}: the Verilog file cannot end in .vlt (the waiver file's name)")
     try:
-        generate.write_verilog(args.block, cfg, out, flat=args.flat)
-        # Beside the Verilog: its Verilator waivers, so `verilator --lint-only -Wall X.v X.vlt` is clean.
-        atomic_write(vlt, lambda f: f.write(verilator.waiver_text()))
+        generate.write_verilog(args.block, cfg, out, flat=args.flat, prefix=args.prefix)
+        # Beside the Verilog: its Verilator waivers, scoped to it, so `verilator --lint-only -Wall X.v X.vlt`
+        # is clean and waives nothing in other files.
+        atomic_write(vlt, lambda f: f.write(verilator.waiver_text(out.name)))
     except OSError as exc:
         out.unlink(missing_ok=True)
         raise write_error("--out", out, exc) from None
@@ -50,11 +55,11 @@ def _generate_core(args, cfg):
     folder = output_path("--fusesoc", args.fusesoc, folder=True)
     require_cache()
     try:
-        written = fusesoc.write_core(folder, args.block, cfg, generate.verilog_text(args.block, cfg, flat=args.flat),
-                                     verilator.waiver_text())
+        text = generate.verilog_text(args.block, cfg, flat=args.flat, prefix=args.prefix)
+        written = fusesoc.write_core(folder, args.block, cfg, text, verilator.waiver_text, args.prefix)
     except OSError as exc:
         raise write_error("--fusesoc", folder, exc) from None
     for path in written:
         print(path)
-    print(f"fusesoc --cores-root {folder} run --target lint {fusesoc.core_name(args.block)}")
+    print(f"fusesoc --cores-root {folder} run --target lint {fusesoc.core_name(args.block, args.prefix)}")
     return 0

@@ -32,6 +32,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import re
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
@@ -39,6 +40,7 @@ from pathlib import Path
 from amaranth.back import rtlil
 
 from ..core.config import EngineConfig
+from ..core.errors import InputError
 from ..core.cache import touch
 from ..core.files import atomic_write, cache_root
 
@@ -132,28 +134,38 @@ def generator_digest() -> str:
     return h.hexdigest()
 
 
-def verilog_path(block: str, cfg: EngineConfig, *, flat=False) -> Path:
+def verilog_path(block: str, cfg: EngineConfig, *, flat=False, prefix="") -> Path:
     """Where the cached Verilog of ``block`` for ``cfg`` lives (it may not exist yet)."""
-    key = json.dumps([block, asdict(cfg), generator_digest(), flat], sort_keys=True)
+    key = json.dumps([block, asdict(cfg), generator_digest(), flat] + ([prefix] if prefix else []), sort_keys=True)
     return cache_root() / "verilog" / f"{block}-{hashlib.sha256(key.encode()).hexdigest()[:20]}{'-flat' if flat else ''}.v"
 
 
-def rtlil_modules(block: str, cfg: EngineConfig, *, flat=False) -> list:
-    """The RTLIL texts of the design: the block first, then one per distinct cell (none with ``flat``)."""
+def check_prefix(prefix: str) -> str:
+    """``prefix`` if it can start a Verilog module name (letters, digits, ``_``; not a digit first), else
+    InputError naming the rule."""
+    if prefix and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
+        raise InputError(f"prefix {prefix!r} must be letters, digits and _ (not a digit first): it starts "
+                         f"every module name")
+    return prefix
+
+
+def rtlil_modules(block: str, cfg: EngineConfig, *, flat=False, prefix="") -> list:
+    """The RTLIL texts of the design: the block first, then one per distinct cell (none with ``flat``).
+    Every module's name starts with ``prefix`` (the top is ``prefix + block``)."""
     from ..hw.common import Hierarchy
     if flat:
-        return [rtlil.convert(build(block, cfg), name=block, emit_src=False)]
-    hier = Hierarchy()
-    top = rtlil.convert(build(block, cfg), name=block, platform=hier, emit_src=False)
+        return [rtlil.convert(build(block, cfg), name=prefix + block, emit_src=False)]
+    hier = Hierarchy(prefix)
+    top = rtlil.convert(build(block, cfg), name=prefix + block, platform=hier, emit_src=False)
     return [top, *hier.modules.values()]
 
 
-def convert(block: str, cfg: EngineConfig, *, flat=False) -> str:
+def convert(block: str, cfg: EngineConfig, *, flat=False, prefix="") -> str:
     """Convert ``block`` to Verilog now (no cache): hierarchical, or one flattened module with ``flat``."""
     from amaranth._toolchain.yosys import find_yosys
-    script = [f"read_rtlil <<rtlil\n{text}\nrtlil" for text in rtlil_modules(block, cfg, flat=flat)]
+    script = [f"read_rtlil <<rtlil\n{text}\nrtlil" for text in rtlil_modules(block, cfg, flat=flat, prefix=prefix)]
     # `hierarchy` also checks that every instance names a module that exists, with ports it has.
-    script += [f"hierarchy -check -top {block}", "proc -nomux -norom"]
+    script += [f"hierarchy -check -top {prefix}{block}", "proc -nomux -norom"]
     if flat:
         script += ["flatten", "opt_clean -purge"]
     from ..hw.engine import KV_MEMORIES
@@ -166,18 +178,20 @@ def convert(block: str, cfg: EngineConfig, *, flat=False) -> str:
     return yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=True)
 
 
-def verilog_text(block: str, cfg: EngineConfig, *, cache=True, flat=False) -> str:
-    """The Verilog of ``block`` for ``cfg``: from the cache, or converted (and cached) now."""
+def verilog_text(block: str, cfg: EngineConfig, *, cache=True, flat=False, prefix="") -> str:
+    """The Verilog of ``block`` for ``cfg``: from the cache, or converted (and cached) now. ``prefix`` starts
+    every module name (:func:`check_prefix`), so designs of two configs can sit in one build."""
+    check_prefix(prefix)
     if not (cache and block in _CACHED):
-        return convert(block, cfg, flat=flat)
-    path = verilog_path(block, cfg, flat=flat)
+        return convert(block, cfg, flat=flat, prefix=prefix)
+    path = verilog_path(block, cfg, flat=flat, prefix=prefix)
     try:
         text = path.read_text()
         touch(path)                             # last use, for `fusioncim cache` and the size cap
         return text
     except OSError:
         pass
-    text = convert(block, cfg, flat=flat)
+    text = convert(block, cfg, flat=flat, prefix=prefix)
     try:
         atomic_write(path, lambda f: f.write(text))
     except OSError:
@@ -185,7 +199,7 @@ def verilog_text(block: str, cfg: EngineConfig, *, cache=True, flat=False) -> st
     return text
 
 
-def write_verilog(block: str, cfg: EngineConfig, path, *, flat=False) -> Path:
+def write_verilog(block: str, cfg: EngineConfig, path, *, flat=False, prefix="") -> Path:
     """Generate and write atomically: on any error no file appears at ``path``."""
-    text = verilog_text(block, cfg, flat=flat)
+    text = verilog_text(block, cfg, flat=flat, prefix=prefix)
     return atomic_write(path, lambda f: f.write(text))

@@ -66,7 +66,7 @@ def _build(out, cfg, text, harness, opt, jobs):
     cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(jobs or os.cpu_count() or 1),
            "--top-module", "engine", "--prefix", "Vengine", "-o", "engine_native", "-Mdir", str(out),
            "-CFLAGS", opt, "-MAKEFLAGS", f"OPT_FAST={opt} OPT_SLOW=-O0",
-           str(verilator.waiver_file(out)), str(out / "engine.v"), str(out / "native_main.cpp")]
+           str(verilator.waiver_file(out, "engine.v")), str(out / "engine.v"), str(out / "native_main.cpp")]
     with open(out / "build.log", "w") as log:
         done = subprocess.run(cmd, cwd=out, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=3600)
     if done.returncode != 0 or not (out / "engine_native").exists():

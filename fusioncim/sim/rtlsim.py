@@ -195,7 +195,7 @@ def _build(block, cfg, sim, waves, out, text):
     runner = _runner(sim)
     from cocotb_tools.runner import VerilatorControlFile, Verilog
     if sim == "verilator":
-        sources = [VerilatorControlFile(verilator.waiver_file(out)), Verilog(vpath)]
+        sources = [VerilatorControlFile(verilator.waiver_file(out, vpath.name)), Verilog(vpath)]
     else:
         sources = [Verilog(vpath)]
     args = []
