@@ -162,3 +162,47 @@ def test_a_bad_prefix_is_one_line(tmp_path):
                         str(tmp_path / "e.v")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "prefix '9x-' must be letters" in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+# -- timing constraints beside the Verilog (issue 32, item 5) --
+
+def _cli(tmp_path, *args):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "fusioncim", *args], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+
+
+def test_sdc_with_a_given_period_names_the_tops_ports(tmp_path):
+    r = _cli(tmp_path, "generate", "engine", "--bus", "axi", "--config", "test", "--prefix", "p_", "--sdc", "2.5",
+             "--out", "e.v", "-q")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["e.v", "e.vlt", "e.sdc"]
+    sdc = (tmp_path / "e.sdc").read_text()
+    top = re.search(r"^module p_engine_axi\((.*?)\);", (tmp_path / "e.v").read_text(), re.M | re.S).group(1)
+    assert "aclk" in top.replace(" ", "").split(",") and "aresetn" in top.replace(" ", "").split(",")
+    assert "create_clock -name aclk -period 2.500 [get_ports aclk]" in sdc
+    # 20% of 2.5 ns on each input and output path, the clock itself left out of the inputs.
+    assert "set_input_delay 0.500 -clock aclk [all_inputs -no_clocks]" in sdc
+    assert "set_output_delay 0.500 -clock aclk [all_outputs]" in sdc
+    assert "p_engine_axi" in sdc.splitlines()[0]
+
+
+def test_sdc_defaults_to_the_estimated_clock(tmp_path):
+    import json
+    r = _cli(tmp_path, "generate", "ip_cim", "--config", "test", "--sdc", "--out", "i.v", "-q")
+    assert r.returncode == 0, r.stderr
+    est = json.loads(_cli(tmp_path, "area", "ip_cim", "--config", "test", "--json", "-q").stdout)
+    assert f"create_clock -name clk -period {est['clock_ns']:.3f} [get_ports clk]" in (tmp_path / "i.sdc").read_text()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--sdc", "0", "--out", "x.v"], "--sdc '0' must be a clock period in ns"),
+    (["--sdc", "fast", "--out", "x.v"], "--sdc 'fast' must be a clock period in ns"),
+    (["--sdc", "2", "--fusesoc", "core"], "--sdc goes with --out"),
+    (["--sdc", "2", "--out", "x.sdc"], "cannot end in .vlt or .sdc"),
+])
+def test_sdc_refusals_are_one_line(tmp_path, args, message):
+    r = _cli(tmp_path, "generate", "engine", "--config", "test", *args)
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1 and message in r.stderr
+    assert list(tmp_path.iterdir()) == []

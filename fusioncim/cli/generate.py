@@ -15,6 +15,9 @@ def register(sub):
                    "FuseSoC core (CAPI2, lint and sim targets) into DIR")
     g.add_argument("--flat", action="store_true", help="one flattened module (default: one module per distinct "
                                                        "cell, instantiated where it is used); not with --bus axi")
+    g.add_argument("--sdc", nargs="?", const="estimate", metavar="NS",
+                   help="also write FILE.sdc beside the Verilog: one clock of period NS (default: the estimated "
+                        "clock of `fusioncim area`, synthesised now unless cached), reset and I/O constraints")
     g.add_argument("--prefix", default="", metavar="P", help="start every module name with P (and the FuseSoC "
                    "core's name), so designs of two configs, or a module of yours named like one of ours, live "
                    "in one build (default: none)")
@@ -27,24 +30,62 @@ def run(args):
     from ..core.files import atomic_write
     cfg = block_config(args)
     generate.check_prefix(args.prefix)
+    period = _period(args)
     if args.fusesoc is not None:
         return _generate_core(args, cfg)
     out = output_path("--out", args.out or Path(f"{args.block}{'-flat' if args.flat else ''}.v"))
     require_cache()
-    vlt = out.with_suffix(".vlt")
-    if vlt == out:
-        raise UserError(f"--out {str(out)!r}: the Verilog file cannot end in .vlt (the waiver file's name)")
+    vlt, sdc_path = out.with_suffix(".vlt"), out.with_suffix(".sdc")
+    if out in (vlt, sdc_path):
+        raise UserError(f"--out {str(out)!r}: the Verilog file cannot end in .vlt or .sdc (the waiver and "
+                        f"constraint files' names)")
+    sdc_text = None if period is None else _sdc(args, cfg, period)
     try:
         generate.write_verilog(args.block, cfg, out, flat=args.flat, prefix=args.prefix)
         # Beside the Verilog: its Verilator waivers, scoped to it, so `verilator --lint-only -Wall X.v X.vlt`
         # is clean and waives nothing in other files.
         atomic_write(vlt, lambda f: f.write(verilator.waiver_text(out.name)))
+        if sdc_text is not None:
+            atomic_write(sdc_path, lambda f: f.write(sdc_text))
     except OSError as exc:
-        out.unlink(missing_ok=True)
+        for path in (out, vlt):
+            path.unlink(missing_ok=True)
         raise write_error("--out", out, exc) from None
-    print(out)
-    print(vlt)
+    for path in (out, vlt) + ((sdc_path,) if sdc_text is not None else ()):
+        print(path)
     return 0
+
+
+def _period(args):
+    # --sdc NS: a positive number of ns, checked before anything runs; --sdc alone: None (the estimate).
+    if args.sdc is None or args.sdc == "estimate":
+        return args.sdc
+    try:
+        ns = float(args.sdc)
+    except ValueError:
+        ns = float("nan")
+    if not 0 < ns < 1e6:
+        raise UserError(f"--sdc {args.sdc!r} must be a clock period in ns, more than 0")
+    return ns
+
+
+def _sdc(args, cfg, period):
+    # The SDC's text, made before anything is written (an estimate may synthesise).
+    from ..ip import sdc
+    if period != "estimate":
+        return sdc.sdc_text(args.block, period, f"given (--sdc {period:g})", prefix=args.prefix)
+    if period == "estimate":
+        from ..synth import area
+        if args.flat:
+            raise UserError("--sdc without a period estimates the clock of the hierarchical design; give a "
+                            "period with --flat")
+        r = area.cached_result(args.block, cfg) or area.estimate(args.block, cfg)
+        if r["clock_ns"] is None:
+            raise UserError("the bundled library gave no clock estimate; give the period: --sdc NS")
+        period = r["clock_ns"]
+        source = (f"the estimate of `fusioncim area {args.block}` (the longest logic path inside one module, "
+                  f"{r['logic_ns']:.3f} ns in {r['critical_module']}, plus flip-flop clock-to-Q and setup)")
+    return sdc.sdc_text(args.block, period, source, prefix=args.prefix)
 
 
 def _generate_core(args, cfg):
@@ -52,6 +93,9 @@ def _generate_core(args, cfg):
     from ..sim import verilator
     if args.out is not None:
         raise UserError("--out and --fusesoc cannot be used together: --fusesoc DIR names the files itself")
+    if args.sdc is not None:
+        raise UserError("--sdc goes with --out (the FuseSoC core carries no constraints yet); run generate "
+                        "--out FILE.v --sdc beside it")
     folder = output_path("--fusesoc", args.fusesoc, folder=True)
     require_cache()
     try:
