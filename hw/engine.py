@@ -9,7 +9,7 @@ A key the softmax flags as zero in every row skips its V read and the OP-CIM.
 
 ::
 
-    kv_wr --> [K mem] [V mem]
+    kv_wr --> [K sram] [V sram]   (kv_sram modules: the place of SRAM macros)
     cmd, q_in --> Controller --key--> K read --> IpCim --s--> Softmax --p--> V read --> OpCim --> o_out
                       |  q_wr ---------------------^             ^  row_wr                  ^ norm (l, n_rows)
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, fifo, stream
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..core.config import EngineConfig
@@ -30,6 +29,7 @@ from ..core.schedule import ip_depth
 from .common import Block, add_cell, data_row
 from .controller import Controller, ERR_KEYS, ERR_ROWS, cmd_layout, q_layout
 from .ip_cim import IpCim
+from .kv_sram import SRAM_MEMORY, KvSram
 from .op_cim import OpCim, o_out_layout
 from .softmax import Softmax
 
@@ -43,9 +43,10 @@ ERRORS = {ERR_KEYS: ("n_keys", "n_keys is 0 or beyond the KV buffer"),
           ERR_KV_ADDR: ("kv_addr", "KV write beyond the buffer")}
 """The engine's sticky error bits: bit -> (name, meaning). The AXI top's ERROR register starts with them."""
 
-KV_MEMORIES = ("k_mem", "v_mem")
-"""The KV buffer's two memories, by their names in the Verilog: SRAMs (no initial contents; a foundry
-macro's place; the area flow prices them as SRAM, ``kv_buffer_bits`` in total)."""
+KV_MEMORIES = (SRAM_MEMORY,)
+"""The KV buffer's memories by their name in the Verilog, one in each of the two ``kv_sram`` instances
+(:mod:`.kv_sram`, a foundry macro's place): SRAMs with no initial contents; the area flow prices them as
+SRAM, ``kv_buffer_bits`` in total."""
 
 
 def kv_wr_layout(c: EngineConfig):
@@ -113,10 +114,9 @@ class Engine(Block):
         ip = add_cell(m, "ip", IpCim(c), platform)
         sm = add_cell(m, "sm", Softmax(c), platform)
         op = add_cell(m, "op", OpCim(c), platform)
-        k_mem, v_mem = (Memory(shape=data_row(c), depth=c.kv_keys, init=[]) for _ in KV_MEMORIES)
-        for name, mem in zip(KV_MEMORIES, (k_mem, v_mem)):
-            m.submodules[name] = mem
-        kv_written = self._kv_buffer(m, ctrl, k_mem.write_port(), v_mem.write_port())
+        # The K and V buffers: one SRAM module each (kv_sram), reached through its ports.
+        k_mem, v_mem = (add_cell(m, name, KvSram(c), platform) for name in ("k_sram", "v_sram"))
+        kv_written = self._kv_buffer(m, ctrl, _Port(k_mem, "wr"), _Port(v_mem, "wr"))
 
         # Command and Q tile in, set-up out.
         connect(m, ctrl.cmd, flipped(self.cmd))
@@ -127,8 +127,8 @@ class Engine(Block):
         if c.q_double_buffer:
             m.d.comb += [ip.swap.eq(ctrl.swap), sm.swap.eq(ctrl.swap)]
 
-        take_key = self._k_read(m, ctrl, ip, sm, k_mem.read_port())
-        take_p, v_read, v_valid = self._v_read(m, sm, op, v_mem.read_port())
+        take_key = self._k_read(m, ctrl, ip, sm, _Port(k_mem, "rd"))
+        take_p, v_read, v_valid = self._v_read(m, sm, op, _Port(v_mem, "rd"))
 
         # End of tile: the pipeline is drained when every key issued has left
         # the softmax and the OP-CIM has finished the last one.
@@ -232,3 +232,11 @@ class Engine(Block):
                 m.d.comb += counter.eq(getattr(sm, name))
             else:
                 m.d.sync += counter.eq(counter + events[name])
+
+
+class _Port:
+    """One port of a :class:`KvSram` as the engine drives it: ``addr``, ``data``, ``en`` (its ``wr_`` or ``rd_``
+    signals)."""
+
+    def __init__(self, sram, side):
+        self.addr, self.data, self.en = (getattr(sram, f"{side}_{name}") for name in ("addr", "data", "en"))

@@ -39,7 +39,7 @@ def test_each_distinct_cell_is_one_module_instantiated_where_used(cfg):
     assert len(mods) == len(set(mods))
     want = {"ip_row": cfg.rows, "op_column": cfg.head_dim, "div_column": cfg.head_dim,
             "softmax_row": cfg.rows, "exp_lane": cfg.lanes,
-            "controller": 1, "ip_cim": 1, "softmax": 1, "op_cim": 1, "normaliser": 1}
+            "controller": 1, "ip_cim": 1, "softmax": 1, "op_cim": 1, "normaliser": 1, "kv_sram": 2}
     assert {m: _instances(text, m) for m in want} == want
     assert set(want) | {"engine", "\\engine.pos_fifo"} == set(mods)
     flat = generate.verilog_text("engine", cfg, flat=True)
@@ -48,8 +48,11 @@ def test_each_distinct_cell_is_one_module_instantiated_where_used(cfg):
 
 
 def test_sram_has_no_initial_contents_and_the_luts_keep_theirs():
+    # The KV buffer's memory, in its kv_sram module (hierarchical) or as the K and V buffers (flat).
     text = generate.verilog_text("engine", TEST)
-    assert re.search(r"reg \[\d+:0\] k_mem \[", text) and "k_mem[0] =" not in text and "v_mem[0] =" not in text
+    assert re.search(r"reg \[\d+:0\] sram \[", text) and "sram[0] =" not in text
+    flat = generate.verilog_text("engine", TEST, flat=True)
+    assert len(re.findall(r"reg \[\d+:0\] \\[kv]_sram\.sram\s+\[", flat)) == 2 and "sram[0] =" not in flat
     assert "fine_lut[0] =" in text and "coarse_lut[0] =" in text
 
 

@@ -173,19 +173,22 @@ def build_lock(out: Path) -> Path:
     return out.with_name(out.name + ".lock")
 
 
-def build(block, cfg, sim, waves=False, flat=False):
+def build(block, cfg, sim, waves=False, flat=False, verilog=None):
     """Generate the Verilog and build it for ``sim`` unless an identical build exists; returns the folder.
 
     ``waves`` builds a separate, traced copy; ``flat`` builds the flattened netlist (for comparison:
-    ``bench/build_speed.py``).
+    ``bench/build_speed.py``); ``verilog`` builds that text instead of the generated one (the design with
+    a module replaced, as an integrator would: ``tests/test_kv_sram.py``), in a folder of its own.
     """
     if sim not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {sim!r}")
-    text = verilog_text(block, cfg, flat=flat)
+    text = verilog_text(block, cfg, flat=flat) if verilog is None else verilog
     # The stamp covers the Verilog and how it is built.
     digest = hashlib.sha256((text + BUILD_RECIPE).encode()).hexdigest()
-    return cached_build(build_dir(block, cfg, sim, waves, flat), digest,
-                        lambda out: _build(block, cfg, sim, waves, out, text))
+    out = build_dir(block, cfg, sim, waves, flat)
+    if verilog is not None:
+        out = out.with_name(f"{out.name}-custom-{digest[:10]}")
+    return cached_build(out, digest, lambda folder: _build(block, cfg, sim, waves, folder, text))
 
 
 def _build(block, cfg, sim, waves, out, text):
@@ -215,7 +218,7 @@ def _build(block, cfg, sim, waves, out, text):
 
 
 def run(block, cfg, sim, test_module, *, testcase=None, seed=1, extra_env=None, waves=False, timeout=None,
-        flat=False):
+        flat=False, verilog=None):
     """Run cocotb tests on a (cached) build; returns ``(tests, failed, results_xml)``.
 
     The simulator is killed after ``timeout`` seconds (default :data:`RUN_TIMEOUT`), raising :class:`SimTimeout`.
@@ -231,7 +234,7 @@ def run(block, cfg, sim, test_module, *, testcase=None, seed=1, extra_env=None, 
                              f"the {block} build it would drive")
     else:
         env["FUSIONCIM_CONFIG"] = config_json(cfg)
-    out = build(block, cfg, sim, waves, flat)
+    out = build(block, cfg, sim, waves, flat, verilog)
     name = testcase if isinstance(testcase, str) else "all"
     test_dir = out / f"run-{name}-{seed}"
     with cache.locked(build_lock(out), shared=True), cache.locked(out / f"run-{name}-{seed}.lock"):
