@@ -41,6 +41,13 @@ __all__ = ["RegField", "Register", "registers", "by_name", "rdl", "map_digest", 
            "IRQ_BITS", "ACCESS", "version_word", "stream_layouts", "stream_bytes", "cmd_word"]
 
 MAGIC = 0x4643494D                 # "FCIM"
+ACCESS_RULES = ("FusionCIM attention engine, AXI4-Lite registers, each a whole 32-bit word: address bits [1:0] "
+                "are ignored. Writes honour wstrb byte by byte: a stored field takes its written bytes and keeps "
+                "the others; w1c and w1p bits act only in written bytes; a write with no strobes changes nothing, "
+                "starts nothing and answers OKAY; a CMD write with any strobe starts a command. Unmapped "
+                "addresses and writes to registers with no writable field answer SLVERR and change nothing; "
+                "w1p fields read 0.")
+"""The map's access rules, said in the SystemRDL (and so in the C header's and the HTML's description)."""
 # The register map's and the stream payloads' version: raised, with an entry in CHANGELOG.md, whenever a
 # register, a field, an access rule or a payload layout changes (tests/test_regmap.py holds the two together).
 REGMAP_VERSION = 2
@@ -238,8 +245,7 @@ def rdl(cfg: EngineConfig, name="fusioncim_engine") -> str:
              f"// Config: rows {cfg.rows}, head_dim {cfg.head_dim}, KV depth {cfg.kv_keys}.",
              f"addrmap {name} {{",
              '    name = "fusioncim engine";',
-             '    desc = "FusionCIM attention engine, AXI4-Lite registers. Unmapped addresses and writes to '
-             'read-only registers answer SLVERR.";',
+             f'    desc = "{_rdl_text(ACCESS_RULES)}";',
              "    default regwidth = 32;", "    default accesswidth = 32;", ""]
     for r in registers(cfg):
         lines += ["    reg {", f'        name = "{r.name}";', f'        desc = "{_rdl_text(r.desc)}";']

@@ -50,6 +50,8 @@ def test_rdl_is_the_hardware_table(name, tmp_path):
             [(f.name, f.lsb, f.width, f.access) for f in r.fields], r.name
         for f, want in zip(fields, r.fields):
             assert (f.get_property("reset") or 0) == want.reset, (r.name, want.name)
+    # The access rules travel with the map (the header's and the HTML's description come from here).
+    assert root.top.get_property("desc") == regmap.ACCESS_RULES and "wstrb byte by byte" in regmap.ACCESS_RULES
 
 
 def test_table_rules():
