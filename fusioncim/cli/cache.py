@@ -35,8 +35,6 @@ def run(args):
         return _show(root, limit, args.json)
     if args.all == (args.older_than is not None):
         raise UserError("cache clean needs exactly one of --all or --older-than DAYS")
-    if args.older_than is not None and not args.older_than >= 0:
-        raise UserError(f"--older-than {args.older_than:g} must be a number of days, 0 or more")
     removed, freed, skipped = cache.clean(args.kind, None if args.all else args.older_than)
     if args.json:
         print_json({"removed": removed, "bytes_freed": freed, "skipped_in_use": skipped})

@@ -74,18 +74,16 @@ def _sdc(args, cfg, period):
     from ..ip import sdc
     if period != "estimate":
         return sdc.sdc_text(args.block, period, f"given (--sdc {period:g})", prefix=args.prefix)
-    if period == "estimate":
-        from ..synth import area
-        if args.flat:
-            raise UserError("--sdc without a period estimates the clock of the hierarchical design; give a "
-                            "period with --flat")
-        r = area.cached_result(args.block, cfg) or area.estimate(args.block, cfg)
-        if r["clock_ns"] is None:
-            raise UserError("the bundled library gave no clock estimate; give the period: --sdc NS")
-        period = r["clock_ns"]
-        source = (f"the estimate of `fusioncim area {args.block}` (the longest logic path inside one module, "
-                  f"{r['logic_ns']:.3f} ns in {r['critical_module']}, plus flip-flop clock-to-Q and setup)")
-    return sdc.sdc_text(args.block, period, source, prefix=args.prefix)
+    from ..synth import area
+    if args.flat:
+        raise UserError("--sdc without a period estimates the clock of the hierarchical design; give a "
+                        "period with --flat")
+    r = area.cached_result(args.block, cfg) or area.estimate(args.block, cfg)
+    if r["clock_ns"] is None:
+        raise UserError("the bundled library gave no clock estimate; give the period: --sdc NS")
+    source = (f"the estimate of `fusioncim area {args.block}` (the longest logic path inside one module, "
+              f"{r['logic_ns']:.3f} ns in {r['critical_module']}, plus flip-flop clock-to-Q and setup)")
+    return sdc.sdc_text(args.block, r["clock_ns"], source, prefix=args.prefix)
 
 
 def _generate_core(args, cfg):

@@ -99,7 +99,7 @@ def entries(kind, root=None):
         return [Entry(kind, folder)]
     found = []
     for path in folder.iterdir():
-        if path.suffix == ".lock" or path.name.startswith(".write-test-"):
+        if path.suffix == ".lock":
             continue
         with contextlib.suppress(FileNotFoundError):       # removed by another process meanwhile
             found.append(Entry(kind, path))
@@ -119,18 +119,16 @@ def usage(root=None):
 
 def _remove(entry):
     # A build folder goes under its lock, and only if no other process holds it: False if in use.
-    lock = entry.path.with_name(entry.path.name + ".lock")
-    if entry.kind != "rtl" or not entry.path.is_dir():
-        if entry.path.is_dir() and not entry.path.is_symlink():
-            shutil.rmtree(entry.path, ignore_errors=True)
-        else:
-            entry.path.unlink(missing_ok=True)
-        return True
-    with locked(lock, wait=False) as free:
-        if not free:
-            return False
+    if entry.kind == "rtl" and entry.path.is_dir():
+        with locked(entry.path.with_name(entry.path.name + ".lock"), wait=False) as free:
+            if free:
+                shutil.rmtree(entry.path, ignore_errors=True)
+            # The lock file stays: a process already waiting on it must not find a second one beside it.
+        return free
+    if entry.path.is_dir() and not entry.path.is_symlink():
         shutil.rmtree(entry.path, ignore_errors=True)
-        # The lock file stays: a process already waiting on it must not find a second one made beside it.
+    else:
+        entry.path.unlink(missing_ok=True)
     return True
 
 
@@ -143,7 +141,7 @@ def clean(kinds=None, older_than_days=None, root=None, now=None):
         if kind not in KINDS:
             raise InputError(f"cache kind {kind!r} is not one of {', '.join(KINDS)}")
     if older_than_days is not None and not older_than_days >= 0:
-        raise InputError(f"--older-than {older_than_days} must be a number of days, 0 or more")
+        raise InputError(f"--older-than {older_than_days:g} must be a number of days, 0 or more")
     cutoff = None if older_than_days is None else (now or time.time()) - older_than_days * 86400
     removed = freed = skipped = 0
     for kind in kinds:
@@ -177,9 +175,10 @@ def evict(keep=None, root=None, limit=None):
     limit = limit_bytes() if limit is None else limit
     if limit is None:
         return []
-    total = sum(u["bytes"] for u in usage(root).values())
+    found = {kind: entries(kind, root) for kind in KINDS}          # each folder walked once
+    total = sum(e.bytes for es in found.values() for e in es)
     gone = []
-    candidates = sorted((e for kind in EVICTABLE for e in entries(kind, root)), key=lambda e: e.last_used)
+    candidates = sorted((e for kind in EVICTABLE for e in found[kind]), key=lambda e: e.last_used)
     for e in candidates:
         if total <= limit:
             break
