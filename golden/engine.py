@@ -20,6 +20,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.counters import SOFTMAX_COUNTERS, Counters
+from ..core.keyscale import checked as checked_scales, k_factor
 from ..core.schedule import (MODES, key_order, make_tiles, norm_cycles, op_cycles, segment_cycles, segments, tile_keys,
                              tile_span)
 from . import ip_cim, op_cim, softmax
@@ -61,25 +62,27 @@ def _check_inputs(q, k, v, c_mant, c_shift, cfg, mode):
         raise InputError(f"c_mant and c_shift must be [{H}, {Lq}]; got {cm.shape}, {cs.shape}")
     if cm.size and (cm.min() < 0 or cm.max() >= (1 << cfg.const_bits)):
         raise InputError(f"c_mant must be in [0, 2**{cfg.const_bits})")
-    if cs.size and (cs.min() < 0 or cs.max() > cfg.score_bits + cfg.const_bits):
-        raise InputError(f"c_shift must be in [0, {cfg.score_bits + cfg.const_bits}]")
+    if cs.size and (cs.min() < 0 or cs.max() > cfg.c_shift_max):
+        raise InputError(f"c_shift must be in [0, {cfg.c_shift_max}]")
     return q, k, v, cm, cs
 
 
-def prepare(q, k, v, c_mant, c_shift, cfg, causal, mode, positions=1):
+def prepare(q, k, v, c_mant, c_shift, cfg, causal, mode, positions=1, scales=None):
     """What the engine's models and the host's program start from.
 
-    Returns ``(causal, q, k, v, c_mant, c_shift, qpos, tiles, out, lsum)``:
-    checked inputs, query positions, the tiles, and zeroed outputs.
+    Returns ``(causal, q, k, v, c_mant, c_shift, qpos, tiles, out, lsum, scales)``:
+    checked inputs, query positions, the tiles, zeroed outputs and the per-key scales
+    (:class:`fusioncim.core.keyscale.KeyScales`; all zero when ``scales`` is None).
     """
     causal = cfg.causal if causal is None else bool(causal)
     q, k, v, cm, cs = _check_inputs(q, k, v, c_mant, c_shift, cfg, mode)
+    scales = checked_scales(scales, cfg, k.shape[:2])
     H, Lq, d = q.shape
     Hkv, Lk, _ = k.shape
     tiles = make_tiles(mode, H, Lq, Hkv, cfg.rows, positions)
     out = np.zeros((H, Lq, d), np.int64)
     lsum = np.zeros((H, Lq), np.int64)
-    return causal, q, k, v, cm, cs, query_positions(Lq, Lk), tiles, out, lsum
+    return causal, q, k, v, cm, cs, query_positions(Lq, Lk), tiles, out, lsum, scales
 
 
 def _tile_counters(cfg, n_rows, n_keys, op_cycles):
@@ -90,7 +93,8 @@ def _tile_counters(cfg, n_rows, n_keys, op_cycles):
                     cim_writes=n_rows, keys=n_keys, k_reads=n_keys)
 
 
-def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", positions=1, chunk_entries=1 << 18):
+def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", positions=1, scales=None,
+        chunk_entries=1 << 18):
     """Run the engine numerics and counters over whole attention heads.
 
     Parameters
@@ -100,14 +104,17 @@ def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", positions
     causal : bool, default ``cfg.causal``
     mode : "prefill" or "decode" (how rows are grouped into tiles)
     positions : decode only: query positions per tile (:func:`tiles_decode`)
+    scales : :class:`fusioncim.core.keyscale.KeyScales` ``[Hkv, Lk]`` per-key K and V scales, or None
 
     Returns
     -------
     EngineResult
     """
-    causal, q, k, v, cm, cs, qpos, tiles, out, lsum = prepare(q, k, v, c_mant, c_shift, cfg, causal, mode,
-                                                              positions)
+    causal, q, k, v, cm, cs, qpos, tiles, out, lsum, scales = prepare(q, k, v, c_mant, c_shift, cfg, causal, mode,
+                                                                      positions, scales)
     Hkv, Lk, _ = k.shape
+    kf = k_factor(cfg, scales.k_exp, scales.k_mant)                  # [Hkv, Lk]
+    vs = v << scales.v_exp[..., None]                                 # V with its key's exponent
     total = Counters()
     fallback = 0
     R = cfg.rows
@@ -128,8 +135,8 @@ def run(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", positions
             while stop < len(tix) and (stop + 1 - start) * R * max(int(tile_n[tix[stop]]), 1) <= chunk_entries:
                 stop += 1
             sel = tix[start:stop]
-            c, f, spans[sel] = _run_chunk(q, k[g], v[g], cm, cs, qpos, tiles.qrow[sel], tiles.head[sel], span[sel],
-                                          cfg, causal, out, lsum)
+            c, f, spans[sel] = _run_chunk(q, k[g], vs[g], kf[g], cm, cs, qpos, tiles.qrow[sel], tiles.head[sel],
+                                          span[sel], cfg, causal, out, lsum)
             total = total + c
             fallback += f
             start = stop
@@ -144,7 +151,7 @@ def _add_cycles(total, cfg, tiles, spans, Lk):
         total.kv_writes += Lk
 
 
-def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, span, cfg, causal, out, lsum):
+def _run_chunk(q, kg, vg, kf, cm, cs, qpos, qrow, head, span, cfg, causal, out, lsum):
     T, R = qrow.shape
     F = cfg.log_frac_bits
     valid = qrow >= 0
@@ -159,7 +166,7 @@ def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, span, cfg, causal, out, lsum
     # Every tile streams a subset of keys [0, N): score only those.
     kg, vg = kg[:N], vg[:N]
     x = softmax.to_log2(ip_cim.scores(rows_q, kg), np.where(valid, cm[hh, qr], 0),
-                        np.where(valid, cs[hh, qr], 0), cfg)          # [T, R, N]
+                        np.where(valid, cs[hh, qr], 0), cfg, kf[:N])  # [T, R, N]
     # order[t, i]: the key in stream slot i; the slots past a tile's own keys hold the keys it does not
     # stream (masked: their scores are never used), so each row is a permutation of [0, N) and
     # slot[t, key] is its inverse.
@@ -179,8 +186,8 @@ def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, span, cfg, causal, out, lsum
     skipped = zero_key if cfg.key_skip else np.zeros_like(zero_key)
     # Total shift each key's contribution sees before the tile ends.
     s = np.where(live, (res.m_final[..., None] - res.m) >> F, 0)
-    exact = op_cim.exact_rows(res.p, s, v_bits=cfg.data_bits)
-    O, l = op_cim.accumulate(res.p, s, vg, v_bits=cfg.data_bits, slot=slot, exact=exact)
+    exact = op_cim.exact_rows(res.p, s, v_bits=cfg.v_width)
+    O, l = op_cim.accumulate(res.p, s, vg, v_bits=cfg.v_width, slot=slot, exact=exact)
     fallback = int((~exact).sum())
     o = op_cim.normalise(O, l, out_frac_bits=cfg.out_frac_bits, out_bits=cfg.out_bits)
     out[head[valid], qrow[valid]] = o[valid]
@@ -201,10 +208,11 @@ def _run_chunk(q, kg, vg, cm, cs, qpos, qrow, head, span, cfg, causal, out, lsum
     return c, fallback, spans
 
 
-def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", positions=1):
+def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", positions=1, scales=None):
     """The same engine, one key at a time, from the block functions. Slow; for tests and traces."""
-    causal, q, k, v, cm, cs, qpos, tiles, out, lsum = prepare(q, k, v, c_mant, c_shift, cfg, causal, mode,
-                                                              positions)
+    causal, q, k, v, cm, cs, qpos, tiles, out, lsum, scales = prepare(q, k, v, c_mant, c_shift, cfg, causal, mode,
+                                                                      positions, scales)
+    kf = k_factor(cfg, scales.k_exp, scales.k_mant)
     Lk, d = k.shape[1:]
     total = Counters()
     R = cfg.rows
@@ -226,14 +234,14 @@ def run_sequential(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill"
         g = tiles.kv[t]
         for key in key_order(n, hi, cfg):
             s = ip_cim.bitserial(rows_q, k[g, key][None, :], cfg.data_bits, cfg.ip_bits_per_cycle)[-1][:, 0]
-            x = softmax.to_log2(s[:, None], rcm, rcs, cfg)[:, 0]
+            x = softmax.to_log2(s[:, None], rcm, rcs, cfg, kf[g, key:key + 1])[:, 0]
             live = valid & ((key <= pos) if causal else True)
             p, shift, rescale, tier, state = softmax.step(state, x, live, cfg)
             skip = cfg.key_skip and not p.any()
             # A key that raises a row's max has p >= 1/2 there, so a skipped key
             # never carries a rescale: skipping it loses nothing.
             if not skip:
-                O, l = op_cim.update(O, l, p, shift, v[g, key])
+                O, l = op_cim.update(O, l, p, shift, v[g, key] << scales.v_exp[g, key])
             skips.append(skip)
             rescales.append(shift.any())
             c.skipped_keys += int(skip)

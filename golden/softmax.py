@@ -33,15 +33,18 @@ FINE, COARSE, SKIPPED, MASKED = 0, 1, 2, 3
 _NEVER = np.iinfo(np.int64).min // 4   # "no max yet"; far below any x
 
 
-def to_log2(s, c_mant, c_shift, cfg):
-    """Log-domain score ``x = sat(round_half_up(s * c_mant / 2**c_shift))``, docs §3.
+def to_log2(s, c_mant, c_shift, cfg, k_factor=None):
+    """Log-domain score ``x = sat(round_half_up(s * c_mant * k_factor / 2**c_shift))``, docs §3.
 
-    ``s`` is ``[..., R, N]`` integer scores; ``c_mant`` and ``c_shift`` are per row ``[..., R]``.
+    ``s`` is ``[..., R, N]`` integer scores; ``c_mant`` and ``c_shift`` are per row ``[..., R]``;
+    ``k_factor`` per key ``[N]`` (``keyscale.k_factor``; None: the factor of a key with no scale, 1 with
+    ``k_mant_bits`` 0).
     """
     s = np.asarray(s, dtype=np.int64)
     cm = np.asarray(c_mant, dtype=np.int64)[..., None]
     cs = np.asarray(c_shift, dtype=np.int64)[..., None]
-    x = (s * cm + ((np.int64(1) << cs) >> 1)) >> cs
+    kf = np.int64(1 << cfg.k_mant_bits) if k_factor is None else np.asarray(k_factor, np.int64)
+    x = (s * cm * kf + ((np.int64(1) << cs) >> 1)) >> cs
     return np.clip(x, cfg.x_min, cfg.x_max)
 
 
@@ -229,7 +232,7 @@ def entry_counts(tier, rescale, inside=True):
 # -- the softmax unit as a block: what hw/softmax.py must produce ------------
 
 
-def unit(scores, key_pos, c_mant, c_shift, q_pos, active, causal, cfg):
+def unit(scores, key_pos, c_mant, c_shift, q_pos, active, causal, cfg, k_factor=None):
     """Run the softmax unit over one tile's key stream.
 
     Parameters
@@ -237,6 +240,7 @@ def unit(scores, key_pos, c_mant, c_shift, q_pos, active, causal, cfg):
     scores : ``[R, N]`` integer scores of N keys in stream order.
     key_pos : ``[N]`` key positions. ``c_mant, c_shift, q_pos`` : ``[R]``.
     active, causal : ``[R]`` bool (row in use; causal masking for the row).
+    k_factor : ``[N]`` the keys' K-scale factors (``keyscale.k_factor``), or None.
 
     Returns
     -------
@@ -247,7 +251,7 @@ def unit(scores, key_pos, c_mant, c_shift, q_pos, active, causal, cfg):
     """
     scores = np.asarray(scores, np.int64)
     R, N = scores.shape
-    x = to_log2(scores, c_mant, c_shift, cfg)
+    x = to_log2(scores, c_mant, c_shift, cfg, k_factor)
     active = np.asarray(active, bool)
     causal = np.asarray(causal, bool)
     q_pos = np.asarray(q_pos, np.int64)

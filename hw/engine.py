@@ -19,7 +19,7 @@ streams: the counters equal ``golden.engine``'s, cycles included.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import data, fifo, stream
 from amaranth.lib.wiring import In, Out, connect, flipped
 
@@ -33,7 +33,8 @@ from .kv_sram import SRAM_MEMORY, KvSram
 from .op_cim import OpCim, o_out_layout
 from .softmax import Softmax
 
-__all__ = ["Engine", "ERRORS", "KV_MEMORIES", "ERR_KEYS", "ERR_ROWS", "ERR_KV_BUSY", "ERR_KV_ADDR", "kv_wr_layout"]
+__all__ = ["Engine", "ERRORS", "KV_MEMORIES", "ERR_KEYS", "ERR_ROWS", "ERR_KV_BUSY", "ERR_KV_ADDR", "kv_wr_layout",
+           "kv_scale_fields"]
 
 ERR_KV_BUSY = 2    # a KV-buffer write arrived while a tile was in progress; it was dropped
 ERR_KV_ADDR = 3    # a KV-buffer write beyond the buffer's depth; it was dropped
@@ -49,9 +50,18 @@ KV_MEMORIES = (SRAM_MEMORY,)
 SRAM, ``kv_buffer_bits`` in total."""
 
 
+def kv_scale_fields(c: EngineConfig):
+    """``{name: bits}`` of the per-key scale codes a KV write carries: ``k_exp``, ``k_mant``, ``v_exp``, each
+    present when its config field is non-zero (``fusioncim.core.keyscale``)."""
+    return {name: getattr(c, bits) for name, bits in (("k_exp", "k_exp_bits"), ("k_mant", "k_mant_bits"),
+                                                      ("v_exp", "v_exp_bits")) if getattr(c, bits)}
+
+
 def kv_wr_layout(c: EngineConfig):
-    """One key and value for the buffer: ``{addr, k[head_dim], v[head_dim]}``."""
-    return data.StructLayout({"addr": unsigned(c.kv_addr_bits), "k": data_row(c), "v": data_row(c)})
+    """One key and value for the buffer: ``{addr, k[head_dim], v[head_dim]}`` and the key's scale codes
+    (:func:`kv_scale_fields`)."""
+    return data.StructLayout({"addr": unsigned(c.kv_addr_bits), "k": data_row(c), "v": data_row(c),
+                              **{n: unsigned(b) for n, b in kv_scale_fields(c).items()}})
 
 
 class Engine(Block):
@@ -166,9 +176,16 @@ class Engine(Block):
         wr = self.kv_wr.valid & self.kv_wr.ready
         in_range = kv.addr < c.kv_keys
         write = wr & ctrl.idle & in_range
-        m.d.comb += [self.kv_wr.ready.eq(1),
-                     k_wr.addr.eq(kv.addr), k_wr.data.eq(kv.k), k_wr.en.eq(write),
-                     v_wr.addr.eq(kv.addr), v_wr.data.eq(kv.v), v_wr.en.eq(write)]
+        m.d.comb += [self.kv_wr.ready.eq(1), k_wr.addr.eq(kv.addr), k_wr.en.eq(write),
+                     v_wr.addr.eq(kv.addr), v_wr.en.eq(write)]
+        if c.kv_scale_bits:
+            fields = kv_scale_fields(c)
+            k_scale = Cat(*[kv[n] for n in ("k_exp", "k_mant") if n in fields])
+            v_scale = kv.v_exp if "v_exp" in fields else 0
+            m.d.comb += [k_wr.data.row.eq(kv.k), k_wr.data.scale.eq(k_scale),
+                         v_wr.data.row.eq(kv.v), v_wr.data.scale.eq(v_scale)]
+        else:
+            m.d.comb += [k_wr.data.eq(kv.k), v_wr.data.eq(kv.v)]
         err_kv = Signal(2)
         # Clear first, so an error in the clearing cycle is kept (as in the controller).
         with m.If(self.err_clear):
@@ -186,22 +203,26 @@ class Engine(Block):
         k_valid = Signal()
         k_pos = Signal(c.pos_bits)
         take_key = ctrl.key.valid & ctrl.key.ready
+        k_row = k_rd.data.row if c.kv_scale_bits else k_rd.data
         m.d.comb += [ctrl.key.ready.eq(~k_valid | ip.k.ready),
                      k_rd.addr.eq(ctrl.key.payload.pos), k_rd.en.eq(take_key),
-                     ip.k.valid.eq(k_valid), ip.k.payload.eq(k_rd.data)]
+                     ip.k.valid.eq(k_valid), ip.k.payload.eq(k_row)]
         with m.If(ip.k.valid & ip.k.ready):
             m.d.sync += k_valid.eq(0)
         with m.If(take_key):
             m.d.sync += [k_valid.eq(1), k_pos.eq(ctrl.key.payload.pos)]
 
-        # Key positions ride beside the IP-CIM. The FIFO refuses a write when
+        # Key positions (and K scales) ride beside the IP-CIM. The FIFO refuses a write when
         # full even if it is read in the same cycle, so it holds one more than
         # the keys the IP-CIM can hold.
-        m.submodules.pos_fifo = pos_fifo = fifo.SyncFIFO(width=c.pos_bits, depth=ip_depth(c) + 1)
-        m.d.comb += [pos_fifo.w_data.eq(k_pos), pos_fifo.w_en.eq(ip.k.valid & ip.k.ready),
+        rides = Cat(k_pos, k_rd.data.scale[:c.k_scale_bits]) if c.k_scale_bits else k_pos
+        m.submodules.pos_fifo = pos_fifo = fifo.SyncFIFO(width=c.pos_bits + c.k_scale_bits, depth=ip_depth(c) + 1)
+        m.d.comb += [pos_fifo.w_data.eq(rides), pos_fifo.w_en.eq(ip.k.valid & ip.k.ready),
                      sm.s_in.valid.eq(ip.s.valid), sm.s_in.payload.scores.eq(ip.s.payload),
-                     sm.s_in.payload.key_pos.eq(pos_fifo.r_data), ip.s.ready.eq(sm.s_in.ready),
+                     sm.s_in.payload.key_pos.eq(pos_fifo.r_data[:c.pos_bits]), ip.s.ready.eq(sm.s_in.ready),
                      pos_fifo.r_en.eq(sm.s_in.valid & sm.s_in.ready)]
+        if c.k_scale_bits:
+            m.d.comb += sm.s_in.payload.k_scale.eq(pos_fifo.r_data[c.pos_bits:])
         return take_key
 
     def _v_read(self, m, sm, op, v_rd):
@@ -215,8 +236,13 @@ class Engine(Block):
         m.d.comb += [sm.p_out.ready.eq(~v_valid | op.kv_in.ready),
                      v_rd.addr.eq(p.key_pos), v_rd.en.eq(v_read),
                      op.kv_in.valid.eq(v_valid), op.kv_in.payload.p.eq(p_reg),
-                     op.kv_in.payload.shift.eq(shift_reg), op.kv_in.payload.skip.eq(0),
-                     op.kv_in.payload.v.eq(v_rd.data)]
+                     op.kv_in.payload.shift.eq(shift_reg), op.kv_in.payload.skip.eq(0)]
+        if self._cfg.kv_scale_bits:
+            m.d.comb += op.kv_in.payload.v.eq(v_rd.data.row)
+            if self._cfg.v_exp_bits:
+                m.d.comb += op.kv_in.payload.v_exp.eq(v_rd.data.scale[:self._cfg.v_exp_bits])
+        else:
+            m.d.comb += op.kv_in.payload.v.eq(v_rd.data)
         with m.If(op.kv_in.valid & op.kv_in.ready):
             m.d.sync += v_valid.eq(0)
         with m.If(v_read):

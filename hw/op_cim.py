@@ -31,10 +31,11 @@ __all__ = ["OpCim", "Normaliser", "OpColumn", "DivColumn", "kv_in_layout", "norm
 
 
 def kv_in_layout(c: EngineConfig):
-    """One key for the array: ``{p[rows], shift[rows], skip, v[head_dim]}``."""
+    """One key for the array: ``{p[rows], shift[rows], skip, v[head_dim]}``, and with per-key V exponents
+    the key's ``v_exp`` (the array adds ``p * (v << v_exp)``)."""
     return data.StructLayout({
         "p": data.ArrayLayout(unsigned(c.p_bits), c.rows), "shift": data.ArrayLayout(unsigned(c.shift_bits), c.rows),
-        "skip": unsigned(1), "v": data_row(c)})
+        "skip": unsigned(1), "v": data_row(c), **({"v_exp": unsigned(c.v_exp_bits)} if c.v_exp_bits else {})})
 
 
 def norm_in_layout(c: EngineConfig):
@@ -352,7 +353,7 @@ class OpCim(Block):
         p_all = Signal(data.ArrayLayout(unsigned(c.p_bits), c.rows), name="p")
         shift_all = Signal(data.ArrayLayout(unsigned(c.shift_bits), c.rows), name="shift")
         p_reg = list(p_all)
-        v_reg = [Signal(signed(c.data_bits), name=f"v{j}") for j in range(c.head_dim)]
+        v_reg = [Signal(signed(c.v_width), name=f"v{j}") for j in range(c.head_dim)]
         digit_no = Signal(range(max(n_digits, 2)))
         rescaling = Signal()
         updating = Signal()
@@ -378,7 +379,9 @@ class OpCim(Block):
             m.d.sync += [updating.eq(1), digit_no.eq(0),
                          rescaling.eq(Cat(*[kv.shift[r] != 0 for r in range(c.rows)]).any())]
             m.d.sync += [p_all.eq(kv.p), shift_all.eq(kv.shift)]
-            m.d.sync += [v_reg[j].eq(kv.v[j]) for j in range(c.head_dim)]
+            # With per-key V exponents the key's row is held shifted: v << v_exp, v_width bits.
+            v_exp = kv.v_exp if c.v_exp_bits else 0
+            m.d.sync += [v_reg[j].eq(kv.v[j] << v_exp) for j in range(c.head_dim)]
         # The next key may enter in the last digit cycle: keys go back to back.
         return updating, rescaling, digit_no, ~updating | last_digit
 
@@ -390,8 +393,8 @@ class OpColumn(Cell):
 
     Members
     -------
-    v : In(signed(data_bits))
-        This column's element of the key's value row.
+    v : In(signed(v_width))
+        This column's element of the key's value row, shifted by the key's V exponent.
     digits : In(ArrayLayout(op_bits_per_cycle, rows)), shifts : In(ArrayLayout(shift_bits, rows))
         Every row's current digit of p, and its rescale shift.
     digit_no : In
@@ -411,7 +414,7 @@ class OpColumn(Cell):
 
     def ports(self, c: EngineConfig):
         return {
-            "v": In(signed(c.data_bits)),
+            "v": In(signed(c.v_width)),
             "digits": In(data.ArrayLayout(unsigned(c.op_bits_per_cycle), c.rows)),
             "shifts": In(data.ArrayLayout(unsigned(c.shift_bits), c.rows)),
             "digit_no": In(range(max(c.op_cycles_per_key, 2))),
@@ -432,7 +435,7 @@ class OpColumn(Cell):
             m.d.sync += [a.eq(a >> self.shifts[r]) for r, a in enumerate(acc)]
         with m.If(self.step):
             for r, a in enumerate(acc):
-                prod = self.digits[r].as_unsigned() * self.v              # signed, digit_bits + data_bits + 1 bits
+                prod = self.digits[r].as_unsigned() * self.v              # signed, digit_bits + v_width + 1 bits
                 weighted = Signal(signed(c.acc_width), name=f"w{r}")
                 m.d.comb += weighted.eq(Mux(self.digit_no == 0, prod, 0))
                 for g in range(1, n_digits):

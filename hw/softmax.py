@@ -38,8 +38,11 @@ def row_wr_layout(c: EngineConfig):
 
 
 def s_in_layout(c: EngineConfig):
-    """One key's scores and position: ``{scores[rows], key_pos}``."""
-    return data.StructLayout({"scores": data.ArrayLayout(signed(c.score_bits), c.rows), "key_pos": unsigned(c.pos_bits)})
+    """One key's scores and position: ``{scores[rows], key_pos}``, and with per-key K scales the key's
+    ``k_scale`` (its exponent in the low ``k_exp_bits``, its mantissa above)."""
+    scale = {"k_scale": unsigned(c.k_scale_bits)} if c.k_scale_bits else {}
+    return data.StructLayout({"scores": data.ArrayLayout(signed(c.score_bits), c.rows), "key_pos": unsigned(c.pos_bits),
+                              **scale})
 
 
 def sums_layout(c: EngineConfig):
@@ -78,7 +81,8 @@ class Softmax(Block):
         clears its running max and sum at this clock edge (while no key is in
         the unit).
     s_in : In(stream)
-        ``{scores[rows], key_pos}``: the IP-CIM's scores of one key and its position.
+        ``{scores[rows], key_pos}``: the IP-CIM's scores of one key and its position (and with per-key K
+        scales its ``k_scale``, applied in the log-domain step).
     p_out : Out(stream)
         ``{p[rows], shift[rows], skip, key_pos}``: probabilities, the rescale
         shift to apply to O and l before adding p (0: no rescale), and the
@@ -143,12 +147,16 @@ class Softmax(Block):
                          row.score.eq(self.s_in.payload.scores[r]), row.key_pos.eq(self.s_in.payload.key_pos),
                          row.free0.eq(free0), row.free1.eq(free1), row.free2.eq(free2), row.v1.eq(st.v1),
                          row.live1.eq(st.live1[r])]
+            if c.k_scale_bits:
+                m.d.comb += row.k_scale0.eq(st.kscale0)
             if c.q_double_buffer:
                 m.d.comb += row.swap.eq(self.swap)
         # Stage "accept": which rows see this key; the rows' stages move with the valid bits.
         with m.If(free0):
             m.d.sync += [st.v0.eq(self.s_in.valid & self.s_in.ready), st.kpos0.eq(self.s_in.payload.key_pos),
                          st.live0.eq(Cat(*[row.live for row in cells]))]
+            if c.k_scale_bits:
+                m.d.sync += st.kscale0.eq(self.s_in.payload.k_scale)
         with m.If(free1):
             m.d.sync += [st.v1.eq(st.v0), st.kpos1.eq(st.kpos0), st.live1.eq(st.live0)]
         with m.If(free2):
@@ -261,6 +269,8 @@ class SoftmaxRow(Cell):
         With ``q_double_buffer`` only: take the shadow parameters; max, seen and sum cleared.
     score : In(signed(score_bits)), key_pos : In(pos_bits)
         The key on ``s_in``.
+    k_scale0 : In(k_scale_bits)
+        With per-key K scales only: the scale of the key in the accept stage (exponent low, mantissa above).
     free0, free1, free2 : In(1)
         Stages accept / log2 / running max take the previous stage's key.
     v1 : In(1), live1 : In(1)
@@ -294,6 +304,7 @@ class SoftmaxRow(Cell):
             "resc2": Out(1),
             "lsum": Out(unsigned(c.sum_width)),
             **swap_port(c, In),
+            **({"k_scale0": In(unsigned(c.k_scale_bits))} if c.k_scale_bits else {}),
         }
 
     def elaborate(self, platform):
@@ -322,13 +333,21 @@ class SoftmaxRow(Cell):
         s0 = Signal(signed(c.score_bits))
         with m.If(self.free0):
             m.d.sync += s0.eq(self.score)
-        # Stage "log2": x = sat(round_half_up(s * c_mant / 2**c_shift)).
-        prod_width = c.score_bits + c.const_bits + 1
+        # Stage "log2": x = sat(round_half_up(s * c_mant * k_factor / 2**c_shift)), k_factor = (2^kmb + mant) << exp.
+        prod_width = c.score_bits + c.const_bits + 1 + c.k_mant_bits + 1 + c.k_exp_max
         x1 = Signal(signed(c.x_bits))
         with m.If(self.free1):
             prod = Signal(signed(prod_width))
             half = Signal(prod_width)
-            m.d.comb += [prod.eq(s0 * c_mant), half.eq((Const(1, prod_width) << c_shift)[:prod_width] >> 1)]
+            if c.k_scale_bits:
+                k_exp = self.k_scale0[:c.k_exp_bits] if c.k_exp_bits else 0
+                k_mant = self.k_scale0[c.k_exp_bits:] if c.k_mant_bits else 0
+                factor = Signal(c.k_mant_bits + 1)
+                m.d.comb += factor.eq((1 << c.k_mant_bits) + k_mant)
+                m.d.comb += prod.eq((s0 * c_mant * factor) << k_exp)
+            else:
+                m.d.comb += prod.eq(s0 * c_mant)
+            m.d.comb += half.eq((Const(1, prod_width) << c_shift)[:prod_width] >> 1)
             rounded = Signal(signed(prod_width + 1))
             m.d.comb += rounded.eq((prod + half) >> c_shift)
             m.d.sync += x1.eq(Mux(rounded > c.x_max, c.x_max, Mux(rounded < c.x_min, c.x_min, rounded)))
@@ -430,5 +449,7 @@ class _Pipeline:
         self.v0, self.v1, self.v2 = (Signal(name=f"v{i}") for i in range(3))
         self.kpos0, self.kpos1, self.kpos2 = (Signal(c.pos_bits, name=f"kpos{i}") for i in range(3))
         self.live0, self.live1, self.live2 = (Signal(c.rows, name=f"live{i}") for i in range(3))
+        if c.k_scale_bits:                                          # with per-key K scales
+            self.kscale0 = Signal(c.k_scale_bits, name="kscale0")
         self.group = Signal(range(max(c.softmax_groups, 2)), name="group")
         self.last = self.group == c.softmax_groups - 1

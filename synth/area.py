@@ -71,7 +71,7 @@ def cache_dir():
 
 def sram_bits(block, cfg):
     """Bits of SRAM the block holds outside the logic estimate (the engine's K and V buffers)."""
-    return kv_buffer_bits(cfg.kv_keys, cfg.head_dim, cfg.data_bits) if block in ENGINES else 0
+    return kv_buffer_bits(cfg.kv_keys, cfg.head_dim, cfg.data_bits, cfg.kv_scale_bits) if block in ENGINES else 0
 
 
 def sram_area_um2(bits):

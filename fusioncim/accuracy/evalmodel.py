@@ -82,7 +82,7 @@ class Runner:
                 o = quant.dequantise(engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, c, causal=self.causal).out, z, c)
                 self.clip += (z.k_clipped, z.k.size, z.v_clipped, z.v.size)
             else:
-                o = accuracy.exact_softmax(z, self.causal)
+                o = accuracy.exact_softmax(z, self.causal, c)
             return self.torch.from_numpy(o).to(query.dtype).transpose(0, 1)[None].contiguous(), None
 
         # A name of its own: transformers looks the kernel up by name at every call, so two runners in one

@@ -15,31 +15,37 @@ from pathlib import Path
 import numpy as np
 
 from .attnfile import Attention
+from ..core.keyscale import KeyScales, k_factor
 from ..golden import engine, ip_cim, reference
 from . import quant
 
 __all__ = ["evaluate", "summarise", "exact_softmax", "per_layer"]
 
 
-def exact_softmax(z, causal):
+def exact_softmax(z, causal, cfg):
     # Same integer scores and V, exact float64 softmax: isolates the quantisation error.
     H = z.q.shape[0]
     kv_of = np.arange(H) // (H // z.k.shape[0])
     s = ip_cim.scores(z.q, z.k[kv_of]).astype(np.float64) * z.score_scale[..., None]
-    vdeq = z.v * z.v_scale[:, None, :] + z.v_offset[:, None, :]
+    codes = KeyScales.zeros(z.k.shape[:2]) if z.scales is None else z.scales
+    s = s * k_factor(cfg, codes.k_exp, codes.k_mant)[kv_of][:, None, :].astype(np.float64)   # each key's factor
+    v = z.v if z.scales is None else z.v << z.scales.v_exp[..., None]
+    vdeq = v * z.v_scale[:, None, :] + z.v_offset[:, None, :]
     return reference.attention_from_scores(s, vdeq[kv_of], causal)
 
 
-def evaluate(att: Attention, cfg, *, name="", rotate=True, v_anchor="sink", stats=None):
+def evaluate(att: Attention, cfg, *, name="", rotate=True, v_anchor="sink", stats=None, per_key=False):
     """Per-head records for one attention file (see module docstring).
 
     ``stats``: calibrated K/V statistics of this file's layer (static scales);
     None quantises with the file's own whole-sequence statistics (dynamic).
+    ``per_key``: per-key scales (``stats``, if given, supplies K's centre and V's channel shape only).
     """
     cfg = cfg.fit(att.head_dim, att.k.shape[1])
     causal = cfg.causal if att.causal is None else att.causal
     ref = reference.attention(att.q, att.k, att.v, causal=causal, scale=att.scale)
-    z = quant.quantise(att.q, att.k, att.v, cfg, scale=att.scale, rotate=rotate, v_anchor=v_anchor, stats=stats)
+    z = quant.quantise(att.q, att.k, att.v, cfg, scale=att.scale, rotate=rotate, v_anchor=v_anchor, stats=stats,
+                       per_key=per_key)
     base = quant.quantise(att.q, att.k, att.v, cfg, scale=att.scale, method="per-tensor")
     other = dataclasses.replace(cfg, key_order="sequential" if cfg.key_order == "pattern" else "pattern")
     H = att.heads
@@ -49,14 +55,15 @@ def evaluate(att: Attention, cfg, *, name="", rotate=True, v_anchor="sink", stat
     for h in range(H):
         g = h // group
         args = (z.q[h:h + 1], z.k[g:g + 1], z.v[g:g + 1], z.c_mant[h:h + 1], z.c_shift[h:h + 1])
-        r = engine.run(*args, cfg, causal=causal)
+        sc = None if z.scales is None else z.scales.head(slice(g, g + 1))
+        r = engine.run(*args, cfg, causal=causal, scales=sc)
         out[h] = r.out[0]
         counters.append(r.counters)
-        counters_other.append(engine.run(*args, other, causal=causal).counters)
+        counters_other.append(engine.run(*args, other, causal=causal, scales=sc).counters)
     o = quant.dequantise(out, z, cfg)
     m = reference.metrics(o, ref)
-    m_exact = reference.metrics(exact_softmax(z, causal), ref)
-    m_base = reference.metrics(exact_softmax(base, causal), ref)
+    m_exact = reference.metrics(exact_softmax(z, causal, cfg), ref)
+    m_base = reference.metrics(exact_softmax(base, causal, cfg), ref)
     m_file = reference.metrics(o, att.out) if att.out is not None else None
     records = []
     for h in range(H):
@@ -66,7 +73,7 @@ def evaluate(att: Attention, cfg, *, name="", rotate=True, v_anchor="sink", stat
         seq_c, pat_c = (c, co) if cfg.key_order == "sequential" else (co, c)
         rec = {
             "file": name, "model": att.model, "layer": att.layer, "head": h, "kv_head": h // group,
-            "quant": "dynamic" if stats is None else "static",
+            "quant": "per-key" if per_key else "dynamic" if stats is None else "static",
             "k_clipped_frac": z.k_clipped / z.k.size, "v_clipped_frac": z.v_clipped / z.v.size,
             "rel_l2": float(m["rel_l2"][h]), "max_abs": float(m["max_abs"][h]),
             "cosine": float(m["cosine"][h]), "argmax": float(m["argmax"][h]),

@@ -23,10 +23,8 @@ KEY_ORDERS = ("sequential", "pattern")
 CMD_KEYS_BITS = 24
 CMD_ROWS_BITS = 16
 MAX_ROWS = 1024
-# Amaranth 0.5 numbers the bits of one netlist cell's output in 16 bits (EngineConfig.widest_values); the
-# control signals and counters beside the head_dim- and rows-sized groups measured under this many bits.
-MAX_VALUE_BITS = 1 << 16
-VALUE_SLACK_BITS = 1024
+from .buildable import MAX_VALUE_BITS, VALUE_SLACK_BITS, check_buildable as _check_buildable, \
+    widest_values as _widest_values  # noqa: E402 (the limits, re-exported)
 
 
 class ConfigError(InputError):
@@ -112,6 +110,13 @@ class EngineConfig:
         A second (shadow) bank for the Q rows in the IP-CIM and the row set-up in
         the softmax unit: the next tile's command and Q rows load while the
         current tile runs, and the tile starts with a one-cycle swap.
+    k_exp_bits, k_mant_bits : int
+        Per-key scale of K (docs/numerics.md §1 and §3): each key carries an exponent of
+        ``k_exp_bits`` and a mantissa of ``k_mant_bits`` (factor ``(2^k_mant_bits + mant) x 2^exp``)
+        that the softmax unit's log-domain step applies to the key's scores; 0 and 0: no per-key scale.
+    v_exp_bits : int
+        Per-key exponent of V: the OP-CIM adds ``p x v x 2^exp``; the accumulators and the output
+        grow by ``2^v_exp_bits - 1`` bits. 0: no per-key exponent.
     norm_lanes : int
         Rows the OP-CIM's normaliser divides at once (1 to ``rows``): a tile of
         ``n`` rows takes ``ceil(n / norm_lanes) x (out_bits + 3) + n`` cycles
@@ -156,6 +161,9 @@ class EngineConfig:
     double_buffer: bool = True
     q_double_buffer: bool = False
     norm_lanes: int = 1
+    k_exp_bits: int = 0
+    k_mant_bits: int = 0
+    v_exp_bits: int = 0
 
     def __post_init__(self):
         self._check_fields()
@@ -195,6 +203,9 @@ class EngineConfig:
         _check_bool("double_buffer", self.double_buffer)
         _check_bool("q_double_buffer", self.q_double_buffer)
         _check_int("norm_lanes", self.norm_lanes, 1, self.rows)
+        _check_int("k_exp_bits", self.k_exp_bits, 0, 4)
+        _check_int("k_mant_bits", self.k_mant_bits, 0, 4)
+        _check_int("v_exp_bits", self.v_exp_bits, 0, 3)
 
     def _check_combinations(self):
         # Rules between fields, with the numbers that break them.
@@ -228,7 +239,8 @@ class EngineConfig:
                 raise InputError(
                     f"{name} {value} is outside the log-domain range: distances below the max reach at most "
                     f"{limit - 1} units with x_int_bits {self.x_int_bits}")
-        self._check_luts()
+        from .lut import check_luts
+        check_luts(self)
         if self.x_int_bits - 1 <= self.lazy_threshold + 1:
             raise InputError(f"x_int_bits {self.x_int_bits} leaves no range above lazy_threshold")
         if self.acc_bits is not None:
@@ -236,7 +248,9 @@ class EngineConfig:
             if self.acc_bits < self.acc_bits_min:
                 raise InputError(
                     f"acc_bits {self.acc_bits} cannot hold {self.max_seq_len} keys of {self.p_bits}-bit p "
-                    f"times {self.data_bits}-bit v; needs {self.acc_bits_min}")
+                    f"times {self.v_width}-bit v"
+                    + (f" (data_bits {self.data_bits} + v_exp_max {self.v_exp_max})" if self.v_exp_max else "")
+                    + f"; needs {self.acc_bits_min}")
         if self.sum_bits is not None:
             _check_int("sum_bits", self.sum_bits, 1, 62)
             if self.sum_bits < self.sum_bits_min:
@@ -251,6 +265,11 @@ class EngineConfig:
             raise InputError(
                 f"score_bits {self.score_bits} (head_dim {self.head_dim}, data_bits {self.data_bits}) plus "
                 f"const_bits {self.const_bits} exceed 62 bits")
+        if self.c_shift_max + 1 > 62:
+            raise InputError(
+                f"score_bits {self.score_bits} + const_bits {self.const_bits} + the per-key K scale's "
+                f"{self.k_mant_bits + 1 + self.k_exp_max} bits (k_mant_bits {self.k_mant_bits}, k_exp_bits "
+                f"{self.k_exp_bits}) exceed 62 bits")
 
     def check_engine(self):
         """Raise ValueError unless the whole engine (``hw/engine.py``) can be built from this config.
@@ -272,49 +291,13 @@ class EngineConfig:
         return self
 
     def widest_values(self, block):
-        """``[(bits, what)]``: the widest groups of bits one Amaranth netlist cell of ``block`` carries.
-
-        Amaranth 0.5 numbers the bits of one cell's output in 16 bits: a module's input ports together,
-        an instance's outputs, one register each form such a group, and one over 65,536 bits stops the
-        generator with an assertion. These are that design's head_dim- and rows-sized groups, from
-        above; the control signals and counters beside them stay under :data:`VALUE_SLACK_BITS`
-        (``tests/test_generate.py`` measures every module of generated designs against this).
-        """
-        d, R = self.head_dim, self.rows
-        banks = 2 if self.double_buffer else 1
-        ip = [(2 * d * self.data_bits, f"an IP-CIM row's Q and K ports (2 x head_dim {d} x data_bits {self.data_bits})"),
-              (R * self.score_bits, f"the IP-CIM's scores (rows {R} x score_bits {self.score_bits})")]
-        op = [(d * (self.acc_width + self.out_bits), f"the OP-CIM's outputs (head_dim {d} x (acc_width "
-               f"{self.acc_width} + out_bits {self.out_bits}))"),
-              (d * self.acc_width + R * self.sum_width, f"the normaliser's inputs (head_dim {d} x acc_width "
-               f"{self.acc_width} + rows {R} x sum_width {self.sum_width})"),
-              (banks * R * self.acc_width, f"an OP-CIM column ({banks} bank(s) x rows {R} x acc_width "
-               f"{self.acc_width})")]
-        sm = [(R * (self.sum_width + self.p_bits + self.x_bits), f"the softmax unit's outputs (rows {R} x "
-               f"(sum_width {self.sum_width} + p_bits {self.p_bits} + x_bits {self.x_bits}))")]
-        engine = [(3 * d * self.data_bits, f"the engine's Q, K and V ports (3 x head_dim {d} x data_bits "
-                   f"{self.data_bits})")]
-        return {"ip_cim": ip, "op_cim": op, "softmax": sm}.get(block, ip + op + sm + engine)
+        """``[(bits, what)]``: the widest groups of bits one Amaranth netlist cell of ``block`` carries
+        (:func:`fusioncim.core.buildable.widest_values`)."""
+        return _widest_values(self, block)
 
     def check_buildable(self, block):
         """Raise ValueError if Amaranth cannot generate ``block`` from this config (:meth:`widest_values`)."""
-        bits, what = max(self.widest_values(block))
-        if bits + VALUE_SLACK_BITS > MAX_VALUE_BITS:
-            raise InputError(
-                f"{block} cannot be generated: {what} is {bits:,} bits; Amaranth holds at most "
-                f"{MAX_VALUE_BITS:,} bits in one netlist value, and the generator needs it to be at most "
-                f"{MAX_VALUE_BITS - VALUE_SLACK_BITS:,} (room for {VALUE_SLACK_BITS:,} bits of control and "
-                f"counters); lower head_dim, rows or max_seq_len (which sets acc_width and sum_width)")
-        return self
-
-    def _check_luts(self):
-        from .lut import distinct_entries_need
-        for name, bits in (("fine", self.fine_lut_bits), ("coarse", self.coarse_lut_bits)):
-            need = distinct_entries_need(self.prob_bits, self.log_frac_bits, bits)
-            if need is not None:
-                raise InputError(
-                    f"prob_bits {self.prob_bits} cannot represent the {1 << bits}-entry {name} LUT "
-                    f"(neighbouring entries are equal); needs prob_bits >= {need}")
+        return _check_buildable(self, block)
 
     # -- derived widths (docs/numerics.md) ---------------------------------
     @property
@@ -347,7 +330,32 @@ class EngineConfig:
 
     @property
     def acc_bits_min(self) -> int:
-        return ((self.max_seq_len * self.prob_max) << (self.lazy_threshold + self.data_bits - 1)).bit_length() + 1
+        return ((self.max_seq_len * self.prob_max) << (self.lazy_threshold + self.v_width - 1)).bit_length() + 1
+
+    @property
+    def k_exp_max(self) -> int:
+        """Largest per-key K exponent (0 without per-key K scales)."""
+        return (1 << self.k_exp_bits) - 1
+
+    @property
+    def v_exp_max(self) -> int:
+        """Largest per-key V exponent (0 without): the bits V, the accumulators and the output grow by."""
+        return (1 << self.v_exp_bits) - 1
+
+    @property
+    def k_scale_bits(self) -> int:
+        """Bits of one key's K scale (exponent and mantissa) in the KV stream and buffer."""
+        return self.k_exp_bits + self.k_mant_bits
+
+    @property
+    def kv_scale_bits(self) -> int:
+        """Scale bits beside each row in the KV buffer: one memory module serves K and V, so the wider of the two."""
+        return max(self.k_scale_bits, self.v_exp_bits)
+
+    @property
+    def v_width(self) -> int:
+        """Signed width of a V element after its key's exponent: ``data_bits + v_exp_max``."""
+        return self.data_bits + self.v_exp_max
 
     @property
     def sum_bits_min(self) -> int:
@@ -363,8 +371,8 @@ class EngineConfig:
 
     @property
     def out_bits(self) -> int:
-        """Signed width of a normalised output element."""
-        return self.data_bits + self.out_frac_bits
+        """Signed width of a normalised output element: V's range after its exponent, plus the fraction."""
+        return self.v_width + self.out_frac_bits
 
     @property
     def ip_cycles_per_key(self) -> int:
@@ -380,9 +388,14 @@ class EngineConfig:
         return max(1, (self.max_seq_len - 1).bit_length())
 
     @property
+    def c_shift_max(self) -> int:
+        """Largest per-row score-constant shift: ``score_bits + const_bits`` plus the per-key K scale's range."""
+        return self.score_bits + self.const_bits + self.k_mant_bits + self.k_exp_max
+
+    @property
     def c_shift_bits(self) -> int:
-        """Width of the per-row score-constant shift (0 .. score_bits + const_bits)."""
-        return (self.score_bits + self.const_bits).bit_length()
+        """Width of the per-row score-constant shift (0 .. c_shift_max)."""
+        return self.c_shift_max.bit_length()
 
     @property
     def shift_bits(self) -> int:
@@ -452,9 +465,10 @@ class EngineConfig:
         return dataclasses.asdict(self)
 
 
-def kv_buffer_bits(keys, head_dim, data_bits):
-    """Bits of a KV buffer of ``keys`` keys: a K and a V row of ``head_dim`` elements of ``data_bits`` each."""
-    return 2 * keys * head_dim * data_bits
+def kv_buffer_bits(keys, head_dim, data_bits, scale_bits=0):
+    """Bits of a KV buffer of ``keys`` keys: a K and a V word each, a row of ``head_dim`` elements of
+    ``data_bits`` plus the key's ``scale_bits`` (``EngineConfig.kv_scale_bits``, hw/kv_sram.py)."""
+    return 2 * keys * (head_dim * data_bits + scale_bits)
 
 
 # Fields that do not change the softmax's data-dependent rates (keys skipped, LUT tiers, rescales): a

@@ -20,7 +20,9 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["lut", "luts", "distinct_entries_need"]
+from .errors import InputError
+
+__all__ = ["lut", "luts", "distinct_entries_need", "check_luts"]
 
 
 @lru_cache(maxsize=64)
@@ -59,3 +61,13 @@ def distinct_entries_need(prob_bits: int, frac_bits: int, index_bits: int) -> in
     if _distinct(lut(prob_bits, frac_bits, index_bits)):
         return None
     return next(pb for pb in range(prob_bits + 1, 40) if _distinct(lut(pb, frac_bits, index_bits)))
+
+
+def check_luts(cfg):
+    """Raise ValueError unless ``prob_bits`` tells every neighbouring entry of both LUTs apart."""
+    for name, bits in (("fine", cfg.fine_lut_bits), ("coarse", cfg.coarse_lut_bits)):
+        need = distinct_entries_need(cfg.prob_bits, cfg.log_frac_bits, bits)
+        if need is not None:
+            raise InputError(
+                f"prob_bits {cfg.prob_bits} cannot represent the {1 << bits}-entry {name} LUT "
+                f"(neighbouring entries are equal); needs prob_bits >= {need}")

@@ -485,7 +485,7 @@ def sizes_for(cfg, wl, buffers=None):
     scores, the Q/O buffer 1 MiB)."""
     b = buffers or Buffers()
     keys = wl.tokens if b.kv_keys is None else min(wl.tokens, b.kv_keys)
-    return energy_mod.Sizes(kv_buffer=kv_buffer_bits(keys, wl.head_dim, cfg.data_bits) // 8,
+    return energy_mod.Sizes(kv_buffer=kv_buffer_bits(keys, wl.head_dim, cfg.data_bits, cfg.kv_scale_bits) // 8,
                             sp_buffer=b.sp_bytes or cfg.rows * wl.tokens * 8, qo_buffer=b.qo_bytes or 1 << 20,
                             cim_array=cfg.rows * wl.head_dim * cfg.data_bits // 8)
 

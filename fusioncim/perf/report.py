@@ -111,7 +111,9 @@ def stored_rates(cfg, tokens):
     them equal), or None."""
     for path in sorted(RATES.glob("*.json")):
         doc, pats = load_rates(path, stored=True)
-        if doc["tokens"] == tokens and doc["config"] == _rate_key(cfg):
+        # A field the file predates takes its default (the value it was measured with).
+        stored = {**_rate_key(config_mod.EngineConfig()), **doc["config"]}
+        if doc["tokens"] == tokens and stored == _rate_key(cfg):
             return pats
     return None
 

@@ -95,11 +95,13 @@ class Segment:
     k: np.ndarray          # [Lk, d]
     v: np.ndarray
     commands: list
+    scales: object = None  # KeyScales of the head's keys ([Lk] each); None: all zero
 
 
-def program(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", positions=1):
+def program(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", positions=1, scales=None):
     """The command sequence that makes the engine compute ``golden.engine.run``'s result, tile for tile."""
-    causal, q, k, v, cm, cs, qpos, tiles, _, _ = prepare(q, k, v, c_mant, c_shift, cfg, causal, mode, positions)
+    causal, q, k, v, cm, cs, qpos, tiles, _, _, scales = prepare(q, k, v, c_mant, c_shift, cfg, causal, mode,
+                                                                 positions, scales)
     Lk = k.shape[1]
     if Lk > cfg.kv_keys:
         raise InputError(f"{Lk} keys exceed the engine's KV buffer (kv_depth {cfg.kv_keys})")
@@ -114,8 +116,17 @@ def program(q, k, v, c_mant, c_shift, cfg, *, causal=None, mode="prefill", posit
             n, _ = tile_keys(pos, np.ones(len(pos), bool), Lk, causal)
             cmds.append(Command(n_keys=n, causal=causal, pattern=cfg.key_order == "pattern", q=q[hh, qr],
                                 pos=pos, c_mant=cm[hh, qr], c_shift=cs[hh, qr], head=hh, qrow=qr))
-        out.append(Segment(kv_head=g, k=k[g], v=v[g], commands=cmds))
+        out.append(Segment(kv_head=g, k=k[g], v=v[g], commands=cmds, scales=scales.head(g)))
     return out
+
+
+def kv_beats(seg, cfg):
+    """The KV writes of a segment, one mapping per key in the engine's ``kv_wr`` layout (scale codes included)."""
+    from ..hw.engine import kv_scale_fields
+    extra = kv_scale_fields(cfg)
+    scales = seg.scales
+    return [{"addr": i, "k": seg.k[i], "v": seg.v[i], **{n: (getattr(scales, n)[i] if scales is not None else 0)
+                                                          for n in extra}} for i in range(len(seg.k))]
 
 
 @dataclass
@@ -157,7 +168,7 @@ def encode(name, cfg, prog, expected, counters, *, stall=0.0, seed=0) -> HostWor
 
     w = HostWorkload(name=name, stall=float(stall), counters=dict(counters))
     for seg in prog:
-        kv = [{"addr": i, "k": seg.k[i], "v": seg.v[i]} for i in range(len(seg.k))]
+        kv = kv_beats(seg, cfg)
         cmds = [{"n_keys": c.n_keys, "n_rows": c.n_rows, "causal": int(c.causal), "pattern": int(c.pattern)}
                 for c in seg.commands]
         rows = [{"q": c.q[r], "pos": c.pos[r], "c_mant": c.c_mant[r], "c_shift": c.c_shift[r]}
@@ -251,8 +262,7 @@ def axi_ops(prog, cfg):
     ops = []
     for seg in prog:
         ops.append(["wait", "STATUS", "idle"])
-        ops.append(["stream", "s_axis_kv", frame(layouts["kv"], [{"addr": i, "k": seg.k[i], "v": seg.v[i]}
-                                                       for i in range(len(seg.k))], sb["kv"])])
+        ops.append(["stream", "s_axis_kv", frame(layouts["kv"], kv_beats(seg, cfg), sb["kv"])])
         for c in seg.commands:
             ops.append(["write", "CMD_KEYS", int(c.n_keys)])
             ops.append(["wait", "STATUS", "cmd_ready"])
@@ -268,9 +278,10 @@ def axi_from_float(q, k, v, cfg, *, scale=None, causal=None, mode="prefill", pos
     """From float ``q [H, Lq, d]``, ``k, v [Hkv, Lk, d]``: the quantised inputs (``accuracy.quant``), the
     program and the AXI transactions (:func:`axi_ops`). Returns ``(z, prog, ops)``; the reference a
     driver author ports."""
-    from ..accuracy.quant import quantise
-    z = quantise(q, k, v, cfg, scale=scale)
-    prog = program(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=causal, mode=mode, positions=positions)
+    from ..accuracy.quant import per_key_default, quantise
+    z = quantise(q, k, v, cfg, scale=scale, per_key=per_key_default(cfg))
+    prog = program(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=causal, mode=mode, positions=positions,
+                   scales=z.scales)
     return z, prog, axi_ops(prog, cfg)
 
 
@@ -279,7 +290,8 @@ def axi_golden(z, cfg, *, causal=None, mode="prefill", positions=1):
     ``positions``): ``out`` and ``l`` as the output frames carry them, and ``counters``, every one of which the
     AXI top's counter registers read after a SNAPSHOT (``cycles`` at least golden's: the host's pace adds)."""
     from ..golden import engine
-    return engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=causal, mode=mode, positions=positions)
+    return engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, cfg, causal=causal, mode=mode, positions=positions,
+                      scales=z.scales)
 
 
 def axi_outputs(frames, prog, z, cfg, shape):

@@ -42,8 +42,8 @@ def plan(cfg, specs, *, seed=1):
         w = workload.make(spec, cfg)
         z = w.z
         args = (z.q, z.k, z.v, z.c_mant, z.c_shift, cfg)
-        gold = engine.run(*args, causal=w.causal, mode=w.mode, positions=w.positions)
-        prog = host.program(*args, causal=w.causal, mode=w.mode, positions=w.positions)
+        gold = engine.run(*args, causal=w.causal, mode=w.mode, positions=w.positions, scales=z.scales)
+        prog = host.program(*args, causal=w.causal, mode=w.mode, positions=w.positions, scales=z.scales)
         beats = host.encode(w.name, cfg, prog, gold.out, gold.counters.to_dict(), stall=w.stall,
                             seed=seed * 7919 + i)
         planned.append(Planned(w, gold, beats))

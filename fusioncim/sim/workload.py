@@ -234,7 +234,7 @@ def make(spec, cfg) -> Workload:
         schedule.check_positions(positions, mode, q.shape[0] // k.shape[0], cfg.rows)
     except InputError as exc:
         raise InputError(f"workload {spec.label!r}: {exc}") from None
-    z = quant.quantise(q, k, v, cfg, scale=scale)
+    z = quant.quantise(q, k, v, cfg, scale=scale, per_key=quant.per_key_default(cfg))
     ref = reference.attention(q, k, v, causal=causal, scale=scale)
     return Workload(name=spec.label, z=z, causal=causal, mode=mode, positions=positions, reference=ref,
                     stall=float(spec.value("stall")))
