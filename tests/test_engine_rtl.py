@@ -9,7 +9,7 @@ real MiniLM-L6 attention (SmolLM2 heads run in ``fusioncim simulate --npz``,
 see docs/engine.md). Then the bad-command, busy and abort checks
 (tb/engine_tests.py, on the two DIRECTED workloads). Every pattern-aware mechanism is switched off in one
 config; softmax lanes, division lanes with Q preloading, single buffering, one key bit a cycle and a lazy
-threshold are covered too.
+threshold are covered too, and per-key K and V scales (the per-key mode, real heads included) on both simulators.
 """
 
 import os
@@ -32,7 +32,9 @@ CONFIGS = {
     "rows5-lanes2": BASE.replace(rows=5, softmax_lanes=2, norm_lanes=2, q_double_buffer=True),
     "single-buffer-ip1-lazy2": BASE.replace(double_buffer=False, ip_bits_per_cycle=1, op_bits_per_cycle=2,
                                             lazy_threshold=2),
-    "d32-r8": BASE.replace(head_dim=32, rows=8, kv_depth=64, norm_lanes=3),
+    # Per-key K and V scales (issue 33): workloads are quantised in the per-key mode, real heads included.
+    "d32-r8": BASE.replace(head_dim=32, rows=8, kv_depth=64, norm_lanes=3, k_exp_bits=3, k_mant_bits=2,
+                           v_exp_bits=2),
 }
 SEED = int(os.environ.get("FUSIONCIM_SEED", "2026"))
 REAL = data_path("real", "minilm-L02-T256.npz")
@@ -75,8 +77,9 @@ def real_workloads(cfg):
             for h in (0, 1)]
 
 
-# Verilator on test, rows5-lanes2, single-buffer-ip1-lazy2; Icarus on every config (rtlsim.sim_cases).
-CASES = rtlsim.sim_cases(CONFIGS, verilator=["test", "rows5-lanes2", "single-buffer-ip1-lazy2"])
+# Verilator on test, rows5-lanes2, single-buffer-ip1-lazy2 and d32-r8 (per-key scales and real heads on both
+# simulators); Icarus on every config (rtlsim.sim_cases).
+CASES = rtlsim.sim_cases(CONFIGS, verilator=["test", "rows5-lanes2", "single-buffer-ip1-lazy2", "d32-r8"])
 
 
 @pytest.mark.slow
