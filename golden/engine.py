@@ -62,8 +62,9 @@ def _check_inputs(q, k, v, c_mant, c_shift, cfg, mode):
         raise InputError(f"c_mant and c_shift must be [{H}, {Lq}]; got {cm.shape}, {cs.shape}")
     if cm.size and (cm.min() < 0 or cm.max() >= (1 << cfg.const_bits)):
         raise InputError(f"c_mant must be in [0, 2**{cfg.const_bits})")
-    if cs.size and (cs.min() < 0 or cs.max() > cfg.c_shift_max):
-        raise InputError(f"c_shift must be in [0, {cfg.c_shift_max}]")
+    if cs.size and (cs.min() < cfg.k_exp_max or cs.max() > cfg.c_shift_max):
+        raise InputError(f"c_shift must be in [{cfg.k_exp_max}, {cfg.c_shift_max}] (at least k_exp_max, the "
+                         f"largest K exponent)")
     return q, k, v, cm, cs
 
 

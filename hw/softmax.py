@@ -148,7 +148,7 @@ class Softmax(Block):
                          row.free0.eq(free0), row.free1.eq(free1), row.free2.eq(free2), row.v1.eq(st.v1),
                          row.live1.eq(st.live1[r])]
             if c.k_scale_bits:
-                m.d.comb += row.k_scale0.eq(st.kscale0)
+                m.d.comb += [row.k_scale.eq(self.s_in.payload.k_scale), row.k_scale0.eq(st.kscale0)]
             if c.q_double_buffer:
                 m.d.comb += row.swap.eq(self.swap)
         # Stage "accept": which rows see this key; the rows' stages move with the valid bits.
@@ -269,8 +269,9 @@ class SoftmaxRow(Cell):
         With ``q_double_buffer`` only: take the shadow parameters; max, seen and sum cleared.
     score : In(signed(score_bits)), key_pos : In(pos_bits)
         The key on ``s_in``.
-    k_scale0 : In(k_scale_bits)
-        With per-key K scales only: the scale of the key in the accept stage (exponent low, mantissa above).
+    k_scale, k_scale0 : In(k_scale_bits)
+        With per-key K scales only: the scale of the key on ``s_in`` and of the key in the accept stage
+        (exponent low, mantissa above).
     free0, free1, free2 : In(1)
         Stages accept / log2 / running max take the previous stage's key.
     v1 : In(1), live1 : In(1)
@@ -304,7 +305,8 @@ class SoftmaxRow(Cell):
             "resc2": Out(1),
             "lsum": Out(unsigned(c.sum_width)),
             **swap_port(c, In),
-            **({"k_scale0": In(unsigned(c.k_scale_bits))} if c.k_scale_bits else {}),
+            **({"k_scale": In(unsigned(c.k_scale_bits)), "k_scale0": In(unsigned(c.k_scale_bits))}
+               if c.k_scale_bits else {}),
         }
 
     def elaborate(self, platform):
@@ -328,28 +330,29 @@ class SoftmaxRow(Cell):
             with m.If(self.setup):
                 m.d.sync += [p.eq(w) for p, w in zip(params, wr)]
                 m.d.sync += [seen.eq(0), self.lsum.eq(0), run_max.eq(0)]
-        # Stage "accept": the score, and whether the row sees this key.
+        # Stage "accept": the score (times the key's K mantissa factor), and whether the row sees this key.
         m.d.comb += self.live.eq(active & (~causal | (self.key_pos <= q_pos)))
-        s0 = Signal(signed(c.score_bits))
+        s0 = Signal(signed(c.score_bits + c.k_mant_bits + 1))
         with m.If(self.free0):
-            m.d.sync += s0.eq(self.score)
-        # Stage "log2": x = sat(round_half_up(s * c_mant * k_factor / 2**c_shift)), k_factor = (2^kmb + mant) << exp.
-        prod_width = c.score_bits + c.const_bits + 1 + c.k_mant_bits + 1 + c.k_exp_max
+            if c.k_mant_bits:
+                factor = Signal(c.k_mant_bits + 1)
+                m.d.comb += factor.eq((1 << c.k_mant_bits) + self.k_scale[c.k_exp_bits:])
+                m.d.sync += s0.eq(self.score * factor)
+            else:
+                m.d.sync += s0.eq(self.score)
+        # Stage "log2": x = sat(round_half_up(s * (2^kmb + mant) * c_mant / 2**(c_shift - exp))), which is
+        # docs/numerics.md section 3's x: c_shift >= the key's exponent (k_exp_max) is part of the contract.
+        prod_width = c.score_bits + c.k_mant_bits + 1 + c.const_bits + 1
         x1 = Signal(signed(c.x_bits))
         with m.If(self.free1):
             prod = Signal(signed(prod_width))
             half = Signal(prod_width)
-            if c.k_scale_bits:
-                k_exp = self.k_scale0[:c.k_exp_bits] if c.k_exp_bits else 0
-                k_mant = self.k_scale0[c.k_exp_bits:] if c.k_mant_bits else 0
-                factor = Signal(c.k_mant_bits + 1)
-                m.d.comb += factor.eq((1 << c.k_mant_bits) + k_mant)
-                m.d.comb += prod.eq((s0 * c_mant * factor) << k_exp)
-            else:
-                m.d.comb += prod.eq(s0 * c_mant)
-            m.d.comb += half.eq((Const(1, prod_width) << c_shift)[:prod_width] >> 1)
+            shift = Signal(c.c_shift_bits)
+            m.d.comb += [prod.eq(s0 * c_mant),
+                         shift.eq(c_shift - self.k_scale0[:c.k_exp_bits] if c.k_exp_bits else c_shift),
+                         half.eq((Const(1, prod_width) << shift)[:prod_width] >> 1)]
             rounded = Signal(signed(prod_width + 1))
-            m.d.comb += rounded.eq((prod + half) >> c_shift)
+            m.d.comb += rounded.eq((prod + half) >> shift)
             m.d.sync += x1.eq(Mux(rounded > c.x_max, c.x_max, Mux(rounded < c.x_min, c.x_min, rounded)))
         # Stage "running max": state read and written here, one key a cycle, in order.
         F = c.log_frac_bits

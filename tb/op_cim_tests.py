@@ -47,10 +47,14 @@ class OpCimTB(common.BlockTB):
     def _on_row(self, cycle, beat):
         self.board.observe((beat["row"], beat["o"]))
 
-    async def send_key(self, p, shift, skip, v):
+    async def send_key(self, p, shift, skip, v, v_exp=None):
+        # With per-key V exponents every key gets one (random unless given): the array adds p * (v << v_exp).
+        c = self.cfg
+        v_exp = int(self.rng.integers(0, 1 << c.v_exp_bits)) if v_exp is None else v_exp
         if not skip:
-            self.O, self.l = golden.update(self.O, self.l, p, shift, v)
-        await self.kv_src.send({"p": p, "shift": shift, "skip": skip, "v": v})
+            self.O, self.l = golden.update(self.O, self.l, p, shift, np.asarray(v, np.int64) << v_exp)
+        await self.kv_src.send({"p": p, "shift": shift, "skip": skip, "v": v,
+                                **({"v_exp": v_exp} if c.v_exp_bits else {})})
         self.accepted_at.append(round(get_sim_time("ns") / 10))   # 10 ns clock: whole cycles
 
     async def normalise(self, l=None, n_rows=None):
@@ -134,7 +138,8 @@ async def every_update_observed(dut):
 
 @cocotb.test()
 async def accumulators_at_their_limit(dut):
-    """max_seq_len keys of maximal p with v at -128 and at +127: O reaches the edge of acc_width."""
+    """max_seq_len keys of maximal p with v at -128 and at +127 and the largest V exponent: O reaches the
+    edge of acc_width."""
     tb = await OpCimTB.start(dut, salt=3)
     c = tb.cfg
     pmax = np.full(c.rows, (c.prob_max << c.lazy_threshold))
@@ -143,9 +148,9 @@ async def accumulators_at_their_limit(dut):
         v = np.full(c.head_dim, vval)
         v[1::2] = vval if c.head_dim == 1 else (c.data_max if vval == c.data_min else c.data_min)
         for _ in range(c.max_seq_len):
-            await tb.send_key(pmax, zero, False, v)
+            await tb.send_key(pmax, zero, False, v, v_exp=c.v_exp_max)
         await tb.check_accumulators()
-        bound = c.max_seq_len * int(pmax[0]) * (1 << (c.data_bits - 1))
+        bound = c.max_seq_len * int(pmax[0]) * (1 << (c.data_bits - 1 + c.v_exp_max))
         assert int(np.abs(tb.O).max()) == bound, "the test did not reach the accumulator bound"
         await tb.normalise()
     await tb.finish()

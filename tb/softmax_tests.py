@@ -15,6 +15,7 @@ import numpy as np
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from ..core.counters import SOFTMAX_COUNTERS
+from ..core.keyscale import k_factor
 from ..golden import softmax as golden
 from ..hw.softmax import p_out_layout, row_wr_layout, s_in_layout, sums_layout
 
@@ -40,19 +41,25 @@ class SoftmaxTB(common.BlockTB):
         self.board.observe((beat["p"], beat["shift"], beat["skip"], beat["key_pos"]))
 
     async def tile(self, scores, key_pos, c_mant, c_shift, q_pos, active, causal):
-        """Set up every row, stream the keys, wait for the results, check l."""
+        """Set up every row, stream the keys (with random per-key K scales when the config has them), wait
+        for the results, check l."""
         c = self.cfg
         R = c.rows
+        n = scores.shape[1]
+        k_exp = self.rng.integers(0, 1 << c.k_exp_bits, n)
+        k_mant = self.rng.integers(0, 1 << c.k_mant_bits, n)
         for r in range(R):
             await self.row_src.send({"row": r, "c_mant": c_mant[r], "c_shift": c_shift[r], "q_pos": q_pos[r],
                                      "active": active[r], "causal": causal[r]})
-        outputs, lsum, counters = golden.unit(scores, key_pos, c_mant, c_shift, q_pos, active, causal, c)
+        outputs, lsum, counters = golden.unit(scores, key_pos, c_mant, c_shift, q_pos, active, causal, c,
+                                              k_factor(c, k_exp, k_mant))
         for (p, shift, skip), kp in zip(outputs, key_pos):
             self.board.expect(([int(v) for v in p], [int(v) for v in shift], int(skip), int(kp)))
         for k in counters:
             self.counters[k] += counters[k]
-        for n in range(scores.shape[1]):
-            await self.key_src.send({"scores": scores[:, n], "key_pos": key_pos[n]})
+        for i in range(n):
+            scale = {"k_scale": int(k_exp[i]) | int(k_mant[i]) << c.k_exp_bits} if c.k_scale_bits else {}
+            await self.key_src.send({"scores": scores[:, i], "key_pos": key_pos[i], **scale})
         for _ in range(100 * (len(key_pos) + 10)):
             if not self.board.expected:
                 break
@@ -129,7 +136,7 @@ async def numeric_limits(dut):
     scores = np.where(np.arange(n) % 2, hi, lo)[None, :] * np.ones((c.rows, 1), np.int64)
     scores[:, 5] = 0
     cm = np.full(c.rows, (1 << c.const_bits) - 1)
-    for cs in (0, 4, c.const_bits, c.score_bits + c.const_bits):
+    for cs in (c.k_exp_max, c.k_exp_max + 4, c.const_bits, c.c_shift_max):    # the contract's range of c_shift
         await tb.tile(scores, np.arange(n), *tb.rows_params(cm=cm, cs=np.full(c.rows, cs)))
     await tb.finish()
 

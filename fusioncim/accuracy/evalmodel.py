@@ -5,7 +5,7 @@ of ours (transformers' ``AttentionInterface``), so every layer sees the output
 the previous layers produced with the same numerics. Four runs per text:
 
 ``float``   the model's own kernel (scaled dot-product attention, float32)
-``engine``  the front end (dynamic or static scales) and the golden engine, bit-exact with the RTL
+``engine``  the front end (per-key, dynamic or static scales) and the golden engine, bit-exact with the RTL
 ``exact``   the same integer Q, K, V and scores with an exact float softmax
 ``int8``    plain per-tensor int8 Q, K, V with an exact softmax (whole-sequence scales), for reference
 
@@ -53,6 +53,10 @@ def _bar(total, desc, quiet):
     return tqdm(total=total, desc=desc, unit="layer", file=sys.stderr, leave=False)
 
 
+MODE_WORDS = {"static": "static (calibrated)", "dynamic": "dynamic (whole-sequence)",
+              "per-key": "per-key (each key's own)"}
+
+
 class Runner:
     """A model with our attention kernel; :meth:`forward` runs it with one of :data:`RUNS`.
 
@@ -76,10 +80,13 @@ class Runner:
             if self.run == "int8":
                 z = quant.quantise(q, k, v, c, scale=scaling, method="per-tensor")
             else:
-                stats = self.cal.layer(module.layer_idx) if self.quant_mode == "static" else None
-                z = quant.quantise(q, k, v, c, scale=scaling, rotate=rotate, v_anchor=v_anchor, stats=stats)
+                stats = self.cal.layer(module.layer_idx) if self.cal is not None and self.quant_mode != "dynamic" \
+                    else None
+                z = quant.quantise(q, k, v, c, scale=scaling, rotate=rotate, v_anchor=v_anchor, stats=stats,
+                                   per_key=self.quant_mode == "per-key")
             if self.run == "engine":
-                o = quant.dequantise(engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, c, causal=self.causal).out, z, c)
+                o = quant.dequantise(engine.run(z.q, z.k, z.v, z.c_mant, z.c_shift, c, causal=self.causal,
+                                                scales=z.scales).out, z, c)
                 self.clip += (z.k_clipped, z.k.size, z.v_clipped, z.v.size)
             else:
                 o = accuracy.exact_softmax(z, self.causal, c)
@@ -92,7 +99,7 @@ class Runner:
         self.torch, self.tok, self.model, self.causal, self.source = extract.load_model(model_name, name, quiet=quiet)
         self.name, self.quant_mode, self.cal = model_name, quant_mode, cal
         self.shape = _shape(self.model)
-        if quant_mode == "static":
+        if cal is not None:
             cal.check(model_name, self.shape["layers"], self.shape["heads"], self.shape["kv_heads"],
                       self.shape["head_dim"])
         self.limit = getattr(self.model.config, "max_position_embeddings", None) or 512
@@ -115,7 +122,8 @@ def evaluate(model_name, texts, cfg, *, tokens=None, quant_mode="static", cal=No
              v_anchor="sink", quiet=False):
     """Per-text records (see module docstring) and the model's description.
 
-    ``cal``: a :class:`fusioncim.accuracy.calibration.Calibration` for static mode."""
+    ``cal``: a :class:`fusioncim.accuracy.calibration.Calibration`: static mode's ranges, the per-key mode's
+    K centre and V shape (optional there)."""
     runner = Runner(model_name, cfg, quant_mode=quant_mode, cal=cal, rotate=rotate, v_anchor=v_anchor, quiet=quiet)
     torch = runner.torch
     tokens = runner.limit if tokens is None else tokens
@@ -129,7 +137,8 @@ def evaluate(model_name, texts, cfg, *, tokens=None, quant_mode="static", cal=No
             out[run] = runner.forward(ids, run, path.name)
             if run == "engine":
                 clip = runner.clip.copy()
-        rec = {"model": model_name, "text": path.name, "tokens": int(ids["input_ids"].shape[1]), "quant": quant_mode,
+        rec = {"model": model_name, "text": path.name, "tokens": int(ids["input_ids"].shape[1]),
+               "quant": runner.quant_mode,
                "k_clipped_frac": float(clip[0] / clip[1]), "v_clipped_frac": float(clip[2] / clip[3])}
         if runner.causal:
             target = ids["input_ids"][0, 1:]
@@ -157,8 +166,9 @@ def summary(records):
 
 def format_table(records, source):
     causal = "loss_float" in records[0]
-    static = records[0]["quant"] == "static"
-    lines = [f"{source}; {'static (calibrated)' if static else 'dynamic (whole-sequence)'} K/V scales"]
+    mode = records[0]["quant"]
+    static = mode != "dynamic"           # clipping is counted where ranges are not the sequence's own
+    lines = [f"{source}; {MODE_WORDS[mode]} K/V scales"]
     rows = records + [dict(summary(records), text="mean", tokens=None)]
 
     def clip(r):
@@ -182,5 +192,6 @@ def format_table(records, source):
                          f"{r['cosine_int8']:>16.6f}" + clip(r))
         lines.append("cosine: mean-pooled embedding against the float model's")
     if static:
-        lines.append("clipped: K and V elements beyond the calibrated range, saturated")
+        lines.append("clipped: K and V elements beyond the calibrated range (static) or beyond the exponent "
+                     "range (per-key), saturated")
     return "\n".join(lines)

@@ -141,8 +141,9 @@ def format_summary(s, label=""):
         f"skipped {pct('skip_frac', 'mean')}; keys skipped {pct('skipped_keys_frac', 'mean')}",
         f"  rescales per row: pattern-aware order {s['rescales_per_row_pattern']['mean']:.2f}, "
         f"sequential order {s['rescales_per_row_sequential']['mean']:.2f}",
-    ] + ([f"  beyond the calibrated range (saturated): K {pct('k_clipped_frac', 'mean')}, "
-          f"V {pct('v_clipped_frac', 'mean')} of elements"] if "static" in s["quant"] else []))
+    ] + ([f"  beyond the calibrated range (static) or the exponents' range (per-key), saturated: K "
+          f"{pct('k_clipped_frac', 'mean')}, V {pct('v_clipped_frac', 'mean')} of elements"]
+         if {"static", "per-key"} & set(s["quant"]) else []))
 
 
 def per_layer(records):
@@ -173,8 +174,8 @@ def format_per_layer(rows):
     by = {(r["model"], r["layer"], r["quant"]): r for r in rows}
     layers = list(dict.fromkeys((r["model"], r["layer"]) for r in rows))
     head = f"{'model':<8} {'layer':>5}" + "".join(f" {m + ' median':>15} {'worst (head)':>14}" for m in modes)
-    if "static" in modes:
-        head += f" {'clipped K/V':>13}"
+    clipping = [m for m in ("per-key", "static") if m in modes]       # modes whose ranges can be exceeded
+    head += "".join(f" {m + ' clipped K/V':>21}" for m in clipping)
     lines = [head]
     for model, layer in layers:
         line = f"{model:<8} {str(layer):>5}"
@@ -182,9 +183,9 @@ def format_per_layer(rows):
             r = by.get((model, layer, m))
             line += (f" {100 * r['median']:>14.2f}% {100 * r['max']:>8.2f}% ({r['worst_head']:>2})" if r
                      else f" {'':>15} {'':>14}")
-        s = by.get((model, layer, "static"))
-        if s:
-            line += f" {100 * s['k_clipped_frac']:>6.3f}/{100 * s['v_clipped_frac']:.3f}%"
+        for m in clipping:
+            s = by.get((model, layer, m))
+            line += f" {100 * s['k_clipped_frac']:>13.3f}/{100 * s['v_clipped_frac']:.3f}%" if s else f" {'':>21}"
         lines.append(line)
     return "\n".join(lines)
 
@@ -197,7 +198,7 @@ def plot_per_layer(rows, path):
     models = list(dict.fromkeys(r["model"] for r in rows))
     fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 3.6), squeeze=False)
     for ax, model in zip(axes[0], models):
-        for mode, colour in (("dynamic", "tab:blue"), ("static", "tab:orange")):
+        for mode, colour in (("dynamic", "tab:blue"), ("static", "tab:orange"), ("per-key", "tab:green")):
             rs = [r for r in rows if r["model"] == model and r["quant"] == mode]
             if not rs:
                 continue

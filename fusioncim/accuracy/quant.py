@@ -153,7 +153,7 @@ def score_constant(score_scale, cfg):
     """Split ``score_scale * log2(e) * 2**F`` into ``(c_mant, c_shift)``, docs §3.
 
     ``c_mant`` has its top bit set (``const_bits`` wide) so the constant keeps
-    full relative precision; ``c_shift`` is clamped to ``[0, max]``.
+    full relative precision; ``c_shift`` is clamped to ``[k_exp_max, c_shift_max]``.
     """
     c = np.asarray(score_scale, np.float64) * LOG2E * (1 << cfg.log_frac_bits)
     if not np.all(np.isfinite(c)) or np.any(c <= 0):
@@ -161,7 +161,7 @@ def score_constant(score_scale, cfg):
     e = np.floor(np.log2(c)).astype(np.int64)
     shift = (cfg.const_bits - 1) - e
     max_shift = cfg.c_shift_max
-    shift = np.clip(shift, 0, max_shift)
+    shift = np.clip(shift, cfg.k_exp_max, max_shift)        # the engine subtracts a key's exponent from it
     mant = np.rint(np.ldexp(c, shift.astype(np.int32))).astype(np.int64)
     # Rounding can carry into a new top bit: renormalise where the shift allows.
     over = mant >= (1 << cfg.const_bits)

@@ -120,11 +120,14 @@ def bus(args):
     return args.block
 
 
-def calibration_for(path, model):
-    """The calibration file ``path``, or the one shipped for ``model``; one line if neither exists."""
+def calibration_for(path, model, required=True):
+    """The calibration file ``path``, or the one shipped for ``model``; one line if neither exists (None when
+    not ``required``: the per-key mode runs without one)."""
     from ..accuracy import calibration
     if path is None:
         path = calibration.shipped(model)
+        if path is None and not required:
+            return None
         if path is None:
             raise UserError(f"no calibration shipped for model {model!r}; give --calibration FILE "
                             f"(made by `fusioncim calibrate {model} --text FILE --out FILE`)")
@@ -186,15 +189,34 @@ def add_block_args(sp):
                          "docs/integration.md)")
 
 
+QUANT_MODES = ("per-key", "dynamic", "static")
+"""The front end's K/V scale modes (docs/numerics.md §1)."""
+
+
+def check_per_key_config(cfg):
+    """One line (exit 2) when the config cannot carry per-key scales."""
+    if not (cfg.k_exp_bits and cfg.v_exp_bits):
+        raise UserError(f"--quant per-key needs a config with per-key scales (k_exp_bits {cfg.k_exp_bits} and "
+                        f"v_exp_bits {cfg.v_exp_bits} must both be at least 1): --config per-key, or --set "
+                        f"k_exp_bits=3 --set k_mant_bits=2 --set v_exp_bits=2")
+"""The front end's K/V scale modes (docs/numerics.md §1): per-key is the default, the deployed mode."""
+
+
 def add_front_end_args(sp, both):
-    """The quantisation front end's options (accuracy, eval-model); ``both``: ``--quant both`` too."""
+    """The quantisation front end's options (accuracy, eval-model); ``both``: ``--quant both`` and ``all`` too
+    (and dynamic the default; else static)."""
     sp.add_argument("--no-rotate", action="store_true", help="quantise without the Hadamard rotation of Q and K")
-    sp.add_argument("--v-anchor", choices=("sink", "mean"), default="sink", help="V per-channel offset")
-    sp.add_argument("--quant", choices=("dynamic", "static", "both") if both else ("dynamic", "static"),
+    sp.add_argument("--v-anchor", choices=("sink", "mean"), default="sink",
+                    help="V per-channel offset (dynamic and static scales; per-key scales anchor on the sink)")
+    sp.add_argument("--quant", choices=QUANT_MODES + (("both", "all") if both else ()),
                     default="dynamic" if both else "static",
-                    help="K/V scales: dynamic (from the whole evaluated sequence: looks ahead in a causal model), "
-                         "static (calibrated on another text: `fusioncim calibrate`)"
-                         + (", or both side by side" if both else "") + " (default %(default)s)")
+                    help="K/V scales: per-key (each key's own, as it is written: needs the config's k_exp_bits "
+                         "and v_exp_bits, e.g. --config per-key; the calibration, if there is one, gives K's "
+                         "centre and V's channel "
+                         "shape), dynamic (from the whole evaluated sequence: looks ahead in a causal model), "
+                         "static (calibrated ranges from another text: `fusioncim calibrate`)"
+                         + ("; both: dynamic and static side by side; all: the three" if both else "")
+                         + " (default %(default)s)")
     sp.add_argument("--calibration", type=Path, metavar="FILE.npz",
-                    help="static scales from `fusioncim calibrate` (default: the file shipped for the model, "
-                         "fusioncim/data/calibration/MODEL.npz)")
+                    help="calibration from `fusioncim calibrate` for static scales and the per-key mode's K centre "
+                         "and V shape (default: the file shipped for the model, fusioncim/data/calibration/MODEL.npz)")

@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 from ..core import configfile
-from .common import (add_model_arg, check_texts, UserError, progress, calibration_for, finish_parser,
-                     add_front_end_args, print_json)
+from .common import (add_model_arg, check_texts, check_per_key_config, UserError, progress, calibration_for,
+                     finish_parser, add_front_end_args, print_json)
 
 
 def register(sub):
@@ -28,9 +28,13 @@ def run(args):
     say = progress(args.quiet)
     if args.tokens is not None and args.tokens < 2:
         raise UserError(f"--tokens must be at least 2 (one prediction needs two tokens), not {args.tokens}")
-    if args.calibration and args.quant != "static":
-        raise UserError("--calibration gives static scales; it does not apply with --quant dynamic")
-    cal = calibration_for(args.calibration, args.model) if args.quant == "static" else None
+    if args.calibration and args.quant == "dynamic":
+        raise UserError("--calibration gives static scales and the per-key mode's K centre and V shape; it does "
+                        "not apply with --quant dynamic")
+    if args.quant == "per-key":
+        check_per_key_config(cfg)
+    cal = (calibration_for(args.calibration, args.model, required=args.quant == "static")
+           if args.quant != "dynamic" else None)
     if cal is not None:
         cal.check(args.model, None, None, None, None)     # the model now; its shape once it is loaded
     texts = args.text or list(evalmodel.TEXTS)
