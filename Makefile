@@ -60,12 +60,13 @@ real-data: $(MODELS_STAMP)
 	$(PY) -m fusioncim extract smollm2 --out data/models --tokens 256
 	$(PY) -m fusioncim extract minilm --out data/models --tokens 256
 
-# The accuracy tables of the README and docs/accuracy.md: every layer, dynamic and static scales
-# side by side, per layer, and the per-layer plot (docs/accuracy-per-layer.png).
+# The accuracy tables of the README and docs/accuracy.md: every layer, per-key, dynamic and static scales
+# side by side on the per-key preset, per layer, and the per-layer plot (docs/accuracy-per-layer.png).
 accuracy-real: real-data
-	$(PY) -m fusioncim accuracy --summary --quant both --per-layer data/models/smollm2-*.npz
-	$(PY) -m fusioncim accuracy --summary --quant both --per-layer data/models/minilm-*.npz
-	$(PY) -m fusioncim accuracy --summary --quant both --plot docs/accuracy-per-layer.png -q data/models/*.npz >/dev/null
+	$(PY) -m fusioncim accuracy --config per-key --summary --quant all --per-layer data/models/smollm2-*.npz
+	$(PY) -m fusioncim accuracy --config per-key --summary --quant all --per-layer data/models/minilm-*.npz
+	$(PY) -m fusioncim accuracy --config per-key --summary --quant all --plot docs/accuracy-per-layer.png -q \
+	  data/models/*.npz >/dev/null
 
 # The shipped static scales (fusioncim/data/calibration, tracked), from our own prose
 # (fusioncim/data/calibration.txt), which no evaluated text overlaps.
@@ -74,11 +75,13 @@ calibration: $(MODELS_STAMP)
 	  $(PY) -m fusioncim calibrate $$m --text fusioncim/data/calibration.txt --out fusioncim/data/calibration/$$m.npz || exit 1; \
 	done
 
-# Model-level accuracy on the three shipped texts (fusioncim/data/texts), both quantisation modes.
+# Model-level accuracy on the three shipped texts (fusioncim/data/texts): per-key scales (the per-key
+# preset), then dynamic and static scales on the default config.
 eval-model: $(MODELS_STAMP)
-	for m in smollm2 minilm; do for q in dynamic static; do \
-	  $(PY) -m fusioncim eval-model $$m --quant $$q -q || exit 1; \
-	done; done
+	for m in smollm2 minilm; do \
+	  $(PY) -m fusioncim eval-model $$m --config per-key --quant per-key -q || exit 1; \
+	  for q in dynamic static; do $(PY) -m fusioncim eval-model $$m --quant $$q -q || exit 1; done; \
+	done
 
 # The score-pattern rates the report's LLaMA-3 workloads use (fusioncim/data/patterns, tracked):
 # SmolLM2 attention on this project's own docs (fusioncim/data/long.txt) at each

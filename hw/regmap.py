@@ -50,7 +50,7 @@ ACCESS_RULES = ("FusionCIM attention engine, AXI4-Lite registers, each a whole 3
 """The map's access rules, said in the SystemRDL (and so in the C header's and the HTML's description)."""
 # The register map's and the stream payloads' version: raised, with an entry in CHANGELOG.md, whenever a
 # register, a field, an access rule or a payload layout changes (tests/test_regmap.py holds the two together).
-REGMAP_VERSION = 2
+REGMAP_VERSION = 3
 COUNTER_BASE = 0x100               # counter i: LO at COUNTER_BASE + 8 i, HI at + 4
 ACCESS = ("const", "ro", "rw", "w1c", "w1p")
 
@@ -175,6 +175,11 @@ def registers(cfg: EngineConfig) -> list:
         Register("REGMAP_VERSION", 0x24, "the version of this register map and of the stream payloads", (
             _const("version", 0, 16, REGMAP_VERSION, "raised whenever a register, a field, an access rule or "
                    "a payload layout changes (CHANGELOG.md)"),)),
+        Register("KEY_SCALES", 0x28, "widths of the per-key scale codes each s_axis_kv beat carries after its V row "
+                 "(0: the field is absent)", (
+            _const("k_exp_bits", 0, 8, cfg.k_exp_bits, "bits of a key's K exponent"),
+            _const("k_mant_bits", 8, 8, cfg.k_mant_bits, "bits of a key's K mantissa"),
+            _const("v_exp_bits", 16, 8, cfg.v_exp_bits, "bits of a key's V exponent"))),
         Register("CMD_KEYS", 0x40, "the next command's key count", (
             RegField("n_keys", 0, CMD_KEYS_BITS, "rw", "keys [0, n_keys) of the buffer, 1 to KV_DEPTH.keys"),)),
         Register("CMD", 0x44, "the next command; a write starts it (STATUS.cmd_ready must be 1)", (

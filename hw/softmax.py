@@ -332,7 +332,7 @@ class SoftmaxRow(Cell):
                 m.d.sync += [seen.eq(0), self.lsum.eq(0), run_max.eq(0)]
         # Stage "accept": the score (times the key's K mantissa factor), and whether the row sees this key.
         m.d.comb += self.live.eq(active & (~causal | (self.key_pos <= q_pos)))
-        s0 = Signal(signed(c.score_bits + c.k_mant_bits + 1))
+        s0 = Signal(signed(c.score_bits + (c.k_mant_bits + 1 if c.k_mant_bits else 0)))
         with m.If(self.free0):
             if c.k_mant_bits:
                 factor = Signal(c.k_mant_bits + 1)
@@ -342,15 +342,17 @@ class SoftmaxRow(Cell):
                 m.d.sync += s0.eq(self.score)
         # Stage "log2": x = sat(round_half_up(s * (2^kmb + mant) * c_mant / 2**(c_shift - exp))), which is
         # docs/numerics.md section 3's x: c_shift >= the key's exponent (k_exp_max) is part of the contract.
-        prod_width = c.score_bits + c.k_mant_bits + 1 + c.const_bits + 1
+        prod_width = len(s0) + c.const_bits + 1
         x1 = Signal(signed(c.x_bits))
         with m.If(self.free1):
             prod = Signal(signed(prod_width))
             half = Signal(prod_width)
-            shift = Signal(c.c_shift_bits)
-            m.d.comb += [prod.eq(s0 * c_mant),
-                         shift.eq(c_shift - self.k_scale0[:c.k_exp_bits] if c.k_exp_bits else c_shift),
-                         half.eq((Const(1, prod_width) << shift)[:prod_width] >> 1)]
+            if c.k_exp_bits:
+                shift = Signal(c.c_shift_bits)
+                m.d.comb += shift.eq(c_shift - self.k_scale0[:c.k_exp_bits])
+            else:
+                shift = c_shift
+            m.d.comb += [prod.eq(s0 * c_mant), half.eq((Const(1, prod_width) << shift)[:prod_width] >> 1)]
             rounded = Signal(signed(prod_width + 1))
             m.d.comb += rounded.eq((prod + half) >> shift)
             m.d.sync += x1.eq(Mux(rounded > c.x_max, c.x_max, Mux(rounded < c.x_min, c.x_min, rounded)))

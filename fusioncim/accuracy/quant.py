@@ -337,8 +337,7 @@ def _per_key(q, k, v, cfg, scale, rotate, stats):
     from ..core.keyscale import KeyScales
     if not (cfg.k_exp_bits and cfg.v_exp_bits):
         raise InputError(f"per-key scales need k_exp_bits and v_exp_bits of at least 1 in the config, not "
-                         f"{cfg.k_exp_bits} and {cfg.v_exp_bits}; e.g. --set k_exp_bits=4 --set k_mant_bits=2 "
-                         f"--set v_exp_bits=2")
+                         f"{cfg.k_exp_bits} and {cfg.v_exp_bits}; the per-key preset has them (--config per-key)")
     H, Lq, d = q.shape
     Hkv = k.shape[0]
     kv_of = np.arange(H) // (H // Hkv)
