@@ -26,6 +26,10 @@ Where K's centre and the K and V scales come from (``stats``):
   used except the first key's V (the sink anchor, which every later query
   already has) and each Q row's own range. Values beyond the calibrated range
   saturate; ``Quantised.k_clipped`` and ``v_clipped`` count them.
+* per-key (``per_key=True``, a config with ``k_exp_bits`` and ``v_exp_bits``):
+  each key's K and V scale from its own elements, carried as codes beside its
+  integers (``Quantised.scales``); ``stats``, if given, supplies only K's
+  centre and V's per-channel shape (:func:`_per_key`).
 
 >>> import numpy as np
 >>> from fusioncim.core.config import EngineConfig
