@@ -24,6 +24,7 @@ from amaranth.lib import data, fifo, stream
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..core.config import EngineConfig
+from ..core.keyscale import FIELDS as KEY_SCALE_FIELDS
 from ..core.counters import COUNTER_BITS, ENGINE_COUNTERS, SOFTMAX_COUNTERS
 from ..core.schedule import ip_depth
 from .common import Block, add_cell, data_row
@@ -53,8 +54,7 @@ SRAM, ``kv_buffer_bits`` in total."""
 def kv_scale_fields(c: EngineConfig):
     """``{name: bits}`` of the per-key scale codes a KV write carries: ``k_exp``, ``k_mant``, ``v_exp``, each
     present when its config field is non-zero (``fusioncim.core.keyscale``)."""
-    return {name: getattr(c, bits) for name, bits in (("k_exp", "k_exp_bits"), ("k_mant", "k_mant_bits"),
-                                                      ("v_exp", "v_exp_bits")) if getattr(c, bits)}
+    return {name: getattr(c, bits) for name, bits in KEY_SCALE_FIELDS if getattr(c, bits)}
 
 
 def kv_wr_layout(c: EngineConfig):
@@ -237,10 +237,11 @@ class Engine(Block):
                      v_rd.addr.eq(p.key_pos), v_rd.en.eq(v_read),
                      op.kv_in.valid.eq(v_valid), op.kv_in.payload.p.eq(p_reg),
                      op.kv_in.payload.shift.eq(shift_reg), op.kv_in.payload.skip.eq(0)]
-        if self._cfg.kv_scale_bits:
+        c = self._cfg
+        if c.kv_scale_bits:
             m.d.comb += op.kv_in.payload.v.eq(v_rd.data.row)
-            if self._cfg.v_exp_bits:
-                m.d.comb += op.kv_in.payload.v_exp.eq(v_rd.data.scale[:self._cfg.v_exp_bits])
+            if c.v_exp_bits:
+                m.d.comb += op.kv_in.payload.v_exp.eq(v_rd.data.scale[:c.v_exp_bits])
         else:
             m.d.comb += op.kv_in.payload.v.eq(v_rd.data)
         with m.If(op.kv_in.valid & op.kv_in.ready):

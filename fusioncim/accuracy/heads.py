@@ -29,8 +29,7 @@ def exact_softmax(z, causal, cfg):
     s = ip_cim.scores(z.q, z.k[kv_of]).astype(np.float64) * z.score_scale[..., None]
     codes = KeyScales.zeros(z.k.shape[:2]) if z.scales is None else z.scales
     s = s * k_factor(cfg, codes.k_exp, codes.k_mant)[kv_of][:, None, :].astype(np.float64)   # each key's factor
-    v = z.v if z.scales is None else z.v << z.scales.v_exp[..., None]
-    vdeq = v * z.v_scale[:, None, :] + z.v_offset[:, None, :]
+    vdeq = (z.v << codes.v_exp[..., None]) * z.v_scale[:, None, :] + z.v_offset[:, None, :]
     return reference.attention_from_scores(s, vdeq[kv_of], causal)
 
 

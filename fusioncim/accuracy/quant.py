@@ -49,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.keyscale import KeyScales
 
 __all__ = ["Quantised", "KVStats", "kv_stats", "quantise", "dequantise", "hadamard", "METHODS", "V_ANCHORS",
            "score_constant", "per_key_default"]
@@ -338,8 +339,7 @@ def _per_key(q, k, v, cfg, scale, rotate, stats):
     Nothing depends on a later key; only a key beyond its exponent range saturates (``k_clipped``,
     ``v_clipped``).
     """
-    from ..core.keyscale import KeyScales
-    if not (cfg.k_exp_bits and cfg.v_exp_bits):
+    if not per_key_default(cfg):
         raise InputError(f"per-key scales need k_exp_bits and v_exp_bits of at least 1 in the config, not "
                          f"{cfg.k_exp_bits} and {cfg.v_exp_bits}; the per-key preset has them (--config per-key)")
     H, Lq, d = q.shape

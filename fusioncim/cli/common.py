@@ -195,11 +195,11 @@ QUANT_MODES = ("per-key", "dynamic", "static")
 
 def check_per_key_config(cfg):
     """One line (exit 2) when the config cannot carry per-key scales."""
-    if not (cfg.k_exp_bits and cfg.v_exp_bits):
+    from ..accuracy.quant import per_key_default
+    if not per_key_default(cfg):
         raise UserError(f"--quant per-key needs a config with per-key scales (k_exp_bits {cfg.k_exp_bits} and "
                         f"v_exp_bits {cfg.v_exp_bits} must both be at least 1): --config per-key, or --set "
                         f"k_exp_bits=3 --set k_mant_bits=2 --set v_exp_bits=2")
-"""The front end's K/V scale modes (docs/numerics.md §1): per-key is the default, the deployed mode."""
 
 
 def add_front_end_args(sp, both):
@@ -212,8 +212,7 @@ def add_front_end_args(sp, both):
                     default="dynamic" if both else "static",
                     help="K/V scales: per-key (each key's own, as it is written: needs the config's k_exp_bits "
                          "and v_exp_bits, e.g. --config per-key; the calibration, if there is one, gives K's "
-                         "centre and V's channel "
-                         "shape), dynamic (from the whole evaluated sequence: looks ahead in a causal model), "
+                         "centre and V's channel shape), dynamic (from the whole evaluated sequence: looks ahead in a causal model), "
                          "static (calibrated ranges from another text: `fusioncim calibrate`)"
                          + ("; both: dynamic and static side by side; all: the three" if both else "")
                          + " (default %(default)s)")

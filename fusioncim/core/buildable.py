@@ -40,6 +40,7 @@ def widest_values(cfg, block):
                f"{cfg.data_bits})")]
     return {"ip_cim": ip, "op_cim": op, "softmax": sm}.get(block, ip + op + sm + engine)
 
+
 def check_buildable(cfg, block):
     """Raise ValueError if Amaranth cannot generate ``block`` from this config (:meth:`widest_values`)."""
     bits, what = max(cfg.widest_values(block))

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .buildable import MAX_VALUE_BITS, VALUE_SLACK_BITS  # noqa: F401 (the limits, re-exported)
+from .buildable import check_buildable as _check_buildable, widest_values as _widest_values
 from .errors import InputError
 
 __all__ = ["EngineConfig", "KEY_ORDERS", "PRESETS", "ConfigError", "DERIVED", "RATE_NEUTRAL", "kv_buffer_bits"]
@@ -23,8 +25,6 @@ KEY_ORDERS = ("sequential", "pattern")
 CMD_KEYS_BITS = 24
 CMD_ROWS_BITS = 16
 MAX_ROWS = 1024
-from .buildable import MAX_VALUE_BITS, VALUE_SLACK_BITS, check_buildable as _check_buildable, \
-    widest_values as _widest_values  # noqa: E402 (the limits, re-exported)
 
 
 class ConfigError(InputError):
