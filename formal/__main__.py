@@ -48,8 +48,7 @@ def main(argv=None):
                 done[key] = res
                 what = "broken variant" if key[1] else "property"
                 print(f"[{n}/{len(runs)}] {key[0].key} ({what}): "
-                      f"{'holds' if res.passed else 'fails'} in {res.seconds:.1f} s"
-                      + (f" ({res.attempts} PDR attempts)" if res.attempts > 1 else ""), file=sys.stderr, flush=True)
+                      f"{'holds' if res.passed else 'fails'} in {res.seconds:.1f} s", file=sys.stderr, flush=True)
     except FormalToolError as e:
         print(f"fusioncim formal: error: {e}", file=sys.stderr)
         return 2
@@ -64,7 +63,7 @@ def main(argv=None):
         cfg_text = f"rows {cfg.rows}, d {cfg.head_dim}, {cfg.data_bits}-bit, {cfg.kv_keys} keys"
         print(f"{p.key:<28} {cfg_text:<34} {verdict:<7} {p.bound:<38} {p.mutant_text:<48} {caught}")
         records.append({"property": p.key, "text": p.text, "mode": p.mode, "depth": p.depth, "bound": p.bound,
-                        "holds": real.passed, "seconds": round(real.seconds, 2), "attempts": real.attempts,
+                        "holds": real.passed, "seconds": round(real.seconds, 2),
                         "config": cfg.to_dict(), "mutant": p.mutant_text,
                         "mutant_caught": None if broken is None else not broken.passed,
                         "mutant_step": None if broken is None else broken.failed_at})
