@@ -56,6 +56,21 @@ def test_accuracy_table_and_progress(tmp_path, capsys):
     assert out.count("a.npz") == 8 and "rel L2 vs float64, engine" in out and "8 heads" in out
 
 
+def test_accuracy_default_mode_follows_the_config(tmp_path, capsys):
+    # A config with per-key scales is quantised per key unless told otherwise (as simulate does); one
+    # without them keeps dynamic scales. Each default equals the mode asked for by name.
+    p = _small_file(tmp_path)
+    per_key = ["--set", "k_exp_bits=3", "--set", "k_mant_bits=2", "--set", "v_exp_bits=2"]
+
+    def records(*extra):
+        assert main(["accuracy", str(p), "--config", "test", "--json", "-q", *extra]) == 0
+        return json.loads(capsys.readouterr()[0])
+    assert records(*per_key) == records(*per_key, "--quant", "per-key")
+    assert {r["quant"] for r in records(*per_key)} == {"per-key"}
+    assert records() == records("--quant", "dynamic")
+    assert {r["quant"] for r in records()} == {"dynamic"}
+
+
 def test_config_command_roundtrips_as_toml(tmp_path, capsys):
     assert main(["config", "--config", "test"]) == 0
     out = capsys.readouterr().out

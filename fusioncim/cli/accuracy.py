@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..core import configfile
 from .common import (check_head_dim, check_per_key_config, UserError, progress, output_path, calibration_for,
-                     finish_parser, add_front_end_args, print_json)
+                     finish_parser, add_front_end_args, print_json, quant_mode)
 
 
 def register(sub):
@@ -54,7 +54,8 @@ def run(args):
         if args.plot.suffix.lower() not in (".png", ".svg", ".pdf"):
             raise UserError(f"--plot {str(args.plot)!r}: the name must end in .png, .svg or .pdf")
     # Read and validate every file (and the calibration it needs) before computing or printing anything.
-    modes = {"both": ("dynamic", "static"), "all": ("per-key", "dynamic", "static")}.get(args.quant, (args.quant,))
+    quant = quant_mode(args, cfg, both=True)
+    modes = {"both": ("dynamic", "static"), "all": ("per-key", "dynamic", "static")}.get(quant, (quant,))
     if args.calibration and modes == ("dynamic",):
         raise UserError("--calibration gives static scales and the per-key mode's K centre and V shape; it does "
                         "not apply with --quant dynamic")

@@ -202,6 +202,15 @@ def check_per_key_config(cfg):
                         f"k_exp_bits=3 --set k_mant_bits=2 --set v_exp_bits=2")
 
 
+def quant_mode(args, cfg, both):
+    """``--quant``, or its default for ``cfg``: per-key when the config carries per-key scales (the rule
+    simulate and the host reference follow), else dynamic (``both``: accuracy) or static (eval-model)."""
+    from ..accuracy.quant import per_key_default
+    if args.quant is not None:
+        return args.quant
+    return "per-key" if per_key_default(cfg) else "dynamic" if both else "static"
+
+
 def add_front_end_args(sp, both):
     """The quantisation front end's options (accuracy, eval-model); ``both``: ``--quant both`` and ``all`` too
     (and dynamic the default; else static)."""
@@ -209,13 +218,14 @@ def add_front_end_args(sp, both):
     sp.add_argument("--v-anchor", choices=("sink", "mean"), default="sink",
                     help="V per-channel offset (dynamic and static scales; per-key scales anchor on the sink)")
     sp.add_argument("--quant", choices=QUANT_MODES + (("both", "all") if both else ()),
-                    default="dynamic" if both else "static",
+                    default=None,
                     help="K/V scales: per-key (each key's own, as it is written: needs the config's k_exp_bits "
                          "and v_exp_bits, e.g. --config per-key; the calibration, if there is one, gives K's "
                          "centre and V's channel shape), dynamic (from the whole evaluated sequence: looks ahead in a causal model), "
                          "static (calibrated ranges from another text: `fusioncim calibrate`)"
                          + ("; both: dynamic and static side by side; all: the three" if both else "")
-                         + " (default %(default)s)")
+                         + " (default: per-key when the config carries per-key scales, as simulate does; else "
+                         + ("dynamic)" if both else "static)"))
     sp.add_argument("--calibration", type=Path, metavar="FILE.npz",
                     help="calibration from `fusioncim calibrate` for static scales and the per-key mode's K centre "
                          "and V shape (default: the file shipped for the model, fusioncim/data/calibration/MODEL.npz)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..core import configfile
 from .common import (add_model_arg, check_texts, check_per_key_config, UserError, progress, calibration_for,
-                     finish_parser, add_front_end_args, print_json)
+                     finish_parser, add_front_end_args, print_json, quant_mode)
 
 
 def register(sub):
@@ -28,6 +28,7 @@ def run(args):
     say = progress(args.quiet)
     if args.tokens is not None and args.tokens < 2:
         raise UserError(f"--tokens must be at least 2 (one prediction needs two tokens), not {args.tokens}")
+    args.quant = quant_mode(args, cfg, both=False)
     if args.calibration and args.quant == "dynamic":
         raise UserError("--calibration gives static scales and the per-key mode's K centre and V shape; it does "
                         "not apply with --quant dynamic")
