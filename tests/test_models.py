@@ -39,6 +39,21 @@ def test_static_scales_do_not_look_ahead(smollm2):
     assert not smollm2.torch.equal(c[:t], d[:t])
 
 
+def test_per_key_scales_do_not_look_ahead(smollm2):
+    # The same change with the per-key mode (its preset, the shipped calibration's K centre and V shape):
+    # every earlier position's logits stay bit-identical through all 30 layers.
+    from fusioncim.accuracy import evalmodel, extract
+    runner = evalmodel.Runner("smollm2", PRESETS["per-key"], quant_mode="per-key",
+                              cal=calibration.load(calibration.shipped("smollm2")), quiet=True)
+    ids = extract.read_text(data_path("passage.txt"), "smollm2", runner.tok, 40)
+    t = 25
+    other = {k: v.clone() for k, v in ids.items()}
+    other["input_ids"][0, t] = (int(ids["input_ids"][0, t]) + 1000) % runner.model.config.vocab_size
+    a, b = runner.forward(ids, "engine"), runner.forward(other, "engine")
+    assert runner.torch.equal(a[:t], b[:t])
+    assert not runner.torch.equal(a[t:], b[t:])
+
+
 def test_float_run_is_the_models_own(smollm2):
     # Our kernel's float run gives the logits of the model loaded with its stock attention.
     from fusioncim.accuracy import extract
