@@ -35,12 +35,34 @@ def run(args):
     except area.AreaError as exc:
         print(f"fusioncim: {exc}", file=sys.stderr)
         return 1
+    if args.block == "engine" and args.bus == "none":
+        r = {**r, "efficiency": engine_efficiency(cfg, r)}
     if args.json:
         print_json(r)
         return 0
     for line in area_lines(args.block, r):
         print(line)
+    for line in efficiency_lines(r):
+        print(line)
     return 0
+
+
+def engine_efficiency(cfg, r):
+    """:func:`fusioncim.perf.efficiency.figures` of the engine's area ``r``, its utilisation and TOPS/W from the
+    report's first workload this config runs (the report's cycle and energy models)."""
+    from ..perf import dataflow, efficiency, report
+    names, _ = report.runnable_workloads(cfg)
+    if not names:
+        return efficiency.figures(cfg, r)
+    wl = dataflow.WORKLOADS[names[0]]
+    first = report.evaluate(cfg, wl, report.patterns(cfg, tokens=wl.tokens))
+    return efficiency.figures(cfg, r, **efficiency.from_report(cfg, first))
+
+
+def efficiency_lines(r):
+    """The efficiency lines of an engine's area result (none for a block)."""
+    from ..perf import efficiency
+    return efficiency.lines(r["efficiency"]) if "efficiency" in r else []
 
 
 def area_lines(block, r):

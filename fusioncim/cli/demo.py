@@ -94,6 +94,13 @@ def main(cfg=None, *, npz=DEFAULT_FILE, heads=(0, 1), tokens=None, synth=True, o
         print(f"   at the estimated clock the simulated heads take {secs * 1e6:,.1f} µs ({r['cycles']:,} cycles x "
               f"{a['clock_ns']:.2f} ns): {results[0]['ops'] / secs / 1e12:.2f} TOPS on the report's "
               f"{results[0]['ops']:,} operations")
+        from ..perf import efficiency
+        util = results[0]["ops"] / (r["cycles"] * efficiency.peak_ops_per_cycle(ecfg))
+        fig = efficiency.figures(ecfg, a, utilisation=util, utilisation_source="the simulated heads on the RTL",
+                                 tops_w=results[0]["summary"]["tops_w"],
+                                 tops_w_source="the simulated heads, the report's energy model on the RTL's counters")
+        for line in efficiency.lines(fig):
+            print("   " + line)
     print(f"{next(step)}. report (docs/energy.md)\n")
     print("\n\n".join(report.format_table(x) for x in results))
     # The verdict, last, where a reader of a long output looks first.
