@@ -38,7 +38,7 @@ def test_lazy_threshold_widens_p():
     ("ip_bits_per_cycle", 3, ValueError, "ip_bits_per_cycle 3 must divide data_bits 8"),
     ("op_bits_per_cycle", 5, ValueError, "op_bits_per_cycle 5 must divide the probability width p_bits 12"),
     ("fine_lut_bits", 9, ValueError, "fine_lut_bits 9 cannot exceed log_frac_bits 8"),
-    ("coarse_lut_bits", 6, ValueError, "coarse_lut_bits 6 cannot exceed fine_lut_bits 5"),
+    ("coarse_lut_bits", 8, ValueError, "coarse_lut_bits 8 cannot exceed fine_lut_bits 7"),
     ("skip_threshold", 4, ValueError, "skip_threshold 4 must be above fine_window 4"),
     ("skip_threshold", 0, ValueError, "skip_threshold must be at least 1, not 0"),
     ("key_order", "random", ValueError, "key_order must be one of sequential, pattern, not 'random'"),
@@ -80,7 +80,7 @@ def test_prob_bits_too_small_for_the_lut():
     # 32 fine entries need 7 bits before neighbours stop colliding (checked by hand
     # from the bin means: at 6 bits entries 29 and 30 are both 33).
     with pytest.raises(ValueError, match="prob_bits 6 cannot represent the 32-entry fine LUT .*needs prob_bits >= 7"):
-        EngineConfig(prob_bits=6, op_bits_per_cycle=2)
+        EngineConfig(prob_bits=6, op_bits_per_cycle=2, fine_lut_bits=5, coarse_lut_bits=4)
 
 
 @pytest.mark.parametrize("field, value", [("skip_threshold", 2048), ("fine_window", 4000)])

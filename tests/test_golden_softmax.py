@@ -9,7 +9,8 @@ from fusioncim.core.config import EngineConfig
 from fusioncim.golden import softmax
 from fusioncim.golden.softmax import COARSE, FINE, MASKED, SKIPPED
 
-CFG = EngineConfig()
+# The hand values below are for 5-bit fine and 4-bit coarse LUTs (the default before issue 33).
+CFG = EngineConfig(fine_lut_bits=5, coarse_lut_bits=4)
 F = CFG.log_frac_bits
 
 
@@ -23,6 +24,14 @@ def test_lut_entries_are_bin_means_by_hand():
     want = math.floor(4095 * sum(2 ** (-j / 256) for j in range(240, 256)) / 16 + 0.5)
     assert coarse[-1] == want
     assert (np.diff(fine) < 0).all() and fine.flags.writeable is False
+
+
+def test_default_lut_entries_by_hand():
+    # The default's 7-bit fine and 5-bit coarse LUTs: 128 and 32 entries of 2 and 8 of the 256 fractions.
+    fine, coarse = softmax.luts(EngineConfig())
+    assert len(fine) == 128 and len(coarse) == 32
+    assert fine[0] == math.floor(4095 * (1 + 2 ** (-1 / 256)) / 2 + 0.5)
+    assert coarse[-1] == math.floor(4095 * sum(2 ** (-j / 256) for j in range(248, 256)) / 8 + 0.5)
 
 
 def test_exp2_neg_hand_values():

@@ -20,38 +20,42 @@ def smollm2():
                             cal=calibration.load(calibration.shipped("smollm2")), quiet=True)
 
 
+T_CHANGED = 25
+
+
+def _runs_with_a_token_changed(runner):
+    # The engine's logits of a 40-token text and of the same text with token T_CHANGED replaced.
+    from fusioncim.accuracy import extract
+    ids = extract.read_text(data_path("passage.txt"), "smollm2", runner.tok, 40)
+    other = {k: v.clone() for k, v in ids.items()}
+    other["input_ids"][0, T_CHANGED] = (int(ids["input_ids"][0, T_CHANGED]) + 1000) % runner.model.config.vocab_size
+    return runner.forward(ids, "engine"), runner.forward(other, "engine")
+
+
 def test_static_scales_do_not_look_ahead(smollm2):
     # Change one token in the middle of a text: with static scales every earlier position's logits
     # stay bit-identical through all 30 layers; with dynamic scales they move.
-    from fusioncim.accuracy import extract
-    ids = extract.read_text(data_path("passage.txt"), "smollm2", smollm2.tok, 40)
-    t = 25
-    other = {k: v.clone() for k, v in ids.items()}
-    other["input_ids"][0, t] = (int(ids["input_ids"][0, t]) + 1000) % smollm2.model.config.vocab_size
-    a, b = smollm2.forward(ids, "engine"), smollm2.forward(other, "engine")
+    t = T_CHANGED
+    a, b = _runs_with_a_token_changed(smollm2)
     assert smollm2.torch.equal(a[:t], b[:t])
     assert not smollm2.torch.equal(a[t:], b[t:])
     smollm2.quant_mode = "dynamic"
     try:
-        c, d = smollm2.forward(ids, "engine"), smollm2.forward(other, "engine")
+        c, d = _runs_with_a_token_changed(smollm2)
     finally:
         smollm2.quant_mode = "static"
     assert not smollm2.torch.equal(c[:t], d[:t])
 
 
-def test_per_key_scales_do_not_look_ahead(smollm2):
+def test_per_key_scales_do_not_look_ahead():
     # The same change with the per-key mode (its preset, the shipped calibration's K centre and V shape):
     # every earlier position's logits stay bit-identical through all 30 layers.
-    from fusioncim.accuracy import evalmodel, extract
+    from fusioncim.accuracy import evalmodel
     runner = evalmodel.Runner("smollm2", PRESETS["per-key"], quant_mode="per-key",
                               cal=calibration.load(calibration.shipped("smollm2")), quiet=True)
-    ids = extract.read_text(data_path("passage.txt"), "smollm2", runner.tok, 40)
-    t = 25
-    other = {k: v.clone() for k, v in ids.items()}
-    other["input_ids"][0, t] = (int(ids["input_ids"][0, t]) + 1000) % runner.model.config.vocab_size
-    a, b = runner.forward(ids, "engine"), runner.forward(other, "engine")
-    assert runner.torch.equal(a[:t], b[:t])
-    assert not runner.torch.equal(a[t:], b[t:])
+    a, b = _runs_with_a_token_changed(runner)
+    assert runner.torch.equal(a[:T_CHANGED], b[:T_CHANGED])
+    assert not runner.torch.equal(a[T_CHANGED:], b[T_CHANGED:])
 
 
 def test_float_run_is_the_models_own(smollm2):

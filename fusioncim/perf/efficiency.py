@@ -140,7 +140,8 @@ def lines(fig):
     for p in fig["peers"]:
         where = "node not stated" if p["node_nm"] is None else (
             f"{p['node_nm']:g} nm" + (f" {p['vdd']:g} V" if p["vdd"] is not None else ""))
-        text = f"  {p['name']} ({where}; {p['source']}): {_f(p['tops_mm2'])} TOPS/mm², {_f(p['tops_w'], '{:.1f}')} TOPS/W"
+        text = (f"  {p['name']} ({where}; {p['source']}): {_f(p['tops_mm2'])} TOPS/mm², "
+                f"{_f(p['tops_w'], '{:.1f}')} TOPS/W")
         if p["node_nm"] is not None:
             text += (f"; at 45 nm {_f(p.get('tops_mm2_at_45nm'))} TOPS/mm², {_f(p.get('tops_w_at_45nm'), '{:.1f}')} "
                      f"TOPS/W; ours at {p['node_nm']:g} nm {_f(p.get('ours_tops_mm2_logic_at_node'))} TOPS/mm² of "
