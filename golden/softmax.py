@@ -6,7 +6,7 @@ largest x seen), so every rescale factor alpha = 2**-(m_new - m_old) is a pure
 right shift. p = 2**(x - m) = LUT[fraction of (m - x)] >> integer part.
 
 >>> from fusioncim.core.config import EngineConfig
->>> cfg = EngineConfig(prob_bits=8, op_bits_per_cycle=2)   # p = 1 is 255
+>>> cfg = EngineConfig(prob_bits=8, op_bits_per_cycle=2, fine_lut_bits=5, coarse_lut_bits=4)   # p = 1 is 255
 >>> p, tier = exp2_neg(np.array([0, 256, 256 * 3 + 128]), cfg)   # d = 0, 1, 3.5
 >>> p.tolist(), tier.tolist()
 ([253, 127, 22], [0, 0, 0])

@@ -230,7 +230,7 @@ def test_generate_other_blocks(tmp_path, block, port):
 
 @pytest.mark.parametrize("args, message", [
     (["--set", "rows=0"], "rows must be from 1 to 1024, not 0"),
-    (["--set", "prob_bits=6", "--set", "op_bits_per_cycle=2"], "prob_bits 6 cannot represent the 32-entry fine LUT"),
+    (["--set", "prob_bits=6", "--set", "op_bits_per_cycle=2"], "prob_bits 6 cannot represent the 128-entry fine LUT"),
     (["--set", "rows=16", "--set", "softmax_lanes=2"], "softmax_lanes 2 need 8 cycles per key"),
     (["--set", "ip_bits_per_cycle=3"], "ip_bits_per_cycle 3 must divide data_bits 8"),
     (["--set", "acc_bits=8"], "acc_bits 8 cannot hold"),

@@ -38,7 +38,7 @@ def register(sub):
     finish_parser(x, run)
 
 
-DEFAULT_SWEEP = ["rows=8,16", "fine_lut_bits=4,5,7", "skip_threshold=6,10,none"]
+DEFAULT_SWEEP = ["rows=8,16", "fine_lut_bits=5,6,7", "skip_threshold=6,10,none"]
 
 
 def run(args):

@@ -107,19 +107,24 @@ def run(args):
         fmt = report.format_markdown if args.markdown else report.format_table
         print("\n\n".join(fmt(r) for r in results))
         print()
-        print("\n".join(_area_note(cfg, results[0])))
+        print(_area_note(cfg, results[0]))
     return 0
 
 
-def _area_note(cfg, first):
-    # The engine's area, clock and efficiency (on the first workload) if `fusioncim area engine` has
-    # synthesised this config; never synthesises.
+def _area_note(cfg, first=None):
+    # The engine's area, clock and efficiency (its utilisation and TOPS/W from the report result `first`,
+    # when given) if `fusioncim area engine` has synthesised this config; never synthesises.
     from ..perf import efficiency
     from ..synth import area
     r = area.cached_result("engine", cfg)
     if r is None:
-        return ["Area and clock of this config: not synthesised yet, so no TOPS/mm²; `fusioncim area engine` (with "
-                "the same --config/--set) makes them, under a minute for the default config."]
+        return ("Area and clock of this config: not synthesised yet, so no TOPS/mm²; `fusioncim area engine` (with "
+                "the same --config/--set) makes them, under a minute for the default config.")
+    head = (f"Area of this config's engine (cached from `fusioncim area engine`): {r['area_um2'] / 1e6:.3f} mm² of "
+            f"logic at 45 nm plus {r['sram_um2'] / 1e6:.3f} mm² of KV SRAM (estimate); estimated clock "
+            f"{r['clock_mhz']:,.0f} MHz.")
+    if first is None:
+        return "\n".join([head, *efficiency.lines(efficiency.figures(cfg, r))])
     use = efficiency.from_report(cfg, first)
     # The efficiency figures are at 45 nm, where the area is: the TOPS/W goes back there from the report's node.
     use["tops_w"] = efficiency.to_node_tops_w(use["tops_w"], first["node_nm"], efficiency.REF_NODE_NM,
@@ -127,6 +132,4 @@ def _area_note(cfg, first):
     use["tops_w_source"] = (f"{first['workload']}, on-chip energy of the report's event model"
                             + ("" if first["node_nm"] == efficiency.REF_NODE_NM and first["vdd"] == efficiency.REF_VDD
                                else f", moved from {first['node_nm']:g} nm {first['vdd']:g} V to 45 nm 0.9 V"))
-    return [f"Area of this config's engine (cached from `fusioncim area engine`): {r['area_um2'] / 1e6:.3f} mm² of "
-            f"logic at 45 nm plus {r['sram_um2'] / 1e6:.3f} mm² of KV SRAM (estimate); estimated clock "
-            f"{r['clock_mhz']:,.0f} MHz.", *efficiency.lines(efficiency.figures(cfg, r, **use))]
+    return "\n".join([head, *efficiency.lines(efficiency.figures(cfg, r, **use))])
