@@ -28,7 +28,7 @@ demo: $(STAMP)
 # which is what an empty regression is. The slowest tests are listed at the end.
 # Two pytest-xdist workers, one per core, sharing one build cache.
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --durations=15
+	$(PY) -m pytest -n 2 --dist worksteal --durations=15
 
 # Every fuzzer at a large budget (docs/formal.md): 3,000 hypothesis examples per property of the input
 # readers and the golden model's bounds, and 20 drawn engine configs on Verilator. Run it before

@@ -487,7 +487,8 @@ DERIVED = tuple(name for name, value in vars(EngineConfig).items() if isinstance
 PRESETS: dict[str, EngineConfig] = {
     "default": EngineConfig(),
     # Small enough for cycle-by-cycle simulation of whole heads; the 5/4-bit exponent LUTs the default had
-    # before issue 33 keep its Verilog small (the default's 7/5 are simulated by the demo and its test).
+    # before issue 33 keep its Verilog small (the default's 7/5 are simulated by tests/test_softmax_rtl.py
+    # and `make demo`).
     "test": EngineConfig(head_dim=16, rows=4, max_seq_len=256, sink_keys=2, diag_window=8, fine_lut_bits=5,
                          coarse_lut_bits=4),
     # LLaMA-3-8B attention: d = 128, 8192-token context.
