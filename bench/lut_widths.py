@@ -9,7 +9,7 @@ against exact float64 attention, median and worst over the heads of the shipped 
 tokens), keys in the config's order. Area: ``fusioncim area softmax`` (Yosys and ABC on the bundled 45 nm
 library, the softmax unit of the default config: the LUTs are per exponent lane; the engine's logic area
 changes by the same amount). It prints the pair that removes the most error per area added to the 5/4
-widths among the pairs that meet the target median (0.2% on both models): the ``per-key`` preset's.
+widths among the pairs that meet the target median (0.2% on both models): the default's since issue 33.
 
 Run: ``.venv/bin/python bench/lut_widths.py [--no-area] [--pairs 5/4,6/5,...]``
 (about 20 s for the error; each new width pair synthesises the softmax unit once, cached after).

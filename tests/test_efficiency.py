@@ -56,6 +56,10 @@ def test_utilisation_from_a_report_result_by_hand():
               "variants": {"fusioncim": {"cycles": 1000}}, "summary": {"tops_w": 3.5}}
     use = ef.from_report(cfg, result)
     assert use["utilisation"] == pytest.approx(0.9) and use["tops_w"] == 3.5
+    # A report at another node: its TOPS/W moved to 45 nm 0.9 V, where the area is.
+    use = ef.from_report(cfg, {**result, "node_nm": 22.0, "vdd": 0.8})
+    assert use["tops_w"] == pytest.approx(3.5 * 22 / 45 * (0.8 / 0.9) ** 2)
+    assert "moved from 22 nm 0.8 V" in use["tops_w_source"]
 
 
 def test_report_prints_efficiency_when_the_area_is_cached(monkeypatch, capsys):

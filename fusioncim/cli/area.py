@@ -42,8 +42,10 @@ def run(args):
         return 0
     for line in area_lines(args.block, r):
         print(line)
-    for line in efficiency_lines(r):
-        print(line)
+    if "efficiency" in r:
+        from ..perf import efficiency
+        for line in efficiency.lines(r["efficiency"]):
+            print(line)
     return 0
 
 
@@ -58,11 +60,6 @@ def engine_efficiency(cfg, r):
     first = report.evaluate(cfg, wl, report.patterns(cfg, tokens=wl.tokens))
     return efficiency.figures(cfg, r, **efficiency.from_report(cfg, first))
 
-
-def efficiency_lines(r):
-    """The efficiency lines of an engine's area result (none for a block)."""
-    from ..perf import efficiency
-    return efficiency.lines(r["efficiency"]) if "efficiency" in r else []
 
 
 def area_lines(block, r):

@@ -28,20 +28,19 @@ def run(args):
     say = progress(args.quiet)
     if args.tokens is not None and args.tokens < 2:
         raise UserError(f"--tokens must be at least 2 (one prediction needs two tokens), not {args.tokens}")
-    args.quant = quant_mode(args, cfg, both=False)
-    if args.calibration and args.quant == "dynamic":
+    quant = quant_mode(args, cfg, both=False)
+    if args.calibration and quant == "dynamic":
         raise UserError("--calibration gives static scales and the per-key mode's K centre and V shape; it does "
                         "not apply with --quant dynamic")
-    if args.quant == "per-key":
+    if quant == "per-key":
         check_per_key_config(cfg)
-    cal = (calibration_for(args.calibration, args.model, required=args.quant == "static")
-           if args.quant != "dynamic" else None)
+    cal = calibration_for(args.calibration, args.model, required=quant == "static") if quant != "dynamic" else None
     if cal is not None:
         cal.check(args.model, None, None, None, None)     # the model now; its shape once it is loaded
     texts = args.text or list(evalmodel.TEXTS)
     check_texts("--text", texts)
     t0 = time.perf_counter()
-    records, source = evalmodel.evaluate(args.model, texts, cfg, tokens=args.tokens, quant_mode=args.quant,
+    records, source = evalmodel.evaluate(args.model, texts, cfg, tokens=args.tokens, quant_mode=quant,
                                          cal=cal, rotate=not args.no_rotate, v_anchor=args.v_anchor, quiet=args.quiet)
     say(f"done in {time.perf_counter() - t0:.1f} s")
     if args.json:

@@ -123,13 +123,5 @@ def _area_note(cfg, first=None):
     head = (f"Area of this config's engine (cached from `fusioncim area engine`): {r['area_um2'] / 1e6:.3f} mm² of "
             f"logic at 45 nm plus {r['sram_um2'] / 1e6:.3f} mm² of KV SRAM (estimate); estimated clock "
             f"{r['clock_mhz']:,.0f} MHz.")
-    if first is None:
-        return "\n".join([head, *efficiency.lines(efficiency.figures(cfg, r))])
-    use = efficiency.from_report(cfg, first)
-    # The efficiency figures are at 45 nm, where the area is: the TOPS/W goes back there from the report's node.
-    use["tops_w"] = efficiency.to_node_tops_w(use["tops_w"], first["node_nm"], efficiency.REF_NODE_NM,
-                                              first["vdd"], efficiency.REF_VDD)
-    use["tops_w_source"] = (f"{first['workload']}, on-chip energy of the report's event model"
-                            + ("" if first["node_nm"] == efficiency.REF_NODE_NM and first["vdd"] == efficiency.REF_VDD
-                               else f", moved from {first['node_nm']:g} nm {first['vdd']:g} V to 45 nm 0.9 V"))
+    use = {} if first is None else efficiency.from_report(cfg, first)
     return "\n".join([head, *efficiency.lines(efficiency.figures(cfg, r, **use))])

@@ -106,14 +106,17 @@ def figures(cfg, area, *, utilisation=None, utilisation_source="", tops_w=None, 
 
 def from_report(cfg, result):
     """``{utilisation, utilisation_source, tops_w, tops_w_source}`` from one :func:`fusioncim.perf.report.evaluate`
-    result: FusionCIM's cycles against full rate at the workload's head_dim, and its on-chip TOPS/W."""
+    result: FusionCIM's cycles against full rate at the workload's head_dim, and its on-chip TOPS/W at 45 nm
+    0.9 V, where :func:`figures` puts the area (moved there by :func:`to_node_tops_w` from another node)."""
     wl = result["shape"]
     f = result["variants"]["fusioncim"]
     util = result["ops"] / (f["cycles"] * peak_ops_per_cycle(cfg, wl["head_dim"]))
-    what = f"{result['workload']}, the report's cycle model"
-    return {"utilisation": util, "utilisation_source": what, "tops_w": result["summary"]["tops_w"],
+    node, vdd = result["node_nm"], result["vdd"]
+    moved = "" if (node, vdd) == (REF_NODE_NM, REF_VDD) else f" (moved from {node:g} nm {vdd:g} V)"
+    return {"utilisation": util, "utilisation_source": f"{result['workload']}, the report's cycle model",
+            "tops_w": to_node_tops_w(result["summary"]["tops_w"], node, REF_NODE_NM, vdd, REF_VDD),
             "tops_w_source": f"{result['workload']}, on-chip energy of the report's event model at "
-                             f"{result['node_nm']:g} nm {result['vdd']:g} V"}
+                             f"{REF_NODE_NM:g} nm {REF_VDD:g} V{moved}"}
 
 
 def _f(x, fmt="{:.2f}"):
@@ -121,7 +124,7 @@ def _f(x, fmt="{:.2f}"):
 
 
 def lines(fig):
-    """The printed form of :func:`figures` (``fusioncim area engine``, ``report --area``, the demo)."""
+    """The printed form of :func:`figures` (``fusioncim area engine``, ``fusioncim report``, the demo)."""
     if "note" in fig:
         return [fig["note"]]
     out = [f"efficiency at 45 nm, {fig['clock_mhz']:,.0f} MHz (the estimated clock); operations as the report "
