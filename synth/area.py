@@ -268,8 +268,11 @@ def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeo
         if cache and cached.exists():
             try:
                 result = json.loads(cached.read_text())
-                result["cached"] = True
                 touch(cached)                       # last use, for `fusioncim cache` and the size cap
+                # The same Verilog from a changed generator: index it under this config too, so that
+                # `cached_result` (the report) finds what `fusioncim area` just gave.
+                _index(block, cfg, result, flat, liberty, only_if_missing=True)
+                result["cached"] = True
                 return result
             except (OSError, ValueError):
                 pass                        # a damaged cache entry: synthesise again
@@ -278,10 +281,18 @@ def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeo
         result["sram_um2"] = round(sram_area_um2(result["sram_bits"]), 1)
         if cache:
             atomic_write(cached, lambda f: f.write(json.dumps(result)))   # parallel sweeps never read half a file
-            if not flat and liberty == GENERIC_LIBERTY:
-                atomic_write(_by_config(block, cfg), lambda f: f.write(json.dumps(result)))
+            _index(block, cfg, result, flat, liberty)
         result["cached"] = False
         return result
+
+
+def _index(block, cfg, result, flat, liberty, only_if_missing=False):
+    # The by-config entry :func:`cached_result` reads: hierarchical netlists on the bundled library only.
+    if flat or liberty != GENERIC_LIBERTY:
+        return
+    path = _by_config(block, cfg)
+    if not (only_if_missing and path.exists()):
+        atomic_write(path, lambda f: f.write(json.dumps(result)))
 
 
 def _by_config(block, cfg):

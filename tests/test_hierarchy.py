@@ -165,3 +165,11 @@ def test_report_shows_cached_area_and_never_synthesises(monkeypatch, tmp_path):
     note = _area_note(OTHER)
     assert f"{r['area_um2'] / 1e6:.3f} mm²" in note and f"{r['clock_mhz']:,.0f} MHz" in note
     assert "not synthesised yet" in _area_note(OTHER.replace(rows=2))
+    # The config's index lost (a changed generator gives the same Verilog another index): `fusioncim area`
+    # answers from its Verilog cache and indexes the result again, so the report finds it.
+    from fusioncim.synth.area import _by_config
+    _by_config("engine", OTHER).unlink()
+    assert "not synthesised yet" in _area_note(OTHER)
+    again = estimate("engine", OTHER)
+    assert again["cached"] and again["area_um2"] == r["area_um2"]
+    assert f"{r['area_um2'] / 1e6:.3f} mm²" in _area_note(OTHER)
