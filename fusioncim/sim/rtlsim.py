@@ -47,7 +47,14 @@ def sim_cases(configs, verilator):
     return [(name, sim) for name in configs for sim in SIMULATORS if sim == "icarus" or name in verilator]
 
 
-BUILD_RECIPE = "4: ports-only VPI, pch stub, Icarus time-0 evaluation, -O0"   # change to force rebuilds after editing build()
+BUILD_RECIPE = "5: ports-only VPI, pch stub, Icarus time-0 evaluation, -O0, one compile unit"   # change to force rebuilds after editing build()
+
+
+# Verilator's makefile compiles the model as one unit (Vtop__ALL.cpp includes every file) instead of
+# splitting it into compiler runs: each run parses Verilator's headers again, which at -O0 costs more than
+# the code (bench/verilator_split.py: split builds took 1.50x as long at the test preset, 1.22x at the
+# default even with make -j 2 on both cores).
+ONE_FILE = ["--output-split", "0", "--output-split-cfuncs", "0"]
 
 
 def _root():
@@ -210,8 +217,8 @@ def _build(block, cfg, sim, waves, out, text):
         sources.insert(0, VerilatorControlFile(_port_file(out, block, text)))
         # The models run short simulations that Python drives cycle by cycle:
         # compiling them without optimisation saves about a quarter of the
-        # build and costs no measurable run time.
-        args = ["--no-public-flat-rw", "-CFLAGS", "-O0"]
+        # build and costs no measurable run time. The model is one compile unit (ONE_FILE).
+        args = ["--no-public-flat-rw", "-CFLAGS", "-O0", *ONE_FILE]
         verilator.pch_workaround(out, "Vtop")
     runner.build(sources=sources, hdl_toplevel=block, build_dir=out, timescale=TIMESCALE, build_args=args,
                  log_file=out / "build.log", waves=waves)
