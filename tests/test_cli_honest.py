@@ -58,7 +58,8 @@ def test_an_option_that_conflicts_with_the_file_is_an_error(tmp_path, args, mess
 
 @needs_icarus
 def test_values_taken_from_the_file_are_printed(tmp_path):
-    args = ["simulate", *ENGINE_TEST, "--npz", MINILM, "--heads", "3", "--tokens", "20", "--sim", "icarus"]
+    # Five tokens: what is checked is the config line, not the run (the real heads' runs: test_engine_rtl.py).
+    args = ["simulate", *ENGINE_TEST, "--npz", MINILM, "--heads", "3", "--tokens", "5", "--sim", "icarus"]
     r = fc(*args, "-q")
     assert r.returncode == 0, r.stderr
     assert "\nconfig        head_dim 32, from the file\n" in r.stdout
@@ -68,10 +69,10 @@ def test_values_taken_from_the_file_are_printed(tmp_path):
     r = fc(*args, "--set", "head_dim=32", "-q")
     assert r.returncode == 0 and "head_dim 32, from the file" in r.stdout
     # the file raises the KV buffer to hold its keys, and says so
-    doc = json.loads(fc("simulate", "--config", "test", "--set", "max_seq_len=16", "--npz", MINILM, "--heads", "3",
-                        "--tokens", "20", "--sim", "icarus", "-q", "--json").stdout)
+    doc = json.loads(fc("simulate", "--config", "test", "--set", "max_seq_len=4", "--npz", MINILM, "--heads", "3",
+                        "--tokens", "5", "--sim", "icarus", "-q", "--json").stdout)
     assert doc["config_notes"] == ["head_dim 32, from the file",
-                                   "max_seq_len 20, raised from 16 to hold the file's keys"]
+                                   "max_seq_len 5, raised from 4 to hold the file's keys"]
 
 
 # 2. config output round-trips through --config ----------------------------------------------------
