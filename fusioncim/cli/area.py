@@ -15,6 +15,9 @@ def register(sub):
     ar.add_argument("--liberty", type=Path, metavar="FILE.lib",
                     help="map to this cell library instead of the bundled generic 45 nm one")
     ar.add_argument("--no-cache", action="store_true", help="synthesise even if a cached result exists")
+    ar.add_argument("--breakdown", action="store_true",
+                    help="engine only: also where the OP-CIM column's and IP-CIM row's area goes, function by "
+                         "function (each synthesised alone on the bundled library; JSON field 'breakdown')")
     ar.add_argument("--json", action="store_true", help="print the full result as one JSON document (area, "
                     "transistors, flip-flops, cells, clock, SRAM, per-module figures)")
     finish_parser(ar, run)
@@ -27,6 +30,10 @@ def run(args):
         raise UserError(f"--liberty {str(args.liberty)!r} is not a file")
     if args.liberty is not None:
         area.check_liberty(args.liberty)         # a library lacking a cell: one line, before anything runs
+    if args.breakdown and args.block != "engine":
+        raise UserError(f"--breakdown is for the engine (its OP-CIM columns and IP-CIM rows), not {args.block}")
+    if args.breakdown and args.liberty is not None:
+        raise UserError("--breakdown maps to the bundled library only; leave out --liberty")
     require_cache()
     say = progress(args.quiet)
     say(f"synthesising {args.block} with Yosys (results cached in {area.cache_dir()}) ...")
@@ -37,6 +44,9 @@ def run(args):
         return 1
     if args.block == "engine" and args.bus == "none":
         r = {**r, "efficiency": engine_efficiency(cfg, r)}
+    if args.breakdown:
+        from ..synth import breakdown
+        r = {**r, "breakdown": breakdown.breakdown(cfg, progress=say)}
     if args.json:
         print_json(r)
         return 0
@@ -45,6 +55,10 @@ def run(args):
     if "efficiency" in r:
         from ..perf import efficiency
         for line in efficiency.lines(r["efficiency"]):
+            print(line)
+    if "breakdown" in r:
+        from ..synth import breakdown
+        for line in breakdown.lines(r["breakdown"], r.get("modules")):
             print(line)
     return 0
 
