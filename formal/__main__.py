@@ -52,7 +52,7 @@ def main(argv=None):
     except FormalToolError as e:
         print(f"fusioncim formal: error: {e}", file=sys.stderr)
         return 2
-    print(f"{'property':<28} {'config':<34} {'result':<7} {'bound':<38} {'broken variant':<48} {'':<18}")
+    print(f"{'property':<32} {'config':<34} {'result':<7} {'bound':<38} {'broken variant':<48} {'':<18}")
     ok = True
     records = []
     for p in props:
@@ -60,8 +60,9 @@ def main(argv=None):
         verdict, caught = _row(p, real, broken)
         ok &= real.passed and (broken is None or not broken.passed)
         cfg = config_of(p, quick=args.quick)
-        cfg_text = f"rows {cfg.rows}, d {cfg.head_dim}, {cfg.data_bits}-bit, {cfg.kv_keys} keys"
-        print(f"{p.key:<28} {cfg_text:<34} {verdict:<7} {p.bound:<38} {p.mutant_text:<48} {caught}")
+        cfg_text = (f"rows {cfg.rows}, d {cfg.head_dim}, {cfg.data_bits}-bit, {cfg.kv_keys} keys"
+                    + (", Q preload" if cfg.q_double_buffer else ""))
+        print(f"{p.key:<32} {cfg_text:<34} {verdict:<7} {p.bound:<38} {p.mutant_text:<48} {caught}")
         records.append({"property": p.key, "text": p.text, "mode": p.mode, "depth": p.depth, "bound": p.bound,
                         "holds": real.passed, "seconds": round(real.seconds, 2),
                         "config": cfg.to_dict(), "mutant": p.mutant_text,

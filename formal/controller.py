@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from amaranth.hdl import Assert, Assume, Cat, Module, Signal
 
 from .common import Harness, Property, broken, glitch, good_command, holds, no_abort
+from .configs import FORMAL
 
 __all__ = ["PROPERTIES", "STALL", "tile_bound"]
 
@@ -36,12 +39,22 @@ def _env(m, dut, config=None, fair=False):
 
 
 def _tile(m, dut, config):
-    """The harness's view of the current tile: its command's n_keys and n_rows."""
-    n_keys = Signal.like(dut.cmd.payload.n_keys, name="t_keys")
-    n_rows = Signal.like(dut.cmd.payload.n_rows, name="t_rows")
+    """The harness's view of the tiles: ``(load_rows, run_keys, run_rows, run_start)``: the n_rows of the
+    tile being loaded (its command's), the n_keys and n_rows of the tile running, and the strobe of a
+    run's start. Single-buffered one tile is loaded and then run, its command its start; with
+    ``q_double_buffer`` the next tile loads while one runs and starts with ``swap``."""
+    cmd = dut.cmd.payload
+    load_keys = Signal.like(cmd.n_keys, name="ld_keys")
+    load_rows = Signal.like(cmd.n_rows, name="ld_rows")
     with m.If(good_command(dut, config)):
-        m.d.sync += [n_keys.eq(dut.cmd.payload.n_keys), n_rows.eq(dut.cmd.payload.n_rows)]
-    return n_keys, n_rows
+        m.d.sync += [load_keys.eq(cmd.n_keys), load_rows.eq(cmd.n_rows)]
+    if not config.q_double_buffer:
+        return load_rows, load_keys, load_rows, good_command(dut, config)
+    run_keys = Signal.like(cmd.n_keys, name="t_keys")
+    run_rows = Signal.like(cmd.n_rows, name="t_rows")
+    with m.If(dut.swap):
+        m.d.sync += [run_keys.eq(load_keys), run_rows.eq(load_rows)]
+    return load_rows, run_keys, run_rows, dut.swap
 
 
 def _keys_once(config, cls):
@@ -50,7 +63,7 @@ def _keys_once(config, cls):
     m = Module()
     dut = cls(config)
     _env(m, dut, fair=True)
-    n_keys, _ = _tile(m, dut, config)
+    _, n_keys, _, run_start = _tile(m, dut, config)
     seen = Signal(config.kv_keys, name="seen")
     pos = dut.key.payload.pos
     bit = Signal(config.kv_keys, name="bit")
@@ -60,9 +73,10 @@ def _keys_once(config, cls):
         m.d.sync += seen.eq(seen | bit)
     with m.If(dut.norm.valid):
         m.d.comb += Assert(seen == (1 << n_keys) - 1, "every key issued before the tile ends")
-    with m.If(good_command(dut, config)):
+    with m.If(run_start):
         m.d.sync += seen.eq(0)
-    with m.If(~dut.idle):
+    running = dut.key.valid | dut.norm.valid if config.q_double_buffer else ~dut.idle
+    with m.If(running):
         m.d.comb += Assert((n_keys >= 1) & (n_keys <= config.kv_keys), "a running tile came from a good command")
     return m
 
@@ -74,7 +88,7 @@ def _rows(config, cls):
     m = Module()
     dut = cls(config)
     _env(m, dut, fair=True)
-    _, n_rows = _tile(m, dut, config)
+    n_rows, _, run_rows, _ = _tile(m, dut, config)
     beats = Signal(range(config.rows + 2), name="beats")
     slots = Signal(range(config.rows + 2), name="slots")
     wrote = Signal(name="wrote")        # this beat's IP row is written
@@ -97,10 +111,12 @@ def _rows(config, cls):
                            & (~real | ((p.q_pos == q_in.payload.pos) & (p.c_mant == q_in.payload.c_mant)
                                        & (p.c_shift == q_in.payload.c_shift) & q_in.valid)),
                            "row slots in order, each with its Q beat's position and constant")
-    with m.If(dut.key.valid | dut.norm.valid):
-        m.d.comb += Assert((beats == n_rows) & (slots == config.rows), "the tile is loaded before any key")
+    # Loaded before it runs: single-buffered before any key, with Q preloading when it starts (the keys
+    # of the tile before it may run while it loads).
+    with m.If(dut.swap if config.q_double_buffer else dut.key.valid | dut.norm.valid):
+        m.d.comb += Assert((beats == n_rows) & (slots == config.rows), "the tile is loaded before it runs")
     with m.If(dut.norm.valid):
-        m.d.comb += Assert(dut.norm.payload.n_rows == n_rows, "the tile ends with its n_rows")
+        m.d.comb += Assert(dut.norm.payload.n_rows == run_rows, "the tile ends with its n_rows")
     with m.If(good_command(dut, config)):
         m.d.sync += [beats.eq(0), slots.eq(0), wrote.eq(0)]
     return m
@@ -114,7 +130,14 @@ def _no_deadlock(config, cls):
     _env(m, dut, fair=True)
     bound = tile_bound(config)
     busy = Signal(range(bound + 2), name="busy_for")
-    m.d.sync += busy.eq(Cat(~dut.idle).any() * (busy + 1))
+    if config.q_double_buffer:
+        # Tiles follow each other without an idle cycle while commands keep coming: the count restarts at
+        # each tile's end, and the next tile's load may have begun before it (one more cycle: the swap).
+        bound += 1
+        ended = dut.norm.valid & dut.norm.ready
+        m.d.sync += busy.eq((~dut.idle & ~ended) * (busy + 1))
+    else:
+        m.d.sync += busy.eq(Cat(~dut.idle).any() * (busy + 1))
     m.d.comb += Assert(busy <= bound, f"a tile ends within {bound} cycles")
     return m
 
@@ -147,3 +170,7 @@ PROPERTIES = [
              _no_deadlock, "pdr", 0, broken(_hang), "never ends a tile once a fault strikes",
              mutant_depth=40),
 ]
+# The same four with Q preloading (q_double_buffer): the next tile loads while one runs.
+PRELOAD = FORMAL.replace(q_double_buffer=True)
+PROPERTIES += [replace(p, name=f"{p.name}_preload", text=f"{p.text} (Q preloading)", config=PRELOAD)
+               for p in PROPERTIES]
