@@ -15,6 +15,7 @@ the schedule. Each says whether it keeps the numerics and the cycle schedule:
   cycle per row that rescales instead of one in all.
 * ``radix4``: the digit of p as 2-bit pieces, each selecting 0, v, 2v or 3v (3v formed once per
   column in a real design; here once per row) and added: the same product, same schedule.
+* ``radix4+clamp+merged``: those three together (the numerics kept, no cycle added).
 * ``single``: no double-buffer bank (``double_buffer=False``): the normaliser holds the array, so the
   next tile waits for the division; shown for scale.
 
@@ -41,13 +42,13 @@ class Variant(OpColumn):
     """The column with one change; ``kind`` names it (see the module's docstring)."""
 
     def __init__(self, cfg, kind):
-        self.kind = kind
+        self.changes = set(kind.split("+"))
         super().__init__(cfg)
 
     def _product(self, m, r):
         c, v = self._cfg, self.v
         digit = self.digits[r].as_unsigned()
-        if self.kind != "radix4":
+        if "radix4" not in self.changes:
             return digit * v
         three = Signal(signed(c.v_width + 2), name="v3")          # one per column in a real design
         m.d.comb += three.eq(v + (v << 1))
@@ -64,10 +65,10 @@ class Variant(OpColumn):
         digit_bits, n_digits = c.op_bits_per_cycle, c.op_cycles_per_key
         acc = list(self.acc)
         shifts = [self.shifts[r] for r in range(c.rows)]
-        if self.kind == "clamp":
+        if "clamp" in self.changes:
             top = c.acc_width - 1
             shifts = [Mux(s > top, top, s)[:top.bit_length()] for s in shifts]
-        if self.kind == "shared":
+        if "shared" in self.changes:
             row = Signal(range(max(c.rows, 2)), name="rescale_row")   # the row being rescaled this cycle
             m.d.sync += row.eq(Mux(self.rescale, row + 1, 0))
             picked, amount = Signal(signed(c.acc_width)), Signal(c.shift_bits)
@@ -79,7 +80,7 @@ class Variant(OpColumn):
                 for r, a in enumerate(acc):
                     with m.If(row == r):
                         m.d.sync += a.eq(picked >> amount)
-        elif self.kind != "merged":
+        elif "merged" not in self.changes:
             with m.If(self.rescale):
                 m.d.sync += [a.eq(a >> shifts[r]) for r, a in enumerate(acc)]
         with m.If(self.step):
@@ -90,7 +91,7 @@ class Variant(OpColumn):
                 for g in range(1, n_digits):
                     with m.If(self.digit_no == g):
                         m.d.comb += weighted.eq(prod << (g * digit_bits))
-                base = a >> Mux(self.digit_no == 0, shifts[r], 0) if self.kind == "merged" else a
+                base = a >> Mux(self.digit_no == 0, shifts[r], 0) if "merged" in self.changes else a
                 m.d.sync += a.eq(base + weighted)
         with m.If(self.clear):
             m.d.sync += [a.eq(0) for a in acc]
@@ -105,7 +106,8 @@ KINDS = {"clamp": "rescale shift clamped to acc_width - 1 (same numerics and sch
          "merged": "rescale folded into the first digit's add (same numerics; a rescale costs no cycle)",
          "shared": "one rescale shifter per column, a row a cycle (same numerics; a rescale takes a cycle per row)",
          "radix4": "multiply as two radix-4 selects of 0, v, 2v, 3v (same product and schedule)",
-         "single": "no double-buffer bank (the next tile waits for the division)"}
+         "single": "no double-buffer bank (the next tile waits for the division)",
+         "radix4+clamp+merged": "the three changes that keep the numerics and add no cycle, together"}
 
 
 def area(component, lib_text):
@@ -132,7 +134,7 @@ def main(argv=None):
         r = area(comp, lib)
         r["saving"] = round(1 - r["area_um2"] / base["area_um2"], 4)
         results[kind] = r
-        print(f"  {kind:<7} {r['area_um2']:>9,.0f} µm²  {r['saving']:6.1%} less  {r['logic_ns']:.2f} ns  {what}",
+        print(f"  {kind:<19} {r['area_um2']:>9,.0f} µm²  {r['saving']:6.1%} less  {r['logic_ns']:.2f} ns  {what}",
               flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
