@@ -138,17 +138,32 @@ def test_interrupt_and_resume(tmp_path):
     assert len(after) == POINTS and len({json.loads(x)["id"] for x in after}) == POINTS
 
 
+# The connect limit at 1 s (FUSIONCIM_DASK_TIMEOUT) where a test waits it out; 5 s, the default, elsewhere.
+FAST = {**os.environ, "FUSIONCIM_DASK_TIMEOUT": "1"}
+
+
 def test_unreachable_scheduler(tmp_path):
     out = tmp_path / "ex"
     t0 = time.monotonic()
-    p = _cli("--config", "test", "--no-area", "--sweep", "rows=4,8", "--dask", "tcp://127.0.0.1:9", "--out", out)
+    p = _cli("--config", "test", "--no-area", "--sweep", "rows=4,8", "--dask", "tcp://127.0.0.1:9", "--out", out,
+             env=FAST)
     stdout, stderr = p.communicate(timeout=60)
     took = time.monotonic() - t0
     assert p.returncode == 2
-    assert stderr.startswith("fusioncim: error: --dask tcp://127.0.0.1:9: no Dask scheduler answered within")
+    assert stderr.startswith("fusioncim: error: --dask tcp://127.0.0.1:9: no Dask scheduler answered within 1 s")
     assert stderr.count("\n") == 1 and stdout == ""
-    assert took < 10 + 5, took                                  # the connect timeout plus start-up
+    assert took < 1 + 5, took                                   # the connect limit plus start-up
     assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf"])
+def test_bad_connect_limit_is_one_line(tmp_path, value):
+    p = _cli("--config", "test", "--no-area", "--sweep", "rows=4", "--dask", "tcp://127.0.0.1:9", "--out",
+             tmp_path / "ex", env={**os.environ, "FUSIONCIM_DASK_TIMEOUT": value})
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 2 and stdout == "" and stderr.count("\n") == 1
+    assert f"FUSIONCIM_DASK_TIMEOUT must be a positive number of seconds, not {value!r}" in stderr
+    assert not (tmp_path / "ex").exists()
 
 
 @pytest.mark.parametrize("spec", ["local:0", "local", "cluster:2", "tcp://host", "http://h:1"])
@@ -198,22 +213,24 @@ def _garbage(conn):
     conn.close()
 
 
-@pytest.mark.parametrize("handler, message", [
-    (_silent, "something accepted the connection but did not speak Dask's protocol"),
-    (_http, "no Dask scheduler answered within 5 s ("),
-    (_garbage, "no Dask scheduler answered within 5 s ("),
+@pytest.mark.parametrize("handler, message, limit", [
+    (_silent, "no Dask scheduler answered within 1 s (something accepted the connection but did not speak "
+              "Dask's protocol)", 1),
+    (_http, "no Dask scheduler answered within 5 s (", 5),
+    (_garbage, "no Dask scheduler answered within 5 s (", 5),
 ])
-def test_something_else_at_the_address_is_one_line_within_5_s(tmp_path, handler, message):
+def test_something_else_at_the_address_is_one_line_within_the_limit(tmp_path, handler, message, limit):
     # Issue 31, item 3: checked end to end (connection, handshake, identity), not just the TCP connect.
     address = _server(handler)
     out = tmp_path / "ex"
     t0 = time.monotonic()
-    p = _cli("--config", "test", "--no-area", "--sweep", "rows=4", "--dask", address, "--out", out)
+    p = _cli("--config", "test", "--no-area", "--sweep", "rows=4", "--dask", address, "--out", out,
+             env=FAST if limit == 1 else None)
     stdout, stderr = p.communicate(timeout=60)
     took = time.monotonic() - t0
     assert p.returncode == 2 and stdout == "" and stderr.count("\n") == 1, stderr
     assert stderr.startswith(f"fusioncim: error: --dask {address}: ") and message in stderr, stderr
-    assert took < 5 + 5, took                                   # the 5 s limit plus start-up
+    assert took < limit + 5, took                               # the limit plus start-up
     assert not out.exists()
 
 

@@ -8,14 +8,31 @@ dask-jobqueue feeds from SLURM or LSF). :func:`open_pool` picks one.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 import re
 
 from ..core.errors import InputError
 
-__all__ = ["Pool", "ProcessPool", "DaskPool", "open_pool", "parse_dask", "DASK_CONNECT_TIMEOUT"]
+__all__ = ["Pool", "ProcessPool", "DaskPool", "open_pool", "parse_dask", "DASK_CONNECT_TIMEOUT", "connect_timeout"]
 
 DASK_CONNECT_TIMEOUT = 5
-"""Seconds to reach a Dask scheduler before the sweep gives up (with one line, exit 2, nothing written)."""
+"""Seconds to reach a Dask scheduler before the sweep gives up (with one line, exit 2, nothing written), unless
+``FUSIONCIM_DASK_TIMEOUT`` says otherwise (:func:`connect_timeout`)."""
+
+
+def connect_timeout():
+    """The seconds :data:`DASK_CONNECT_TIMEOUT` gives, or ``FUSIONCIM_DASK_TIMEOUT`` (a positive number; a
+    scheduler across a slow network may need more, a test of an unreachable one less)."""
+    text = os.environ.get("FUSIONCIM_DASK_TIMEOUT")
+    if text is None:
+        return DASK_CONNECT_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise InputError(f"FUSIONCIM_DASK_TIMEOUT must be a positive number of seconds, not {text!r}")
+    return seconds
 
 
 def parse_dask(text):
@@ -106,11 +123,12 @@ class DaskPool(Pool):
             self.client = distributed.Client(self.cluster)
             self.label = f"a Dask LocalCluster of {arg} worker process{'es' if arg > 1 else ''}"
         else:
-            _probe_scheduler(arg)
+            limit = connect_timeout()
+            _probe_scheduler(arg, limit)
             try:
-                self.client = distributed.Client(arg, timeout=DASK_CONNECT_TIMEOUT)
+                self.client = distributed.Client(arg, timeout=limit)
             except (OSError, TimeoutError) as exc:
-                raise InputError(f"--dask {arg}: no Dask scheduler answered within {DASK_CONNECT_TIMEOUT} s "
+                raise InputError(f"--dask {arg}: no Dask scheduler answered within {limit:g} s "
                                  f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
             n = len(self.client.scheduler_info().get("workers", {}))
             self.label = f"the Dask scheduler at {arg} ({n} worker{'s' if n != 1 else ''} now)"
@@ -133,8 +151,8 @@ class DaskPool(Pool):
         return False
 
 
-def _probe_scheduler(address):
-    """Check end to end, within :data:`DASK_CONNECT_TIMEOUT` seconds in all, that a Dask scheduler answers at
+def _probe_scheduler(address, limit):
+    """Check end to end, within ``limit`` seconds in all, that a Dask scheduler answers at
     ``address``: the connection, Dask's handshake, and an ``identity`` request whose reply says
     ``Scheduler``. Anything else there (an HTTP server such as the dashboard's port, another service, a
     worker) is one line naming the address; a client alone would wait on the handshake or misread the
@@ -143,7 +161,7 @@ def _probe_scheduler(address):
     from distributed.comm import connect
 
     async def identity():
-        comm = await connect(address, timeout=DASK_CONNECT_TIMEOUT)
+        comm = await connect(address, timeout=limit)
         try:
             await comm.write({"op": "identity", "reply": True})
             return await comm.read()
@@ -151,13 +169,13 @@ def _probe_scheduler(address):
             comm.abort()
 
     try:
-        reply = asyncio.run(asyncio.wait_for(identity(), DASK_CONNECT_TIMEOUT))
+        reply = asyncio.run(asyncio.wait_for(identity(), limit))
     except (asyncio.TimeoutError, TimeoutError):
-        raise InputError(f"--dask {address}: no Dask scheduler answered within {DASK_CONNECT_TIMEOUT} s "
+        raise InputError(f"--dask {address}: no Dask scheduler answered within {limit:g} s "
                          f"(something accepted the connection but did not speak Dask's protocol)") from None
     except Exception as exc:            # refused, reset, or bytes that are not Dask's (a MemoryError among them)
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"--dask {address}: no Dask scheduler answered within {DASK_CONNECT_TIMEOUT} s "
+        raise InputError(f"--dask {address}: no Dask scheduler answered within {limit:g} s "
                          f"({first[:160]})") from None
     kind = reply.get("type") if isinstance(reply, dict) else None
     if kind != "Scheduler":
