@@ -142,6 +142,25 @@ def _no_deadlock(config, cls):
     return m
 
 
+def _abort_drops(config, cls):
+    # Aborts at any time (the other properties assume none): a tile that has not offered its end when
+    # abort_tile is raised (one loading, loaded or running, or whose command is taken in that cycle)
+    # never ends on norm; the next tile to start is whole again.
+    m = Module()
+    dut = cls(config)
+    h = Harness(m, dut)
+    h.holds(dut.cmd, "cmd", Assume)
+    h.holds(dut.q_in, "q_in", Assume)
+    _, _, _, run_start = _tile(m, dut, config)
+    dropped = Signal(name="dropped")
+    with m.If(run_start):
+        m.d.sync += dropped.eq(0)
+    with m.If(dut.abort_tile & ~dut.norm.valid):          # after the start: an abort in its cycle wins
+        m.d.sync += dropped.eq(1)
+    m.d.comb += Assert(~(dut.norm.valid & dropped), "an aborted tile never ends")
+    return m
+
+
 _drop_key = glitch("comb", lambda b: b.key.valid.eq(0))
 
 
@@ -149,6 +168,9 @@ _repeat_key = glitch("comb", lambda b: b.key.payload.pos.eq(0))
 
 
 _extra_beat = glitch("comb", lambda b: b.q_in.ready.eq(1))
+
+
+_end_anyway = glitch("comb", lambda b: b.norm.valid.eq(1))
 
 
 def _hang(block, m, glitch):
@@ -169,6 +191,8 @@ PROPERTIES = [
     Property("controller", "no_deadlock", "with waits of at most 2 cycles, every tile ends within its bound",
              _no_deadlock, "pdr", 0, broken(_hang), "never ends a tile once a fault strikes",
              mutant_depth=40),
+    Property("controller", "abort_drops", "with aborts at any time, a tile aborted before it offers its end never "
+             "ends", _abort_drops, "pdr", 0, broken(_end_anyway), "offers a tile's end nobody asked for"),
 ]
 # The same four with Q preloading (q_double_buffer): the next tile loads while one runs.
 PRELOAD = FORMAL.replace(q_double_buffer=True)

@@ -201,9 +201,11 @@ class Controller(Block):
         """With ``q_double_buffer``: a loaded tile starts once the run is idle (and, single-buffered, the
         OP-CIM free): the swap, the loaded fields into the run's. Returns the start strobe."""
         c = self._cfg
+        # Not in an abort's cycle: the abort drops the loaded tile, which must not start as it goes
+        # (formal/controller.py abort_drops found it running whole after an abort in its swap cycle).
         start = Signal()
         m.d.comb += [start.eq((ld.state == _State.KEYS) & (tile.state == _State.IDLE)
-                              & (self.op_free if not c.double_buffer else 1)),
+                              & (self.op_free if not c.double_buffer else 1) & ~self.abort_tile),
                      self.swap.eq(start)]
         with m.If(start):
             m.d.sync += [ld.state.eq(_State.IDLE), tile.state.eq(_State.KEYS), tile.was_drained.eq(0)]
