@@ -1,6 +1,6 @@
 """The AXI top (hw/axi.py) driven by cocotbext-axi: real heads bit-exact, counters over AXI-Lite, errors.
 
-Verilator: the first 96 tokens of a SmolLM2-135M head (layer 12, causal; 24 tiles) on the test
+Verilator: the first 64 tokens of a SmolLM2-135M head (layer 12, causal; 16 tiles) on the test
 preset at SmolLM2's head_dim, under random backpressure on every stream (bench/throughput.py and
 `fusioncim simulate` run whole heads). Icarus: a short MiniLM-L6 head (24
 tokens). Both also run the register, interrupt and error tests of tb/engine_axi_tests.py.
@@ -22,7 +22,7 @@ from fusioncim.sim.simulate import plan
 
 CASES = {
     # kv_depth 260 and 48: not powers of two, so a KV address beyond the buffer is representable.
-    "verilator": (PRESETS["test"].replace(head_dim=64, max_seq_len=300, kv_depth=260), "smollm2-L12-T256.npz", 96),
+    "verilator": (PRESETS["test"].replace(head_dim=64, max_seq_len=300, kv_depth=260), "smollm2-L12-T256.npz", 64),
     "icarus": (PRESETS["test"].replace(head_dim=32, kv_depth=48), "minilm-L02-T256.npz", 24),
 }
 TESTS = 6          # cocotb tests in the two modules, one simulation

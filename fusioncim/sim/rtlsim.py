@@ -52,7 +52,7 @@ BUILD_RECIPE = "5: ports-only VPI, pch stub, Icarus time-0 evaluation, -O0, one 
 
 # Verilator's makefile compiles the model as one unit (Vtop__ALL.cpp includes every file) instead of
 # splitting it into compiler runs: each run parses Verilator's headers again, which at -O0 costs more than
-# the code (bench/verilator_split.py: split builds took 1.50x as long at the test preset, 1.22x at the
+# the code (bench/verilator_split.py: split builds took 1.73x as long at the test preset, 1.51x at the
 # default even with make -j 2 on both cores).
 ONE_FILE = ["--output-split", "0", "--output-split-cfuncs", "0"]
 
