@@ -34,7 +34,7 @@ from amaranth.back import verilog
 from amaranth.hdl import Module, Mux, Signal, signed
 
 from fusioncim.core.config import PRESETS
-from fusioncim.hw.op_cim import OpColumn
+from fusioncim.hw.op_cim import OpColumn, clear_or_bank
 from fusioncim.synth.area import GENERIC_LIBERTY, check_liberty, synthesise
 
 
@@ -93,12 +93,7 @@ class Variant(OpColumn):
                         m.d.comb += weighted.eq(prod << (g * digit_bits))
                 base = a >> Mux(self.digit_no == 0, shifts[r], 0) if "merged" in self.changes else a
                 m.d.sync += a.eq(base + weighted)
-        with m.If(self.clear):
-            m.d.sync += [a.eq(0) for a in acc]
-        with m.If(self.end_tile):
-            if c.double_buffer:
-                m.d.sync += [h.eq(a) for h, a in zip(self.held, acc)]
-            m.d.sync += [a.eq(0) for a in acc]
+        clear_or_bank(m, c, self, acc)
         return m
 
 

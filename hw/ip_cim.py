@@ -167,6 +167,21 @@ class IpCim(Block):
         return m
 
 
+def store_q(m, c: EngineConfig, row):
+    """The row's stored Q vector ``row.q``, written from ``row.wr_data`` on ``row.wr_en`` (with
+    ``q_double_buffer`` into a shadow bank that ``row.swap`` moves in). Also the storage part of
+    ``fusioncim.synth.breakdown``."""
+    if c.q_double_buffer:
+        shadow = Signal(data_row(c), name="q_shadow")
+        with m.If(row.wr_en):
+            m.d.sync += shadow.eq(row.wr_data)
+        with m.If(row.swap):
+            m.d.sync += row.q.eq(shadow)
+    else:
+        with m.If(row.wr_en):
+            m.d.sync += row.q.eq(row.wr_data)
+
+
 class IpRow(Cell):
     """One row of the IP-CIM array: a stored Q vector, its multipliers and adder tree, and the row's
     shift-accumulator ``acc = acc * 2**bpc + partial`` (the first digit clears it).
@@ -203,15 +218,7 @@ class IpRow(Cell):
     def elaborate(self, platform):
         m = Module()
         c = self._cfg
-        if c.q_double_buffer:
-            shadow = Signal(data_row(c), name="q_shadow")
-            with m.If(self.wr_en):
-                m.d.sync += shadow.eq(self.wr_data)
-            with m.If(self.swap):
-                m.d.sync += self.q.eq(shadow)
-        else:
-            with m.If(self.wr_en):
-                m.d.sync += self.q.eq(self.wr_data)
+        store_q(m, c, self)
         partial_width = c.data_bits + c.ip_bits_per_cycle + 1 + max(c.head_dim - 1, 0).bit_length()
         width, digit_bits = c.data_bits, c.ip_bits_per_cycle
         digits = []

@@ -27,7 +27,8 @@ from ..core.schedule import NormPhase, norm_cycles, quotient_bits
 from .common import Block, Cell, add_cell, data_row
 from .softmax import sums_layout
 
-__all__ = ["OpCim", "Normaliser", "OpColumn", "DivColumn", "kv_in_layout", "norm_in_layout", "o_out_layout", "acc_row_layout"]
+__all__ = ["OpCim", "Normaliser", "OpColumn", "DivColumn", "kv_in_layout", "norm_in_layout", "o_out_layout", "acc_row_layout",
+           "clear_or_bank"]
 
 
 def kv_in_layout(c: EngineConfig):
@@ -442,13 +443,20 @@ class OpColumn(Cell):
                     with m.If(self.digit_no == g):
                         m.d.comb += weighted.eq(prod << (g * digit_bits))
                 m.d.sync += a.eq(a + weighted)
-        with m.If(self.clear):
-            m.d.sync += [a.eq(0) for a in acc]
-        with m.If(self.end_tile):
-            if c.double_buffer:
-                m.d.sync += [h.eq(a) for h, a in zip(self.held, acc)]
-            m.d.sync += [a.eq(0) for a in acc]
+        clear_or_bank(m, c, self, acc)
         return m
+
+
+def clear_or_bank(m, c: EngineConfig, col, acc):
+    """The accumulators ``acc`` cleared on ``col.clear``, and at ``col.end_tile`` (double-buffered first copied
+    into ``col.held``). After the column's updates, so they win. Also in ``fusioncim.synth.breakdown`` and
+    ``bench/op_column_cuts.py``."""
+    with m.If(col.clear):
+        m.d.sync += [a.eq(0) for a in acc]
+    with m.If(col.end_tile):
+        if c.double_buffer:
+            m.d.sync += [h.eq(a) for h, a in zip(col.held, acc)]
+        m.d.sync += [a.eq(0) for a in acc]
 
 
 def _read(m, rows, sel, out):

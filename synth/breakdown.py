@@ -50,6 +50,7 @@ def _rows(shape, c):
 
 def op_column_parts(c: EngineConfig):
     """The OP-CIM column's functions, each over all ``rows`` accumulators: {name: component}."""
+    from ..hw.op_cim import clear_or_bank
     b, n_digits = c.op_bits_per_cycle, c.op_cycles_per_key
     prod_shape, acc = signed(b + c.v_width + 1), signed(c.acc_width)
 
@@ -74,12 +75,7 @@ def op_column_parts(c: EngineConfig):
             m.d.sync += s.acc.eq(s.shifted)
         with m.If(s.step):
             m.d.sync += s.acc.eq(s.sum)
-        with m.If(s.clear):
-            m.d.sync += s.acc.eq(0)
-        with m.If(s.end_tile):
-            if c.double_buffer:
-                m.d.sync += s.held.eq(s.acc)
-            m.d.sync += s.acc.eq(0)
+        clear_or_bank(m, c, s, list(s.acc))
 
     digit_no = range(max(n_digits, 2))
     return {
@@ -101,7 +97,7 @@ def op_column_parts(c: EngineConfig):
 def ip_row_parts(c: EngineConfig):
     """The IP-CIM row's functions: {name: component}."""
     from ..hw.common import data_row
-    from ..hw.ip_cim import _adder_tree
+    from ..hw.ip_cim import _adder_tree, store_q
     b, d = c.ip_bits_per_cycle, c.head_dim
     digit, prod = signed(b + 1), signed(c.data_bits + b + 1)
     partial = signed(c.data_bits + b + 1 + max(d - 1, 0).bit_length())
@@ -116,15 +112,7 @@ def ip_row_parts(c: EngineConfig):
         m.d.comb += s.acc_next.eq(Mux(s.first, 0, s.acc << b) + s.partial)
 
     def storage(m, s):
-        if c.q_double_buffer:
-            shadow = Signal(data_row(c), name="q_shadow")
-            with m.If(s.wr_en):
-                m.d.sync += shadow.eq(s.wr_data)
-            with m.If(s.swap):
-                m.d.sync += s.q.eq(shadow)
-        else:
-            with m.If(s.wr_en):
-                m.d.sync += s.q.eq(s.wr_data)
+        store_q(m, c, s)
         # The accumulator's top ip_bits_per_cycle bits are shifted out unread (acc << b): the cell has no
         # flip-flops for them, and neither has this part.
         acc = Signal(signed(c.score_bits - b), name="acc")
