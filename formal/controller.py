@@ -22,12 +22,14 @@ def tile_bound(config, stall=STALL):
     return config.rows * (2 * stall + 1) + config.kv_keys * (stall + 1) + 2 * stall + 2
 
 
-def _env(m, dut, config=None, fair=False):
-    """Free inputs that obey the stream rule; ``fair``: no handshake waits more than STALL cycles."""
+def _env(m, dut, config=None, fair=False, aborts=False):
+    """Free inputs that obey the stream rule; ``fair``: no handshake waits more than STALL cycles;
+    ``aborts``: ``abort_tile`` free too (else held low)."""
     h = Harness(m, dut)
     h.holds(dut.cmd, "cmd", Assume)
     h.holds(dut.q_in, "q_in", Assume)
-    no_abort(m, dut)
+    if not aborts:
+        no_abort(m, dut)
     if fair:
         h.stalls_at_most(~dut.q_in.valid, STALL, "q_in")
         for name in ("q_wr", "row_wr", "key", "norm"):
@@ -148,9 +150,7 @@ def _abort_drops(config, cls):
     # never ends on norm; the next tile to start is whole again.
     m = Module()
     dut = cls(config)
-    h = Harness(m, dut)
-    h.holds(dut.cmd, "cmd", Assume)
-    h.holds(dut.q_in, "q_in", Assume)
+    _env(m, dut, aborts=True)
     _, _, _, run_start = _tile(m, dut, config)
     dropped = Signal(name="dropped")
     with m.If(run_start):
@@ -194,7 +194,7 @@ PROPERTIES = [
     Property("controller", "abort_drops", "with aborts at any time, a tile aborted before it offers its end never "
              "ends", _abort_drops, "pdr", 0, broken(_end_anyway), "offers a tile's end nobody asked for"),
 ]
-# The same four with Q preloading (q_double_buffer): the next tile loads while one runs.
+# Each of the above again with Q preloading (q_double_buffer): the next tile loads while one runs.
 PRELOAD = FORMAL.replace(q_double_buffer=True)
 PROPERTIES += [replace(p, name=f"{p.name}_preload", text=f"{p.text} (Q preloading)", config=PRELOAD)
                for p in PROPERTIES]

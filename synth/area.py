@@ -265,17 +265,13 @@ def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeo
         key = hashlib.sha256(b"%d\0%s\0" % (FLOW_VERSION, block.encode()) + verilog.read_bytes() + b"\0"
                              + lib_text).hexdigest()[:24]
         cached = cache_dir() / f"{block}-{key}.json"
-        if cache and cached.exists():
-            try:
-                result = json.loads(cached.read_text())
-                touch(cached)                       # last use, for `fusioncim cache` and the size cap
-                # The same Verilog from a changed generator: index it under this config too, so that
-                # `cached_result` (the report) finds what `fusioncim area` just gave.
-                _index(block, cfg, result, flat, liberty, only_if_missing=True)
-                result["cached"] = True
-                return result
-            except (OSError, ValueError):
-                pass                        # a damaged cache entry: synthesise again
+        result = read_cached(cached) if cache else None
+        if result is not None:
+            # The same Verilog from a changed generator: index it under this config too, so that
+            # `cached_result` (the report) finds what `fusioncim area` just gave.
+            _index(block, cfg, result, flat, liberty, only_if_missing=True)
+            result["cached"] = True
+            return result
         result = synthesise(verilog, block, work, liberty, lib_text, timeout)
         result["sram_bits"] = sram_bits(block, cfg)
         result["sram_um2"] = round(sram_area_um2(result["sram_bits"]), 1)
@@ -284,6 +280,17 @@ def estimate(block: str, cfg: EngineConfig, *, liberty=None, workdir=None, timeo
             _index(block, cfg, result, flat, liberty)
         result["cached"] = False
         return result
+
+
+def read_cached(path):
+    """The JSON result cached at ``path``, marked as used (for `fusioncim cache` and the size cap); None when
+    there is none or it is damaged (the caller synthesises again)."""
+    try:
+        result = json.loads(Path(path).read_text())
+        touch(path)
+    except (OSError, ValueError):
+        return None
+    return result
 
 
 def _index(block, cfg, result, flat, liberty, only_if_missing=False):

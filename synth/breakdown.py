@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..core.config import EngineConfig
 from ..core.files import atomic_write
-from .area import FLOW_VERSION, GENERIC_LIBERTY, cache_dir, check_liberty, synthesise
+from .area import FLOW_VERSION, GENERIC_LIBERTY, cache_dir, check_liberty, read_cached, synthesise
 
 __all__ = ["breakdown", "CELLS", "lines"]
 
@@ -157,11 +157,9 @@ def _synth(component, top, lib_text):
     text = verilog.convert(component, name=top, emit_src=False)
     key = hashlib.sha256(b"%d\0breakdown\0" % FLOW_VERSION + text.encode() + b"\0" + lib_text).hexdigest()[:24]
     cached = cache_dir() / f"breakdown-{key}.json"
-    if cached.exists():
-        try:
-            return json.loads(cached.read_text())
-        except (OSError, ValueError):
-            pass                                # a damaged entry: synthesise again
+    out = read_cached(cached)
+    if out is not None:
+        return out
     with tempfile.TemporaryDirectory(prefix="fusioncim-breakdown-") as tmp:
         path = Path(tmp) / f"{top}.v"
         path.write_text(text)

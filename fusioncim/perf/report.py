@@ -8,6 +8,7 @@ paper's claims.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -173,18 +174,13 @@ def check_rates_file(cfg, files):
     return True
 
 
+@functools.cache
 def shipped_rates(cfg):
     """Step 3 of :func:`patterns`: measured now on the shipped 256-token files, once per process and config
     (a report of several workloads asks for the same rates again; the files and the golden model do not
     change while the process runs)."""
-    key = json.dumps(cfg.to_dict(), sort_keys=True)
-    if key not in _SHIPPED:
-        _SHIPPED[key] = _with_origin(measure(cfg, shipped_files()), "measured now on the shipped files "
-                                                                    "fusioncim/data/real/smollm2-*.npz")
-    return _SHIPPED[key]
-
-
-_SHIPPED: dict = {}
+    return _with_origin(measure(cfg, shipped_files()), "measured now on the shipped files "
+                                                       "fusioncim/data/real/smollm2-*.npz")
 
 
 def _with_origin(pats, origin):
